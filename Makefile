@@ -1,0 +1,56 @@
+# The two commands: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint bench migrate worker beat lock screenshots clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## Serve the portal on http://127.0.0.1:8000 with demo data (SQLite, eager Celery, console email).
+run: migrate
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+## The whole test suite on whatever DATABASE_URL / CELERY_BROKER_URL say (SQLite by default).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+## Benchmarks on PostgreSQL (see bench/README.md); not part of `make test`.
+bench: install
+	$(BIN)/python -m bench
+
+worker: install
+	$(BIN)/celery -A loyalty_site worker --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A loyalty_site beat --loglevel=INFO
+
+## Re-pin the resolved dependency set after changing pyproject.toml.
+lock:
+	rm -rf /tmp/loyalty-lock-venv && $(PYTHON) -m venv /tmp/loyalty-lock-venv
+	/tmp/loyalty-lock-venv/bin/pip install --quiet ".[dev]"
+	/tmp/loyalty-lock-venv/bin/pip freeze --exclude-editable | grep -v '^loyalty-loop' > requirements.lock
+
+screenshots: install
+	$(BIN)/python -m pytest tests/test_screenshots.py -m browser --screenshots
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,209 @@
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, Q
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from accounts import services
+from accounts.models import ApiKey, AuditLog, ConsentEvent, ExternalId, Member, Partner, Scope, User
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "name", "is_staff", "is_active", "date_joined"]
+    search_fields = ["email", "name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        ("Dates", {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+class ExternalIdInline(ReadOnlyInline):
+    model = ExternalId
+    fields = ["partner", "external_id", "created_at"]
+    readonly_fields = fields
+
+
+class ConsentEventInline(ReadOnlyInline):
+    model = ConsentEvent
+    fields = ["created_at", "purpose", "channel", "source", "partner"]
+    readonly_fields = fields
+    verbose_name_plural = "Consent history"
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "email", "points_available", "points_pending", "created_at", "has_login"]
+    list_filter = [("user", admin.EmptyFieldListFilter), ("erased_at", admin.EmptyFieldListFilter)]
+    search_fields = ["email", "first_name", "last_name", "phone", "referral_code", "external_ids__external_id"]
+    search_help_text = "Email, name, phone, referral code or a partner's external id."
+    date_hierarchy = "created_at"
+    inlines = [ExternalIdInline, ConsentEventInline]
+    readonly_fields = [
+        "user", "referral_code", "points_available", "points_pending", "points_owed", "last_activity_at",
+        "offers_channel", "reminders_channel", "surveys_channel", "created_at", "updated_at", "erased_at",
+    ]
+    fieldsets = [
+        ("Profile", {"fields": ["email", "first_name", "last_name", "birthday", "phone", "user", "referral_code"]}),
+        ("Communication preferences (set by the member)", {
+            "fields": ["offers_channel", "reminders_channel", "surveys_channel"],
+        }),
+        ("Points", {"fields": ["points_available", "points_pending", "points_owed", "last_activity_at"]}),
+        ("Dates", {"fields": ["created_at", "updated_at", "erased_at"]}),
+    ]
+
+    @admin.display(boolean=True, description="Portal login")
+    def has_login(self, obj):
+        return obj.user_id is not None
+
+    def has_add_permission(self, request):
+        # Members come from signups and partners; a hand-made one would have no login and no id.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Members are erased (personal data removed), never deleted: their ledger is the books.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        before = {field: str(form.initial.get(field, "")) for field in form.changed_data}
+        super().save_model(request, obj, form, change)
+        if form.changed_data:
+            AuditLog.objects.create(
+                action="member.profile_edited", member=obj, actor_user=request.user, subject=f"member:{obj.pk}",
+                before=before, after={field: str(form.cleaned_data.get(field, "")) for field in form.changed_data},
+            )
+
+
+class ApiKeyInline(ReadOnlyInline):
+    model = ApiKey
+    fields = ["name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "is_active", "active_keys", "members", "created_at"]
+    search_fields = ["name"]
+    inlines = [ApiKeyInline]
+    fields = ["name", "is_active", "created_at"]
+    readonly_fields = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            _keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True), distinct=True),
+            _members=Count("external_ids", distinct=True),
+        )
+
+    @admin.display(description="Active keys", ordering="_keys")
+    def active_keys(self, obj):
+        return obj._keys
+
+    @admin.display(description="Members", ordering="_members")
+    def members(self, obj):
+        return obj._members
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ApiKey
+        fields = ["partner", "name", "scopes"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "partner", "prefix", "scope_list", "created_at", "last_used_at", "status"]
+    list_filter = ["partner", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "partner__name"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["partner", "name", "scopes"]
+        return ["partner", "name", "prefix", "scopes", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj):
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="Status")
+    def status(self, obj):
+        if obj.revoked_at:
+            return format_html('<span style="color:#b91c1c">revoked {}</span>', obj.revoked_at.date())
+        return "active"
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        key, raw = services.api_key_create(
+            partner=form.cleaned_data["partner"], name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"], actor_user=request.user,
+        )
+        obj.pk = key.pk
+        # Kept on the request only: the response below shows it once, nothing stores it.
+        request._new_api_key = raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Copy the new API key now",
+            "api_key": ApiKey.objects.get(pk=obj.pk),
+            "raw_key": request._new_api_key,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/accounts/apikey/created.html", context)
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            services.api_key_revoke(api_key=key, actor_user=request.user, reason="revoked in the admin")
+        messages.success(request, "Revoked. Calls with these keys now get 401.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "actor", "member", "subject", "reason"]
+    list_filter = ["action"]
+    search_fields = ["action", "subject", "reason", "member__email"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor_user", "actor_partner", "member"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,101 @@
+from datetime import date
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Channel, Scope
+from accounts.selectors import member_api_representation, member_for_partner
+from accounts.services import member_upsert_for_partner
+
+
+class ErrorSerializer(serializers.Serializer):
+    class ErrorBody(serializers.Serializer):
+        code = serializers.CharField()
+        message = serializers.CharField()
+        fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+    error = ErrorBody()
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names each bad value."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, unknown or revoked API key."),
+    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope this call needs."),
+    404: OpenApiResponse(ErrorSerializer, description="No such member or resource."),
+}
+
+
+class ConsentsSerializer(serializers.Serializer):
+    offers = serializers.ChoiceField(choices=Channel.choices, required=False)
+    reminders = serializers.ChoiceField(choices=Channel.choices, required=False)
+    surveys = serializers.ChoiceField(choices=Channel.choices, required=False)
+
+
+class MemberInSerializer(serializers.Serializer):
+    external_id = serializers.CharField(max_length=100)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    birthday = serializers.DateField(required=False, allow_null=True)
+    phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
+    consents = ConsentsSerializer(required=False)
+
+    def validate_birthday(self, value):
+        if value and not (date(1900, 1, 1) <= value <= date.today()):
+            raise serializers.ValidationError("Must be a date between 1900-01-01 and today.")
+        return value
+
+
+class PointsOutSerializer(serializers.Serializer):
+    class Expiring(serializers.Serializer):
+        points = serializers.IntegerField()
+        expires_at = serializers.DateTimeField()
+
+    available = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    owed = serializers.IntegerField(help_text="Points a refund took back after they were spent.")
+    expiring_soon = Expiring(many=True)
+
+
+class MemberOutSerializer(MemberInSerializer):
+    referral_code = serializers.CharField()
+    member_since = serializers.DateTimeField()
+    has_portal_login = serializers.BooleanField()
+    points = PointsOutSerializer()
+    tier = serializers.DictField(allow_null=True)
+    badges = serializers.ListField(child=serializers.DictField())
+
+
+class MemberUpsertApi(APIView):
+    scopes = {"POST": Scope.MEMBERS_WRITE}
+
+    @extend_schema(
+        operation_id="members_upsert",
+        request=MemberInSerializer,
+        responses={200: MemberOutSerializer, 201: MemberOutSerializer, **ERRORS},
+        description="Create or update the member you know as `external_id`. Only the fields you send "
+        "change. A member who already exists with this email (for example, signed up in the portal) "
+        "is linked to your id, not duplicated.",
+    )
+    def post(self, request):
+        serializer = MemberInSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        external_id = data.pop("external_id")
+        consents = data.pop("consents", {})
+        member, created = member_upsert_for_partner(
+            partner=request.user, external_id=external_id, data=data, consents=consents
+        )
+        body = member_api_representation(member=member, partner=request.user, external_id=external_id)
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class MemberDetailApi(APIView):
+    scopes = {"GET": Scope.MEMBERS_READ}
+
+    @extend_schema(operation_id="members_retrieve", responses={200: MemberOutSerializer, **ERRORS})
+    def get(self, request, external_id: str):
+        member = member_for_partner(partner=request.user, external_id=external_id)
+        return Response(member_api_representation(member=member, partner=request.user, external_id=external_id))

@@ -1,0 +1,32 @@
+import importlib
+import random
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.demo import DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD, DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD
+
+
+class Command(BaseCommand):
+    help = "Fill the database with a believable demo program. Safe to run again: it adds only what is missing."
+
+    def handle(self, *args, **options):
+        rng = random.Random(20261123)
+        context: dict = {}
+        # Each app seeds its own part, in dependency order; later apps read what earlier ones made.
+        for app in ("accounts", "rewards", "community", "feedback", "insights"):
+            if app not in settings.INSTALLED_APPS:
+                continue
+            try:
+                module = importlib.import_module(f"{app}.demo")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{app}.demo":
+                    raise
+                continue
+            with transaction.atomic():
+                context.update(module.seed(rng=rng, stdout=self.stdout, context=context) or {})
+            self.stdout.write(f"  seeded {app}")
+        self.stdout.write(self.style.SUCCESS("Demo data is ready."))
+        self.stdout.write(f"  member portal: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}")
+        self.stdout.write(f"  staff admin:   {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}  (http://127.0.0.1:8000/admin/)")

@@ -1,0 +1,46 @@
+"""Reads about members that more than one place needs."""
+
+from accounts.models import ExternalId, Member, Partner
+from loyalty_site.errors import NotFound
+
+# Apps add fields to the partner API's member representation: ``fn(member, partner) -> dict``.
+MEMBER_API_SECTIONS: list = []
+
+
+def member_for_partner(*, partner: Partner, external_id: str, lock: bool = False) -> Member:
+    """The member ``partner`` knows as ``external_id``, or ``NotFound`` naming the field."""
+    link = ExternalId.objects.filter(partner=partner, external_id=external_id).values("member_id").first()
+    if link is None:
+        raise NotFound(
+            f"No member with external_id {external_id!r}.",
+            code="unknown_member",
+            fields={"member": f"No member with external_id {external_id!r}."},
+        )
+    members = Member.objects.select_for_update(no_key=True) if lock else Member.objects
+    return members.get(pk=link["member_id"])
+
+
+def member_api_representation(*, member: Member, partner: Partner, external_id: str) -> dict:
+    data = {
+        "external_id": external_id,
+        "email": member.email,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "birthday": member.birthday.isoformat() if member.birthday else None,
+        "phone": member.phone,
+        "consents": {
+            "offers": member.offers_channel,
+            "reminders": member.reminders_channel,
+            "surveys": member.surveys_channel,
+        },
+        "referral_code": member.referral_code,
+        "member_since": member.created_at.isoformat(),
+        "has_portal_login": member.user_id is not None,
+        "points": {"available": member.points_available, "pending": member.points_pending,
+                   "owed": member.points_owed, "expiring_soon": []},
+        "tier": None,
+        "badges": [],
+    }
+    for section in MEMBER_API_SECTIONS:
+        data.update(section(member=member, partner=partner))
+    return data

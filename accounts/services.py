@@ -1,0 +1,381 @@
+"""Writes on members, partners and API keys. Every change of state goes through here."""
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import (
+    ApiKey,
+    AuditLog,
+    Channel,
+    ConsentEvent,
+    ExternalId,
+    Member,
+    Partner,
+    Purpose,
+    Scope,
+    User,
+)
+from loyalty_site.errors import Conflict, Invalid
+
+PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
+_PHONE_JUNK = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_EXTERNAL_ID = re.compile(r"^[^\s/]{1,100}$")
+# No 0/O, 1/I/L: codes are read aloud and typed from paper receipts.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def normalize_email(email: str | None) -> str:
+    return (email or "").strip().lower()
+
+
+def normalize_phone(phone: str | None) -> str:
+    """Return the phone in E.164 (``+441234567890``), or raise ``Invalid``.
+
+    Spaces, dashes, dots and brackets are dropped and a leading ``00`` becomes ``+``. Numbers
+    without a country code are refused rather than guessed.
+    """
+    raw = _PHONE_JUNK.sub("", phone or "")
+    if not raw:
+        return ""
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    if not _E164.match(raw):
+        raise Invalid(
+            "Enter the number with its country code, for example +441234567890.",
+            fields={"phone": "Enter the number with its country code, for example +441234567890."},
+        )
+    return raw
+
+
+def validate_external_id(external_id: str) -> str:
+    external_id = (external_id or "").strip()
+    if not _EXTERNAL_ID.match(external_id):
+        raise Invalid(
+            "external_id must be 1 to 100 characters without spaces or slashes.",
+            fields={"external_id": "Must be 1 to 100 characters without spaces or slashes."},
+        )
+    return external_id
+
+
+def referral_code_generate(*, first_name: str = "") -> str:
+    """A code like ``ADA-7K2Q``: readable, and unique (checked here, guaranteed by the index)."""
+    letters = "".join(ch for ch in first_name.upper() if "A" <= ch <= "Z")[:3] or "LL"
+    for length in (4, 4, 4, 6, 8):
+        code = f"{letters}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(length))}"
+        if not Member.objects.filter(referral_code=code).exists():
+            return code
+    raise RuntimeError("Could not find a free referral code.")
+
+
+def _audit(*, action: str, member: Member | None = None, actor_user: User | None = None,
+           actor_partner: Partner | None = None, subject: str = "", before=None, after=None,
+           reason: str = "") -> AuditLog:
+    return AuditLog.objects.create(
+        action=action, member=member, actor_user=actor_user, actor_partner=actor_partner,
+        subject=subject, before=before, after=after, reason=reason,
+    )
+
+
+def _record_consents(*, member: Member, consents: dict[str, str], source: str,
+                     partner: Partner | None = None) -> list[str]:
+    """Set communication preferences, logging each one that actually changes."""
+    changed = []
+    for purpose, channel in consents.items():
+        if purpose not in Purpose.values:
+            raise Invalid(f"Unknown purpose {purpose!r}.", fields={f"consents.{purpose}": "Unknown purpose."})
+        if channel not in Channel.values:
+            raise Invalid(
+                f"Unknown channel {channel!r}.",
+                fields={f"consents.{purpose}": f"Choose one of {', '.join(Channel.values)}."},
+            )
+        if channel == Channel.SMS and not member.phone:
+            raise Invalid(
+                "SMS needs a phone number.", fields={f"consents.{purpose}": "Add a phone number to get SMS."}
+            )
+        if member.channel_for(purpose) != channel:
+            setattr(member, f"{purpose}_channel", channel)
+            ConsentEvent.objects.create(member=member, purpose=purpose, channel=channel, source=source, partner=partner)
+            changed.append(f"{purpose}_channel")
+    return changed
+
+
+def _member_create(*, email: str = "", first_name: str = "", last_name: str = "",
+                   birthday: date | None = None, phone: str = "", user: User | None = None) -> Member:
+    member = Member.objects.create(
+        email=email, first_name=first_name, last_name=last_name, birthday=birthday, phone=phone,
+        user=user, referral_code=referral_code_generate(first_name=first_name),
+    )
+    for hook in MEMBER_CREATED_HOOKS:
+        hook(member=member)
+    return member
+
+
+# Other apps react to a new member (a signup bonus, a welcome email) by adding a hook here in
+# their AppConfig.ready(); each hook runs inside the transaction that creates the member.
+MEMBER_CREATED_HOOKS: list[Callable[..., None]] = []
+
+
+def _check_email_free(*, email: str, member: Member | None) -> None:
+    if not email:
+        return
+    clash = Member.objects.filter(email=email).exclude(pk=member.pk if member else None).exists()
+    if clash:
+        raise Conflict(
+            "Another member already uses this email address.",
+            code="email_taken",
+            fields={"email": "Another member already uses this email address."},
+        )
+
+
+def member_upsert_for_partner(*, partner: Partner, external_id: str, data: dict[str, Any],
+                              consents: dict[str, str] | None = None) -> tuple[Member, bool]:
+    """Create or update the member that ``partner`` calls ``external_id``.
+
+    Only the keys present in ``data`` change. Guarantees: one member per (partner, external id),
+    also under concurrent calls (the unique index decides, the loser re-reads); a member already
+    known by this email (signed up in the portal, or sent by another partner) is linked, never
+    duplicated; an email that belongs to a different member is refused with ``Conflict``.
+    """
+    external_id = validate_external_id(external_id)
+    data = {key: value for key, value in data.items() if key in PROFILE_FIELDS}
+    if "email" in data:
+        data["email"] = normalize_email(data["email"])
+    if "phone" in data:
+        data["phone"] = normalize_phone(data["phone"])
+
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _member_upsert(partner=partner, external_id=external_id, data=data, consents=consents or {})
+        except IntegrityError:
+            # A concurrent call created the same link or email first; the next pass finds it.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, bool]:
+    link = ExternalId.objects.filter(partner=partner, external_id=external_id).first()
+    created = False
+    if link is not None:
+        member = Member.objects.select_for_update(no_key=True).get(pk=link.member_id)
+        if "email" in data:
+            _check_email_free(email=data["email"], member=member)
+    else:
+        member = None
+        if data.get("email"):
+            member = Member.objects.select_for_update(no_key=True).filter(email=data["email"]).first()
+        if member is None:
+            member = _member_create(**data)
+            created = True
+        links = ExternalId.objects.filter(partner=partner, member=member)
+        known_as = links.values_list("external_id", flat=True).first()
+        if known_as is None:
+            ExternalId.objects.create(partner=partner, member=member, external_id=external_id)
+        elif known_as != external_id:
+            raise Conflict(
+                "This email belongs to a member you already know under another external_id.",
+                code="email_taken",
+                fields={"email": "This email belongs to a member you know under another external_id."},
+            )
+        # else: a concurrent call linked this very id while we waited for the lock; update it.
+
+    changed = []
+    if not created:
+        for key, value in data.items():
+            if getattr(member, key) != value:
+                setattr(member, key, value)
+                changed.append(key)
+    changed += _record_consents(member=member, consents=consents, source="api", partner=partner)
+    if changed:
+        member.save(update_fields=[*changed, "updated_at"])
+    return member, created
+
+
+def member_attach_user(*, user: User, email: str) -> Member:
+    """Give a user who has just verified ``email`` their member.
+
+    A member a partner created earlier with the same email becomes this user's member: the
+    verification proves the person controls that address. Otherwise a new member is created.
+    """
+    existing = Member.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    email = normalize_email(email)
+    with transaction.atomic():
+        member = (
+            Member.objects.select_for_update(no_key=True)
+            .filter(email=email, user__isnull=True, erased_at__isnull=True)
+            .first()
+        )
+        if member is not None:
+            member.user = user
+            member.save(update_fields=["user", "updated_at"])
+            return member
+        if Member.objects.filter(email=email).exists():
+            # The address belongs to another login's member (it changed hands); do not share it.
+            email = ""
+        return _member_create(user=user, email=email)
+
+
+def member_get_or_create_for_user(*, user: User) -> Member:
+    member = Member.objects.filter(user=user).first()
+    return member or member_attach_user(user=user, email=user.email)
+
+
+def member_change_email(*, member: Member, email: str) -> Member:
+    """Follow the login's new primary email, unless another member already has it."""
+    email = normalize_email(email)
+    with transaction.atomic():
+        _check_email_free(email=email, member=member)
+        member.email = email
+        member.save(update_fields=["email", "updated_at"])
+    return member
+
+
+def member_update_profile(*, member: Member, first_name: str, last_name: str, birthday: date | None,
+                          phone: str, consents: dict[str, str]) -> Member:
+    """Save the member's own profile edits from the portal."""
+    phone = normalize_phone(phone)
+    with transaction.atomic():
+        member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
+        member.first_name, member.last_name = first_name.strip(), last_name.strip()
+        member.birthday, member.phone = birthday, phone
+        _record_consents(member=member, consents=consents, source="portal")
+        member.save()
+        for hook in PROFILE_UPDATED_HOOKS:
+            hook(member=member)
+    return member
+
+
+PROFILE_UPDATED_HOOKS: list[Callable[..., None]] = []
+
+# Apps add a section to a member's data export: ``EXPORT_SECTIONS["points"] = fn(member) -> data``.
+EXPORT_SECTIONS: dict[str, Callable[[Member], Any]] = {}
+# Apps erase or anonymise what they hold about a member: ``fn(member) -> None``.
+ERASURE_HOOKS: list[Callable[[Member], None]] = []
+
+
+def member_export(*, member: Member) -> dict[str, Any]:
+    """Everything the program holds about a member, as JSON-ready data (GDPR access request)."""
+    data: dict[str, Any] = {
+        "exported_at": timezone.now().isoformat(),
+        "profile": {
+            "email": member.email,
+            "first_name": member.first_name,
+            "last_name": member.last_name,
+            "birthday": member.birthday.isoformat() if member.birthday else None,
+            "phone": member.phone,
+            "referral_code": member.referral_code,
+            "member_since": member.created_at.isoformat(),
+        },
+        "communication_preferences": {purpose: member.channel_for(purpose) for purpose in Purpose.values},
+        "consent_history": [
+            {"purpose": e.purpose, "channel": e.channel, "source": e.source, "at": e.created_at.isoformat()}
+            for e in member.consent_events.all()
+        ],
+        "partner_ids": [
+            {"partner": link.partner.name, "external_id": link.external_id}
+            for link in member.external_ids.select_related("partner")
+        ],
+    }
+    for name, section in EXPORT_SECTIONS.items():
+        data[name] = section(member)
+    return data
+
+
+def member_erase(*, member: Member, actor_user: User | None = None, reason: str = "") -> Member:
+    """Erase a member's personal data and delete their login; keep the program's books.
+
+    Ledger entries, orders and other activity stay (the store needs them for its accounts) but no
+    longer point at anything that identifies a person: profile fields are blanked, the partners'
+    customer ids and the consent history are deleted, and the login goes.
+    """
+    with transaction.atomic():
+        member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
+        if member.erased_at:
+            return member
+        user = member.user
+        member.email = member.first_name = member.last_name = member.phone = ""
+        member.birthday = None
+        member.offers_channel = member.reminders_channel = member.surveys_channel = Channel.NONE
+        member.erased_at = timezone.now()
+        member.user = None
+        member.save()
+        member.external_ids.all().delete()
+        member.consent_events.all().delete()
+        for hook in ERASURE_HOOKS:
+            hook(member)
+        _audit(action="member.erased", member=member, actor_user=actor_user, subject=f"member:{member.pk}",
+               reason=reason or "erasure requested")
+        if user is not None:
+            user.delete()
+    return member
+
+
+# --- Partners and API keys ---------------------------------------------------------------------
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _check_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(Scope.values))
+    if unknown:
+        raise Invalid(f"Unknown scopes: {', '.join(unknown)}.", fields={"scopes": f"Unknown: {', '.join(unknown)}"})
+    if not scopes:
+        raise Invalid("A key needs at least one scope.", fields={"scopes": "Choose at least one scope."})
+    return sorted(set(scopes))
+
+
+def partner_create(*, name: str, actor_user: User | None = None) -> Partner:
+    name = name.strip()
+    if not name:
+        raise Invalid("A partner needs a name.", fields={"name": "This field is required."})
+    if Partner.objects.filter(name__iexact=name).exists():
+        raise Conflict(f"A partner named {name!r} already exists.", fields={"name": "Already exists."})
+    with transaction.atomic():
+        partner = Partner.objects.create(name=name)
+        _audit(action="partner.created", actor_user=actor_user, subject=f"partner:{partner.pk}", after={"name": name})
+    return partner
+
+
+def api_key_create(*, partner: Partner, name: str, scopes: list[str],
+                   actor_user: User | None = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is never stored and never shown again."""
+    scopes = _check_scopes(scopes)
+    raw = "ll_" + secrets.token_urlsafe(32)
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            partner=partner, name=name.strip() or "API key", prefix=raw[:11], key_hash=hash_api_key(raw),
+            scopes=scopes, created_by=actor_user,
+        )
+        _audit(action="api_key.created", actor_user=actor_user, subject=f"api_key:{key.pk}",
+               after={"partner": partner.name, "name": key.name, "prefix": key.prefix, "scopes": scopes})
+    return key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None, reason: str = "") -> ApiKey:
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        if updated:
+            _audit(action="api_key.revoked", actor_user=actor_user, subject=f"api_key:{api_key.pk}",
+                   before={"prefix": api_key.prefix}, reason=reason)
+    api_key.refresh_from_db()
+    return api_key
+
+
+def api_key_touch(*, api_key: ApiKey) -> None:
+    """Note when a key was last used, at most once a minute so reads stay reads."""
+    now = timezone.now()
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now

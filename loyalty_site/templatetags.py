@@ -1,0 +1,32 @@
+"""Template helpers available in every template (registered as builtins in settings)."""
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def nav_item(context, url_name: str, label: str):
+    """A navigation link, marked ``aria-current`` on its own section; nothing if the page does not exist yet."""
+    try:
+        url = reverse(url_name)
+    except NoReverseMatch:
+        return ""
+    request = context.get("request")
+    path = request.path if request else ""
+    current = path == url or (url != "/" and path.startswith(url))
+    return format_html(
+        '<li><a href="{}"{}>{}</a></li>', url, mark_safe(' aria-current="page"') if current else "", label
+    )
+
+
+@register.filter
+def points(value) -> str:
+    """``1234`` -> ``1,234``: points are whole numbers, shown with thousands separators."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "0"

@@ -1,0 +1,195 @@
+"""Shared fixtures. Personas: alice and bob are members with portal logins, staff runs the
+program, the Tea Shop and the Coffee Bar are partners with API keys."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from accounts.models import Scope, User
+from accounts.services import api_key_create, member_attach_user, partner_create
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--screenshots", action="store_true", help="Write README screenshots to docs/screenshots.")
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.IS_POSTGRES
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+    have_browser = os.path.exists(CHROMIUM) and shutil.which("chromium") is not None
+    require_browser = os.environ.get("REQUIRE_BROWSER") == "1"
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
+        if "celery_worker" in item.keywords and (eager or not on_postgres):
+            item.add_marker(pytest.mark.skip(reason="needs a broker (CELERY_BROKER_URL) and PostgreSQL"))
+        if "browser" in item.keywords and not have_browser and not require_browser:
+            item.add_marker(pytest.mark.skip(reason="Debian's chromium is not installed"))
+        if "screenshots" in item.keywords and not config.getoption("--screenshots"):
+            item.add_marker(pytest.mark.skip(reason="run with --screenshots (make screenshots)"))
+
+
+ALL_SCOPES = list(Scope.values)
+
+
+def make_portal_member(email: str, password: str = "correct-horse-battery", **profile):
+    """A shopper who signed up and verified their email, as the signup flow leaves them."""
+    user = User.objects.create_user(email, password)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    member = member_attach_user(user=user, email=email)
+    for key, value in profile.items():
+        setattr(member, key, value)
+    if profile:
+        member.save()
+    return member
+
+
+@pytest.fixture
+def alice(db):
+    return make_portal_member("alice@example.com", first_name="Alice", last_name="Archer")
+
+
+@pytest.fixture
+def bob(db):
+    return make_portal_member("bob@example.com", first_name="Bob", last_name="Baker")
+
+
+@pytest.fixture
+def staff(db):
+    return User.objects.create_superuser("staff@example.com", "staff-password-1", name="Sam Staff")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice.user)
+    return client
+
+
+@pytest.fixture
+def tea_shop(db):
+    return partner_create(name="Tea Shop")
+
+
+@pytest.fixture
+def coffee_bar(db):
+    return partner_create(name="Coffee Bar")
+
+
+def partner_client(partner, scopes=None) -> APIClient:
+    _, raw = api_key_create(partner=partner, name="tests", scopes=scopes or ALL_SCOPES)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+    client.partner = partner
+    client.raw_key = raw
+    return client
+
+
+@pytest.fixture
+def api(tea_shop):
+    return partner_client(tea_shop)
+
+
+@pytest.fixture
+def coffee_api(coffee_bar):
+    return partner_client(coffee_bar)
+
+
+def pytest_configure(config):
+    # Real hashing is slow by design; tests only need it to be a hash.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        # A queue of this run's own: nothing left in Redis by an earlier run reaches our worker.
+        queue = os.environ.setdefault("CELERY_QUEUE", f"tests-{uuid.uuid4().hex[:12]}")
+        settings.CELERY_TASK_DEFAULT_QUEUE = queue
+        from loyalty_site.celery import app
+
+        app.conf.task_default_queue = queue
+    # Each xdist worker gets its own Redis cache database, so clearing it between tests (login
+    # rate limits live there) never touches another worker's keys.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    cache = settings.CACHES["default"]
+    if worker and cache["BACKEND"].endswith("RedisCache"):
+        base = cache["LOCATION"].rsplit("/", 1)[0]
+        cache["LOCATION"] = f"{base}/{2 + int(worker.removeprefix('gw'))}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+class WorkerHandle:
+    """A real ``celery worker`` process, consuming this run's queue, on the test database."""
+
+    def __init__(self, process, mail_dir: Path, log_path: Path):
+        self.process, self.mail_dir, self.log_path = process, mail_dir, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, predicate, timeout: float = 30, what: str = "the worker"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if result:
+                return result
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited:\n{self.log()}")
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}; worker log:\n{self.log()[-4000:]}")
+
+    def wait_for_email(self, predicate, timeout: float = 30) -> str:
+        def find():
+            for path in sorted(self.mail_dir.glob("*.log")):
+                text = path.read_text(errors="replace")
+                if predicate(text):
+                    return text
+            return None
+
+        return self.wait_for(find, timeout, "an email from the worker")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.db import connection
+
+    base = tmp_path_factory.mktemp("celery-worker")
+    mail_dir = base / "mail"
+    mail_dir.mkdir()
+    log_path = base / "worker.log"
+    database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env.update(DATABASE_URL=database_url, EMAIL_FILE_PATH=str(mail_dir), EMAIL_HOST="",
+               CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE, CONN_MAX_AGE="0")
+    celery = Path(sys.executable).with_name("celery")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(celery), "-A", "loyalty_site", "worker", "--pool=solo", "--loglevel=INFO",
+             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--hostname", f"tests-{uuid.uuid4().hex[:6]}@%h"],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    handle = WorkerHandle(process, mail_dir, log_path)
+    try:
+        handle.wait_for(lambda: " ready." in handle.log(), timeout=60, what="the worker to start")
+        yield handle
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,33 @@
+import pytest
+
+from accounts.models import ExternalId, Member
+from accounts.services import member_upsert_for_partner
+from tests.concurrency import run_concurrently
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_concurrent_upserts_of_one_customer_make_one_member(tea_shop):
+    results = run_concurrently(
+        lambda i: member_upsert_for_partner(
+            partner=tea_shop, external_id="cust-42", data={"email": "ada@example.com", "first_name": f"Ada{i}"}
+        ),
+        12,
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert Member.objects.count() == 1
+    assert ExternalId.objects.count() == 1
+    assert sum(1 for _, created in results if created) == 1
+
+
+def test_two_partners_sending_one_email_at_once_share_one_member(tea_shop, coffee_bar):
+    partners = [tea_shop, coffee_bar] * 5
+    results = run_concurrently(
+        lambda i: member_upsert_for_partner(
+            partner=partners[i], external_id=f"{partners[i].pk}-x", data={"email": "grace@example.com"}
+        ),
+        10,
+    )
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert Member.objects.count() == 1
+    assert ExternalId.objects.count() == 2
