@@ -239,3 +239,22 @@ class AuditLog(models.Model):
         if self.actor_partner_id:
             return f"partner {self.actor_partner}"
         return "system"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a partner's write sent with an ``Idempotency-Key``, replayed on retries."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "key"], name="idempotency_key_unique")]
+
+    def __str__(self):
+        return f"{self.partner_id}:{self.key}"

@@ -182,7 +182,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "release-pending-points": {"task": "rewards.release_pending_points", "schedule": 15 * 60},
+    "expire-points": {"task": "rewards.expire_points", "schedule": 60 * 60},
+    "award-birthdays": {"task": "rewards.award_birthdays", "schedule": 60 * 60},
+    "purge-idempotency-keys": {"task": "accounts.purge_idempotency_keys", "schedule": 24 * 60 * 60},
+}
 CELERY_IMPORTS = ["loyalty_site.mail"]
 
 # --- API --------------------------------------------------------------------------------------
@@ -211,7 +216,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "accounts.models.Channel"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelEnum": "accounts.models.Channel",
+        "ResultStatusEnum": ["accepted", "duplicate", "rejected"],
+        "WriteStatusEnum": ["accepted", "duplicate"],
+        "CouponStatusEnum": ["active", "used", "expired"],
+    },
 }
 
 # --- Static and media ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import apis as accounts_apis
 from loyalty_site import api, views
+from rewards import apis as rewards_apis
 
 admin.site.site_header = f"{settings.PROGRAM_NAME} administration"
 admin.site.site_title = f"{settings.PROGRAM_NAME} admin"
@@ -14,6 +15,16 @@ admin.site.index_title = "Run the program"
 api_v1 = [
     path("members/", accounts_apis.MemberUpsertApi.as_view(), name="members"),
     path("members/<str:external_id>/", accounts_apis.MemberDetailApi.as_view(), name="member-detail"),
+    path("members/<str:external_id>/ledger/", rewards_apis.LedgerListApi.as_view(), name="member-ledger"),
+    path("members/<str:external_id>/adjustments/", rewards_apis.AdjustmentCreateApi.as_view(), name="member-adjust"),
+    path("orders/", rewards_apis.OrderCreateApi.as_view(), name="orders"),
+    path("orders/batch/", rewards_apis.OrderBatchApi.as_view(), name="orders-batch"),
+    path("orders/<str:order_id>/refunds/", rewards_apis.RefundCreateApi.as_view(), name="order-refunds"),
+    path("events/", rewards_apis.EventCreateApi.as_view(), name="events"),
+    path("rewards/", rewards_apis.RewardListApi.as_view(), name="rewards"),
+    path("redemptions/", rewards_apis.RedemptionCreateApi.as_view(), name="redemptions"),
+    path("coupons/<str:code>/", rewards_apis.CouponDetailApi.as_view(), name="coupon-detail"),
+    path("coupons/<str:code>/use/", rewards_apis.CouponUseApi.as_view(), name="coupon-use"),
 ]
 
 urlpatterns = [

@@ -193,3 +193,14 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_program():
+    # Each process caches the program's rules for a few seconds; a test starts from what is in
+    # its own database.
+    from rewards.program import forget_program
+
+    forget_program()
+    yield
+    forget_program()

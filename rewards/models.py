@@ -1,0 +1,404 @@
+"""The points engine's data: activities, orders, earning rules, the ledger, lots, rewards, coupons.
+
+The ledger is the truth. ``LedgerEntry`` rows are only ever inserted; a correction is a new entry
+that points at the one it corrects. Each entry moves points between three buckets of a member:
+``available`` (spendable), ``pending`` (earned, waiting for the return window) and ``owed`` (taken
+back by a refund after it had been spent, repaid from the next earnings). The member's cached
+balances are the sums of these deltas, kept in the same transaction under a row lock.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Member, Partner
+
+MONEY = {"max_digits": 14, "decimal_places": 3}
+
+
+class ExpiryPolicy(models.TextChoices):
+    NEVER = "never", "Points never expire"
+    ROLLING = "rolling", "Each lot expires N months after it was earned"
+    END_OF_MONTH = "end_of_month", "Each lot expires at the end of the month N months after it was earned"
+    END_OF_YEAR = "end_of_year", "Each lot expires at the end of the year N months after it was earned"
+    INACTIVITY = "inactivity", "The whole balance expires after N months without earning or spending"
+
+
+class ProgramSettings(models.Model):
+    """The program's points settings: one row, edited by staff in the admin (audited)."""
+
+    time_zone = models.CharField(
+        max_length=64, default="UTC",
+        help_text="All program dates (caps per day, birthdays, end of month) are in this time zone.",
+    )
+    currency = models.CharField(max_length=3, default="EUR", help_text="The program's own currency (ISO 4217).")
+    accepted_currencies = models.CharField(
+        max_length=200, default="EUR", help_text="Comma-separated ISO 4217 codes the program accepts orders in."
+    )
+    pending_days = models.PositiveIntegerField(
+        default=14, help_text="Return window: order points stay pending this many days after the order."
+    )
+    expiry_policy = models.CharField(max_length=20, choices=ExpiryPolicy.choices, default=ExpiryPolicy.ROLLING)
+    expiry_months = models.PositiveIntegerField(default=12, validators=[MinValueValidator(1)])
+    expiring_soon_days = models.PositiveIntegerField(
+        default=30, help_text="Members see points that expire within this many days as 'expiring soon'."
+    )
+    point_value = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0.01"),
+        help_text="What one point is worth in the program currency, for the points liability.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "Program settings"
+
+    def __str__(self):
+        return "Program settings"
+
+    def accepted(self) -> list[str]:
+        return [code.strip().upper() for code in self.accepted_currencies.split(",") if code.strip()]
+
+
+class ActivityType(models.TextChoices):
+    ORDER = "order", "Order"
+    SIGNUP = "signup", "Signed up"
+    PROFILE_COMPLETED = "profile_completed", "Completed profile"
+    BIRTHDAY = "birthday", "Birthday"
+    REVIEW_APPROVED = "review_approved", "Review approved"
+    SURVEY_COMPLETED = "survey_completed", "Survey completed"
+    REFERRAL = "referral", "Referral converted"
+    REFUND = "refund", "Refund"
+
+
+class Activity(models.Model):
+    """Something a member did, stored once: ``source_key`` makes a second copy impossible."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="activities")
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=50, db_index=True, help_text="A built-in type or a partner's custom type.")
+    source_key = models.CharField(max_length=255, unique=True)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "activities"
+        indexes = [models.Index(fields=["member", "type", "occurred_at"])]
+
+    def __str__(self):
+        return f"{self.type} · {self.source_key}"
+
+
+class RuleKind(models.TextChoices):
+    PER_CURRENCY = "per_currency", "Points per currency unit spent"
+    FIXED = "fixed", "Fixed points per activity"
+    MULTIPLIER = "multiplier", "Multiplier of other rules' points"
+
+
+class Rounding(models.TextChoices):
+    DOWN = "down", "Round down (12.9 -> 12)"
+    NEAREST = "nearest", "Round to nearest, halves up (12.5 -> 13)"
+
+
+class EarningRule(models.Model):
+    """Which activities earn how many points. See ``rewards.rules`` for how rules combine."""
+
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=20, choices=RuleKind.choices)
+    activity_type = models.CharField(
+        max_length=50, default=ActivityType.ORDER,
+        help_text="order, signup, profile_completed, birthday, review_approved, survey_completed, referral, "
+        "or a partner's custom event type such as app_installed.",
+    )
+    points = models.PositiveIntegerField(null=True, blank=True, help_text="Fixed rules: points per activity.")
+    points_per_unit = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True,
+        help_text="Per-currency rules: points per whole unit of the currency (1 = one point per euro).",
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="Per-currency rules: empty = program currency.")
+    rounding = models.CharField(max_length=10, choices=Rounding.choices, default=Rounding.DOWN)
+    multiplier = models.DecimalField(
+        max_digits=6, decimal_places=3, null=True, blank=True, help_text="Multiplier rules: 2 = double points."
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="Applies to activities from this time.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="...and before this time.")
+    min_order_value = models.DecimalField(**MONEY, null=True, blank=True)
+    categories = models.JSONField(default=list, blank=True, help_text="Only order lines in these categories.")
+    skus = models.JSONField(default=list, blank=True, help_text="Only order lines with these SKUs.")
+    partners = models.ManyToManyField(Partner, blank=True, help_text="Only activities from these partners.")
+    cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per day.")
+    cap_per_month = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per month.")
+    priority = models.IntegerField(default=100, help_text="Higher runs first.")
+    stacks = models.BooleanField(
+        default=True,
+        help_text="Unticked: when this rule applies, lower-priority rules of the same kind (base or "
+        "multiplier) do not.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class EntryKind(models.TextChoices):
+    EARN = "earn", "Earned"
+    RELEASE = "release", "Became available"
+    REVERSE = "reverse", "Reversed"
+    REDEEM = "redeem", "Redeemed"
+    EXPIRE = "expire", "Expired"
+    ADJUST = "adjust", "Adjusted"
+
+
+class LedgerEntry(models.Model):
+    """One movement of points. Never updated, never deleted."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=10, choices=EntryKind.choices)
+    available_delta = models.BigIntegerField(default=0)
+    pending_delta = models.BigIntegerField(default=0)
+    owed_delta = models.BigIntegerField(default=0)
+    activity = models.ForeignKey(Activity, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    related_entry = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="followers",
+        help_text="The entry this one releases or reverses.",
+    )
+    available_at = models.DateTimeField(null=True, blank=True, help_text="Pending points: when they become available.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Credits: when these points expire.")
+    description = models.CharField(max_length=255)
+    reason = models.TextField(blank=True)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    actor_partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    effective_at = models.DateTimeField(help_text="When it happened in the program (the order's time, the expiry).")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["member", "-created_at", "-id"]),
+            models.Index(
+                fields=["available_at"], condition=Q(kind="earn", pending_delta__gt=0), name="ledger_pending_due"
+            ),
+        ]
+        constraints = [
+            # The database itself refuses to count one activity's points twice, or release twice.
+            models.UniqueConstraint(fields=["activity"], condition=Q(kind="earn"), name="ledger_one_earn_per_activity"),
+            models.UniqueConstraint(
+                fields=["related_entry"], condition=Q(kind="release"), name="ledger_one_release_per_entry"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.points:+d} · {self.description}"
+
+    @property
+    def points(self) -> int:
+        """The change the member sees: spendable or pending points gained or lost."""
+        return self.available_delta + self.pending_delta
+
+
+class PointsLot(models.Model):
+    """Available points from one credit, with their expiry; spending takes the soonest-expiring first.
+
+    A cache like the balance (the ledger can rebuild it), updated only under the member's lock.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="lots")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
+    points = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["member", "expires_at", "id"], condition=Q(remaining__gt=0), name="lot_open_by_member"
+            ),
+            models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="lot_open_by_expiry"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("points")),
+                                   name="lot_remaining_in_range"),
+        ]
+
+    def __str__(self):
+        return f"{self.remaining}/{self.points} until {self.expires_at or 'forever'}"
+
+
+class OrderStatus(models.TextChoices):
+    PLACED = "placed", "Placed"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+
+
+class Order(models.Model):
+    activity = models.OneToOneField(Activity, on_delete=models.PROTECT, related_name="order")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="orders")
+    order_id = models.CharField(max_length=100)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="orders")
+    placed_at = models.DateTimeField()
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(**MONEY)
+    shipping = models.DecimalField(**MONEY, default=Decimal(0))
+    tax = models.DecimalField(**MONEY, default=Decimal(0))
+    discount = models.DecimalField(**MONEY, default=Decimal(0))
+    refunded_amount = models.DecimalField(**MONEY, default=Decimal(0))
+    status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
+    points = models.BigIntegerField(default=0, help_text="Points this order earns now, after any refunds.")
+    rules_applied = models.JSONField(
+        default=list, help_text="The rules as they were on the order's day, to reverse points exactly on refund."
+    )
+    content_hash = models.CharField(max_length=64, help_text="To tell a retry from a different order with the same id.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "order_id"], name="order_unique_per_partner")]
+        indexes = [models.Index(fields=["member", "placed_at"])]
+
+    def __str__(self):
+        return f"Order {self.order_id}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    sku = models.CharField(max_length=100, db_index=True)
+    name = models.CharField(max_length=255, blank=True)
+    category = models.CharField(max_length=100, blank=True)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(**MONEY)
+    refunded_quantity = models.PositiveIntegerField(default=0)
+    # Merchandise value refunded on this line, net of the order discount, to 1/10,000 of a unit so
+    # that amount refunds spread over lines add up exactly.
+    refunded_value = models.DecimalField(max_digits=18, decimal_places=4, default=Decimal(0))
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(refunded_quantity__lte=models.F("quantity")), name="line_refund_lte_qty"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} x {self.sku}"
+
+
+class Refund(models.Model):
+    activity = models.OneToOneField(Activity, on_delete=models.PROTECT, related_name="refund")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    refund_id = models.CharField(max_length=100)
+    amount = models.DecimalField(**MONEY)
+    lines = models.JSONField(default=list, blank=True)
+    points_reversed = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["order", "refund_id"], name="refund_unique_per_order")]
+
+    def __str__(self):
+        return f"Refund {self.refund_id} of {self.order}"
+
+
+class PointsAward(models.Model):
+    """Points one rule gave for one activity (negative after a refund), for caps and reports."""
+
+    activity = models.ForeignKey(Activity, on_delete=models.PROTECT, related_name="awards")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(EarningRule, null=True, on_delete=models.SET_NULL, related_name="awards")
+    rule_name = models.CharField(max_length=120)
+    points = models.BigIntegerField()
+    day = models.DateField(help_text="The activity's day in the program time zone.")
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "rule", "day"])]
+
+    def __str__(self):
+        return f"{self.rule_name}: {self.points:+d}"
+
+
+class RewardKind(models.TextChoices):
+    FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
+    PERCENTAGE_DISCOUNT = "percentage_discount", "Percentage discount"
+    FREE_SHIPPING = "free_shipping", "Free shipping"
+    FREE_PRODUCT = "free_product", "Free product"
+
+
+class Reward(models.Model):
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=30, choices=RewardKind.choices)
+    value = models.DecimalField(
+        **MONEY, null=True, blank=True, help_text="Fixed discount: the amount; percentage: the percent (10 = 10%)."
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="Fixed discount: empty = program currency.")
+    product_sku = models.CharField(max_length=100, blank=True, help_text="Free product: its SKU.")
+    points_cost = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    stock = models.PositiveIntegerField(null=True, blank=True, help_text="Coupons left; empty = unlimited.")
+    per_member_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty = no limit.")
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_to = models.DateTimeField(null=True, blank=True)
+    coupon_valid_days = models.PositiveIntegerField(
+        default=90, help_text="A coupon expires this many days after redemption."
+    )
+    image = models.ImageField(upload_to="rewards/", blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["points_cost", "id"]
+        constraints = [models.CheckConstraint(condition=Q(points_cost__gte=1), name="reward_cost_positive")]
+
+    def __str__(self):
+        return self.name
+
+
+class Redemption(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    points = models.PositiveIntegerField()
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="redemption")
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "reward"])]
+
+    def __str__(self):
+        return f"{self.reward} for {self.member}"
+
+
+class Coupon(models.Model):
+    code = models.CharField(max_length=20, unique=True)
+    redemption = models.OneToOneField(Redemption, on_delete=models.PROTECT, related_name="coupon")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="coupons")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="coupons")
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    used_order_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "-created_at"])]
+
+    def __str__(self):
+        return self.code
+
+    def status(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.used_at:
+            return "used"
+        if self.expires_at <= now:
+            return "expired"
+        return "active"

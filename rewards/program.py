@@ -1,0 +1,98 @@
+"""The program's settings and active earning rules, cached briefly in each process.
+
+Every order needs both; reading them from the database each time would double the cost of a
+small order. A process keeps them for ``PROGRAM_CACHE_SECONDS`` (5 s), and the process that saves
+a rule or a setting drops its copy at once, so other processes see a change within 5 seconds.
+"""
+
+import calendar
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings as django_settings
+
+from rewards.models import EarningRule, ExpiryPolicy, ProgramSettings
+from rewards.rules import RuleSpec
+
+_lock = threading.Lock()
+_cached: dict = {"program": None, "at": 0.0}
+
+
+@dataclass(frozen=True)
+class Program:
+    settings: ProgramSettings
+    specs: tuple[RuleSpec, ...]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.time_zone)
+
+    def local_date(self, moment: datetime):
+        return moment.astimezone(self.tz).date()
+
+    def available_at(self, earned_at: datetime) -> datetime | None:
+        """When order points earned at ``earned_at`` leave pending; None if there is no return window."""
+        days = self.settings.pending_days
+        return earned_at + timedelta(days=days) if days else None
+
+    def expires_at(self, earned_at: datetime) -> datetime | None:
+        """When a lot earned at ``earned_at`` expires under the program's policy (None: it does not)."""
+        policy, months = self.settings.expiry_policy, self.settings.expiry_months
+        if policy in (ExpiryPolicy.NEVER, ExpiryPolicy.INACTIVITY):
+            return None
+        local = earned_at.astimezone(self.tz)
+        shifted = add_months(local, months)
+        if policy == ExpiryPolicy.ROLLING:
+            return shifted
+        if policy == ExpiryPolicy.END_OF_MONTH:
+            # Valid through the last day of that month: gone at midnight starting the next one.
+            first_next = add_months(shifted.replace(day=1, hour=0, minute=0, second=0, microsecond=0), 1)
+            return first_next.replace(tzinfo=self.tz)
+        return datetime(shifted.year + 1, 1, 1, tzinfo=self.tz)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Same day and time ``months`` later; the 31st becomes the last day of a shorter month."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def rule_spec(rule: EarningRule, *, program_currency: str, partner_ids=(), tier_ids=()) -> RuleSpec:
+    return RuleSpec(
+        id=rule.pk, name=rule.name, kind=rule.kind, activity_type=rule.activity_type, points=rule.points,
+        points_per_unit=rule.points_per_unit, currency=(rule.currency or program_currency).upper(),
+        rounding=rule.rounding, multiplier=rule.multiplier, starts_at=rule.starts_at, ends_at=rule.ends_at,
+        min_order_value=rule.min_order_value, categories=tuple(rule.categories or ()), skus=tuple(rule.skus or ()),
+        partner_ids=tuple(sorted(partner_ids)), tier_ids=tuple(sorted(tier_ids)), cap_per_day=rule.cap_per_day,
+        cap_per_month=rule.cap_per_month, priority=rule.priority, stacks=rule.stacks,
+    )
+
+
+def load_program() -> Program:
+    program_settings, _ = ProgramSettings.objects.get_or_create(pk=1)
+    rules = list(EarningRule.objects.filter(is_active=True).prefetch_related("partners"))
+    specs = tuple(
+        rule_spec(rule, program_currency=program_settings.currency, partner_ids=[p.pk for p in rule.partners.all()])
+        for rule in rules
+    )
+    return Program(settings=program_settings, specs=specs)
+
+
+def current_program() -> Program:
+    ttl = getattr(django_settings, "PROGRAM_CACHE_SECONDS", 5)
+    with _lock:
+        if _cached["program"] is None or time.monotonic() - _cached["at"] > ttl:
+            _cached["program"] = load_program()
+            _cached["at"] = time.monotonic()
+        return _cached["program"]
+
+
+def forget_program() -> None:
+    """Drop this process's copy; called after a rule or a setting changes."""
+    with _lock:
+        _cached["program"] = None

@@ -1,0 +1,80 @@
+"""Test data made through the real services (factory-boy where a model has many fields)."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from accounts.services import member_upsert_for_partner
+from rewards.models import EarningRule, Reward, RuleKind
+from rewards.payloads import parse_order, parse_refund
+from rewards.program import current_program
+from rewards.services import (
+    earning_rule_save,
+    order_record,
+    order_refund,
+    program_settings_update,
+)
+
+
+def at(text: str) -> datetime:
+    """``at("2026-05-01 10:00")`` -> an aware UTC datetime."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.get_fixed_timezone(0))
+
+
+def set_program(**changes):
+    return program_settings_update(actor_user=None, changes=changes)
+
+
+class RuleFactory(factory.Factory):
+    class Meta:
+        model = EarningRule
+
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    kind = RuleKind.PER_CURRENCY
+    activity_type = "order"
+    points_per_unit = Decimal("1")
+
+    @classmethod
+    def _create(cls, model_class, *args, partners=(), **kwargs):
+        return earning_rule_save(rule=model_class(**kwargs), partner_ids=[p.pk for p in partners])
+
+
+class RewardFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Reward
+
+    name = factory.Sequence(lambda n: f"{5 + n} EUR off")
+    kind = "fixed_discount"
+    value = Decimal("5.00")
+    currency = "EUR"
+    points_cost = 500
+
+
+def customer(partner, external_id: str, **data):
+    member, _ = member_upsert_for_partner(partner=partner, external_id=external_id, data=data)
+    return member
+
+
+def order_payload(order_id: str, member: str, *, lines=(("TEA-1", 1, "10.00", "tea"),), placed_at=None,
+                  currency="EUR", shipping="0", tax="0", discount="0", total=None) -> dict:
+    amounts = sum(Decimal(price) * qty for _, qty, price, _ in lines)
+    total = total if total is not None else amounts + Decimal(shipping) + Decimal(tax) - Decimal(discount)
+    return {
+        "order_id": order_id, "member": member,
+        "placed_at": (placed_at or timezone.now() - timedelta(minutes=1)).isoformat(),
+        "currency": currency, "total": str(total), "shipping": shipping, "tax": tax, "discount": discount,
+        "lines": [{"sku": sku, "name": sku.title(), "category": category, "quantity": qty, "unit_price": price}
+                  for sku, qty, price, category in lines],
+    }
+
+
+def place_order(partner, order_id: str, member: str, **kwargs):
+    payload = order_payload(order_id, member, **kwargs)
+    order = parse_order(payload, accepted_currencies=current_program().settings.accepted())
+    return order_record(partner=partner, order=order)
+
+
+def refund(partner, order_id: str, **payload):
+    return order_refund(partner=partner, order_id=order_id, refund=parse_refund(payload))
