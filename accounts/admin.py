@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
 from accounts import services
@@ -56,7 +57,7 @@ class MemberAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ExternalIdInline, ConsentEventInline]
     readonly_fields = [
-        "user", "referral_code", "points_available", "points_pending", "points_owed", "last_activity_at",
+        "user", "referral_code", "points_summary", "last_activity_at",
         "offers_channel", "reminders_channel", "surveys_channel", "created_at", "updated_at", "erased_at",
     ]
     fieldsets = [
@@ -64,9 +65,26 @@ class MemberAdmin(admin.ModelAdmin):
         ("Communication preferences (set by the member)", {
             "fields": ["offers_channel", "reminders_channel", "surveys_channel"],
         }),
-        ("Points", {"fields": ["points_available", "points_pending", "points_owed", "last_activity_at"]}),
+        ("Points", {"fields": ["points_summary", "last_activity_at"]}),
         ("Dates", {"fields": ["created_at", "updated_at", "erased_at"]}),
     ]
+
+    @admin.display(description="Points")
+    def points_summary(self, obj):
+        from rewards.admin import member_points_summary
+
+        return member_points_summary(obj) if obj.pk else "—"
+
+    def get_urls(self):
+        from rewards.admin import adjust_points_view
+
+        def adjust(request, member_id):
+            return adjust_points_view(request, member_id, self)
+
+        return [
+            path("<int:member_id>/adjust/", self.admin_site.admin_view(adjust), name="accounts_member_adjust"),
+            *super().get_urls(),
+        ]
 
     @admin.display(boolean=True, description="Portal login")
     def has_login(self, obj):

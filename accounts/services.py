@@ -113,14 +113,82 @@ def _member_create(*, email: str = "", first_name: str = "", last_name: str = ""
         email=email, first_name=first_name, last_name=last_name, birthday=birthday, phone=phone,
         user=user, referral_code=referral_code_generate(first_name=first_name),
     )
-    for hook in MEMBER_CREATED_HOOKS:
-        hook(member=member)
+    for hook in MEMBERS_CREATED_HOOKS:
+        hook(members=[member])
     return member
 
 
-# Other apps react to a new member (a signup bonus, a welcome email) by adding a hook here in
-# their AppConfig.ready(); each hook runs inside the transaction that creates the member.
-MEMBER_CREATED_HOOKS: list[Callable[..., None]] = []
+# Other apps react to new members (a signup bonus, a welcome email) by adding a hook here in
+# their AppConfig.ready(): ``fn(members=[...])``, run inside the transaction that creates them.
+MEMBERS_CREATED_HOOKS: list[Callable[..., None]] = []
+
+
+def referral_codes_generate(first_names: list[str]) -> list[str]:
+    """Referral codes for many new members at once, checked against the table in one query per round."""
+    codes = [""] * len(first_names)
+    todo = list(range(len(first_names)))
+    for length in (4, 4, 5, 6, 8):
+        proposals = {}
+        for index in todo:
+            letters = "".join(ch for ch in first_names[index].upper() if "A" <= ch <= "Z")[:3] or "LL"
+            proposals[index] = f"{letters}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(length))}"
+        taken = set(Member.objects.filter(referral_code__in=proposals.values()).values_list("referral_code", flat=True))
+        seen: set[str] = set()
+        left = []
+        for index, code in proposals.items():
+            if code in taken or code in seen:
+                left.append(index)
+            else:
+                seen.add(code)
+                codes[index] = code
+        todo = left
+        if not todo:
+            return codes
+    raise RuntimeError("Could not find free referral codes.")
+
+
+def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tuple[dict[str, int], int]:
+    """The member ids for many of a partner's customer ids, and how many members were created.
+
+    Missing customers are created in bulk.
+
+    ``rows`` maps external id to optional profile data (``email``, ``first_name``...). A customer
+    whose email belongs to an existing member is linked to that member. Existing links are left
+    as they are. Used by imports, where one query per customer would take hours.
+    """
+    known = dict(
+        ExternalId.objects.filter(partner=partner, external_id__in=rows).values_list("external_id", "member_id")
+    )
+    missing = {key: value for key, value in rows.items() if key not in known}
+    if not missing:
+        return known, 0
+    for key in missing:
+        validate_external_id(key)
+    with transaction.atomic():
+        emails = {normalize_email(data.get("email")): key for key, data in missing.items() if data.get("email")}
+        by_email = dict(Member.objects.filter(email__in=emails).values_list("email", "pk"))
+        linked = {emails[email]: pk for email, pk in by_email.items()}
+        new_keys = [key for key in missing if key not in linked]
+        codes = referral_codes_generate([missing[key].get("first_name", "") for key in new_keys])
+        now = timezone.now()
+        new_members, used_emails = [], set(by_email)
+        for key, code in zip(new_keys, codes, strict=True):
+            data = missing[key]
+            email = normalize_email(data.get("email"))
+            if email in used_emails:
+                email = ""  # two customer ids with one address: only the first keeps it
+            used_emails.add(email)
+            new_members.append(Member(email=email, first_name=data.get("first_name", ""),
+                                      last_name=data.get("last_name", ""), referral_code=code, created_at=now))
+        Member.objects.bulk_create(new_members, batch_size=1000)
+        linked.update({key: member.pk for key, member in zip(new_keys, new_members, strict=True)})
+        ExternalId.objects.bulk_create(
+            [ExternalId(partner=partner, member_id=pk, external_id=key, created_at=now) for key, pk in linked.items()],
+            batch_size=1000,
+        )
+        for hook in MEMBERS_CREATED_HOOKS:
+            hook(members=new_members)
+    return {**known, **linked}, len(new_members)
 
 
 def _check_email_free(*, email: str, member: Member | None) -> None:

@@ -10,7 +10,7 @@ class RewardsConfig(AppConfig):
         from accounts import services as account_services
         from rewards import hooks
 
-        account_services.MEMBER_CREATED_HOOKS.append(hooks.on_member_created)
+        account_services.MEMBERS_CREATED_HOOKS.append(hooks.on_members_created)
         account_services.PROFILE_UPDATED_HOOKS.append(hooks.on_profile_updated)
         account_services.EXPORT_SECTIONS["points"] = hooks.export_points
         account_selectors.MEMBER_API_SECTIONS.append(hooks.member_api_points)

@@ -3,12 +3,15 @@
 from accounts.models import Member, Partner
 from rewards.models import ActivityType
 from rewards.selectors import expiring_soon, history
-from rewards.services import activity_record
+from rewards.services import ActivityInput, activities_record, activity_record
 
 
-def on_member_created(*, member: Member) -> None:
-    activity_record(member=member, type=ActivityType.SIGNUP, source_key=f"signup:{member.pk}",
-                    description="Welcome to the program", occurred_at=member.created_at)
+def on_members_created(*, members: list[Member]) -> None:
+    activities_record(items=[
+        ActivityInput(member_id=member.pk, type=ActivityType.SIGNUP, source_key=f"signup:{member.pk}",
+                      occurred_at=member.created_at, description="Welcome to the program")
+        for member in members
+    ])
 
 
 def on_profile_updated(*, member: Member) -> None:

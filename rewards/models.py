@@ -184,7 +184,7 @@ class LedgerEntry(models.Model):
     class Meta:
         verbose_name_plural = "ledger entries"
         indexes = [
-            models.Index(fields=["member", "-created_at", "-id"]),
+            models.Index(fields=["member", "-effective_at", "-id"]),
             models.Index(
                 fields=["available_at"], condition=Q(kind="earn", pending_delta__gt=0), name="ledger_pending_due"
             ),

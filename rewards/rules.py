@@ -259,3 +259,27 @@ def _overlap(a: RuleSpec, b: RuleSpec) -> bool:
     start = max((t for t in (a.starts_at, b.starts_at) if t), default=None)
     end = min((t for t in (a.ends_at, b.ends_at) if t), default=None)
     return start is None or end is None or start < end
+
+
+def explain(specs: list[RuleSpec], occasion: Occasion) -> list[tuple[RuleSpec, str | None]]:
+    """For staff: each rule for this activity type and why it does not apply (None when it does)."""
+    chosen = select(specs, occasion)
+    out = []
+    for spec in sorted(specs, key=lambda s: (s.family, -s.priority, s.id or 0)):
+        if spec.activity_type != occasion.activity_type:
+            continue
+        if spec in chosen:
+            out.append((spec, None))
+        elif spec.starts_at and occasion.at < spec.starts_at or spec.ends_at and occasion.at >= spec.ends_at:
+            out.append((spec, "outside its dates"))
+        elif spec.partner_ids and occasion.partner_id not in spec.partner_ids:
+            out.append((spec, "limited to other partners"))
+        elif spec.tier_ids and occasion.tier_id not in spec.tier_ids:
+            out.append((spec, "limited to other tiers"))
+        elif not _value_qualifies(spec, occasion):
+            out.append((spec, f"order value below {spec.min_order_value}"))
+        elif not KINDS[spec.kind].matches(spec, occasion):
+            out.append((spec, "no matching currency or lines"))
+        else:
+            out.append((spec, "stopped by a higher-priority rule that does not stack"))
+    return out

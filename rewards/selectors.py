@@ -59,11 +59,12 @@ def expiring_soon(*, member_ids, now: datetime | None = None) -> dict[int, list[
 
 
 def recent_entries(*, member: Member, limit: int = 8):
-    return LedgerEntry.objects.filter(member=member).order_by("-created_at", "-id")[:limit]
+    return LedgerEntry.objects.filter(member=member).order_by("-effective_at", "-id")[:limit]
 
 
 def history(*, member: Member, kind: str | None = None):
-    entries = LedgerEntry.objects.filter(member=member).order_by("-created_at", "-id")
+    """A member's ledger, newest first by when it happened (an imported order sits at its own date)."""
+    entries = LedgerEntry.objects.filter(member=member).order_by("-effective_at", "-id")
     if kind:
         entries = entries.filter(kind=kind)
     return entries
@@ -151,3 +152,34 @@ def ledger_discrepancies():
                 "points_owed", "ledger_owed")
         .order_by("pk")
     )
+
+
+def order_preview(*, partner, member, currency: str, placed_at, discount, lines) -> dict:
+    """What an order would earn now, rule by rule, without recording anything (staff preview)."""
+    from types import SimpleNamespace
+
+    from rewards import rules
+    from rewards.payloads import LineInput
+    from rewards.services import CapTracker, order_line_values
+
+    program = current_program()
+    inputs = [LineInput(sku, "", category, quantity, price) for sku, category, quantity, price in lines]
+    occasion = rules.Occasion(activity_type="order", at=placed_at, partner_id=partner.pk if partner else None,
+                              currency=currency, lines=order_line_values(SimpleNamespace(discount=discount), inputs))
+    specs = list(program.specs)
+    results = rules.evaluate(rules.select(specs, occasion), occasion)
+    if member is not None:
+        caps = CapTracker(program, [member.pk], [placed_at])
+        today, month = caps.used(member.pk, program.local_date(placed_at))
+        results = rules.apply_caps(results, used_today=today, used_this_month=month)
+    earned = {r.spec.id: r.points for r in results}
+    return {
+        "merchandise": sum((line.amount for line in inputs), 0),
+        "total": sum(earned.values()),
+        "rules": [
+            {"spec": spec, "points": earned.get(spec.id), "why_not": why}
+            for spec, why in rules.explain(specs, occasion)
+        ],
+        "available_at": program.available_at(placed_at),
+        "expires_at": program.expires_at(placed_at),
+    }

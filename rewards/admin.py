@@ -1,0 +1,372 @@
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts.models import Member, Partner
+from loyalty_site.errors import DomainError
+from rewards import selectors, services
+from rewards.currencies import is_currency
+from rewards.models import (
+    Activity,
+    Coupon,
+    EarningRule,
+    LedgerEntry,
+    Order,
+    OrderLine,
+    PointsLot,
+    ProgramSettings,
+    Redemption,
+    Refund,
+    Reward,
+    RewardKind,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """The ledger and what partners sent are records: looked at, never edited here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProgramSettings)
+class ProgramSettingsAdmin(admin.ModelAdmin):
+    fieldsets = [
+        ("Program", {"fields": ["time_zone", "currency", "accepted_currencies"]}),
+        ("Pending points", {"fields": ["pending_days"]}),
+        ("Expiry", {"fields": ["expiry_policy", "expiry_months", "expiring_soon_days"]}),
+        ("Reports", {"fields": ["point_value"]}),
+    ]
+
+    def changelist_view(self, request, extra_context=None):
+        current, _ = ProgramSettings.objects.get_or_create(pk=1)
+        return redirect(reverse("admin:rewards_programsettings_change", args=[current.pk]))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+
+        class Checked(form):
+            def clean_time_zone(self):
+                from zoneinfo import available_timezones
+
+                value = self.cleaned_data["time_zone"]
+                if value not in available_timezones():
+                    raise ValidationError("Unknown time zone; use a name such as Europe/Paris.")
+                return value
+
+            def clean_accepted_currencies(self):
+                codes = [c.strip().upper() for c in self.cleaned_data["accepted_currencies"].split(",") if c.strip()]
+                unknown = [c for c in codes if not is_currency(c)]
+                if unknown or not codes:
+                    raise ValidationError(f"Unknown currencies: {', '.join(unknown) or 'none given'}.")
+                return ",".join(codes)
+
+            def clean_currency(self):
+                value = self.cleaned_data["currency"].upper()
+                if not is_currency(value):
+                    raise ValidationError("Unknown currency; use an ISO 4217 code such as EUR.")
+                return value
+
+        return Checked
+
+    def save_model(self, request, obj, form, change):
+        services.program_settings_update(
+            actor_user=request.user, changes={field: form.cleaned_data[field] for field in form.changed_data}
+        )
+
+
+class EarningRuleForm(forms.ModelForm):
+    class Meta:
+        model = EarningRule
+        fields = ["name", "is_active", "kind", "activity_type", "points", "points_per_unit", "currency", "rounding",
+                  "multiplier", "starts_at", "ends_at", "min_order_value", "categories", "skus", "partners",
+                  "cap_per_day", "cap_per_month", "priority", "stacks"]
+
+    def _post_clean(self):
+        super()._post_clean()  # copies the cleaned values onto the instance
+        if self.errors:
+            return
+        partner_ids = [p.pk for p in self.cleaned_data.get("partners") or []]
+        for field, problems in services.earning_rule_problems(rule=self.instance, partner_ids=partner_ids).items():
+            target = field if field in self.fields else None
+            for problem in problems:
+                self.add_error(target, problem)
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(admin.ModelAdmin):
+    form = EarningRuleForm
+    list_display = ["name", "kind", "activity_type", "gives", "priority", "stacks", "window", "is_active"]
+    list_filter = ["kind", "activity_type", "is_active", "stacks"]
+    search_fields = ["name"]
+    filter_horizontal = ["partners"]
+    fieldsets = [
+        (None, {"fields": ["name", "is_active", "kind", "activity_type"]}),
+        ("What it gives", {
+            "fields": ["points", "points_per_unit", "currency", "rounding", "multiplier"],
+            "description": "Per-currency rules: points per whole unit, rounded once per order. Fixed rules: "
+            "points per activity. Multipliers: multiply the points of the lines they match.",
+        }),
+        ("When it applies", {"fields": ["starts_at", "ends_at", "min_order_value", "categories", "skus", "partners"]}),
+        ("Limits and order", {
+            "fields": ["cap_per_day", "cap_per_month", "priority", "stacks"],
+            "description": "Rules run from the highest priority down. A rule that does not stack stops the "
+            "lower-priority rules of its kind (base rules, or multipliers) when it applies.",
+        }),
+    ]
+    change_list_template = "admin/rewards/earningrule/change_list.html"
+
+    @admin.display(description="Gives")
+    def gives(self, rule):
+        if rule.kind == "per_currency":
+            return f"{rule.points_per_unit.normalize()} / {rule.currency or 'unit'}"
+        if rule.kind == "fixed":
+            return f"{rule.points} points"
+        return f"x{rule.multiplier.normalize()}"
+
+    @admin.display(description="Dates")
+    def window(self, rule):
+        if not rule.starts_at and not rule.ends_at:
+            return "always"
+        start = f"{timezone.localtime(rule.starts_at):%d %b %Y}" if rule.starts_at else "…"
+        end = f"{timezone.localtime(rule.ends_at):%d %b %Y}" if rule.ends_at else "…"
+        return f"{start} – {end}"
+
+    def save_model(self, request, obj, form, change):
+        self._partner_ids = [p.pk for p in form.cleaned_data.get("partners") or []]
+        services.earning_rule_save(rule=obj, partner_ids=self._partner_ids, actor_user=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the service already set the partners
+
+    def get_urls(self):
+        return [
+            path("preview/", self.admin_site.admin_view(self.preview_view), name="rewards_earningrule_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request):
+        form = OrderPreviewForm(request.POST or None)
+        result = None
+        if request.method == "POST" and form.is_valid():
+            result = selectors.order_preview(**form.preview_arguments())
+        context = {**self.admin_site.each_context(request), "title": "What would this order earn?", "form": form,
+                   "result": result, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/rewards/earningrule/preview.html", context)
+
+
+class OrderPreviewForm(forms.Form):
+    partner = forms.ModelChoiceField(Partner.objects.all(), required=False)
+    member_email = forms.EmailField(required=False, help_text="Optional: applies this member's caps.")
+    currency = forms.CharField(initial="EUR", max_length=3)
+    placed_at = forms.DateTimeField(initial=timezone.now, help_text="YYYY-MM-DD HH:MM, program time zone.")
+    discount = forms.DecimalField(initial=Decimal(0), min_value=0, decimal_places=3)
+    lines = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
+        initial="TEA-1, tea, 2, 12.50\nCUP-3, accessories, 1, 8.00",
+        help_text="One line per row: SKU, category, quantity, unit price.",
+    )
+
+    def clean_currency(self):
+        value = self.cleaned_data["currency"].upper()
+        if not is_currency(value):
+            raise ValidationError("Unknown currency.")
+        return value
+
+    def clean_member_email(self):
+        email = self.cleaned_data["member_email"].strip().lower()
+        if email and not Member.objects.filter(email=email).exists():
+            raise ValidationError("No member with this email.")
+        return email
+
+    def clean_lines(self):
+        parsed = []
+        for number, row in enumerate(self.cleaned_data["lines"].strip().splitlines(), start=1):
+            parts = [part.strip() for part in row.split(",")]
+            try:
+                sku, category, quantity, price = parts
+                parsed.append((sku, category, int(quantity), Decimal(price)))
+            except (ValueError, InvalidOperation):
+                raise ValidationError(f"Row {number}: expected 'SKU, category, quantity, unit price'.") from None
+        if not parsed:
+            raise ValidationError("Add at least one line.")
+        return parsed
+
+    def preview_arguments(self) -> dict:
+        data = self.cleaned_data
+        placed_at = data["placed_at"]
+        if isinstance(placed_at, datetime) and timezone.is_naive(placed_at):
+            placed_at = timezone.make_aware(placed_at)
+        member = Member.objects.filter(email=data["member_email"]).first() if data["member_email"] else None
+        return {"partner": data["partner"], "member": member, "currency": data["currency"], "placed_at": placed_at,
+                "discount": data["discount"], "lines": data["lines"]}
+
+
+class RewardForm(forms.ModelForm):
+    class Meta:
+        model = Reward
+        fields = ["name", "description", "kind", "value", "currency", "product_sku", "points_cost", "stock",
+                  "per_member_limit", "valid_from", "valid_to", "coupon_valid_days", "image", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind in (RewardKind.FIXED_DISCOUNT, RewardKind.PERCENTAGE_DISCOUNT) and not cleaned.get("value"):
+            self.add_error("value", "A discount needs a value.")
+        if kind == RewardKind.PERCENTAGE_DISCOUNT and cleaned.get("value") and cleaned["value"] > 100:
+            self.add_error("value", "A percentage is at most 100.")
+        if kind == RewardKind.FREE_PRODUCT and not cleaned.get("product_sku"):
+            self.add_error("product_sku", "A free product needs its SKU.")
+        if cleaned.get("currency") and not is_currency(cleaned["currency"].upper()):
+            self.add_error("currency", "Unknown currency.")
+        if cleaned.get("valid_from") and cleaned.get("valid_to") and cleaned["valid_to"] <= cleaned["valid_from"]:
+            self.add_error("valid_to", "Must be after 'valid from'.")
+        return cleaned
+
+
+@admin.register(Reward)
+class RewardAdmin(admin.ModelAdmin):
+    form = RewardForm
+    list_display = ["name", "kind", "points_cost", "stock", "per_member_limit", "valid_from", "valid_to", "is_active",
+                    "redeemed"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "product_sku"]
+
+    @admin.display(description="Redeemed")
+    def redeemed(self, reward):
+        return reward.redemptions.count()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("redemptions")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "kind", "available_delta", "pending_delta", "owed_delta", "description",
+                    "actor"]
+    list_filter = ["kind"]
+    search_fields = ["member__email", "description", "reason"]
+    list_select_related = ["member", "actor_user", "actor_partner"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["member", "activity", "related_entry"]
+
+    @admin.display(description="By")
+    def actor(self, entry):
+        return entry.actor_user or entry.actor_partner or ""
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ["sku", "name", "category", "quantity", "unit_price", "refunded_quantity", "refunded_value"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class RefundInline(OrderLineInline):
+    model = Refund
+    readonly_fields = ["refund_id", "amount", "points_reversed", "created_at"]
+    fields = readonly_fields
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ["order_id", "partner", "member", "placed_at", "total", "currency", "points", "status"]
+    list_filter = ["status", "partner", "currency"]
+    search_fields = ["order_id", "member__email"]
+    list_select_related = ["partner", "member"]
+    date_hierarchy = "placed_at"
+    inlines = [OrderLineInline, RefundInline]
+    exclude = ["rules_applied", "content_hash"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is not None and request.method == "GET"
+
+
+@admin.register(Activity)
+class ActivityAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "member", "type", "partner", "source_key"]
+    list_filter = ["type"]
+    search_fields = ["source_key", "member__email"]
+    list_select_related = ["member", "partner"]
+
+
+@admin.register(Coupon)
+class CouponAdmin(ReadOnlyAdmin):
+    list_display = ["code", "reward", "member", "created_at", "expires_at", "used_at", "used_by"]
+    search_fields = ["code", "member__email"]
+    list_filter = ["reward"]
+    list_select_related = ["reward", "member", "used_by"]
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "reward", "points", "partner"]
+    list_select_related = ["member", "reward", "partner"]
+
+
+@admin.register(PointsLot)
+class PointsLotAdmin(ReadOnlyAdmin):
+    list_display = ["member", "points", "remaining", "expires_at", "created_at"]
+    list_select_related = ["member"]
+
+
+class AdjustForm(forms.Form):
+    points = forms.IntegerField(help_text="Positive to credit, negative to debit.")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
+
+    def clean_points(self):
+        if self.cleaned_data["points"] == 0:
+            raise ValidationError("Must not be zero.")
+        return self.cleaned_data["points"]
+
+
+def adjust_points_view(request, member_id: int, model_admin):
+    """Staff credit or debit a member's points with a reason (linked from the member page)."""
+    member = get_object_or_404(Member, pk=member_id)
+    form = AdjustForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.points_adjust(member=member, points=form.cleaned_data["points"],
+                                   reason=form.cleaned_data["reason"], actor_user=request.user)
+        except DomainError as exc:
+            for field, problems in exc.fields.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            messages.success(request, f"Adjusted by {form.cleaned_data['points']:+d} points.")
+            return redirect(reverse("admin:accounts_member_change", args=[member.pk]))
+    context = {**model_admin.admin_site.each_context(request), "title": f"Adjust points of {member}", "form": form,
+               "member": member, "opts": Member._meta}
+    return TemplateResponse(request, "admin/rewards/adjust.html", context)
+
+
+def member_points_summary(member: Member) -> str:
+    ledger = reverse("admin:rewards_ledgerentry_changelist") + f"?member__id__exact={member.pk}"
+    adjust = reverse("admin:accounts_member_adjust", args=[member.pk])
+    return format_html(
+        '{} available · {} pending · {} owed — <a href="{}">ledger</a> · <a class="button" href="{}">Adjust points</a>',
+        member.points_available, member.points_pending, member.points_owed, ledger, adjust,
+    )

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from rewards import views
+
+app_name = "rewards"
+
+urlpatterns = [
+    path("", views.catalog, name="catalog"),
+    path("<int:reward_id>/redeem/", views.redeem, name="redeem"),
+    path("coupons/", views.coupons, name="coupons"),
+    path("history/", views.history, name="history"),
+]

@@ -1,0 +1,48 @@
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.decorators import member_required
+from loyalty_site.errors import DomainError
+from rewards import selectors
+from rewards.models import EntryKind, Reward
+from rewards.services import reward_redeem
+
+
+@member_required
+def history(request):
+    kind = request.GET.get("kind") or None
+    if kind not in EntryKind.values:
+        kind = None
+    page = Paginator(selectors.history(member=request.member, kind=kind), 25).get_page(request.GET.get("page"))
+    return render(request, "rewards/history.html", {"page": page, "kind": kind, "kinds": EntryKind.choices})
+
+
+@member_required
+def catalog(request):
+    return render(request, "rewards/catalog.html", {"items": selectors.catalog(member=request.member)})
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def redeem(request, reward_id: int):
+    reward = get_object_or_404(Reward, pk=reward_id, is_active=True)
+    item = next((i for i in selectors.catalog(member=request.member) if i.reward.pk == reward.pk), None)
+    if request.method == "POST":
+        try:
+            redemption = reward_redeem(member=request.member, reward=reward)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect("rewards:catalog")
+        messages.success(request, f"Redeemed! Your coupon code is {redemption.coupon.code}.")
+        return redirect("rewards:coupons")
+    return render(request, "rewards/redeem.html", {
+        "reward": reward, "item": item, "after": request.member.points_available - reward.points_cost,
+    })
+
+
+@member_required
+def coupons(request):
+    page = Paginator(selectors.coupons(member=request.member), 25).get_page(request.GET.get("page"))
+    return render(request, "rewards/coupons.html", {"page": page})

@@ -1,0 +1,39 @@
+"""README screenshots of the portal, taken from the demo data: `make screenshots`."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from tests.browser import chromium, page  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.screenshots, pytest.mark.django_db(transaction=True)]
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+PAGES = [
+    ("dashboard", "/dashboard/"),
+    ("rewards", "/rewards/"),
+    ("history", "/rewards/history/"),
+    ("coupons", "/rewards/coupons/"),
+    ("profile", "/me/profile/"),
+]
+
+
+def test_take_readme_screenshots(live_server, page):  # noqa: F811
+    call_command("seed_demo", stdout=StringIO())
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.goto(f"{live_server.url}/")
+    page.screenshot(path=str(OUT / "home.png"), full_page=True)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Email").fill("member@example.com")
+    page.get_by_label("Password:", exact=True).fill("loyalty-demo-1")
+    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("heading", name="Hello").wait_for()
+    for name, path in PAGES:
+        page.goto(f"{live_server.url}{path}")
+        page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/dashboard/")
+    page.screenshot(path=str(OUT / "dashboard-mobile.png"), full_page=True)
+    assert (OUT / "dashboard.png").stat().st_size > 10_000
