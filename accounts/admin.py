@@ -128,6 +128,14 @@ class PartnerAdmin(admin.ModelAdmin):
             _members=Count("external_ids", distinct=True),
         )
 
+    def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data:
+            services.partner_set_active(partner=obj, active=obj.is_active, actor_user=request.user)
+        if not change:
+            obj.pk = services.partner_create(name=obj.name, actor_user=request.user).pk
+            return
+        super().save_model(request, obj, form, change)
+
     @admin.display(description="Active keys", ordering="_keys")
     def active_keys(self, obj):
         return obj._keys

@@ -1,11 +1,43 @@
-"""Partner authentication: ``Authorization: Api-Key <key>``, and scopes per endpoint."""
+"""Partner authentication: ``Authorization: Api-Key <key>``, and scopes per endpoint.
+
+Each process remembers a key it looked up for ``KEY_CACHE_SECONDS`` (5 s): one query fewer on
+every call. Revoking a key or pausing a partner forgets it at once in the process that did it; other
+processes stop accepting it within those 5 seconds.
+"""
+
+import threading
+import time
 
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey
-from accounts.services import api_key_touch, hash_api_key
+from accounts.services import API_KEY_FORGET_HOOKS, api_key_touch, hash_api_key
 
 KEYWORD = "Api-Key"
+KEY_CACHE_SECONDS = 5.0
+_cache: dict[str, tuple[float, ApiKey | None]] = {}
+_cache_lock = threading.Lock()
+
+
+def _lookup(digest: str) -> ApiKey | None:
+    now = time.monotonic()
+    hit = _cache.get(digest)
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    key = ApiKey.objects.select_related("partner").filter(key_hash=digest).first()
+    with _cache_lock:
+        if len(_cache) > 10_000:  # a flood of made-up keys must not grow memory without bound
+            _cache.clear()
+        _cache[digest] = (now, key)
+    return key
+
+
+def forget_api_keys() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+API_KEY_FORGET_HOOKS.append(forget_api_keys)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -17,7 +49,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header; use 'Api-Key <key>'.")
-        key = ApiKey.objects.select_related("partner").filter(key_hash=hash_api_key(header[1])).first()
+        key = _lookup(hash_api_key(header[1]))
         if key is None:
             raise exceptions.AuthenticationFailed("Unknown API key.")
         if key.revoked_at is not None:

@@ -12,18 +12,22 @@ import hashlib
 import json
 from functools import wraps
 
-from django.db import IntegrityError, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.response import Response
 
 from accounts.models import IdempotencyRecord
+from loyalty_site import bulk
 from loyalty_site.errors import Invalid, Unprocessable
 
 HEADER = "Idempotency-Key"
+TABLE = IdempotencyRecord._meta.db_table
 
 
 def _request_hash(request) -> str:
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+    # The raw bytes: a retry sends exactly what it sent the first time.
+    return hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.body).hexdigest()
 
 
 def idempotent(handler):
@@ -38,21 +42,25 @@ def idempotent(handler):
                           fields={HEADER: "Must be 1 to 255 characters."})
         digest = _request_hash(request)
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        partner=request.user, key=key, method=request.method, path=request.path[:255],
-                        request_hash=digest,
-                    )
-            except IntegrityError:
+            inserted = bulk.insert_new(
+                IdempotencyRecord, ("partner_id", "key", "method", "path", "request_hash", "created_at"),
+                [(request.user.pk, key, request.method, request.path[:255], digest, timezone.now())],
+                unique=("partner_id", "key"),
+            )
+            if not inserted:
+                # Taken: by a finished request (replay it) or one still running, whose insert we
+                # waited for on the unique index; either way it is committed now.
                 return _replay(request, key, digest)
+            record_id = next(iter(inserted.values()))
             response = handler(view, request, *args, **kwargs)
-            if response.status_code < 400:
-                record.status_code = response.status_code
-                record.response_body = response.data
-                record.save(update_fields=["status_code", "response_body"])
-            else:
-                record.delete()
+            with connection.cursor() as cursor:
+                if response.status_code < 400:
+                    cursor.execute(
+                        f'UPDATE "{TABLE}" SET status_code = %s, response_body = %s WHERE id = %s',
+                        [response.status_code, json.dumps(response.data, cls=DjangoJSONEncoder), record_id],
+                    )
+                else:
+                    cursor.execute(f'DELETE FROM "{TABLE}" WHERE id = %s', [record_id])
             return response
 
     return wrapper

@@ -127,13 +127,13 @@ def referral_codes_generate(first_names: list[str]) -> list[str]:
     """Referral codes for many new members at once, checked against the table in one query per round."""
     codes = [""] * len(first_names)
     todo = list(range(len(first_names)))
+    seen: set[str] = set()  # handed out in an earlier round of this call, not in the table yet
     for length in (4, 4, 5, 6, 8):
         proposals = {}
         for index in todo:
             letters = "".join(ch for ch in first_names[index].upper() if "A" <= ch <= "Z")[:3] or "LL"
             proposals[index] = f"{letters}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(length))}"
         taken = set(Member.objects.filter(referral_code__in=proposals.values()).values_list("referral_code", flat=True))
-        seen: set[str] = set()
         left = []
         for index, code in proposals.items():
             if code in taken or code in seen:
@@ -431,14 +431,32 @@ def api_key_create(*, partner: Partner, name: str, scopes: list[str],
     return key, raw
 
 
+# Called after a key or partner changes, so that cached keys are looked up again.
+API_KEY_FORGET_HOOKS: list[Callable[[], None]] = []
+
+
 def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None, reason: str = "") -> ApiKey:
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
             _audit(action="api_key.revoked", actor_user=actor_user, subject=f"api_key:{api_key.pk}",
                    before={"prefix": api_key.prefix}, reason=reason)
+    for hook in API_KEY_FORGET_HOOKS:
+        hook()
     api_key.refresh_from_db()
     return api_key
+
+
+def partner_set_active(*, partner: Partner, active: bool, actor_user: User | None = None) -> Partner:
+    """Pause a partner (every key gets 401) or resume it."""
+    with transaction.atomic():
+        Partner.objects.filter(pk=partner.pk).update(is_active=active)
+        _audit(action="partner.resumed" if active else "partner.paused", actor_user=actor_user,
+               subject=f"partner:{partner.pk}")
+    for hook in API_KEY_FORGET_HOOKS:
+        hook()
+    partner.refresh_from_db()
+    return partner
 
 
 def api_key_touch(*, api_key: ApiKey) -> None:

@@ -136,6 +136,10 @@ class EarningRuleAdmin(admin.ModelAdmin):
     ]
     change_list_template = "admin/rewards/earningrule/change_list.html"
 
+    def has_delete_permission(self, request, obj=None):
+        # Orders keep the rules they were earned under; retire a rule by unticking "active".
+        return False
+
     @admin.display(description="Gives")
     def gives(self, rule):
         if rule.kind == "per_currency":

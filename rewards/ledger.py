@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import Member
+from accounts.models import ExternalId, Member
+from loyalty_site import bulk
 from loyalty_site.errors import Conflict
 from rewards.models import EntryKind, LedgerEntry, PointsLot
 
@@ -51,9 +53,97 @@ def lock_members(member_ids) -> dict[int, Balance]:
     return {pk: Balance(pk, available, pending, owed, last) for pk, available, pending, owed, last in rows}
 
 
+def lock_partner_members(partner, external_ids) -> tuple[dict[int, Balance], dict[str, int]]:
+    """``lock_members`` for the customers a partner names by its own ids, in one query; returns
+    the balances and ``{external id: member id}`` for those that exist."""
+    wanted = sorted(set(external_ids))
+    # Raw SQL: this runs once per API order, and the ORM would spend longer building it than
+    # PostgreSQL spends running it.
+    member, link = Member._meta.db_table, ExternalId._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT m.id, x.external_id, m.points_available, m.points_pending, m.points_owed, m.last_activity_at '
+            f'FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id '
+            f"WHERE x.partner_id = %s AND x.external_id IN ({', '.join(['%s'] * len(wanted))}) "
+            f"ORDER BY m.id" + (" FOR NO KEY UPDATE OF m" if connection.vendor == "postgresql" else ""),
+            [partner.pk, *wanted],
+        )
+        rows = cursor.fetchall()
+    balances, links = {}, {}
+    for pk, external_id, available, pending, owed, last in rows:
+        if isinstance(last, str):  # SQLite hands raw timestamps back as text, in UTC
+            last = datetime.fromisoformat(last)
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        balances[pk] = Balance(pk, available, pending, owed, last)
+        links[external_id] = pk
+    return balances, links
+
+
+def lock_and_claim(partner, claims: list[tuple[str, str, datetime]], *, activity_type: str, now: datetime
+                   ) -> tuple[dict[int, Balance], dict[str, int], dict[str, int]]:
+    """Lock the members a partner names and insert their new activities, in one statement.
+
+    ``claims`` are ``(external id, source key, occurred at)``. Returns the locked balances,
+    ``{external id: member id}`` and ``{source key: activity id}`` for the activities inserted: a
+    source key seen before, or a customer the partner never sent, gets no row. On PostgreSQL both
+    happen in one round trip (the lock is taken first: the insert reads the locked rows).
+    """
+    from rewards.models import Activity
+
+    if connection.vendor != "postgresql":
+        balances, links = lock_partner_members(partner, {external for external, _, _ in claims})
+        inserted = bulk.insert_new(Activity, ("member_id", "partner_id", "type", "source_key", "occurred_at",
+                                              "properties", "created_at"), [
+            (links[external], partner.pk, activity_type, key, at, "{}", now)
+            for external, key, at in claims if external in links
+        ], unique="source_key")
+        return balances, links, inserted
+    wanted = sorted({external for external, _, _ in claims})
+    member, link, activity = Member._meta.db_table, ExternalId._meta.db_table, Activity._meta.db_table
+    values = ", ".join(["(%s::text, %s::text, %s::timestamptz)"] * len(claims))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH locked AS ("
+            f'  SELECT m.id, x.external_id, m.points_available, m.points_pending, m.points_owed, m.last_activity_at'
+            f'  FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id'
+            f"  WHERE x.partner_id = %s AND x.external_id IN ({', '.join(['%s'] * len(wanted))})"
+            f"  ORDER BY m.id FOR NO KEY UPDATE OF m"
+            f"), fresh AS ("
+            f'  INSERT INTO "{activity}" (member_id, partner_id, type, source_key, occurred_at, properties, created_at)'
+            f"  SELECT l.id, %s, %s, v.source_key, v.occurred_at, '{{}}'::jsonb, %s::timestamptz"
+            f"  FROM (VALUES {values}) AS v(external_id, source_key, occurred_at)"
+            f"  JOIN locked l ON l.external_id = v.external_id"
+            f"  ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key"
+            f") SELECT id, external_id, points_available, points_pending, points_owed, last_activity_at, "
+            f"NULL::bigint, NULL::text FROM locked "
+            f"UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, id, source_key FROM fresh",
+            [partner.pk, *wanted, partner.pk, activity_type, now, *[x for claim in claims for x in claim]],
+        )
+        rows = cursor.fetchall()
+    balances, links, inserted = {}, {}, {}
+    for pk, external_id, available, pending, owed, last, activity_id, source_key in rows:
+        if activity_id is None:
+            balances[pk] = Balance(pk, available, pending, owed, last)
+            links[external_id] = pk
+        else:
+            inserted[source_key] = activity_id
+    return balances, links, inserted
+
+
+def partner_member_ids(partner, external_ids) -> dict[str, int]:
+    """``{external id: member id}`` for the customers a partner names, without locking anyone."""
+    return dict(
+        ExternalId.objects.filter(partner=partner, external_id__in=set(external_ids))
+        .values_list("external_id", "member_id")
+    )
+
+
 class Posting:
-    def __init__(self, balances: dict[int, Balance], *, now: datetime | None = None):
+    def __init__(self, balances: dict[int, Balance], *, now: datetime | None = None, keep_entry_ids: bool = True):
         self.balances = balances
+        # Callers that only need the entries written (not their ids) save a round trip.
+        self.keep_entry_ids = keep_entry_ids
         self.now = now or timezone.now()
         self.entries: list[LedgerEntry] = []
         self._new_lots: list[tuple[LedgerEntry, PointsLot]] = []
@@ -174,25 +264,60 @@ class Posting:
 
     def flush(self) -> None:
         """Write entries, lots and balances: one statement per table."""
-        if self.entries:
-            LedgerEntry.objects.bulk_create(self.entries, batch_size=2000)
+        if self.keep_entry_ids or self._new_lots:
+            _insert_instances(LedgerEntry, ENTRY_FIELDS, self.entries)
+        else:
+            bulk.insert(LedgerEntry, ENTRY_FIELDS, [tuple(getattr(e, f) for f in ENTRY_FIELDS) for e in self.entries],
+                        ids=False)
         if self._new_lots:
             for entry, lot in self._new_lots:
                 lot.entry_id = entry.pk
-            PointsLot.objects.bulk_create([lot for _, lot in self._new_lots], batch_size=2000)
+            _insert_instances(PointsLot, LOT_FIELDS, [lot for _, lot in self._new_lots])
         if self._touched_lots:
             PointsLot.objects.bulk_update(list(self._touched_lots.values()), ["remaining"], batch_size=2000)
         changed = [b for b in self.balances.values() if b.changed]
         if changed:
-            Member.objects.bulk_update(
-                [Member(pk=b.member_id, points_available=b.available, points_pending=b.pending,
-                        points_owed=b.owed, last_activity_at=b.last_activity_at) for b in changed],
-                ["points_available", "points_pending", "points_owed", "last_activity_at"],
-                batch_size=1000,
-            )
+            write_balances(changed)
         self.entries, self._new_lots, self._touched_lots = [], [], {}
         for balance in changed:
             balance.changed = False
+
+
+ENTRY_FIELDS = ("member_id", "kind", "available_delta", "pending_delta", "owed_delta", "activity_id",
+                "related_entry_id", "available_at", "expires_at", "description", "reason", "actor_user_id",
+                "actor_partner_id", "effective_at", "created_at")
+LOT_FIELDS = ("member_id", "entry_id", "points", "remaining", "expires_at", "created_at")
+
+
+def _insert_instances(model, fields, instances) -> None:
+    ids = bulk.insert(model, fields, [tuple(getattr(obj, name) for name in fields) for obj in instances])
+    for obj, pk in zip(instances, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+
+
+def write_balances(balances: list[Balance]) -> None:
+    """Store new balances: one ``UPDATE ... FROM (VALUES ...)`` on PostgreSQL (Django's
+    ``bulk_update`` builds a CASE per row and costs seconds for a thousand members)."""
+    if connection.vendor != "postgresql":
+        Member.objects.bulk_update(
+            [Member(pk=b.member_id, points_available=b.available, points_pending=b.pending, points_owed=b.owed,
+                    last_activity_at=b.last_activity_at) for b in balances],
+            ["points_available", "points_pending", "points_owed", "last_activity_at"], batch_size=500,
+        )
+        return
+    table = Member._meta.db_table
+    for start in range(0, len(balances), 5000):
+        chunk = balances[start:start + 5000]
+        values = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::timestamptz)"] * len(chunk))
+        params = [x for b in chunk for x in (b.member_id, b.available, b.pending, b.owed, b.last_activity_at)]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS m SET points_available = v.available, points_pending = v.pending, '
+                f"points_owed = v.owed, last_activity_at = v.last_activity_at "
+                f"FROM (VALUES {values}) AS v(id, available, pending, owed, last_activity_at) WHERE m.id = v.id",
+                params,
+            )
 
 
 _NEVER = datetime(9999, 12, 31, tzinfo=UTC)

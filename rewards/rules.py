@@ -24,9 +24,11 @@ reverse are the difference, so refunding an order bit by bit reverses exactly wh
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from django.utils.dateparse import parse_datetime
 
@@ -70,6 +72,9 @@ class RuleSpec:
         return not (self.skus and line.sku not in self.skus)
 
     def to_json(self) -> dict:
+        return dict(_spec_json(self))
+
+    def _to_json(self) -> dict:
         data = asdict(self)
         for key in ("points_per_unit", "multiplier", "min_order_value"):
             data[key] = None if data[key] is None else str(data[key])
@@ -89,6 +94,22 @@ class RuleSpec:
         for key in ("categories", "skus", "partner_ids", "tier_ids"):
             data[key] = tuple(data.get(key) or ())
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@lru_cache(maxsize=512)
+def _spec_json(spec: RuleSpec) -> dict:
+    # Specs are immutable and shared by every order a batch evaluates: serialise each once.
+    return spec._to_json()
+
+
+@lru_cache(maxsize=512)
+def spec_json_text(spec: RuleSpec) -> str:
+    return json.dumps(_spec_json(spec), separators=(",", ":"))
+
+
+def applied_json_text(results: list[RulePoints]) -> str:
+    """``[{"rule": spec, "points": n}, ...]`` as JSON text, as kept on an order for its refunds."""
+    return "[" + ",".join(f'{{"rule":{spec_json_text(r.spec)},"points":{r.points}}}' for r in results) + "]"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import secrets
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -17,10 +18,11 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, ExternalId, Member, Partner, User
 from accounts.services import CODE_ALPHABET
+from loyalty_site import bulk
 from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import is_currency, money_str, quantum
-from rewards.ledger import Posting, lock_members
+from rewards.ledger import Posting, lock_and_claim, lock_members, partner_member_ids
 from rewards.models import (
     Activity,
     ActivityType,
@@ -120,35 +122,57 @@ def _evaluate(program: Program, occasion: rules.Occasion, caps: CapTracker, memb
     return results
 
 
-def _award(*, posting: Posting, program: Program, caps: CapTracker, member_id: int, activity: Activity,
-           occasion: rules.Occasion, description: str, pending_until: datetime | None,
-           awards: list[PointsAward]) -> tuple[AwardResult, list[rules.RulePoints]]:
-    """Evaluate the rules for one activity and credit what it earns (pending until ``pending_until``)."""
+AWARD_FIELDS = ("activity_id", "member_id", "rule_id", "rule_name", "points", "day")
+
+
+@dataclass
+class _Earning:
+    """What one activity earns, worked out before any member is locked."""
+
+    member_id: int
+    activity_id: int
+    at: datetime
+    description: str
+    award: AwardResult
+    results: list[rules.RulePoints]
+
+
+def _evaluate_award(*, program: Program, caps: CapTracker, member_id: int, activity_id: int,
+                    occasion: rules.Occasion, description: str, pending_until: datetime | None,
+                    now: datetime, awards: list[tuple]) -> _Earning:
+    """Evaluate the rules for one activity. Appends the per-rule awards to ``awards`` as rows of
+    ``AWARD_FIELDS``; the points are credited by ``_post_earning``."""
     results = _evaluate(program, occasion, caps, member_id)
     day = program.local_date(occasion.at)
     total = 0
     for result in results:
         if result.points:
-            awards.append(PointsAward(activity=activity, member_id=member_id, rule_id=result.spec.id,
-                                      rule_name=result.spec.name, points=result.points, day=day))
+            awards.append((activity_id, member_id, result.spec.id, result.spec.name, result.points, day))
             caps.add(member_id, result.spec.id, day, result.points)
             total += result.points
     award = AwardResult(points=total, rules=[
         {"rule_id": r.spec.id, "name": r.spec.name, "points": r.points} for r in results if r.points
     ])
-    if total <= 0:
-        return award, results
+    if total > 0:
+        award.expires_at = program.expires_at(occasion.at)
+        if pending_until is not None and pending_until > now:
+            award.pending, award.available_at = True, pending_until
+    return _Earning(member_id, activity_id, occasion.at, description, award, results)
+
+
+def _post_earning(posting: Posting, earning: _Earning) -> None:
+    """Credit what an activity earned: pending until its date, or available now."""
+    award = earning.award
+    if award.points <= 0:
+        return
     # The inactivity clock counts earning and spending, not visits that earn nothing.
-    posting.touch_activity(member_id, occasion.at)
-    award.expires_at = program.expires_at(occasion.at)
-    if pending_until is not None and pending_until > posting.now:
-        award.pending, award.available_at = True, pending_until
-        posting.credit_pending(member_id, total, activity=activity, description=description,
-                               available_at=pending_until, expires_at=award.expires_at, effective_at=occasion.at)
+    posting.touch_activity(earning.member_id, earning.at)
+    common = {"activity_id": earning.activity_id, "description": earning.description,
+              "expires_at": award.expires_at, "effective_at": earning.at}
+    if award.pending:
+        posting.credit_pending(earning.member_id, award.points, available_at=award.available_at, **common)
     else:
-        posting.credit_available(member_id, total, kind=EntryKind.EARN, activity=activity, description=description,
-                                 expires_at=award.expires_at, effective_at=occasion.at)
-    return award, results
+        posting.credit_available(earning.member_id, award.points, kind=EntryKind.EARN, **common)
 
 
 def order_line_values(order: OrderInput | Order, lines) -> list[rules.LineValue]:
@@ -176,40 +200,27 @@ def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderRe
     """Record orders and award their points, each order on its own.
 
     Guarantees: an order id is counted once per partner, whatever arrives twice (in one batch, in
-    two batches, concurrently); an order for a customer the partner never sent is rejected naming
-    ``member``; the same order id with different content is rejected naming ``order_id``; every
-    accepted order is written with its lines, activity, ledger entry and balance in one transaction.
+    two batches, concurrently: the activity's unique key decides, and the loser reports a
+    duplicate); an order for a customer the partner never sent is rejected naming ``member``; the
+    same order id with different content is rejected naming ``order_id``; every accepted order is
+    written with its lines, activity, ledger entry and balance in one transaction.
     """
     program = current_program()
     results: list[OrderResult | None] = [None] * len(orders)
-    links = dict(
-        ExternalId.objects.filter(partner=partner, external_id__in={o.member for o in orders})
-        .values_list("external_id", "member_id")
-    )
     first_index: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []
     todo: list[int] = []
     for index, order in enumerate(orders):
-        if order.member not in links:
-            results[index] = _rejected(order, code="unknown_member", message="Unknown member.",
-                                       fields={"member": f"No member with external_id {order.member!r}."})
-        elif order.order_id in first_index:
+        if order.order_id in first_index:
             repeats.append((index, first_index[order.order_id]))
         else:
             first_index[order.order_id] = index
             todo.append(index)
-
-    for attempt in range(3):
-        try:
-            with transaction.atomic():
-                _record_orders(partner=partner, program=program, orders=orders, todo=todo, links=links,
-                               results=results)
-            break
-        except IntegrityError:
-            # Another transaction inserted one of these order ids for a different member between
-            # our duplicate check and our insert; the next pass sees it and reports a duplicate.
-            if attempt == 2:
-                raise
+    if todo:
+        # No savepoint: nothing in here raises for a duplicate, so a caller's transaction (the
+        # idempotency record) and this one can be the same, which saves two round trips per call.
+        with transaction.atomic(savepoint=False):
+            _record_orders(partner=partner, program=program, orders=orders, todo=todo, results=results)
     for index, first in repeats:
         # The same order twice in one batch: the second is a duplicate of the first.
         original, order = results[first], orders[index]
@@ -223,87 +234,129 @@ def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderRe
     return results
 
 
-def _record_orders(*, partner, program, orders, todo, links, results) -> None:
-    balances = lock_members(links[orders[i].member] for i in todo)
-    existing = {
-        row["order_id"]: row
-        for row in Order.objects.filter(partner=partner, order_id__in=[orders[i].order_id for i in todo])
-        .values("order_id", "content_hash", "points", "activity_id")
-    }
-    fresh: list[int] = []
+# Batches at least this big lock their members only for the last writes, so that two batches
+# touching some of the same customers do not wait on each other for the whole batch.
+LOCK_LATE_FROM = 50
+
+
+def _record_orders(*, partner, program, orders, todo, results) -> None:
+    capped = any(s.cap_per_day is not None or s.cap_per_month is not None
+                 for s in program.specs if s.activity_type == ActivityType.ORDER)
+    # Caps read what a member already earned today: that read must happen under the lock.
+    lock_early = capped or len(todo) < LOCK_LATE_FROM
+    now = timezone.now()
+    source = {index: f"order:{partner.pk}:{orders[index].order_id}" for index in todo}
+    # The unique source key decides between concurrent copies of one order: the loser gets no row.
+    if lock_early:
+        balances, links, inserted = lock_and_claim(
+            partner, [(orders[i].member, source[i], orders[i].placed_at) for i in todo],
+            activity_type=ActivityType.ORDER, now=now,
+        )
+    else:
+        balances, links = None, partner_member_ids(partner, {orders[i].member for i in todo})
+        inserted = bulk.insert_new(Activity, ACTIVITY_FIELDS, [
+            (links[orders[i].member], partner.pk, ActivityType.ORDER, source[i], orders[i].placed_at, "{}", now)
+            for i in todo if orders[i].member in links
+        ], unique="source_key")
+    candidates = []
     for index in todo:
         order = orders[index]
+        if order.member not in links:
+            results[index] = _rejected(order, code="unknown_member", message="Unknown member.",
+                                       fields={"member": f"No member with external_id {order.member!r}."})
+        else:
+            candidates.append(index)
+    fresh = [i for i in candidates if source[i] in inserted]
+    seen = [i for i in candidates if source[i] not in inserted]
+    if seen:
+        _report_recorded(partner, orders, seen, results)
+    if not fresh:
+        return
+
+    caps = CapTracker(program, {links[orders[i].member] for i in fresh}, [orders[i].placed_at for i in fresh])
+    awards: list[tuple] = []
+    earnings: list[_Earning] = []
+    order_rows = []
+    for index in fresh:
+        order, activity_id = orders[index], inserted[source[index]]
+        occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
+                                  currency=order.currency, lines=order_line_values(order, order.lines),
+                                  tier_id=None)
+        earning = _evaluate_award(
+            program=program, caps=caps, member_id=links[order.member], activity_id=activity_id, occasion=occasion,
+            description=f"Order {order.order_id}", pending_until=program.available_at(order.placed_at), now=now,
+            awards=awards,
+        )
+        earnings.append(earning)
+        order_rows.append((
+            activity_id, partner.pk, order.order_id, earning.member_id, order.placed_at, order.currency, order.total,
+            order.shipping, order.tax, order.discount, Decimal(0), OrderStatus.PLACED, earning.award.points,
+            rules.applied_json_text(earning.results), order.content_hash(), now,
+        ))
+        results[index] = OrderResult(order.order_id, order.member, "accepted", award=earning.award)
+
+    # A few orders: send the remaining writes in one round trip (PostgreSQL pipeline mode).
+    with bulk.pipeline() if lock_early else nullcontext():
+        bulk.insert(Order, ORDER_FIELDS, order_rows, ids=False)
+        bulk.insert(OrderLine, LINE_FIELDS, [
+            (inserted[source[index]], position, line.sku, line.name, line.category, line.quantity, line.unit_price,
+             0, Decimal(0))
+            for index in fresh
+            for position, line in enumerate(orders[index].lines)
+        ], ids=False)
+        # An order's per-rule points live in rules_applied; only capped rules need rows to count against.
+        bulk.insert(PointsAward, AWARD_FIELDS, [row for row in awards if row[2] in caps.capped], ids=False)
+        if balances is None:
+            # FOR NO KEY UPDATE does not conflict with the key-share locks our inserts took on these
+            # members, so taking it now, in key order, cannot deadlock with another batch.
+            balances = lock_members({e.member_id for e in earnings if e.award.points > 0})
+        posting = Posting(balances, now=now, keep_entry_ids=False)
+        for earning in earnings:
+            _post_earning(posting, earning)
+        posting.flush()
+
+
+def _report_recorded(partner, orders, indexes, results) -> None:
+    """Answer for orders already recorded: a duplicate with the first answer, or a conflict."""
+    existing = {
+        row["order_id"]: row
+        for row in Order.objects.filter(partner=partner, order_id__in=[orders[i].order_id for i in indexes])
+        .values("order_id", "content_hash", "points", "activity_id", "rules_applied")
+    }
+    for index in indexes:
+        order = orders[index]
         known = existing.get(order.order_id)
-        if known is None:
-            fresh.append(index)
-        elif known["content_hash"] != order.content_hash():
+        if known is None or known["content_hash"] != order.content_hash():
             results[index] = _rejected(
                 order, code="order_exists",
                 message="This order id was already recorded with different content.",
                 fields={"order_id": "Already recorded with different content; send a refund to change it."},
             )
         else:
+            rules_given = [{"rule_id": item["rule"]["id"], "name": item["rule"]["name"], "points": item["points"]}
+                           for item in known["rules_applied"] if item["points"]]
             results[index] = OrderResult(order.order_id, order.member, "duplicate",
-                                         award=_award_of_recorded(known["activity_id"], known["points"]))
-    if not fresh:
-        return
-
-    now = timezone.now()
-    activities = [
-        Activity(member_id=links[orders[i].member], partner=partner, type=ActivityType.ORDER,
-                 source_key=f"order:{partner.pk}:{orders[i].order_id}", occurred_at=orders[i].placed_at,
-                 created_at=now)
-        for i in fresh
-    ]
-    Activity.objects.bulk_create(activities)
-
-    posting = Posting(balances, now=now)
-    caps = CapTracker(program, balances.keys(), [orders[i].placed_at for i in fresh])
-    awards: list[PointsAward] = []
-    order_rows, line_rows = [], []
-    for index, activity in zip(fresh, activities, strict=True):
-        order = orders[index]
-        member_id = links[order.member]
-        occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
-                                  currency=order.currency, lines=order_line_values(order, order.lines),
-                                  tier_id=None)
-        award, applied = _award(
-            posting=posting, program=program, caps=caps, member_id=member_id, activity=activity, occasion=occasion,
-            description=f"Order {order.order_id}", pending_until=program.available_at(order.placed_at),
-            awards=awards,
-        )
-        row = Order(
-            activity=activity, partner=partner, order_id=order.order_id, member_id=member_id,
-            placed_at=order.placed_at, currency=order.currency, total=order.total, shipping=order.shipping,
-            tax=order.tax, discount=order.discount, points=award.points, content_hash=order.content_hash(),
-            rules_applied=[{"rule": r.spec.to_json(), "points": r.points} for r in applied], created_at=now,
-        )
-        order_rows.append(row)
-        line_rows.append(order.lines)
-        results[index] = OrderResult(order.order_id, order.member, "accepted", award=award)
-
-    Order.objects.bulk_create(order_rows)
-    OrderLine.objects.bulk_create(
-        [
-            OrderLine(order=row, position=position, sku=line.sku, name=line.name, category=line.category,
-                      quantity=line.quantity, unit_price=line.unit_price)
-            for row, lines in zip(order_rows, line_rows, strict=True)
-            for position, line in enumerate(lines)
-        ],
-        batch_size=2000,
-    )
-    posting.flush()
-    if awards:
-        PointsAward.objects.bulk_create(awards, batch_size=2000)
+                                         award=_award_of_recorded(known["activity_id"], known["points"], rules_given))
 
 
-def _award_of_recorded(activity_id: int, points: int) -> AwardResult:
-    """The award an already recorded activity earned, for answering a duplicate."""
+ACTIVITY_FIELDS = ("member_id", "partner_id", "type", "source_key", "occurred_at", "properties", "created_at")
+ORDER_FIELDS = ("activity_id", "partner_id", "order_id", "member_id", "placed_at", "currency", "total", "shipping",
+                "tax", "discount", "refunded_amount", "status", "points", "rules_applied", "content_hash",
+                "created_at")
+LINE_FIELDS = ("order_id", "position", "sku", "name", "category", "quantity", "unit_price", "refunded_quantity",
+               "refunded_value")
+
+
+def _award_of_recorded(activity_id: int, points: int, rules_given: list[dict] | None = None) -> AwardResult:
+    """The award an already recorded activity earned, for answering a duplicate. Orders keep their
+    breakdown in ``rules_applied``; other activities in their ``PointsAward`` rows."""
     entry = LedgerEntry.objects.filter(activity_id=activity_id, kind=EntryKind.EARN).first()
-    award = AwardResult(points=points, rules=[
-        {"rule_id": a.rule_id, "name": a.rule_name, "points": a.points}
-        for a in PointsAward.objects.filter(activity_id=activity_id, points__gt=0).order_by("id")
-    ])
+    if rules_given is None:
+        rules_given = [
+            {"rule_id": a.rule_id, "name": a.rule_name, "points": a.points}
+            for a in PointsAward.objects.filter(activity_id=activity_id, points__gt=0).order_by("id")
+        ]
+    award = AwardResult(points=points, rules=rules_given)
     if entry is not None:
         award.pending = entry.pending_delta > 0 and not entry.followers.filter(kind=EntryKind.RELEASE).exists()
         award.available_at, award.expires_at = entry.available_at, entry.expires_at
@@ -376,10 +429,12 @@ def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> Ref
                                         description=description)
         posting.flush()
         day = program.local_date(order.placed_at)
+        # Only capped rules kept a row for this order (see PointsAward); only they get the reversal.
         PointsAward.objects.bulk_create([
             PointsAward(activity_id=order.activity_id, member_id=order.member_id, rule_id=new.spec.id,
                         rule_name=new.spec.name, points=new.points - old["points"], day=day)
-            for new, old in zip(after, order.rules_applied, strict=True) if new.points != old["points"]
+            for new, old in zip(after, order.rules_applied, strict=True)
+            if new.points != old["points"] and (new.spec.cap_per_day is not None or new.spec.cap_per_month is not None)
         ])
         order.rules_applied = [{"rule": r.spec.to_json(), "points": r.points} for r in after]
         order.points -= reverse
@@ -509,24 +564,29 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
         if not fresh:
             return results
         now = timezone.now()
-        activities = [
-            Activity(member_id=item.member_id, partner=item.partner, type=item.type, source_key=item.source_key,
-                     occurred_at=item.occurred_at, properties=item.properties or {}, created_at=now)
+        rows = [
+            (item.member_id, item.partner.pk if item.partner else None, item.type, item.source_key, item.occurred_at,
+             bulk.json_text(item.properties or {}), now)
             for _, item in fresh
         ]
-        Activity.objects.bulk_create(activities)
+        activity_ids = bulk.insert(Activity, ACTIVITY_FIELDS, rows)
         posting = Posting(balances, now=now)
         caps = CapTracker(program, balances.keys(), [item.occurred_at for _, item in fresh])
-        awards: list[PointsAward] = []
-        for (index, item), activity in zip(fresh, activities, strict=True):
+        awards: list[tuple] = []
+        for (index, item), activity_id in zip(fresh, activity_ids, strict=True):
             occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
                                       partner_id=item.partner.pk if item.partner else None)
-            award, _ = _award(posting=posting, program=program, caps=caps, member_id=item.member_id,
-                              activity=activity, occasion=occasion, description=item.description,
-                              pending_until=item.pending_until, awards=awards)
+            earning = _evaluate_award(program=program, caps=caps, member_id=item.member_id,
+                                      activity_id=activity_id, occasion=occasion, description=item.description,
+                                      pending_until=item.pending_until, now=now, awards=awards)
+            _post_earning(posting, earning)
+            award = earning.award
+            activity = Activity(pk=activity_id, member_id=item.member_id, partner=item.partner, type=item.type,
+                                source_key=item.source_key, occurred_at=item.occurred_at,
+                                properties=item.properties or {}, created_at=now)
             results[index] = ActivityResult(activity, created=True, award=award)
         posting.flush()
-        PointsAward.objects.bulk_create(awards)
+        bulk.insert(PointsAward, AWARD_FIELDS, awards)
     return results
 
 

@@ -199,8 +199,10 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 def _fresh_program():
     # Each process caches the program's rules for a few seconds; a test starts from what is in
     # its own database.
+    from accounts.authentication import forget_api_keys
     from rewards.program import forget_program
 
     forget_program()
+    forget_api_keys()
     yield
     forget_program()

@@ -36,6 +36,14 @@ class TestAuthentication:
         assert response.status_code == 401
         assert response.json()["error"]["message"] == "This API key has been revoked."
 
+    def test_a_paused_partners_keys_are_401(self, api, tea_shop):
+        from accounts.services import partner_set_active
+
+        assert api.get("/api/v1/members/nobody/").status_code == 404
+        partner_set_active(partner=tea_shop, active=False)
+        response = api.get("/api/v1/members/nobody/")
+        assert (response.status_code, response.json()["error"]["message"]) == (401, "This partner is paused.")
+
     def test_key_without_the_scope_is_403_naming_the_scope(self, tea_shop):
         reader = partner_client(tea_shop, scopes=[Scope.MEMBERS_READ])
         response = reader.post("/api/v1/members/", ADA, format="json")
@@ -197,3 +205,13 @@ def test_openapi_schema_and_docs_are_served(client):
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn" not in docs.content.lower()
+
+
+@pytest.mark.django_db
+def test_bulk_created_members_get_distinct_referral_codes(tea_shop):
+    from accounts.services import members_ensure_for_partner
+
+    ids, created = members_ensure_for_partner(partner=tea_shop, rows={f"c{i}": {} for i in range(3000)})
+    assert created == 3000
+    codes = list(Member.objects.values_list("referral_code", flat=True))
+    assert len(codes) == len(set(codes)) == 3000

@@ -1,0 +1,305 @@
+"""`make bench`: measure the engine on PostgreSQL and print one table. See bench/README.md."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loyalty_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+ONLY = {part.strip() for part in os.environ.get("BENCH_ONLY", "").split(",") if part.strip()}
+SERVER_ENV = {
+    "DATABASE_URL": DATABASE_URL,
+    "DEBUG": "0",
+    "SECRET_KEY": "bench-" + "k" * 60,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "CELERY_BROKER_URL": REDIS_URL,
+    "CACHE_URL": REDIS_URL,
+    "LOG_LEVEL": "WARNING",
+}
+MEMBERS = 10_000
+CATEGORIES = ["tea", "coffee", "cups", "gifts"]
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    floor: str = ""
+    ok: bool | None = None
+
+
+def wanted(name: str) -> bool:
+    return not ONLY or name in ONLY
+
+
+# --- setting up -------------------------------------------------------------------------------------
+
+def recreate_database() -> None:
+    import psycopg
+
+    url = urlparse(DATABASE_URL)
+    name = url.path.lstrip("/")
+    admin_url = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def setup_django() -> None:
+    os.environ.update(SERVER_ENV)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "loyalty_site.settings"
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def prepare_program() -> str:
+    """Migrate, set up the program like a real store, create the partner and its customers."""
+    from decimal import Decimal
+
+    from django.core.management import call_command
+
+    from accounts.models import Scope
+    from accounts.services import api_key_create, members_ensure_for_partner, partner_create
+    from rewards.models import EarningRule, RuleKind
+    from rewards.services import earning_rule_save, program_settings_update
+
+    call_command("migrate", verbosity=0)
+    program_settings_update(actor_user=None, changes={
+        "pending_days": 14, "expiry_policy": "rolling", "expiry_months": 12, "accepted_currencies": "EUR",
+    })
+    earning_rule_save(rule=EarningRule(name="1 per EUR", kind=RuleKind.PER_CURRENCY, points_per_unit=Decimal("1")))
+    earning_rule_save(rule=EarningRule(name="Tea x2", kind=RuleKind.MULTIPLIER, multiplier=Decimal("2"),
+                                       categories=["tea"]))
+    earning_rule_save(rule=EarningRule(name="Big basket", kind=RuleKind.FIXED, points=50,
+                                       min_order_value=Decimal("80"), priority=50))
+    partner = partner_create(name="Bench Store")
+    _, key = api_key_create(partner=partner, name="bench", scopes=list(Scope.values))
+    for start in range(0, MEMBERS, 2000):
+        members_ensure_for_partner(partner=partner, rows={f"c{i}": {} for i in range(start, start + 2000)})
+    return key
+
+
+def order(order_id: str, rng: random.Random, placed_at: datetime) -> dict:
+    lines = []
+    for _ in range(rng.choice((1, 1, 2, 2, 3))):
+        lines.append({"sku": f"SKU-{rng.randint(1, 500)}", "name": "Item", "category": rng.choice(CATEGORIES),
+                      "quantity": rng.randint(1, 3), "unit_price": f"{rng.randint(200, 4000) / 100:.2f}"})
+    total = sum(round(float(line["unit_price"]) * 100) * line["quantity"] for line in lines) / 100
+    return {"order_id": order_id, "member": f"c{rng.randrange(MEMBERS)}", "placed_at": placed_at.isoformat(),
+            "currency": "EUR", "total": f"{total:.2f}", "lines": lines}
+
+
+# --- the server and the clients ---------------------------------------------------------------------
+
+def start_server() -> subprocess.Popen:
+    env = {**os.environ, **SERVER_ENV}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    server = subprocess.Popen(
+        [str(gunicorn), "loyalty_site.wsgi", "--workers", "2", "--threads", os.environ.get("BENCH_THREADS", "1"),
+         "--bind", f"127.0.0.1:{PORT}",
+         "--log-level", "warning", "--timeout", "120"],
+        cwd=ROOT, env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if request("GET", "/healthz")[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not answer /healthz")
+
+
+def request(method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _client(args) -> list[tuple[float, int]]:
+    """One client process: send its requests one after another, return (latency, status) pairs."""
+    method, items, key = args
+    out = []
+    for path, body, extra in items:
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Authorization"] = f"Api-Key {key}"
+        headers.update(extra)
+        started = time.perf_counter()
+        status, _ = request(method, path, body, headers)
+        out.append((time.perf_counter() - started, status))
+    return out
+
+
+def drive(method: str, work: list[list[tuple]], key: str | None) -> tuple[float, list[tuple[float, int]]]:
+    """Run the client processes together; return elapsed seconds and every (latency, status)."""
+    with multiprocessing.get_context("fork").Pool(len(work)) as pool:
+        started = time.perf_counter()
+        results = pool.map(_client, [(method, items, key) for items in work])
+        elapsed = time.perf_counter() - started
+    return elapsed, [pair for result in results for pair in result]
+
+
+def vacuum() -> None:
+    """What autovacuum would do after a bulk load, done now so it does not run during a measurement."""
+    import psycopg
+
+    with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+# --- the benchmarks ---------------------------------------------------------------------------------
+
+def bench_ingest(key: str, rows: list[Row]) -> None:
+    rng = random.Random(1)
+    placed = datetime.now(UTC) - timedelta(days=3)
+    batches = []
+    for b in range(100):
+        orders = [order(f"B{b}-{i}", rng, placed) for i in range(1000)]
+        batches.append(("/api/v1/orders/batch/", json.dumps({"orders": orders}).encode(), {}))
+    work = [batches[0::2], batches[1::2]]
+    elapsed, results = drive("POST", work, key)
+    assert all(status == 200 for _, status in results), {status for _, status in results}
+    rate = 100_000 / elapsed
+    rows.append(Row("Batch ingest, 100,000 orders via /orders/batch/ (2 clients)", f"{rate:,.0f} orders/s",
+                    ">= 2,000 orders/s", rate >= 2000))
+
+
+def bench_single(key: str, rows: list[Row]) -> None:
+    rng = random.Random(2)
+    placed = datetime.now(UTC) - timedelta(days=1)
+    per_client, clients = 500, 8
+    work = []
+    for c in range(clients):
+        items = []
+        for i in range(per_client):
+            body = json.dumps(order(f"S{c}-{i}", rng, placed)).encode()
+            items.append(("/api/v1/orders/", body, {"Idempotency-Key": f"s-{c}-{i}"}))
+        work.append(items)
+    vacuum()
+    # Warm both paths first so neither pays for imports or first connections.
+    drive("POST", [w[:20] for w in work], key)
+    drive("GET", [[("/healthz", None, {})] * 50] * clients, None)
+    # /healthz before and after the orders, so that drift in the machine's speed is shared fairly.
+    health = [("/healthz", None, {})] * (per_client // 2)
+    h1_elapsed, h1 = drive("GET", [health] * clients, None)
+    elapsed, results = drive("POST", [w[20:] for w in work], key)
+    h2_elapsed, h2 = drive("GET", [health] * clients, None)
+    assert all(status == 201 for _, status in results), {status for _, status in results}
+    assert all(status == 200 for _, status in h1 + h2)
+    latencies = [latency for latency, _ in results]
+    order_rps = len(results) / elapsed
+    health_rps = (len(h1) + len(h2)) / (h1_elapsed + h2_elapsed)
+    ratio = order_rps / health_rps
+    rows.append(Row("Single-order POST, 8 clients: throughput", f"{order_rps:,.0f} req/s"))
+    rows.append(Row("Single-order POST, 8 clients: p50 / p95 latency",
+                    f"{percentile(latencies, 50) * 1000:.1f} / {percentile(latencies, 95) * 1000:.1f} ms"))
+    rows.append(Row("GET /healthz, same server, same 8 clients", f"{health_rps:,.0f} req/s"))
+    rows.append(Row("Single-order throughput / healthz throughput", f"{ratio:.2f}", ">= 0.30", ratio >= 0.3))
+
+
+def bench_import(rows: list[Row]) -> None:
+    total_rows = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
+    path = Path("/tmp/loyalty-bench-import.csv")
+    rng = random.Random(3)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    written = 0
+    with path.open("w") as handle:
+        handle.write("order_id,member,placed_at,currency,total,sku,name,category,quantity,unit_price\n")
+        number = 0
+        while written < total_rows:
+            number += 1
+            lines = [(f"SKU-{rng.randint(1, 500)}", rng.choice(CATEGORIES), rng.randint(1, 3), rng.randint(200, 4000))
+                     for _ in range(min(rng.choice((1, 1, 2, 2, 3)), total_rows - written))]
+            total = sum(qty * cents for _, _, qty, cents in lines) / 100
+            placed = (start + timedelta(minutes=number)).isoformat()
+            member = f"imp{rng.randrange(100_000)}"
+            for sku, category, qty, cents in lines:
+                price = f"{cents / 100:.2f}"
+                handle.write(f"I{number},{member},{placed},EUR,{total:.2f},{sku},Item,{category},{qty},{price}\n")
+            written += len(lines)
+    env = {**os.environ, **SERVER_ENV}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "import_orders", str(path), "--partner", "Bench Store"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    output = child.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"import_orders failed: {output}")
+    rate = total_rows / elapsed
+    rss_mb = usage.ru_maxrss / 1024
+    rows.append(Row(f"import_orders, {total_rows:,} rows ({number:,} orders, new members)", f"{rate:,.0f} rows/s",
+                    ">= 5,000 rows/s", rate >= 5000))
+    rows.append(Row("import_orders peak RSS", f"{rss_mb:,.0f} MB", "< 300 MB", rss_mb < 300))
+    path.unlink()
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(r.name) for r in rows)
+    value_width = max(len(r.value) for r in rows)
+    print()
+    print(f"| {'benchmark'.ljust(width)} | {'result'.ljust(value_width)} | floor | ok |")
+    print(f"| {'-' * width} | {'-' * value_width} | --- | --- |")
+    for r in rows:
+        ok = "" if r.ok is None else ("yes" if r.ok else "NO")
+        print(f"| {r.name.ljust(width)} | {r.value.ljust(value_width)} | {r.floor} | {ok} |")
+
+
+def main() -> None:
+    started = time.monotonic()
+    recreate_database()
+    setup_django()
+    key = prepare_program()
+    from django.db import connections
+
+    connections.close_all()
+    rows: list[Row] = []
+    server = start_server()
+    try:
+        if wanted("ingest"):
+            bench_ingest(key, rows)
+        if wanted("single"):
+            bench_single(key, rows)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    if wanted("import"):
+        bench_import(rows)
+    print_table(rows)
+    print(f"\n{os.cpu_count()} CPUs, PostgreSQL at {urlparse(DATABASE_URL).netloc}; {time.monotonic() - started:.0f} s")
+    if any(r.ok is False for r in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
