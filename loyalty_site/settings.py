@@ -106,11 +106,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
 if IS_POSTGRES:
-    # Parameters travel apart from the SQL and psycopg prepares statements it sees repeatedly:
-    # less quoting in Python and less parsing in PostgreSQL on the hot paths.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-        "DATABASE_SERVER_SIDE_BINDING", True
-    )
+    # Parameters travel apart from the SQL, and psycopg prepares a statement it has run five times
+    # on a connection, so PostgreSQL stops planning the hot paths on every call. Behind a pooler in
+    # transaction mode (pgbouncer), set DATABASE_PREPARE_THRESHOLD=0 to turn preparing off.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
+    _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    _options["prepare_threshold"] = _prepare or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (login rate limits and throttles need one shared by every web process) -----------
