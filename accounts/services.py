@@ -4,10 +4,11 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import (
@@ -22,6 +23,8 @@ from accounts.models import (
     Scope,
     User,
 )
+from accounts.selectors import partner_member_ids
+from loyalty_site import bulk
 from loyalty_site.errors import Conflict, Invalid
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
@@ -133,7 +136,7 @@ def referral_codes_generate(first_names: list[str]) -> list[str]:
         for index in todo:
             letters = "".join(ch for ch in first_names[index].upper() if "A" <= ch <= "Z")[:3] or "LL"
             proposals[index] = f"{letters}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(length))}"
-        taken = set(Member.objects.filter(referral_code__in=proposals.values()).values_list("referral_code", flat=True))
+        taken = _referral_codes_taken(list(proposals.values()))
         left = []
         for index, code in proposals.items():
             if code in taken or code in seen:
@@ -147,6 +150,16 @@ def referral_codes_generate(first_names: list[str]) -> list[str]:
     raise RuntimeError("Could not find free referral codes.")
 
 
+def _referral_codes_taken(codes: list[str]) -> set[str]:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT referral_code FROM "{Member._meta.db_table}" WHERE referral_code = ANY(%s)', [codes]
+            )
+            return {row[0] for row in cursor.fetchall()}
+    return set(Member.objects.filter(referral_code__in=codes).values_list("referral_code", flat=True))
+
+
 def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tuple[dict[str, int], int]:
     """The member ids for many of a partner's customer ids, and how many members were created.
 
@@ -156,9 +169,7 @@ def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tu
     whose email belongs to an existing member is linked to that member. Existing links are left
     as they are. Used by imports, where one query per customer would take hours.
     """
-    known = dict(
-        ExternalId.objects.filter(partner=partner, external_id__in=rows).values_list("external_id", "member_id")
-    )
+    known = partner_member_ids(partner, rows)
     missing = {key: value for key, value in rows.items() if key not in known}
     if not missing:
         return known, 0
@@ -168,27 +179,82 @@ def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tu
         emails = {normalize_email(data.get("email")): key for key, data in missing.items() if data.get("email")}
         by_email = dict(Member.objects.filter(email__in=emails).values_list("email", "pk"))
         linked = {emails[email]: pk for email, pk in by_email.items()}
-        new_keys = [key for key in missing if key not in linked]
-        codes = referral_codes_generate([missing[key].get("first_name", "") for key in new_keys])
         now = timezone.now()
-        new_members, used_emails = [], set(by_email)
-        for key, code in zip(new_keys, codes, strict=True):
-            data = missing[key]
-            email = normalize_email(data.get("email"))
+        emails_of, used_emails = {}, set(by_email)
+        for key in missing:
+            if key in linked:
+                continue
+            email = normalize_email(missing[key].get("email"))
             if email in used_emails:
                 email = ""  # two customer ids with one address: only the first keeps it
             used_emails.add(email)
-            new_members.append(Member(email=email, first_name=data.get("first_name", ""),
-                                      last_name=data.get("last_name", ""), referral_code=code, created_at=now))
-        Member.objects.bulk_create(new_members, batch_size=1000)
-        linked.update({key: member.pk for key, member in zip(new_keys, new_members, strict=True)})
-        ExternalId.objects.bulk_create(
-            [ExternalId(partner=partner, member_id=pk, external_id=key, created_at=now) for key, pk in linked.items()],
-            batch_size=1000,
+            emails_of[key] = email
+        new_members, taken_meanwhile = _members_insert(missing, emails_of, now)
+        linked.update({key: member.pk for key, member in new_members.items()})
+        linked.update(taken_meanwhile)
+        claimed = bulk.insert_new(
+            ExternalId, ("partner_id", "member_id", "external_id", "created_at"),
+            [(partner.pk, pk, key, now) for key, pk in linked.items()], unique=("partner_id", "external_id"),
         )
+        lost = [key for key in linked if (partner.pk, key) not in claimed]
+        if lost:
+            # Another process linked some of these ids first: theirs stand.
+            linked.update(ExternalId.objects.filter(partner=partner, external_id__in=lost)
+                          .values_list("external_id", "member_id"))
         for hook in MEMBERS_CREATED_HOOKS:
-            hook(members=new_members)
+            hook(members=list(new_members.values()))
     return {**known, **linked}, len(new_members)
+
+
+_MEMBER_INSERT_FIELDS = ("email", "first_name", "last_name", "phone", "offers_channel", "reminders_channel",
+                         "surveys_channel", "referral_code", "points_available", "points_pending", "points_owed",
+                         "created_at", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class NewMember:
+    """What ``MEMBERS_CREATED_HOOKS`` read of a member made in bulk (a full ``Member`` has the same)."""
+
+    pk: int
+    created_at: datetime
+
+
+def _members_insert(missing: dict[str, dict], emails_of: dict[str, str], now
+                    ) -> tuple[dict[str, NewMember], dict[str, int]]:
+    """Insert new members in bulk; return them, and the customers whose email another process gave
+    a member meanwhile (linked to that member). A row that clashes with a unique value another
+    process has just taken (a referral code, an email) is not inserted: it gets a new code, or is
+    linked to the member with that email, and the rest go on."""
+    created: dict[str, NewMember] = {}
+    taken_meanwhile: dict[str, int] = {}
+    todo = list(emails_of)
+    for _ in range(5):
+        if not todo:
+            return created, taken_meanwhile
+        codes = referral_codes_generate([missing[key].get("first_name", "") for key in todo])
+        rows = [
+            (emails_of[key], missing[key].get("first_name", ""), missing[key].get("last_name", ""), "",
+             Channel.NONE, Channel.EMAIL, Channel.NONE, code, 0, 0, 0, now, now)
+            for key, code in zip(todo, codes, strict=True)
+        ]
+        inserted = bulk.insert_new(Member, _MEMBER_INSERT_FIELDS, rows, unique="referral_code", any_conflict=True)
+        left = []
+        for key, code in zip(todo, codes, strict=True):
+            if code in inserted:
+                created[key] = NewMember(inserted[code], now)
+            else:
+                left.append(key)
+        taken = dict(Member.objects.filter(email__in=[emails_of[k] for k in left if emails_of[k]])
+                     .values_list("email", "pk"))
+        todo = []
+        for key in left:
+            if emails_of[key] in taken:
+                taken_meanwhile[key] = taken[emails_of[key]]
+            else:
+                todo.append(key)
+    if todo:
+        raise RuntimeError("Could not insert members after five attempts.")
+    return created, taken_meanwhile
 
 
 def _check_email_free(*, email: str, member: Member | None) -> None:

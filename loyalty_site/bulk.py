@@ -31,6 +31,16 @@ def _columns(model: type[Model], fields: Sequence[str]) -> list[str]:
     return [model._meta.get_field(name).column for name in fields]
 
 
+def _unnest(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) -> tuple[str, list]:
+    """``unnest(%s::type[], ...)`` and one list per column: the SQL text is the same for one row or
+    a thousand, so PostgreSQL prepares it once, and psycopg has a handful of parameters to pass
+    instead of one per value."""
+    types = [model._meta.get_field(name).db_type(connection) for name in fields]
+    # %b: binary parameters, which psycopg dumps in C (text arrays are built in Python).
+    sql = "unnest(" + ", ".join(f"%b::{db_type}[]" for db_type in types) + ")"
+    return sql, [list(column) for column in zip(*rows, strict=True)]
+
+
 def insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, ids: bool = True) -> list[int]:
     """Insert ``rows`` (values for ``fields``) and return their new ids, in order.
 
@@ -44,13 +54,12 @@ def insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, 
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             if len(rows) < COPY_FROM:
-                # PostgreSQL returns the rows of a multi-row INSERT in VALUES order (bulk_create relies on it too).
+                # Rows come back from INSERT ... SELECT FROM unnest in input order (bulk_create relies on it too).
                 quoted = ", ".join(f'"{column}"' for column in columns)
-                marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+                source, params = _unnest(model, fields, rows)
                 cursor.execute(
-                    f'INSERT INTO "{table}" ({quoted}) VALUES {", ".join([marks] * len(rows))}'
-                    + (" RETURNING id" if ids else ""),
-                    [value for row in rows for value in row],
+                    f'INSERT INTO "{table}" ({quoted}) SELECT * FROM {source}' + (" RETURNING id" if ids else ""),
+                    params,
                 )
                 return [row[0] for row in cursor.fetchall()] if ids else []
             keys: list[int] = []
@@ -88,11 +97,12 @@ def pipeline():
 
 
 def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *,
-               unique: str | tuple[str, ...]) -> dict:
+               unique: str | tuple[str, ...], any_conflict: bool = False) -> dict:
     """Insert the rows whose ``unique`` value (a field, or a tuple of fields with a unique
     constraint) is not in the table yet; return ``{unique value: id}`` for the rows inserted.
     A row that loses a race with a concurrent insert is left out instead of raising, so the
-    caller's transaction stays usable (PostgreSQL waits for the other insert to commit first)."""
+    caller's transaction stays usable (PostgreSQL waits for the other insert to commit first).
+    With ``any_conflict``, a row clashing on any unique constraint is left out (PostgreSQL)."""
     if not rows:
         return {}
     table = model._meta.db_table
@@ -108,16 +118,15 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
     inserted: dict = {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
-            for start in range(0, len(rows), 1000):
-                chunk = rows[start:start + 1000]
-                cursor.execute(
-                    f'INSERT INTO "{table}" ({quoted}) VALUES {", ".join([marks] * len(chunk))} '
-                    f"ON CONFLICT ({unique_columns}) DO NOTHING RETURNING id, {unique_columns}",
-                    [value for row in chunk for value in row],
-                )
-                for pk, *key in cursor.fetchall():
-                    inserted[key[0] if len(key) == 1 else tuple(key)] = pk
+            source, params = _unnest(model, fields, rows)
+            target = "" if any_conflict else f"({unique_columns})"
+            cursor.execute(
+                f'INSERT INTO "{table}" ({quoted}) SELECT * FROM {source} '
+                f"ON CONFLICT {target} DO NOTHING RETURNING id, {unique_columns}",
+                params,
+            )
+            for pk, *key in cursor.fetchall():
+                inserted[key[0] if len(key) == 1 else tuple(key)] = pk
             return inserted
         existing = set()
         row_mark = "(" + ", ".join(["%s"] * len(positions)) + ")"

@@ -14,7 +14,10 @@ imported is recognised and not counted again, so the import can be re-run after 
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import queue
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -105,27 +108,45 @@ def _describe(fields: dict) -> str:
     return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in fields.items())
 
 
-def import_orders(*, partner: Partner, lines: Iterable[str], batch_size: int = 1000, create_members: bool = True,
-                  progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
-    """Import the CSV text ``lines`` for ``partner``; see the module docstring for the format."""
-    report = ImportReport()
-    started = time.monotonic()
-    reader = csv.DictReader(lines)
-    missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
-    if missing:
-        raise Invalid(f"The header lacks: {', '.join(missing)}.", fields={"header": f"Missing {', '.join(missing)}"})
-    accepted = current_program().settings.accepted()
-    batch: list[tuple[_PendingOrder, OrderInput]] = []
-    profiles: dict[str, dict] = {}
+class _Writer:
+    """Turns row groups into checked orders and records them in batches; counts what happened."""
 
-    def flush() -> None:
-        if not batch:
+    def __init__(self, *, partner: Partner, batch_size: int, create_members: bool):
+        self.partner, self.batch_size, self.create_members = partner, batch_size, create_members
+        self.accepted_currencies = current_program().settings.accepted()
+        self.report = ImportReport()
+        self.batch: list[tuple[_PendingOrder, OrderInput]] = []
+        self.profiles: dict[str, dict] = {}
+
+    def add(self, group: _PendingOrder) -> bool:
+        """Take one order's rows; True when a batch was written."""
+        self.report.rows += len(group.rows)
+        try:
+            order = parse_order(_payload(group), accepted_currencies=self.accepted_currencies)
+        except Invalid as exc:
+            self.report.orders_rejected += 1
+            self.report.problems.append(
+                f"{_where(group)}: order {group.rows[0].get('order_id', '')!r}: {_describe(exc.fields)}"
+            )
+            return False
+        self.batch.append((group, order))
+        if self.create_members and order.member not in self.profiles:
+            head = group.rows[0]
+            self.profiles[order.member] = {key: head[key].strip() for key in PROFILE_FIELDS if head.get(key)}
+        if len(self.batch) >= self.batch_size:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if not self.batch:
             return
-        if create_members:
-            _, created = members_ensure_for_partner(partner=partner, rows=profiles)
+        report = self.report
+        if self.create_members:
+            _, created = members_ensure_for_partner(partner=self.partner, rows=self.profiles)
             report.members_created += created
-        results = orders_record(partner=partner, orders=[order for _, order in batch])
-        for (group, _), result in zip(batch, results, strict=True):
+        results = orders_record(partner=self.partner, orders=[order for _, order in self.batch])
+        for (group, _), result in zip(self.batch, results, strict=True):
             if result.status == "accepted":
                 report.orders_accepted += 1
                 report.points_awarded += result.award.points
@@ -135,27 +156,159 @@ def import_orders(*, partner: Partner, lines: Iterable[str], batch_size: int = 1
                 report.orders_rejected += 1
                 problem = _describe(result.error["fields"])
                 report.problems.append(f"{_where(group)}: order {result.order_id!r}: {problem}")
-        batch.clear()
-        profiles.clear()
-        report.seconds = time.monotonic() - started
-        if progress:
-            progress(report)
+        self.batch.clear()
+        self.profiles.clear()
 
-    for group in _group(reader, start_line=2):
-        report.rows += len(group.rows)
-        try:
-            order = parse_order(_payload(group), accepted_currencies=accepted)
-        except Invalid as exc:
-            report.orders_rejected += 1
-            report.problems.append(f"{_where(group)}: order {group.rows[0].get('order_id', '')!r}: "
-                                   f"{_describe(exc.fields)}")
-            continue
-        batch.append((group, order))
-        if create_members and order.member not in profiles:
-            head = group.rows[0]
-            profiles[order.member] = {key: head[key].strip() for key in PROFILE_FIELDS if head.get(key)}
-        if len(batch) >= batch_size:
-            flush()
-    flush()
+
+def import_orders(*, partner: Partner, lines: Iterable[str], batch_size: int = 1000, create_members: bool = True,
+                  workers: int = 1, progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
+    """Import the CSV text ``lines`` for ``partner``; see the module docstring for the format.
+
+    With ``workers`` above 1 (PostgreSQL), this process reads and groups the rows and that many
+    worker processes check and record them. Each customer's orders always go to the same worker,
+    so workers never wait on each other's locks or create the same member twice.
+    """
+    started = time.monotonic()
+    reader = csv.DictReader(lines)
+    missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+    if missing:
+        raise Invalid(f"The header lacks: {', '.join(missing)}.", fields={"header": f"Missing {', '.join(missing)}"})
+    groups = _group(reader, start_line=2)
+    from django.db import connection
+
+    if connection.in_atomic_block or connection.vendor != "postgresql":
+        # Other processes cannot see an open transaction's rows, nor share an SQLite file's lock.
+        workers = 1
+    if workers > 1:
+        report = _import_parallel(partner=partner, groups=groups, batch_size=batch_size,
+                                  create_members=create_members, workers=workers, progress=progress, started=started)
+    else:
+        writer = _Writer(partner=partner, batch_size=batch_size, create_members=create_members)
+        for group in groups:
+            if writer.add(group) and progress:
+                writer.report.seconds = time.monotonic() - started
+                progress(writer.report)
+        writer.flush()
+        report = writer.report
+    report.problems.sort(key=_first_line)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _first_line(problem: str) -> int:
+    return int(problem.split(" ", 2)[1].split("-")[0].rstrip(":"))
+
+
+# --- several processes ---------------------------------------------------------------------------
+
+_CHUNK = 250  # orders per message to a worker: big enough to amortise pickling, small for flat memory
+
+
+def _import_parallel(*, partner, groups, batch_size, create_members, workers, progress, started) -> ImportReport:
+    from django.db import connections
+
+    connections.close_all()  # the workers must not share this process's database connection
+    context = multiprocessing.get_context("fork")
+    inboxes = [context.Queue(maxsize=4) for _ in range(workers)]
+    outbox = context.Queue()
+    processes = [
+        context.Process(target=_worker, args=(partner.pk, inbox, outbox, batch_size, create_members), daemon=True)
+        for inbox in inboxes
+    ]
+    for process in processes:
+        process.start()
+    total = ImportReport()
+    buffers: list[list] = [[] for _ in range(workers)]
+
+    def collect(block: bool) -> int:
+        finished = 0
+        while True:
+            try:
+                kind, part = outbox.get(block=block, timeout=1 if block else None)
+            except queue.Empty:
+                return finished
+            _merge(total, part)
+            finished += kind == "done"
+            if progress:
+                total.seconds = time.monotonic() - started
+                progress(total)
+            if block:
+                return finished
+
+    def send(slot: int, item) -> None:
+        while True:
+            try:
+                inboxes[slot].put(item, timeout=1)
+                return
+            except queue.Full:
+                if not processes[slot].is_alive():
+                    raise RuntimeError(f"import worker {slot} stopped (exit code {processes[slot].exitcode})") from None
+                collect(block=False)
+
+    try:
+        for group in groups:
+            member = (group.rows[0].get("member") or "").strip()
+            slot = zlib.crc32(member.encode()) % workers
+            buffers[slot].append((group.first_line, group.last_line, group.rows))
+            if len(buffers[slot]) >= _CHUNK:
+                send(slot, buffers[slot])
+                buffers[slot] = []
+                collect(block=False)
+        for slot in range(workers):
+            if buffers[slot]:
+                send(slot, buffers[slot])
+            send(slot, None)
+    except BaseException:
+        for process in processes:
+            process.terminate()
+        raise
+    done = 0
+    while done < workers:
+        done += collect(block=True)
+        if done < workers and not any(process.is_alive() for process in processes) and outbox.empty():
+            break  # a worker died without reporting: its exit code is checked below
+    for process in processes:
+        process.join()
+        if process.exitcode:
+            raise RuntimeError(f"an import worker failed (exit code {process.exitcode})")
+    return total
+
+
+def _worker(partner_id, inbox, outbox, batch_size, create_members) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    partner = Partner.objects.get(pk=partner_id)
+    writer = _Writer(partner=partner, batch_size=batch_size, create_members=create_members)
+    sent = ImportReport()
+
+    def report_progress(kind: str) -> None:
+        part = _difference(writer.report, sent)
+        _merge(sent, part)
+        outbox.put((kind, part))
+
+    try:
+        while (chunk := inbox.get()) is not None:
+            for first, last, rows in chunk:
+                if writer.add(_PendingOrder(first, last, rows)):
+                    report_progress("progress")
+        writer.flush()
+    finally:
+        report_progress("done")
+        connections.close_all()
+
+
+def _merge(total: ImportReport, part: ImportReport) -> None:
+    for name in ("rows", "orders_accepted", "orders_duplicate", "orders_rejected", "members_created",
+                 "points_awarded"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.problems.extend(part.problems)
+
+
+def _difference(now: ImportReport, before: ImportReport) -> ImportReport:
+    part = ImportReport()
+    for name in ("rows", "orders_accepted", "orders_duplicate", "orders_rejected", "members_created",
+                 "points_awarded"):
+        setattr(part, name, getattr(now, name) - getattr(before, name))
+    part.problems = now.problems[len(before.problems):]
+    return part

@@ -28,6 +28,47 @@ from loyalty_site.errors import Conflict
 from rewards.models import EntryKind, LedgerEntry, PointsLot
 
 
+@dataclass(slots=True)
+class Entry:
+    """A ledger entry on its way to the table; ``pk`` is set once written (when asked for)."""
+
+    member_id: int
+    kind: str
+    available_delta: int = 0
+    pending_delta: int = 0
+    owed_delta: int = 0
+    activity_id: int | None = None
+    related_entry_id: int | None = None
+    available_at: datetime | None = None
+    expires_at: datetime | None = None
+    description: str = ""
+    reason: str = ""
+    actor_user_id: int | None = None
+    actor_partner_id: int | None = None
+    effective_at: datetime | None = None
+    created_at: datetime | None = None
+    pk: int | None = None
+
+
+@dataclass(slots=True)
+class NewLot:
+    member_id: int
+    entry: Entry
+    points: int
+    remaining: int
+    expires_at: datetime | None
+    created_at: datetime
+    pk: int | None = None
+
+    @property
+    def entry_id(self) -> int | None:
+        return self.entry.pk
+
+
+_OBJECT_FIELDS = {"activity": "activity_id", "related_entry": "related_entry_id", "actor_user": "actor_user_id",
+                  "actor_partner": "actor_partner_id"}
+
+
 @dataclass
 class Balance:
     member_id: int
@@ -44,12 +85,21 @@ def lock_members(member_ids) -> dict[int, Balance]:
     ``FOR NO KEY UPDATE``: the ledger rows we insert take key-share locks on these members through
     their foreign keys; a plain ``FOR UPDATE`` taken later in the same pattern could deadlock.
     """
-    rows = (
-        Member.objects.select_for_update(no_key=True)
-        .filter(pk__in=sorted(set(member_ids)))
-        .order_by("pk")
-        .values_list("pk", "points_available", "points_pending", "points_owed", "last_activity_at")
-    )
+    ids = sorted(set(member_ids))
+    if connection.vendor == "postgresql":
+        # One array parameter instead of a thousand placeholders for psycopg to parse.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, points_available, points_pending, points_owed, last_activity_at "
+                f'FROM "{Member._meta.db_table}" WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE',
+                [ids],
+            )
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            Member.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+            .values_list("pk", "points_available", "points_pending", "points_owed", "last_activity_at")
+        )
     return {pk: Balance(pk, available, pending, owed, last) for pk, available, pending, owed, last in rows}
 
 
@@ -131,42 +181,38 @@ def lock_and_claim(partner, claims: list[tuple[str, str, datetime]], *, activity
     return balances, links, inserted
 
 
-def partner_member_ids(partner, external_ids) -> dict[str, int]:
-    """``{external id: member id}`` for the customers a partner names, without locking anyone."""
-    return dict(
-        ExternalId.objects.filter(partner=partner, external_id__in=set(external_ids))
-        .values_list("external_id", "member_id")
-    )
-
-
 class Posting:
     def __init__(self, balances: dict[int, Balance], *, now: datetime | None = None, keep_entry_ids: bool = True):
         self.balances = balances
         # Callers that only need the entries written (not their ids) save a round trip.
         self.keep_entry_ids = keep_entry_ids
         self.now = now or timezone.now()
-        self.entries: list[LedgerEntry] = []
-        self._new_lots: list[tuple[LedgerEntry, PointsLot]] = []
-        self._lots: dict[int, list[PointsLot]] = {}
+        self.entries: list[Entry] = []
+        self._new_lots: list[NewLot] = []
+        self._lots: dict[int, list[PointsLot | NewLot]] = {}
         self._touched_lots: dict[int, PointsLot] = {}
 
     # --- credits ------------------------------------------------------------------------------
 
-    def _entry(self, member_id: int, kind: str, **fields) -> LedgerEntry:
+    def _entry(self, member_id: int, kind: str, **fields) -> Entry:
+        for name, attname in _OBJECT_FIELDS.items():
+            if name in fields:
+                related = fields.pop(name)
+                fields[attname] = related.pk if related is not None else None
         fields.setdefault("effective_at", self.now)
         fields.setdefault("created_at", self.now)
-        entry = LedgerEntry(member_id=member_id, kind=kind, **fields)
+        entry = Entry(member_id, kind, **fields)
         self.entries.append(entry)
         return entry
 
-    def credit_pending(self, member_id: int, points: int, *, kind: str = EntryKind.EARN, **fields) -> LedgerEntry:
+    def credit_pending(self, member_id: int, points: int, *, kind: str = EntryKind.EARN, **fields) -> Entry:
         balance = self.balances[member_id]
         balance.pending += points
         balance.changed = True
         return self._entry(member_id, kind, pending_delta=points, **fields)
 
     def credit_available(self, member_id: int, points: int, *, kind: str, expires_at: datetime | None,
-                         from_pending: int = 0, **fields) -> LedgerEntry:
+                         from_pending: int = 0, **fields) -> Entry:
         """Add spendable points (``from_pending`` of them leave pending), repaying any debt first."""
         balance = self.balances[member_id]
         repay = min(points, balance.owed)
@@ -178,9 +224,8 @@ class Posting:
         entry = self._entry(member_id, kind, available_delta=spendable, pending_delta=-from_pending,
                             owed_delta=-repay, expires_at=expires_at, **fields)
         if spendable:
-            lot = PointsLot(member_id=member_id, points=spendable, remaining=spendable, expires_at=expires_at,
-                            created_at=self.now)
-            self._new_lots.append((entry, lot))
+            lot = NewLot(member_id, entry, spendable, spendable, expires_at, self.now)
+            self._new_lots.append(lot)
             if member_id in self._lots:
                 self._lots[member_id].append(lot)
                 self._lots[member_id].sort(key=_spending_order)
@@ -194,7 +239,7 @@ class Posting:
         if not missing:
             return
         for member_id in missing:
-            self._lots[member_id] = [lot for _, lot in self._new_lots if lot.member_id == member_id]
+            self._lots[member_id] = [lot for lot in self._new_lots if lot.member_id == member_id]
         for lot in PointsLot.objects.filter(member_id__in=missing, remaining__gt=0).order_by(
             "member_id", F("expires_at").asc(nulls_last=True), "id"
         ):
@@ -203,7 +248,7 @@ class Posting:
             self._lots[member_id].sort(key=_spending_order)
 
     def debit_available(self, member_id: int, points: int, *, kind: str, allow_debt: bool = False,
-                        first_lot_entry_id: int | None = None, **fields) -> LedgerEntry:
+                        first_lot_entry_id: int | None = None, **fields) -> Entry:
         """Take spendable points, soonest-expiring lots first; what is missing becomes debt or a Conflict."""
         self.load_lots([member_id])
         balance = self.balances[member_id]
@@ -231,13 +276,13 @@ class Posting:
         balance.changed = True
         return self._entry(member_id, kind, available_delta=-taken, owed_delta=left, **fields)
 
-    def debit_pending(self, member_id: int, points: int, *, kind: str, **fields) -> LedgerEntry:
+    def debit_pending(self, member_id: int, points: int, *, kind: str, **fields) -> Entry:
         balance = self.balances[member_id]
         balance.pending -= points
         balance.changed = True
         return self._entry(member_id, kind, pending_delta=-points, **fields)
 
-    def expire_lots(self, member_id: int, lots: list[PointsLot], **fields) -> LedgerEntry | None:
+    def expire_lots(self, member_id: int, lots: list[PointsLot], **fields) -> Entry | None:
         points = sum(lot.remaining for lot in lots)
         if not points:
             return None
@@ -256,25 +301,27 @@ class Posting:
             balance.last_activity_at = at
             balance.changed = True
 
-    def _touch(self, lot: PointsLot) -> None:
-        if lot.pk is not None:
+    def _touch(self, lot: PointsLot | NewLot) -> None:
+        if isinstance(lot, PointsLot):
             self._touched_lots[lot.pk] = lot
 
     # --- writing ------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Write entries, lots and balances: one statement per table."""
+        rows = [tuple(getattr(entry, name) for name in ENTRY_FIELDS) for entry in self.entries]
         if self.keep_entry_ids or self._new_lots:
-            _insert_instances(LedgerEntry, ENTRY_FIELDS, self.entries)
+            for entry, pk in zip(self.entries, bulk.insert(LedgerEntry, ENTRY_FIELDS, rows), strict=True):
+                entry.pk = pk
         else:
-            bulk.insert(LedgerEntry, ENTRY_FIELDS, [tuple(getattr(e, f) for f in ENTRY_FIELDS) for e in self.entries],
-                        ids=False)
+            bulk.insert(LedgerEntry, ENTRY_FIELDS, rows, ids=False)
         if self._new_lots:
-            for entry, lot in self._new_lots:
-                lot.entry_id = entry.pk
-            _insert_instances(PointsLot, LOT_FIELDS, [lot for _, lot in self._new_lots])
+            bulk.insert(PointsLot, LOT_FIELDS, [
+                (lot.member_id, lot.entry.pk, lot.points, lot.remaining, lot.expires_at, lot.created_at)
+                for lot in self._new_lots
+            ], ids=False)
         if self._touched_lots:
-            PointsLot.objects.bulk_update(list(self._touched_lots.values()), ["remaining"], batch_size=2000)
+            write_lot_remaining(list(self._touched_lots.values()))
         changed = [b for b in self.balances.values() if b.changed]
         if changed:
             write_balances(changed)
@@ -289,15 +336,20 @@ ENTRY_FIELDS = ("member_id", "kind", "available_delta", "pending_delta", "owed_d
 LOT_FIELDS = ("member_id", "entry_id", "points", "remaining", "expires_at", "created_at")
 
 
-def _insert_instances(model, fields, instances) -> None:
-    ids = bulk.insert(model, fields, [tuple(getattr(obj, name) for name in fields) for obj in instances])
-    for obj, pk in zip(instances, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
+def write_lot_remaining(lots: list[PointsLot]) -> None:
+    if connection.vendor != "postgresql":
+        PointsLot.objects.bulk_update(lots, ["remaining"], batch_size=500)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{PointsLot._meta.db_table}" AS l SET remaining = v.remaining '
+            "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, remaining) WHERE l.id = v.id",
+            [[lot.pk for lot in lots], [lot.remaining for lot in lots]],
+        )
 
 
 def write_balances(balances: list[Balance]) -> None:
-    """Store new balances: one ``UPDATE ... FROM (VALUES ...)`` on PostgreSQL (Django's
+    """Store new balances: one ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL (Django's
     ``bulk_update`` builds a CASE per row and costs seconds for a thousand members)."""
     if connection.vendor != "postgresql":
         Member.objects.bulk_update(
@@ -306,23 +358,20 @@ def write_balances(balances: list[Balance]) -> None:
             ["points_available", "points_pending", "points_owed", "last_activity_at"], batch_size=500,
         )
         return
-    table = Member._meta.db_table
-    for start in range(0, len(balances), 5000):
-        chunk = balances[start:start + 5000]
-        values = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::timestamptz)"] * len(chunk))
-        params = [x for b in chunk for x in (b.member_id, b.available, b.pending, b.owed, b.last_activity_at)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'UPDATE "{table}" AS m SET points_available = v.available, points_pending = v.pending, '
-                f"points_owed = v.owed, last_activity_at = v.last_activity_at "
-                f"FROM (VALUES {values}) AS v(id, available, pending, owed, last_activity_at) WHERE m.id = v.id",
-                params,
-            )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{Member._meta.db_table}" AS m SET points_available = v.available, points_pending = v.pending, '
+            "points_owed = v.owed, last_activity_at = v.last_activity_at "
+            "FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[]) "
+            "AS v(id, available, pending, owed, last_activity_at) WHERE m.id = v.id",
+            [[b.member_id for b in balances], [b.available for b in balances], [b.pending for b in balances],
+             [b.owed for b in balances], [b.last_activity_at for b in balances]],
+        )
 
 
 _NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def _spending_order(lot: PointsLot):
+def _spending_order(lot: PointsLot | NewLot):
     # Lots without an expiry go last; among equals the oldest first (unsaved lots are newest).
     return (lot.expires_at or _NEVER, lot.pk is None, lot.pk or 0)

@@ -17,12 +17,13 @@ from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import AuditLog, ExternalId, Member, Partner, User
+from accounts.selectors import partner_member_ids
 from accounts.services import CODE_ALPHABET
 from loyalty_site import bulk
 from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import is_currency, money_str, quantum
-from rewards.ledger import Posting, lock_and_claim, lock_members, partner_member_ids
+from rewards.ledger import Posting, lock_and_claim, lock_members
 from rewards.models import (
     Activity,
     ActivityType,
@@ -71,9 +72,10 @@ class OrderResult:
 
 @dataclass
 class ActivityResult:
-    activity: Activity | None
+    activity: Activity | None  # the stored activity, when it was there before
     created: bool
     award: AwardResult = field(default_factory=AwardResult)
+    activity_id: int | None = None
 
 
 # --- Rule evaluation shared by orders and other activities -------------------------------------------
@@ -664,47 +666,40 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
     if not items:
         return []
     program = current_program()
+    now = timezone.now()
     with transaction.atomic():
         balances = lock_members(item.member_id for item in items)
-        known = {
-            a.source_key: a for a in Activity.objects.filter(source_key__in=[item.source_key for item in items])
-        }
-        results: list[ActivityResult] = []
-        fresh: list[tuple[int, ActivityInput]] = []
-        seen = set()
-        for index, item in enumerate(items):
-            if item.source_key in known or item.source_key in seen:
-                results.append(ActivityResult(known.get(item.source_key), created=False))
-            else:
-                seen.add(item.source_key)
-                results.append(None)
-                fresh.append((index, item))
-        if not fresh:
-            return results
-        now = timezone.now()
-        rows = [
+        # The unique source key decides what is new, also against a concurrent copy.
+        inserted = bulk.insert_new(Activity, ACTIVITY_FIELDS, [
             (item.member_id, item.partner.pk if item.partner else None, item.type, item.source_key, item.occurred_at,
              bulk.json_text(item.properties or {}), now)
-            for _, item in fresh
-        ]
-        activity_ids = bulk.insert(Activity, ACTIVITY_FIELDS, rows)
+            for item in items
+        ], unique="source_key")
+        results: list[ActivityResult | None] = [None] * len(items)
+        repeated = [index for index, item in enumerate(items) if item.source_key not in inserted]
+        if repeated:
+            known = {a.source_key: a for a in Activity.objects.filter(
+                source_key__in=[items[index].source_key for index in repeated])}
         posting = Posting(balances, now=now)
-        caps = CapTracker(program, balances.keys(), [item.occurred_at for _, item in fresh])
+        caps = CapTracker(program, balances.keys(), [item.occurred_at for item in items])
         awards: list[tuple] = []
-        for (index, item), activity_id in zip(fresh, activity_ids, strict=True):
+        claimed = set()
+        for index, item in enumerate(items):
+            activity_id = inserted.get(item.source_key)
+            if activity_id is None or item.source_key in claimed:
+                activity = known.get(item.source_key) if repeated else None
+                results[index] = ActivityResult(activity, created=False, activity_id=activity.pk if activity else None)
+                continue
+            claimed.add(item.source_key)
             occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
                                       partner_id=item.partner.pk if item.partner else None)
             earning = _evaluate_award(program=program, caps=caps, member_id=item.member_id,
                                       activity_id=activity_id, occasion=occasion, description=item.description,
                                       pending_until=item.pending_until, now=now, awards=awards)
             _post_earning(posting, earning)
-            award = earning.award
-            activity = Activity(pk=activity_id, member_id=item.member_id, partner=item.partner, type=item.type,
-                                source_key=item.source_key, occurred_at=item.occurred_at,
-                                properties=item.properties or {}, created_at=now)
-            results[index] = ActivityResult(activity, created=True, award=award)
+            results[index] = ActivityResult(None, created=True, award=earning.award, activity_id=activity_id)
         posting.flush()
-        bulk.insert(PointsAward, AWARD_FIELDS, awards)
+        bulk.insert(PointsAward, AWARD_FIELDS, awards, ids=False)
     return results
 
 
@@ -733,6 +728,7 @@ def event_record(*, partner: Partner, event: EventInput) -> ActivityResult:
             raise Conflict("This event id was already used for a different event.", code="event_exists",
                            fields={"event_id": "Already used for a different event."})
         result.award = _award_of_recorded(result.activity.pk, _points_of(result.activity.pk))
+    result.activity_id = result.activity_id or (result.activity.pk if result.activity else None)
     return result
 
 
@@ -771,7 +767,7 @@ def points_adjust(*, member: Member, points: int, reason: str, actor_user: User 
             subject=f"ledger_entry:{entry.pk}", before={"available": before},
             after={"available": balances[member.pk].available, "points": points}, reason=reason,
         )
-    return entry
+    return LedgerEntry.objects.get(pk=entry.pk)
 
 
 # --- Rewards and coupons -----------------------------------------------------------------------------
@@ -834,8 +830,8 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
                                         description=f"Redeemed: {reward.name}", actor_partner=partner)
         posting.touch_activity(member.pk, now)
         posting.flush()
-        redemption = Redemption.objects.create(member=member, reward=reward, points=reward.points_cost, entry=entry,
-                                               partner=partner, created_at=now)
+        redemption = Redemption.objects.create(member=member, reward=reward, points=reward.points_cost,
+                                               entry_id=entry.pk, partner=partner, created_at=now)
         for _ in range(5):
             try:
                 with transaction.atomic():

@@ -80,3 +80,23 @@ def test_a_file_without_the_required_columns_is_refused(tmp_path, tea_shop):
     path.write_text("order,who\n1,2\n")
     with pytest.raises(CommandError, match="The header lacks: order_id, member"):
         run(path)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_import_gives_the_same_result_as_one_process(tea_shop):
+    from rewards.importing import import_orders
+
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="1 per EUR")
+    rows = ["order_id,member,placed_at,currency,total,sku,name,category,quantity,unit_price"]
+    for number in range(1, 601):
+        rows.append(f"{number},cust-{number % 37},2026-01-05,EUR,10.00,TEA-1,Tea,tea,1,10.00")
+    rows.append("601,cust-1,2026-01-05,EUR,99.00,TEA-1,Tea,tea,1,10.00")  # a bad total, on line 602
+    report = import_orders(partner=tea_shop, lines=[row + "\n" for row in rows], workers=2, batch_size=50)
+    assert (report.rows, report.orders_accepted, report.orders_rejected, report.members_created) == (601, 600, 1, 37)
+    assert report.problems[0].startswith("line 602: order '601': total:")
+    assert Order.objects.count() == 600
+    assert sum(Member.objects.values_list("points_available", flat=True)) == 6000
+    again = import_orders(partner=tea_shop, lines=[row + "\n" for row in rows], workers=2, batch_size=50)
+    assert (again.orders_accepted, again.orders_duplicate) == (0, 600)

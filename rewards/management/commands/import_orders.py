@@ -1,6 +1,8 @@
+import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from accounts.models import Partner
 from loyalty_site.errors import DomainError
@@ -20,15 +22,22 @@ class Command(BaseCommand):
         parser.add_argument("--no-create-members", action="store_true",
                             help="Refuse orders of customers the partner never sent, instead of creating them.")
         parser.add_argument("--batch-size", type=int, default=1000)
+        parser.add_argument(
+            "--workers", type=int, default=None,
+            help="Processes that record orders (default: the number of CPUs on PostgreSQL, 1 on SQLite).",
+        )
 
-    def handle(self, *args, file, partner, no_create_members, batch_size, **options):
+    def handle(self, *args, file, partner, no_create_members, batch_size, workers, **options):
+        if workers is None:
+            workers = (os.cpu_count() or 1) if connection.vendor == "postgresql" else 1
         partner_obj = Partner.objects.filter(name=partner).first()
         if partner_obj is None:
             raise CommandError(f"No partner named {partner!r}; create it with partner_create.")
         handle = sys.stdin if file == "-" else open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115
         try:
             report = import_orders(partner=partner_obj, lines=handle, batch_size=batch_size,
-                                   create_members=not no_create_members, progress=self._progress)
+                                   create_members=not no_create_members, workers=max(1, workers),
+                                   progress=self._progress)
         except DomainError as exc:
             raise CommandError(exc.message) from None
         finally:
