@@ -232,11 +232,13 @@ def _members_insert(missing: dict[str, dict], emails_of: dict[str, str], now
         if not todo:
             return created, taken_meanwhile
         codes = referral_codes_generate([missing[key].get("first_name", "") for key in todo])
-        rows = [
+        # Sorted by code: two processes inserting at once then take the unique index's locks in the
+        # same order, so one waits for the other instead of both waiting for each other (deadlock).
+        rows = sorted(
             (emails_of[key], missing[key].get("first_name", ""), missing[key].get("last_name", ""), "",
              Channel.NONE, Channel.EMAIL, Channel.NONE, code, 0, 0, 0, now, now)
             for key, code in zip(todo, codes, strict=True)
-        ]
+        )
         inserted = bulk.insert_new(Member, _MEMBER_INSERT_FIELDS, rows, unique="referral_code", any_conflict=True)
         left = []
         for key, code in zip(todo, codes, strict=True):

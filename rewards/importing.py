@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+from django.db import OperationalError
+
 from accounts.models import Partner
 from accounts.services import members_ensure_for_partner
 from loyalty_site.errors import Invalid
@@ -143,7 +145,15 @@ class _Writer:
             return
         report = self.report
         if self.create_members:
-            _, created = members_ensure_for_partner(partner=self.partner, rows=self.profiles)
+            for attempt in range(3):
+                try:
+                    _, created = members_ensure_for_partner(partner=self.partner, rows=self.profiles)
+                    break
+                except OperationalError as exc:
+                    # Two workers whose new customers share an email can still meet head on;
+                    # PostgreSQL picks one to fail, and it simply tries again.
+                    if "deadlock" not in str(exc) or attempt == 2:
+                        raise
             report.members_created += created
         results = orders_record(partner=self.partner, orders=[order for _, order in self.batch])
         for (group, _), result in zip(self.batch, results, strict=True):
@@ -261,6 +271,8 @@ def _import_parallel(*, partner, groups, batch_size, create_members, workers, pr
     except BaseException:
         for process in processes:
             process.terminate()
+        for inbox in inboxes:
+            inbox.cancel_join_thread()  # or exiting would wait to deliver to a worker that is gone
         raise
     done = 0
     while done < workers:

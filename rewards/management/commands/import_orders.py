@@ -40,6 +40,9 @@ class Command(BaseCommand):
                                    progress=self._progress)
         except DomainError as exc:
             raise CommandError(exc.message) from None
+        except RuntimeError as exc:
+            raise CommandError(f"{exc}; see the worker's error above. Orders written so far are kept; "
+                               "run the import again to continue.") from None
         finally:
             if handle is not sys.stdin:
                 handle.close()
