@@ -1,0 +1,145 @@
+"""Activities other than orders: signups, birthdays, partner events, and those other apps report."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from accounts.models import ExternalId, Member, Partner
+from loyalty_site import bulk
+from loyalty_site.errors import Conflict, Invalid
+from rewards import rules
+from rewards.ledger import Posting, lock_members
+from rewards.models import (
+    Activity,
+    ActivityType,
+    PointsAward,
+)
+from rewards.payloads import EventInput
+from rewards.program import current_program
+from rewards.services.earning import (
+    ACTIVITY_FIELDS,
+    AWARD_FIELDS,
+    ActivityResult,
+    CapTracker,
+    award_of_recorded,
+    evaluate_award,
+    post_earning,
+)
+
+# --- Other activities (signup, birthday, reviews, surveys, referrals, partner events) -----------------
+
+
+@dataclass(frozen=True)
+class ActivityInput:
+    member_id: int
+    type: str
+    source_key: str
+    occurred_at: datetime
+    description: str
+    partner: Partner | None = None
+    properties: dict | None = None
+    pending_until: datetime | None = None
+
+
+def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
+    """Store activities and award what the rules give for them; an activity whose ``source_key``
+    was seen before is not stored or rewarded again."""
+    if not items:
+        return []
+    program = current_program()
+    now = timezone.now()
+    with transaction.atomic():
+        balances = lock_members(item.member_id for item in items)
+        # The unique source key decides what is new, also against a concurrent copy.
+        inserted = bulk.insert_new(Activity, ACTIVITY_FIELDS, [
+            (item.member_id, item.partner.pk if item.partner else None, item.type, item.source_key, item.occurred_at,
+             bulk.json_text(item.properties or {}), now)
+            for item in items
+        ], unique="source_key")
+        results: list[ActivityResult | None] = [None] * len(items)
+        repeated = [index for index, item in enumerate(items) if item.source_key not in inserted]
+        if repeated:
+            known = {a.source_key: a for a in Activity.objects.filter(
+                source_key__in=[items[index].source_key for index in repeated])}
+        posting = Posting(balances, now=now)
+        caps = CapTracker(program, balances.keys(), [item.occurred_at for item in items])
+        awards: list[tuple] = []
+        claimed = set()
+        for index, item in enumerate(items):
+            activity_id = inserted.get(item.source_key)
+            if activity_id is None or item.source_key in claimed:
+                activity = known.get(item.source_key) if repeated else None
+                results[index] = ActivityResult(activity, created=False, activity_id=activity.pk if activity else None)
+                continue
+            claimed.add(item.source_key)
+            occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
+                                      partner_id=item.partner.pk if item.partner else None)
+            earning = evaluate_award(program=program, caps=caps, member_id=item.member_id,
+                                      activity_id=activity_id, occasion=occasion, description=item.description,
+                                      pending_until=item.pending_until, now=now, awards=awards)
+            post_earning(posting, earning)
+            results[index] = ActivityResult(None, created=True, award=earning.award, activity_id=activity_id)
+        posting.flush()
+        bulk.insert(PointsAward, AWARD_FIELDS, awards, ids=False)
+    return results
+
+
+def activity_record(*, member: Member, type: str, source_key: str, description: str,
+                    occurred_at: datetime | None = None, partner: Partner | None = None,
+                    properties: dict | None = None, pending_until: datetime | None = None) -> ActivityResult:
+    return activities_record(items=[ActivityInput(
+        member_id=member.pk, type=type, source_key=source_key, occurred_at=occurred_at or timezone.now(),
+        description=description, partner=partner, properties=properties, pending_until=pending_until,
+    )])[0]
+
+
+def event_record(*, partner: Partner, event: EventInput) -> ActivityResult:
+    """A partner's custom event (``app_installed``...) for rules of that type to reward."""
+    link = ExternalId.objects.filter(partner=partner, external_id=event.member).values("member_id").first()
+    if link is None:
+        raise Invalid("Unknown member.", code="unknown_member",
+                      fields={"member": f"No member with external_id {event.member!r}."})
+    source_key = f"event:{partner.pk}:{event.event_id}"
+    result = activities_record(items=[ActivityInput(
+        member_id=link["member_id"], type=event.type, source_key=source_key, occurred_at=event.occurred_at,
+        description=event.type.replace("_", " ").capitalize(), partner=partner, properties=event.properties,
+    )])[0]
+    if not result.created:
+        if result.activity.type != event.type or result.activity.member_id != link["member_id"]:
+            raise Conflict("This event id was already used for a different event.", code="event_exists",
+                           fields={"event_id": "Already used for a different event."})
+        result.award = award_of_recorded(result.activity.pk, _points_of(result.activity.pk))
+    result.activity_id = result.activity_id or (result.activity.pk if result.activity else None)
+    return result
+
+
+def _points_of(activity_id: int) -> int:
+    return PointsAward.objects.filter(activity_id=activity_id).aggregate(total=Sum("points"))["total"] or 0
+
+
+
+def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int:
+    """Record a birthday activity for members whose birthday is today in the program's time zone
+    (29 February birthdays count on 28 February in other years). Once per member per year."""
+    program = current_program()
+    today = today or timezone.now().astimezone(program.tz).date()
+    wanted = Q(birthday__month=today.month, birthday__day=today.day)
+    if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
+        wanted |= Q(birthday__month=2, birthday__day=29)
+    noon = datetime(today.year, today.month, today.day, 12, tzinfo=program.tz)
+    member_ids = list(Member.objects.filter(wanted, erased_at__isnull=True).order_by("pk").values_list("pk", flat=True))
+    created = 0
+    for start in range(0, len(member_ids), batch_size):
+        results = activities_record(items=[
+            ActivityInput(member_id=member_id, type=ActivityType.BIRTHDAY, occurred_at=noon,
+                          source_key=f"birthday:{member_id}:{today.year}", description="Happy birthday!")
+            for member_id in member_ids[start:start + batch_size]
+        ])
+        created += sum(1 for result in results if result.created)
+    return created

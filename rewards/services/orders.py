@@ -1,0 +1,484 @@
+"""Orders and refunds: recording them once, awarding their points, reversing them exactly."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Partner
+from accounts.selectors import partner_member_ids
+from loyalty_site import bulk
+from loyalty_site.errors import Conflict, Invalid, NotFound
+from rewards import rules
+from rewards.currencies import money_str, quantum
+from rewards.ledger import Posting, lock_and_claim, lock_members
+from rewards.models import (
+    Activity,
+    ActivityType,
+    EntryKind,
+    LedgerEntry,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PointsAward,
+    Refund,
+)
+from rewards.payloads import OrderInput, RefundInput
+from rewards.program import current_program
+from rewards.services.earning import (
+    ACTIVITY_FIELDS,
+    AWARD_FIELDS,
+    AwardResult,
+    CapTracker,
+    Earning,
+    OrderResult,
+    award_of_recorded,
+    evaluate_award,
+    order_line_values,
+    post_earning,
+)
+
+# --- Orders ------------------------------------------------------------------------------------------
+
+
+def _rejected(order: OrderInput, *, code: str, message: str, fields: dict) -> OrderResult:
+    return OrderResult(order.order_id, order.member, "rejected", error={
+        "code": code, "message": message, "fields": {k: v if isinstance(v, list) else [v] for k, v in fields.items()}
+    })
+
+
+def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderResult]:
+    """Record orders and award their points, each order on its own.
+
+    Guarantees: an order id is counted once per partner, whatever arrives twice (in one batch, in
+    two batches, concurrently: the activity's unique key decides, and the loser reports a
+    duplicate); an order for a customer the partner never sent is rejected naming ``member``; the
+    same order id with different content is rejected naming ``order_id``; every accepted order is
+    written with its lines, activity, ledger entry and balance in one transaction.
+    """
+    program = current_program()
+    results: list[OrderResult | None] = [None] * len(orders)
+    first_index: dict[str, int] = {}
+    repeats: list[tuple[int, int]] = []
+    todo: list[int] = []
+    for index, order in enumerate(orders):
+        if order.order_id in first_index:
+            repeats.append((index, first_index[order.order_id]))
+        else:
+            first_index[order.order_id] = index
+            todo.append(index)
+    if todo and not _record_orders_at_once(partner=partner, program=program, orders=orders, todo=todo,
+                                           results=results):
+        # No savepoint: nothing in here raises for a duplicate, so a caller's transaction (the
+        # idempotency record) and this one can be the same, which saves two round trips per call.
+        with transaction.atomic(savepoint=False):
+            _record_orders(partner=partner, program=program, orders=orders, todo=todo, results=results)
+    for index, first in repeats:
+        # The same order twice in one batch: the second is a duplicate of the first.
+        original, order = results[first], orders[index]
+        if order.content_hash() != orders[first].content_hash():
+            results[index] = _rejected(order, code="order_exists", message="This order id appears twice in the batch.",
+                                       fields={"order_id": "Appears earlier in this batch with different content."})
+        elif original.status == "rejected":
+            results[index] = OrderResult(order.order_id, order.member, "rejected", error=original.error)
+        else:
+            results[index] = OrderResult(order.order_id, order.member, "duplicate", award=original.award)
+    return results
+
+
+# Batches at least this big lock their members only for the last writes, so that two batches
+# touching some of the same customers do not wait on each other for the whole batch.
+LOCK_LATE_FROM = 50
+
+
+def _record_orders(*, partner, program, orders, todo, results) -> None:
+    capped = any(s.cap_per_day is not None or s.cap_per_month is not None
+                 for s in program.specs if s.activity_type == ActivityType.ORDER)
+    # Caps read what a member already earned today: that read must happen under the lock.
+    lock_early = capped or len(todo) < LOCK_LATE_FROM
+    now = timezone.now()
+    source = {index: f"order:{partner.pk}:{orders[index].order_id}" for index in todo}
+    # The unique source key decides between concurrent copies of one order: the loser gets no row.
+    if lock_early:
+        balances, links, inserted = lock_and_claim(
+            partner, [(orders[i].member, source[i], orders[i].placed_at) for i in todo],
+            activity_type=ActivityType.ORDER, now=now,
+        )
+    else:
+        balances, links = None, partner_member_ids(partner, {orders[i].member for i in todo})
+        inserted = bulk.insert_new(Activity, ACTIVITY_FIELDS, [
+            (links[orders[i].member], partner.pk, ActivityType.ORDER, source[i], orders[i].placed_at, "{}", now)
+            for i in todo if orders[i].member in links
+        ], unique="source_key")
+    candidates = []
+    for index in todo:
+        order = orders[index]
+        if order.member not in links:
+            results[index] = _rejected(order, code="unknown_member", message="Unknown member.",
+                                       fields={"member": f"No member with external_id {order.member!r}."})
+        else:
+            candidates.append(index)
+    fresh = [i for i in candidates if source[i] in inserted]
+    seen = [i for i in candidates if source[i] not in inserted]
+    if seen:
+        _report_recorded(partner, orders, seen, results)
+    if not fresh:
+        return
+
+    caps = CapTracker(program, {links[orders[i].member] for i in fresh}, [orders[i].placed_at for i in fresh])
+    awards: list[tuple] = []
+    earnings: list[Earning] = []
+    order_rows = []
+    for index in fresh:
+        order, activity_id = orders[index], inserted[source[index]]
+        occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
+                                  currency=order.currency, lines=order_line_values(order, order.lines),
+                                  tier_id=None)
+        earning = evaluate_award(
+            program=program, caps=caps, member_id=links[order.member], activity_id=activity_id, occasion=occasion,
+            description=f"Order {order.order_id}", pending_until=program.available_at(order.placed_at), now=now,
+            awards=awards,
+        )
+        earnings.append(earning)
+        order_rows.append((
+            activity_id, partner.pk, order.order_id, earning.member_id, order.placed_at, order.currency, order.total,
+            order.shipping, order.tax, order.discount, Decimal(0), OrderStatus.PLACED, earning.award.points,
+            rules.applied_json_text(earning.results), order.content_hash(), now,
+        ))
+        results[index] = OrderResult(order.order_id, order.member, "accepted", award=earning.award)
+
+    # A few orders: send the remaining writes in one round trip (PostgreSQL pipeline mode).
+    with bulk.pipeline() if lock_early else nullcontext():
+        bulk.insert(Order, ORDER_FIELDS, order_rows, ids=False)
+        bulk.insert(OrderLine, LINE_FIELDS, [
+            (inserted[source[index]], position, line.sku, line.name, line.category, line.quantity, line.unit_price,
+             0, Decimal(0))
+            for index in fresh
+            for position, line in enumerate(orders[index].lines)
+        ], ids=False)
+        # An order's per-rule points live in rules_applied; only capped rules need rows to count against.
+        bulk.insert(PointsAward, AWARD_FIELDS, [row for row in awards if row[2] in caps.capped], ids=False)
+        if balances is None:
+            # FOR NO KEY UPDATE does not conflict with the key-share locks our inserts took on these
+            # members, so taking it now, in key order, cannot deadlock with another batch.
+            balances = lock_members({e.member_id for e in earnings if e.award.points > 0})
+        posting = Posting(balances, now=now, keep_entry_ids=False)
+        for earning in earnings:
+            post_earning(posting, earning)
+        posting.flush()
+
+
+_AT_ONCE_SQL = """
+WITH v_orders (source_key, external_id, order_id, placed_at, currency, total, shipping, tax, discount, points,
+               rules_applied, content_hash, available_at, expires_at, description) AS (VALUES {orders}),
+v_lines (source_key, position, sku, name, category, quantity, unit_price) AS (VALUES {lines}),
+m AS (
+    SELECT x.external_id, m.id AS member_id FROM accounts_member m JOIN accounts_externalid x ON x.member_id = m.id
+    WHERE x.partner_id = %(partner)s AND x.external_id IN (SELECT external_id FROM v_orders)
+    ORDER BY m.id FOR NO KEY UPDATE OF m
+),
+a AS (
+    INSERT INTO rewards_activity (member_id, partner_id, type, source_key, occurred_at, properties, created_at)
+    SELECT m.member_id, %(partner)s, 'order', v.source_key, v.placed_at, '{{}}'::jsonb, %(now)s
+    FROM v_orders v JOIN m ON m.external_id = v.external_id
+    ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
+),
+o AS (
+    INSERT INTO rewards_order (activity_id, partner_id, order_id, member_id, placed_at, currency, total, shipping, tax,
+                               discount, refunded_amount, status, points, rules_applied, content_hash, created_at)
+    SELECT a.id, %(partner)s, v.order_id, a.member_id, v.placed_at, v.currency, v.total, v.shipping, v.tax, v.discount,
+           0, 'placed', v.points, v.rules_applied, v.content_hash, %(now)s
+    FROM a JOIN v_orders v ON v.source_key = a.source_key
+),
+l AS (
+    INSERT INTO rewards_orderline (order_id, position, sku, name, category, quantity, unit_price, refunded_quantity,
+                                   refunded_value)
+    SELECT a.id, w.position, w.sku, w.name, w.category, w.quantity, w.unit_price, 0, 0
+    FROM a JOIN v_lines w ON w.source_key = a.source_key
+),
+e AS (
+    INSERT INTO rewards_ledgerentry (member_id, kind, available_delta, pending_delta, owed_delta, activity_id,
+                                     available_at, expires_at, description, reason, effective_at, created_at)
+    SELECT a.member_id, 'earn', 0, v.points, 0, a.id, v.available_at, v.expires_at, v.description, '', v.placed_at,
+           %(now)s
+    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
+),
+t AS (
+    SELECT a.member_id, SUM(v.points) AS points, MAX(v.placed_at) AS last
+    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0 GROUP BY a.member_id
+),
+u AS (
+    UPDATE accounts_member SET points_pending = accounts_member.points_pending + t.points,
+           last_activity_at = GREATEST(accounts_member.last_activity_at, t.last)
+    FROM t WHERE accounts_member.id = t.member_id
+)
+SELECT v.source_key, m.member_id, a.id FROM v_orders v
+LEFT JOIN m ON m.external_id = v.external_id LEFT JOIN a ON a.source_key = v.source_key
+"""
+_AT_ONCE_ORDER = ("(%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s::numeric, %s::numeric, %s::numeric, "
+                  "%s::numeric, %s::bigint, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::text)")
+_AT_ONCE_LINE = "(%s::text, %s::integer, %s::text, %s::text, %s::text, %s::integer, %s::numeric)"
+
+
+def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
+    """The common case of the API, in one SQL statement: a few new orders whose points wait out the
+    return window, and no capped rule. Locks the members (in key order), inserts activities (the
+    unique source key turns away copies), orders, lines and pending entries, and raises the pending
+    balances, all at once. Returns False, having written nothing, when the orders need the general
+    path (points available at once must repay debt and open lots, which needs the balances). Being
+    one statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips."""
+    if connection.vendor != "postgresql" or len(todo) >= LOCK_LATE_FROM or any(
+        s.cap_per_day is not None or s.cap_per_month is not None
+        for s in program.specs if s.activity_type == ActivityType.ORDER
+    ):
+        return False
+    now = timezone.now()
+    specs = list(program.specs)
+    plans = []
+    for index in todo:
+        order = orders[index]
+        occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
+                                  currency=order.currency, lines=order_line_values(order, order.lines))
+        given = rules.evaluate(rules.select(specs, occasion), occasion)
+        points = sum(r.points for r in given)
+        available_at = program.available_at(order.placed_at)
+        if points > 0 and (available_at is None or available_at <= now):
+            return False
+        award = AwardResult(points=points, rules=[
+            {"rule_id": r.spec.id, "name": r.spec.name, "points": r.points} for r in given if r.points
+        ])
+        if points > 0:
+            award.pending, award.available_at = True, available_at
+            award.expires_at = program.expires_at(order.placed_at)
+        plans.append((index, f"order:{partner.pk}:{order.order_id}", award, given))
+    order_params, line_params = [], []
+    for index, source_key, award, given in plans:
+        order = orders[index]
+        order_params += [source_key, order.member, order.order_id, order.placed_at, order.currency, order.total,
+                         order.shipping, order.tax, order.discount, award.points, rules.applied_json_text(given),
+                         order.content_hash(), award.available_at, award.expires_at, f"Order {order.order_id}"]
+        for position, line in enumerate(order.lines):
+            line_params += [source_key, position, line.sku, line.name, line.category, line.quantity, line.unit_price]
+    sql = _AT_ONCE_SQL.format(orders=", ".join([_AT_ONCE_ORDER] * len(plans)),
+                              lines=", ".join([_AT_ONCE_LINE] * (len(line_params) // 7)))
+    # Named parameters for the repeated ones, positional for the rows: psycopg wants one style.
+    sql = sql.replace("%(partner)s", str(int(partner.pk))).replace("%(now)s", "%s::timestamptz")
+    params = [*order_params, *line_params]
+    # %(now)s appears in a, o and e, in that order, after the VALUES lists.
+    params += [now, now, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        outcome = {source_key: (member_id, activity_id) for source_key, member_id, activity_id in cursor.fetchall()}
+    seen = []
+    for index, source_key, award, _ in plans:
+        order = orders[index]
+        member_id, activity_id = outcome[source_key]
+        if member_id is None:
+            results[index] = _rejected(order, code="unknown_member", message="Unknown member.",
+                                       fields={"member": f"No member with external_id {order.member!r}."})
+        elif activity_id is None:
+            seen.append(index)
+        else:
+            results[index] = OrderResult(order.order_id, order.member, "accepted", award=award)
+    if seen:
+        _report_recorded(partner, orders, seen, results)
+    return True
+
+
+def _report_recorded(partner, orders, indexes, results) -> None:
+    """Answer for orders already recorded: a duplicate with the first answer, or a conflict."""
+    existing = {
+        row["order_id"]: row
+        for row in Order.objects.filter(partner=partner, order_id__in=[orders[i].order_id for i in indexes])
+        .values("order_id", "content_hash", "points", "activity_id", "rules_applied")
+    }
+    for index in indexes:
+        order = orders[index]
+        known = existing.get(order.order_id)
+        if known is None or known["content_hash"] != order.content_hash():
+            results[index] = _rejected(
+                order, code="order_exists",
+                message="This order id was already recorded with different content.",
+                fields={"order_id": "Already recorded with different content; send a refund to change it."},
+            )
+        else:
+            rules_given = [{"rule_id": item["rule"]["id"], "name": item["rule"]["name"], "points": item["points"]}
+                           for item in known["rules_applied"] if item["points"]]
+            results[index] = OrderResult(order.order_id, order.member, "duplicate",
+                                         award=award_of_recorded(known["activity_id"], known["points"], rules_given))
+
+
+ORDER_FIELDS = ("activity_id", "partner_id", "order_id", "member_id", "placed_at", "currency", "total", "shipping",
+                "tax", "discount", "refunded_amount", "status", "points", "rules_applied", "content_hash",
+                "created_at")
+LINE_FIELDS = ("order_id", "position", "sku", "name", "category", "quantity", "unit_price", "refunded_quantity",
+               "refunded_value")
+
+
+
+
+def order_record(*, partner: Partner, order: OrderInput) -> OrderResult:
+    return orders_record(partner=partner, orders=[order])[0]
+
+
+# --- Refunds -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RefundResult:
+    refund_id: str
+    order_id: str
+    status: str  # accepted or duplicate
+    amount: Decimal
+    currency: str
+    points_reversed: int
+    order_points: int
+    order_status: str
+
+
+def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> RefundResult:
+    """Refund all or part of an order and reverse the points earned on the refunded part.
+
+    The points are recomputed with the rules kept from the order's day on what is left of the
+    order (``rewards.rules``); the difference is reversed: from pending points while the order is
+    in its return window, otherwise from available points, this order's own lot first, and what
+    was already spent becomes points owed. A ``refund_id`` is applied once; sent again it
+    answers as before.
+    """
+    head = Order.objects.filter(partner=partner, order_id=order_id).values("pk", "member_id").first()
+    if head is None:
+        raise NotFound(f"No order {order_id!r}.", code="unknown_order", fields={"order_id": "No such order."})
+    with transaction.atomic():
+        balances = lock_members([head["member_id"]])
+        order = Order.objects.select_for_update().get(pk=head["pk"])
+        done = Refund.objects.filter(order=order, refund_id=refund.refund_id).first()
+        if done is not None:
+            return _refund_replay(order, done, refund)
+        lines = list(order.lines.all())
+        amount = _apply_refund_to_lines(order, lines, refund)
+
+        program = current_program()
+        occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
+                                  currency=order.currency, lines=order_line_values(order, lines))
+        after = rules.reevaluate(order.rules_applied, occasion)
+        reverse = order.points - sum(r.points for r in after)
+        now = timezone.now()
+        activity = Activity.objects.create(
+            member_id=order.member_id, partner=partner, type=ActivityType.REFUND,
+            source_key=f"refund:{partner.pk}:{order.order_id}:{refund.refund_id}", occurred_at=now,
+            properties={"order_id": order.order_id, "amount": str(amount)},
+        )
+        posting = Posting(balances, now=now)
+        if reverse > 0:
+            earn = LedgerEntry.objects.get(activity_id=order.activity_id, kind=EntryKind.EARN)
+            release = earn.followers.filter(kind=EntryKind.RELEASE).first()
+            description = f"Refund {refund.refund_id} of order {order.order_id}"
+            if earn.pending_delta > 0 and release is None:
+                posting.debit_pending(order.member_id, reverse, kind=EntryKind.REVERSE, related_entry=earn,
+                                      activity=activity, description=description)
+            else:
+                own_lot = (release or earn).pk
+                posting.debit_available(order.member_id, reverse, kind=EntryKind.REVERSE, allow_debt=True,
+                                        first_lot_entry_id=own_lot, related_entry=earn, activity=activity,
+                                        description=description)
+        posting.flush()
+        day = program.local_date(order.placed_at)
+        # Only capped rules kept a row for this order (see PointsAward); only they get the reversal.
+        PointsAward.objects.bulk_create([
+            PointsAward(activity_id=order.activity_id, member_id=order.member_id, rule_id=new.spec.id,
+                        rule_name=new.spec.name, points=new.points - old["points"], day=day)
+            for new, old in zip(after, order.rules_applied, strict=True)
+            if new.points != old["points"] and (new.spec.cap_per_day is not None or new.spec.cap_per_month is not None)
+        ])
+        order.rules_applied = [{"rule": r.spec.to_json(), "points": r.points} for r in after]
+        order.points -= reverse
+        order.refunded_amount += amount
+        fully = order.refunded_amount >= order.total or all(line.refunded_quantity == line.quantity for line in lines)
+        order.status = OrderStatus.REFUNDED if fully else OrderStatus.PARTIALLY_REFUNDED
+        order.save(update_fields=["rules_applied", "points", "refunded_amount", "status"])
+        Refund.objects.create(
+            activity=activity, order=order, refund_id=refund.refund_id, amount=amount, points_reversed=reverse,
+            lines=[{"sku": line.sku, "quantity": line.quantity} for line in refund.lines]
+            + ([{"amount": str(refund.amount)}] if refund.amount is not None else []),
+        )
+    return RefundResult(refund.refund_id, order.order_id, "accepted", amount, order.currency, reverse, order.points,
+                        order.status)
+
+
+def _refund_replay(order: Order, done: Refund, refund: RefundInput) -> RefundResult:
+    sent_lines = [{"sku": line.sku, "quantity": line.quantity} for line in refund.lines]
+    sent = sent_lines + ([{"amount": str(refund.amount)}] if refund.amount is not None else [])
+    if sent != done.lines:
+        raise Conflict("This refund id was already used for a different refund.", code="refund_exists",
+                       fields={"refund_id": "Already used for a different refund."})
+    return RefundResult(done.refund_id, order.order_id, "duplicate", done.amount, order.currency, done.points_reversed,
+                        order.points, order.status)
+
+
+def _apply_refund_to_lines(order: Order, lines: list[OrderLine], refund: RefundInput) -> Decimal:
+    """Mark what is refunded on the lines (quantity and value) and return the money refunded."""
+    merchandise = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
+    keep = (merchandise - order.discount) / merchandise if merchandise else Decimal(0)
+    remaining_total = order.total - order.refunded_amount
+    if remaining_total <= 0:
+        raise Conflict("This order is already fully refunded.", code="already_refunded",
+                       fields={"order_id": "Already fully refunded."})
+    q4 = Decimal("0.0001")
+
+    def net_left(line: OrderLine) -> Decimal:
+        return max(line.unit_price * line.quantity * keep - line.refunded_value, Decimal(0))
+
+    if refund.lines:
+        errors: dict[str, str] = {}
+        wanted: dict[str, int] = defaultdict(int)
+        for index, item in enumerate(refund.lines):
+            wanted[item.sku] += item.quantity
+            matching = [line for line in lines if line.sku == item.sku]
+            if not matching:
+                errors[f"lines.{index}.sku"] = "This order has no line with this SKU."
+        for index, item in enumerate(refund.lines):
+            left = sum(line.quantity - line.refunded_quantity for line in lines if line.sku == item.sku)
+            if item.sku in wanted and wanted[item.sku] > left and f"lines.{index}.sku" not in errors:
+                errors[f"lines.{index}.quantity"] = f"Only {left} left to refund."
+        if errors:
+            raise Invalid("Some refund lines are invalid.", fields=errors)
+        value = Decimal(0)
+        for sku, quantity in wanted.items():
+            for line in lines:
+                if line.sku != sku or quantity == 0:
+                    continue
+                take = min(quantity, line.quantity - line.refunded_quantity)
+                part = (line.unit_price * take * keep).quantize(q4)
+                if line.refunded_quantity + take == line.quantity:
+                    part = net_left(line)  # the last unit takes whatever rounding left
+                line.refunded_quantity += take
+                line.refunded_value += part
+                value += part
+                quantity -= take
+        amount = min(value.quantize(quantum(order.currency), rounding=ROUND_HALF_UP), remaining_total)
+    else:
+        amount = remaining_total if refund.amount is None else refund.amount
+        if amount > remaining_total:
+            raise Invalid(f"At most {money_str(remaining_total, order.currency)} can still be refunded.",
+                          fields={"amount": f"At most {money_str(remaining_total, order.currency)} is left."})
+        left_values = [net_left(line) for line in lines]
+        merch_left = sum(left_values, Decimal(0))
+        to_spread = merch_left if refund.amount is None else min(amount, merch_left)
+        spread = Decimal(0)
+        for position, (line, left) in enumerate(zip(lines, left_values, strict=True)):
+            if not merch_left:
+                break
+            share = (to_spread * left / merch_left).quantize(q4)
+            if position == len(lines) - 1:
+                share = to_spread - spread
+            line.refunded_value += share
+            spread += share
+            if refund.amount is None:
+                line.refunded_quantity = line.quantity
+    OrderLine.objects.bulk_update(lines, ["refunded_quantity", "refunded_value"])
+    return amount

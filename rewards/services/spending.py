@@ -1,0 +1,148 @@
+"""Spending and correcting points: adjustments, redemptions, coupons."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import AuditLog, Member, Partner, User
+from accounts.services import CODE_ALPHABET
+from loyalty_site.errors import Conflict, Invalid, NotFound
+from rewards.ledger import Posting, lock_members
+from rewards.models import (
+    Coupon,
+    EntryKind,
+    LedgerEntry,
+    Redemption,
+    Reward,
+)
+from rewards.program import current_program
+
+# --- Adjustments -------------------------------------------------------------------------------------
+
+
+def points_adjust(*, member: Member, points: int, reason: str, actor_user: User | None = None,
+                  actor_partner: Partner | None = None) -> LedgerEntry:
+    """Credit or debit points by hand, with a reason; recorded with who did it, before and after.
+
+    A debit never takes more than is available (``Conflict``); a credit repays owed points first.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("A reason is required.", fields={"reason": "A reason is required."})
+    if not points:
+        raise Invalid("Points must not be zero.", fields={"points": "Must not be zero."})
+    program = current_program()
+    with transaction.atomic():
+        balances = lock_members([member.pk])
+        before = balances[member.pk].available
+        posting = Posting(balances)
+        who = {"actor_user": actor_user, "actor_partner": actor_partner, "reason": reason}
+        if points > 0:
+            entry = posting.credit_available(member.pk, points, kind=EntryKind.ADJUST, description="Adjustment",
+                                             expires_at=program.expires_at(posting.now), **who)
+        else:
+            entry = posting.debit_available(member.pk, -points, kind=EntryKind.ADJUST, description="Adjustment", **who)
+        posting.flush()
+        AuditLog.objects.create(
+            action="points.adjusted", member=member, actor_user=actor_user, actor_partner=actor_partner,
+            subject=f"ledger_entry:{entry.pk}", before={"available": before},
+            after={"available": balances[member.pk].available, "points": points}, reason=reason,
+        )
+    return LedgerEntry.objects.get(pk=entry.pk)
+
+
+# --- Rewards and coupons -----------------------------------------------------------------------------
+
+
+def coupon_code_generate() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def normalize_coupon_code(code: str) -> str:
+    raw = "".join(ch for ch in (code or "").upper() if ch.isalnum())
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}" if len(raw) == 12 else raw
+
+
+def reward_check(*, reward: Reward, member: Member, now: datetime | None = None) -> str | None:
+    """Why ``member`` cannot redeem ``reward`` now (None when they can), without the balance."""
+    now = now or timezone.now()
+    if not reward.is_active:
+        return "This reward is not offered any more."
+    if reward.valid_from and now < reward.valid_from:
+        return f"Available from {timezone.localtime(reward.valid_from):%d %b %Y}."
+    if reward.valid_to and now >= reward.valid_to:
+        return "This reward has ended."
+    if reward.stock is not None and reward.stock <= 0:
+        return "Out of stock."
+    return None
+
+
+def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = None) -> Redemption:
+    """Spend points on a reward and issue its coupon.
+
+    Under the member's lock: the reward is open, in stock (decremented by a conditional update, so
+    stock never goes below zero), within the member's limit, and affordable; the points leave the
+    soonest-expiring lots. Twenty simultaneous redemptions by one member get exactly as many
+    coupons as the balance pays for; the rest get ``Conflict``.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        balances = lock_members([member.pk])
+        reward = Reward.objects.get(pk=reward.pk)
+        problem = reward_check(reward=reward, member=member, now=now)
+        if problem:
+            raise Conflict(problem, code="reward_unavailable", fields={"reward": problem})
+        if reward.per_member_limit is not None:
+            taken = Redemption.objects.filter(member=member, reward=reward).count()
+            if taken >= reward.per_member_limit:
+                message = f"Limit reached: {reward.per_member_limit} per member."
+                raise Conflict(message, code="limit_reached", fields={"reward": message})
+        available = balances[member.pk].available
+        if available < reward.points_cost:
+            message = f"Not enough points: {available} available, {reward.points_cost} needed."
+            raise Conflict(message, code="insufficient_points", fields={"reward": message})
+        if reward.stock is not None:
+            taken = Reward.objects.filter(pk=reward.pk, stock__gt=0).update(stock=F("stock") - 1)
+            if not taken:
+                raise Conflict("Out of stock.", code="out_of_stock", fields={"reward": "Out of stock."})
+        posting = Posting(balances, now=now)
+        entry = posting.debit_available(member.pk, reward.points_cost, kind=EntryKind.REDEEM,
+                                        description=f"Redeemed: {reward.name}", actor_partner=partner)
+        posting.touch_activity(member.pk, now)
+        posting.flush()
+        redemption = Redemption.objects.create(member=member, reward=reward, points=reward.points_cost,
+                                               entry_id=entry.pk, partner=partner, created_at=now)
+        for _ in range(5):
+            try:
+                with transaction.atomic():
+                    Coupon.objects.create(
+                        code=coupon_code_generate(), redemption=redemption, member=member, reward=reward,
+                        expires_at=now + timedelta(days=reward.coupon_valid_days), created_at=now,
+                    )
+                break
+            except IntegrityError:
+                continue  # 31^12 codes: a collision is rare enough to just draw again
+    return Redemption.objects.select_related("coupon", "reward").get(pk=redemption.pk)
+
+
+def coupon_use(*, code: str, partner: Partner, order_id: str = "") -> Coupon:
+    """Mark a coupon used, once: a single conditional UPDATE, so two checkouts cannot both win."""
+    code = normalize_coupon_code(code)
+    now = timezone.now()
+    used = Coupon.objects.filter(code=code, used_at__isnull=True, expires_at__gt=now).update(
+        used_at=now, used_by=partner, used_order_id=order_id[:100]
+    )
+    coupon = Coupon.objects.select_related("reward", "member").filter(code=code).first()
+    if coupon is None:
+        raise NotFound("No such coupon.", code="unknown_coupon", fields={"code": "No such coupon."})
+    if not used:
+        if coupon.used_at is not None:
+            raise Conflict("This coupon was already used.", code="coupon_used", fields={"code": "Already used."})
+        raise Conflict("This coupon has expired.", code="coupon_expired", fields={"code": "Expired."})
+    return coupon
