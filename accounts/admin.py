@@ -76,13 +76,17 @@ class MemberAdmin(admin.ModelAdmin):
         return member_points_summary(obj) if obj.pk else "—"
 
     def get_urls(self):
-        from rewards.admin import adjust_points_view
+        from rewards.admin import adjust_points_view, set_tier_view
 
         def adjust(request, member_id):
             return adjust_points_view(request, member_id, self)
 
+        def set_tier(request, member_id):
+            return set_tier_view(request, member_id, self)
+
         return [
             path("<int:member_id>/adjust/", self.admin_site.admin_view(adjust), name="accounts_member_adjust"),
+            path("<int:member_id>/tier/", self.admin_site.admin_view(set_tier), name="accounts_member_set_tier"),
             *super().get_urls(),
         ]
 

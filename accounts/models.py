@@ -259,3 +259,22 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self):
         return f"{self.partner_id}:{self.key}"
+
+
+class Notification(models.Model):
+    """Something the program tells a member: shown in the portal, and emailed if they agreed."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="notifications", db_index=False)
+    kind = models.CharField(max_length=30)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["member", "-created_at"])]
+
+    def __str__(self):
+        return self.title

@@ -18,6 +18,7 @@ from accounts.models import (
     ConsentEvent,
     ExternalId,
     Member,
+    Notification,
     Partner,
     Purpose,
     Scope,
@@ -533,3 +534,40 @@ def api_key_touch(*, api_key: ApiKey) -> None:
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+
+
+# --- Notifications ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Note:
+    member_id: int
+    kind: str
+    title: str
+    body: str = ""
+    url: str = ""
+
+
+def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
+    """Tell members something in the portal, and by email those whose preference for ``purpose``
+    is email. Emails leave after the transaction commits. Returns how many notes were made."""
+    if not notes:
+        return 0
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    now = timezone.now()
+    bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
+                [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in notes], ids=False)
+    emails = dict(
+        Member.objects.filter(pk__in={n.member_id for n in notes}, erased_at__isnull=True,
+                              **{f"{purpose}_channel": Channel.EMAIL}).exclude(email="").values_list("pk", "email")
+    )
+    for note in notes:
+        if note.member_id in emails:
+            link = f"\n\n{settings.SITE_URL}{note.url}" if note.url else ""
+            send_mail(note.title, f"{note.body}{link}", None, [emails[note.member_id]])
+    return len(notes)
+
+
+def notifications_mark_read(*, member: Member) -> int:
+    return Notification.objects.filter(member=member, read_at__isnull=True).update(read_at=timezone.now())

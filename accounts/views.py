@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import member_required
 from accounts.forms import DeleteAccountForm, ProfileForm
-from accounts.services import member_erase, member_export, member_update_profile
+from accounts.services import member_erase, member_export, member_update_profile, notifications_mark_read
 from loyalty_site.errors import DomainError
 
 
@@ -51,3 +51,10 @@ def delete_account(request):
         messages.success(request, "Your account is deleted and your personal data erased.")
         return redirect("home")
     return render(request, "accounts/delete.html", {"form": form})
+
+
+@member_required
+@require_http_methods(["POST"])
+def notifications_read(request):
+    notifications_mark_read(member=request.member)
+    return redirect("dashboard")

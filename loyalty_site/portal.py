@@ -2,19 +2,20 @@
 
 from accounts.models import Member
 from rewards import selectors as rewards_selectors
-
-# Apps add cards to the dashboard: ``fn(member) -> dict`` merged into the template context.
-DASHBOARD_SECTIONS: list = []
+from rewards.models import MemberBadge
 
 
 def dashboard_context(*, member: Member) -> dict:
-    context = {
+    active_challenges, _ = rewards_selectors.challenge_cards(member=member, include_finished=False)
+    return {
         "member": member,
         "pending": rewards_selectors.pending_batches(member=member, limit=3),
         "expiring": rewards_selectors.expiring_soon(member_ids=[member.pk])[member.pk],
         "recent": list(rewards_selectors.recent_entries(member=member, limit=8)),
         "next_rewards": [item for item in rewards_selectors.catalog(member=member) if not item.blocked][:3],
+        "tier": rewards_selectors.tier_progress(member=member),
+        "new_badges": list(MemberBadge.objects.filter(member=member).select_related("level__badge")
+                           .order_by("-awarded_at")[:4]),
+        "challenges": active_challenges[:3],
+        "notes": list(rewards_selectors.notifications(member=member, limit=5)),
     }
-    for section in DASHBOARD_SECTIONS:
-        context.update(section(member))
-    return context

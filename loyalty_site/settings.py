@@ -8,6 +8,7 @@ eagerly in the web process, email printed to the console. ``DATABASE_URL`` and
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from loyalty_site.env import env_bool, env_int, env_list, env_str
@@ -196,6 +197,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-points": {"task": "rewards.expire_points", "schedule": 60 * 60},
     "award-birthdays": {"task": "rewards.award_birthdays", "schedule": 60 * 60},
     "purge-idempotency-keys": {"task": "accounts.purge_idempotency_keys", "schedule": 24 * 60 * 60},
+    "nightly-progress": {"task": "rewards.nightly_progress", "schedule": crontab(hour=3, minute=15)},
 }
 CELERY_IMPORTS = ["loyalty_site.mail"]
 

@@ -9,7 +9,7 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def nav_item(context, url_name: str, label: str):
+def nav_item(context, url_name: str, label: str, exact: bool = False):
     """A navigation link, marked ``aria-current`` on its own section; nothing if the page does not exist yet."""
     try:
         url = reverse(url_name)
@@ -17,7 +17,7 @@ def nav_item(context, url_name: str, label: str):
         return ""
     request = context.get("request")
     path = request.path if request else ""
-    current = path == url or (url != "/" and path.startswith(url))
+    current = path == url or (not exact and url != "/" and path.startswith(url))
     return format_html(
         '<li><a href="{}"{}>{}</a></li>', url, mark_safe(' aria-current="page"') if current else "", label
     )
@@ -30,3 +30,17 @@ def points(value) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return "0"
+
+
+@register.filter
+def time_left(delta) -> str:
+    """A ``timedelta`` as members say it: "3 days", "5 hours", "20 minutes"."""
+    if delta is None:
+        return ""
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} hours"
+    minutes = max(seconds // 60, 1)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

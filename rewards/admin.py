@@ -4,21 +4,28 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import Member, Partner
+from accounts.models import AuditLog, Member, Partner
 from loyalty_site.errors import DomainError
 from rewards import selectors, services
 from rewards.currencies import is_currency
 from rewards.models import (
     Activity,
+    Badge,
+    BadgeLevel,
+    Challenge,
     Coupon,
     EarningRule,
     LedgerEntry,
+    MemberBadge,
+    MemberTier,
     Order,
     OrderLine,
     PointsLot,
@@ -27,7 +34,12 @@ from rewards.models import (
     Refund,
     Reward,
     RewardKind,
+    Tier,
+    TierChange,
 )
+from rewards.program import forget_program
+from rewards.services import progress as progress_services
+from rewards.services import tiers as tier_services
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -99,7 +111,7 @@ class EarningRuleForm(forms.ModelForm):
     class Meta:
         model = EarningRule
         fields = ["name", "is_active", "kind", "activity_type", "points", "points_per_unit", "currency", "rounding",
-                  "multiplier", "starts_at", "ends_at", "min_order_value", "categories", "skus", "partners",
+                  "multiplier", "starts_at", "ends_at", "min_order_value", "categories", "skus", "partners", "tiers",
                   "cap_per_day", "cap_per_month", "priority", "stacks"]
 
     def _post_clean(self):
@@ -107,7 +119,9 @@ class EarningRuleForm(forms.ModelForm):
         if self.errors:
             return
         partner_ids = [p.pk for p in self.cleaned_data.get("partners") or []]
-        for field, problems in services.earning_rule_problems(rule=self.instance, partner_ids=partner_ids).items():
+        tier_ids = [t.pk for t in self.cleaned_data.get("tiers") or []]
+        found = services.earning_rule_problems(rule=self.instance, partner_ids=partner_ids, tier_ids=tier_ids)
+        for field, problems in found.items():
             target = field if field in self.fields else None
             for problem in problems:
                 self.add_error(target, problem)
@@ -119,7 +133,7 @@ class EarningRuleAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "activity_type", "gives", "priority", "stacks", "window", "is_active"]
     list_filter = ["kind", "activity_type", "is_active", "stacks"]
     search_fields = ["name"]
-    filter_horizontal = ["partners"]
+    filter_horizontal = ["partners", "tiers"]
     fieldsets = [
         (None, {"fields": ["name", "is_active", "kind", "activity_type"]}),
         ("What it gives", {
@@ -127,7 +141,8 @@ class EarningRuleAdmin(admin.ModelAdmin):
             "description": "Per-currency rules: points per whole unit, rounded once per order. Fixed rules: "
             "points per activity. Multipliers: multiply the points of the lines they match.",
         }),
-        ("When it applies", {"fields": ["starts_at", "ends_at", "min_order_value", "categories", "skus", "partners"]}),
+        ("When it applies", {"fields": ["starts_at", "ends_at", "min_order_value", "categories", "skus", "partners",
+                                        "tiers"]}),
         ("Limits and order", {
             "fields": ["cap_per_day", "cap_per_month", "priority", "stacks"],
             "description": "Rules run from the highest priority down. A rule that does not stack stops the "
@@ -157,8 +172,9 @@ class EarningRuleAdmin(admin.ModelAdmin):
         return f"{start} – {end}"
 
     def save_model(self, request, obj, form, change):
-        self._partner_ids = [p.pk for p in form.cleaned_data.get("partners") or []]
-        services.earning_rule_save(rule=obj, partner_ids=self._partner_ids, actor_user=request.user)
+        services.earning_rule_save(rule=obj, partner_ids=[p.pk for p in form.cleaned_data.get("partners") or []],
+                                   tier_ids=[t.pk for t in form.cleaned_data.get("tiers") or []],
+                                   actor_user=request.user)
 
     def save_related(self, request, form, formsets, change):
         pass  # the service already set the partners
@@ -230,7 +246,8 @@ class RewardForm(forms.ModelForm):
     class Meta:
         model = Reward
         fields = ["name", "description", "kind", "value", "currency", "product_sku", "points_cost", "stock",
-                  "per_member_limit", "valid_from", "valid_to", "coupon_valid_days", "image", "is_active"]
+                  "per_member_limit", "valid_from", "valid_to", "tiers", "early_access_tiers", "early_access_from",
+                  "coupon_valid_days", "image", "is_active"]
 
     def clean(self):
         cleaned = super().clean()
@@ -245,6 +262,11 @@ class RewardForm(forms.ModelForm):
             self.add_error("currency", "Unknown currency.")
         if cleaned.get("valid_from") and cleaned.get("valid_to") and cleaned["valid_to"] <= cleaned["valid_from"]:
             self.add_error("valid_to", "Must be after 'valid from'.")
+        early_from, tiers = cleaned.get("early_access_from"), cleaned.get("early_access_tiers")
+        if tiers and not early_from:
+            self.add_error("early_access_from", "Early access needs the date it opens for those tiers.")
+        if early_from and cleaned.get("valid_from") and early_from >= cleaned["valid_from"]:
+            self.add_error("early_access_from", "Early access opens before 'valid from', the date for everyone.")
         return cleaned
 
 
@@ -370,7 +392,183 @@ def adjust_points_view(request, member_id: int, model_admin):
 def member_points_summary(member: Member) -> str:
     ledger = reverse("admin:rewards_ledgerentry_changelist") + f"?member__id__exact={member.pk}"
     adjust = reverse("admin:accounts_member_adjust", args=[member.pk])
+    set_tier = reverse("admin:accounts_member_set_tier", args=[member.pk])
+    tier = MemberTier.objects.filter(member=member).select_related("tier").first()
     return format_html(
-        '{} available · {} pending · {} owed — <a href="{}">ledger</a> · <a class="button" href="{}">Adjust points</a>',
+        '{} available · {} pending · {} owed — <a href="{}">ledger</a> · <a class="button" href="{}">Adjust points</a>'
+        '<br>Tier: {}{} · <a class="button" href="{}">Set tier</a>',
         member.points_available, member.points_pending, member.points_owed, ledger, adjust,
+        tier.tier.name if tier else "entry", f" until {tier.period_end:%d %b %Y}" if tier else "", set_tier,
     )
+
+
+# --- Tiers, badges, challenges ---------------------------------------------------------------------
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["name", "rank", "threshold", "members"]
+    fields = ["name", "rank", "threshold", "color", "benefits"]
+    change_list_template = "admin/rewards/tier/change_list.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        # After launch a threshold moves members: it changes through the dry run and apply step.
+        return ["threshold"] if obj is not None else []
+
+    @admin.display(description="Members")
+    def members(self, tier):
+        return tier._members
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_members=Count("members"))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(forget_program)
+        AuditLog.objects.create(action="tier.saved", actor_user=request.user, subject=f"tier:{obj.pk}",
+                                after={"name": obj.name, "rank": obj.rank, "threshold": str(obj.threshold)})
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        return [path("thresholds/", self.admin_site.admin_view(self.thresholds_view),
+                     name="rewards_tier_thresholds"), *super().get_urls()]
+
+    def thresholds_view(self, request):
+        tiers = list(Tier.objects.order_by("rank"))
+        form = ThresholdsForm(request.POST or None, tiers=tiers)
+        plan = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                if "apply" in request.POST:
+                    plan = tier_services.tier_thresholds_apply(thresholds=form.thresholds(), actor_user=request.user,
+                                                               reason=form.cleaned_data["reason"])
+                    messages.success(request, f"Thresholds changed: {plan.up} members moved up, {plan.down} down.")
+                    return redirect(reverse("admin:rewards_tier_changelist"))
+                plan = tier_services.tier_thresholds_plan(thresholds=form.thresholds())
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+        context = {**self.admin_site.each_context(request), "title": "Change tier thresholds", "form": form,
+                   "plan": plan, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/rewards/tier/thresholds.html", context)
+
+
+class ThresholdsForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=300)
+
+    def __init__(self, *args, tiers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tiers = tiers
+        for tier in tiers:
+            self.fields[f"tier_{tier.pk}"] = forms.DecimalField(label=tier.name, initial=tier.threshold, min_value=0,
+                                                                decimal_places=3)
+
+    def thresholds(self) -> dict[int, Decimal]:
+        return {tier.pk: self.cleaned_data[f"tier_{tier.pk}"] for tier in self.tiers}
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "from_tier", "to_tier", "cause", "measure", "actor_user", "reason"]
+    list_filter = ["cause", "to_tier"]
+    search_fields = ["member__email"]
+    list_select_related = ["member", "from_tier", "to_tier", "actor_user"]
+
+
+class SetTierForm(forms.Form):
+    tier = forms.ModelChoiceField(Tier.objects.order_by("rank"))
+    until = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM. After this the normal review applies.")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
+
+
+def set_tier_view(request, member_id: int, model_admin):
+    member = get_object_or_404(Member, pk=member_id)
+    form = SetTierForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        until = form.cleaned_data["until"]
+        if timezone.is_naive(until):
+            until = timezone.make_aware(until)
+        try:
+            tier_services.tier_set_manually(member=member, tier=form.cleaned_data["tier"], until=until,
+                                            reason=form.cleaned_data["reason"], actor_user=request.user)
+        except DomainError as exc:
+            for field, problems in exc.fields.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            messages.success(request, f"{member} is {form.cleaned_data['tier']} until {until:%d %b %Y}.")
+            return redirect(reverse("admin:accounts_member_change", args=[member.pk]))
+    context = {**model_admin.admin_site.each_context(request), "title": f"Set the tier of {member}", "form": form,
+               "member": member, "opts": Member._meta}
+    return TemplateResponse(request, "admin/rewards/set_tier.html", context)
+
+
+class BadgeLevelInline(admin.TabularInline):
+    model = BadgeLevel
+    extra = 1
+    fields = ["level", "name", "threshold", "points_bonus", "image"]
+
+
+@admin.register(Badge)
+class BadgeAdmin(admin.ModelAdmin):
+    list_display = ["name", "criterion", "activity_type", "levels_count", "holders", "is_active"]
+    list_filter = ["criterion", "is_active"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [BadgeLevelInline]
+
+    @admin.display(description="Levels")
+    def levels_count(self, badge):
+        return badge.levels.count()
+
+    @admin.display(description="Awarded")
+    def holders(self, badge):
+        return MemberBadge.objects.filter(level__badge=badge).count()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # Missing images are drawn now; who already qualifies gets it in the background.
+        progress_services.badge_saved(badge=form.instance)
+        self.message_user(request, "Members who already qualify receive this badge in the background.")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MemberBadge)
+class MemberBadgeAdmin(ReadOnlyAdmin):
+    list_display = ["awarded_at", "member", "level"]
+    list_filter = ["level__badge"]
+    search_fields = ["member__email"]
+    list_select_related = ["member", "level__badge"]
+
+
+class ChallengeForm(forms.ModelForm):
+    class Meta:
+        model = Challenge
+        fields = ["name", "description", "criterion", "activity_type", "threshold", "starts_at", "ends_at",
+                  "enrollment", "reward_points", "reward_badge", "is_active"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("starts_at") and cleaned.get("ends_at") and cleaned["ends_at"] <= cleaned["starts_at"]:
+            self.add_error("ends_at", "Must be after the start.")
+        if cleaned.get("criterion") in ("activity_count", "first") and not cleaned.get("activity_type"):
+            self.add_error("activity_type", "Counting activities needs their type, e.g. review_approved.")
+        if cleaned.get("criterion") == "membership_years":
+            self.add_error("criterion", "Years of membership cannot grow inside a challenge's dates.")
+        return cleaned
+
+
+@admin.register(Challenge)
+class ChallengeAdmin(admin.ModelAdmin):
+    form = ChallengeForm
+    list_display = ["name", "criterion", "threshold", "starts_at", "ends_at", "enrollment", "completed", "is_active"]
+    list_filter = ["enrollment", "is_active"]
+
+    @admin.display(description="Completed")
+    def completed(self, challenge):
+        return challenge.entries.filter(completed_at__isnull=False).count()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        transaction.on_commit(forget_program)

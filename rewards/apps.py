@@ -14,3 +14,4 @@ class RewardsConfig(AppConfig):
         account_services.PROFILE_UPDATED_HOOKS.append(hooks.on_profile_updated)
         account_services.EXPORT_SECTIONS["points"] = hooks.export_points
         account_selectors.MEMBER_API_SECTIONS.append(hooks.member_api_points)
+        account_selectors.MEMBER_API_SECTIONS.append(hooks.member_api_progress)

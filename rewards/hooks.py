@@ -1,8 +1,8 @@
 """How the points engine reacts to the rest of the program (registered in ``RewardsConfig.ready``)."""
 
 from accounts.models import Member, Partner
-from rewards.models import ActivityType
-from rewards.selectors import expiring_soon, history
+from rewards.models import ActivityType, MemberBadge
+from rewards.selectors import expiring_soon, history, tier_progress
 from rewards.services import ActivityInput, activities_record, activity_record
 
 
@@ -40,6 +40,26 @@ def export_points(member: Member) -> dict:
             for c in member.coupons.select_related("reward")
         ],
     }
+
+
+def member_api_progress(*, member: Member, partner: Partner) -> dict:
+    """Tier (with progress in plain words) and badges, for the partner API's member representation."""
+    progress = tier_progress(member=member)
+    tier = None
+    if progress is not None and progress.tier is not None:
+        tier = {
+            "name": progress.tier.name, "rank": progress.tier.rank,
+            "period_end": progress.period_end.isoformat() if progress.period_end else None,
+            "measure": str(progress.measure),
+            "next": {"name": progress.next_tier.name, "needed": str(progress.to_next)} if progress.next_tier else None,
+            "progress": progress.to_next_text, "keep": progress.keep_text,
+        }
+    badges = [
+        {"badge": held.level.badge.name, "slug": held.level.badge.slug, "level": held.level.name,
+         "awarded_at": held.awarded_at.isoformat()}
+        for held in MemberBadge.objects.filter(member=member).select_related("level__badge").order_by("awarded_at")
+    ]
+    return {"tier": tier, "badges": badges}
 
 
 def member_api_points(*, member: Member, partner: Partner) -> dict:

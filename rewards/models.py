@@ -28,6 +28,17 @@ class ExpiryPolicy(models.TextChoices):
     INACTIVITY = "inactivity", "The whole balance expires after N months without earning or spending"
 
 
+class TierMeasure(models.TextChoices):
+    POINTS = "points", "Points earned"
+    SPEND = "spend", "Spend"
+    ORDERS = "orders", "Number of orders"
+
+
+class TierWindow(models.TextChoices):
+    ROLLING = "rolling", "A rolling number of months"
+    CALENDAR_YEAR = "calendar_year", "The calendar year"
+
+
 class ProgramSettings(models.Model):
     """The program's points settings: one row, edited by staff in the admin (audited)."""
 
@@ -50,6 +61,20 @@ class ProgramSettings(models.Model):
     point_value = models.DecimalField(
         max_digits=10, decimal_places=4, default=Decimal("0.01"),
         help_text="What one point is worth in the program currency, for the points liability.",
+    )
+    tier_measure = models.CharField(max_length=10, choices=TierMeasure.choices, default=TierMeasure.POINTS)
+    tier_window = models.CharField(max_length=15, choices=TierWindow.choices, default=TierWindow.ROLLING)
+    tier_window_months = models.PositiveIntegerField(
+        default=12, validators=[MinValueValidator(1)], help_text="Rolling window: how many months count."
+    )
+    tier_grace_days = models.PositiveIntegerField(
+        default=30, help_text="After a tier's period ends, it is kept this many days before a downgrade."
+    )
+    tier_warning_days = models.PositiveIntegerField(
+        default=30, help_text="Members who would lose their tier are warned this many days before."
+    )
+    tier_max_drop = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Most tiers a member drops at one review."
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -132,6 +157,8 @@ class EarningRule(models.Model):
     categories = models.JSONField(default=list, blank=True, help_text="Only order lines in these categories.")
     skus = models.JSONField(default=list, blank=True, help_text="Only order lines with these SKUs.")
     partners = models.ManyToManyField(Partner, blank=True, help_text="Only activities from these partners.")
+    tiers = models.ManyToManyField("Tier", blank=True, related_name="earning_rules",
+                                   help_text="Only members in these tiers (a tier's multiplier or birthday bonus).")
     cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per day.")
     cap_per_month = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per month.")
     priority = models.IntegerField(default=100, help_text="Higher runs first.")
@@ -367,6 +394,13 @@ class Reward(models.Model):
         default=90, help_text="A coupon expires this many days after redemption."
     )
     image = models.ImageField(upload_to="rewards/", blank=True)
+    tiers = models.ManyToManyField("Tier", blank=True, related_name="exclusive_rewards",
+                                   help_text="Only members in these tiers may redeem it; empty = everyone.")
+    early_access_tiers = models.ManyToManyField(
+        "Tier", blank=True, related_name="early_rewards",
+        help_text="These tiers may redeem it from 'early access from', before everyone else's 'valid from'.",
+    )
+    early_access_from = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -417,3 +451,174 @@ class Coupon(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "active"
+
+
+# --- Tiers ---------------------------------------------------------------------------------------
+
+
+class Tier(models.Model):
+    """A level members reach by their qualifying measure (``ProgramSettings.tier_measure``)."""
+
+    name = models.CharField(max_length=60, unique=True)
+    rank = models.PositiveSmallIntegerField(unique=True, help_text="0 for the entry tier, then 1, 2...")
+    threshold = models.DecimalField(
+        **MONEY, help_text="The measure (points, spend or orders) over the window that reaches this tier."
+    )
+    benefits = models.TextField(blank=True, help_text="One benefit per line, shown to members.")
+    color = models.CharField(max_length=7, default="#0f766e", help_text="Hex colour for badges and cards.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["rank"]
+        constraints = [models.CheckConstraint(condition=Q(threshold__gte=0), name="tier_threshold_gte_0")]
+
+    def __str__(self):
+        return self.name
+
+    def benefit_list(self) -> list[str]:
+        return [line.strip() for line in self.benefits.splitlines() if line.strip()]
+
+
+class MemberTier(models.Model):
+    """A member's current tier: held until ``period_end`` (plus the grace period), then reviewed."""
+
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, primary_key=True, related_name="tier_status")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="members")
+    since = models.DateTimeField()
+    period_end = models.DateTimeField(help_text="The tier is secure until then; reviewed after the grace period.")
+    manual_until = models.DateTimeField(null=True, blank=True, help_text="Set by staff: kept at least until then.")
+    warned_for = models.DateTimeField(null=True, blank=True, help_text="The period end a warning was sent for.")
+
+    def __str__(self):
+        return f"{self.member_id}: {self.tier}"
+
+
+class TierCause(models.TextChoices):
+    QUALIFIED = "qualified", "Qualified"
+    RENEWED = "renewed", "Kept for another period"
+    DOWNGRADED = "downgraded", "Moved down at review"
+    MANUAL = "manual", "Set by staff"
+    THRESHOLDS = "thresholds", "Thresholds changed"
+
+
+class TierChange(models.Model):
+    """Every change of a member's tier, with its cause: the tier history."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
+    from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cause = models.CharField(max_length=20, choices=TierCause.choices)
+    measure = models.DecimalField(**MONEY, null=True, blank=True)
+    reason = models.TextField(blank=True)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.member_id}: {self.from_tier} -> {self.to_tier} ({self.cause})"
+
+
+# --- Badges and challenges -------------------------------------------------------------------------
+
+
+class Criterion(models.TextChoices):
+    ACTIVITY_COUNT = "activity_count", "Number of activities of a type"
+    FIRST = "first", "First activity of a type"
+    SPEND = "spend", "Total spend"
+    MEMBERSHIP_YEARS = "membership_years", "Years of membership"
+    ORDER_STREAK = "order_streak", "Months in a row with an order"
+    REFERRALS = "referrals", "Friends referred who ordered"
+    HELPFUL_VOTES = "helpful_votes", "Helpful votes received"
+    DISTINCT_CATEGORIES = "distinct_categories", "Different product categories ordered"
+
+
+class Badge(models.Model):
+    """Recognition for a behaviour, in levels (bronze, silver, gold of the same badge)."""
+
+    name = models.CharField(max_length=80)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    criterion = models.CharField(max_length=30, choices=Criterion.choices)
+    activity_type = models.CharField(max_length=50, blank=True, help_text="For activity counts: which type.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class BadgeLevel(models.Model):
+    badge = models.ForeignKey(Badge, on_delete=models.CASCADE, related_name="levels")
+    level = models.PositiveSmallIntegerField(default=1)
+    name = models.CharField(max_length=40, default="Bronze")
+    threshold = models.DecimalField(**MONEY, help_text="What the criterion must reach for this level.")
+    points_bonus = models.PositiveIntegerField(default=0, help_text="Points given with the badge (0 for none).")
+    image = models.ImageField(upload_to="badges/", blank=True, help_text="Empty: a default is drawn.")
+
+    class Meta:
+        ordering = ["badge", "level"]
+        constraints = [models.UniqueConstraint(fields=["badge", "level"], name="badge_level_unique")]
+
+    def __str__(self):
+        return f"{self.badge} ({self.name})"
+
+
+class MemberBadge(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="badges", db_index=False)
+    level = models.ForeignKey(BadgeLevel, on_delete=models.PROTECT, related_name="holders")
+    awarded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "level"], name="member_badge_once_per_level")]
+
+    def __str__(self):
+        return f"{self.member_id}: {self.level}"
+
+
+class Enrollment(models.TextChoices):
+    AUTOMATIC = "automatic", "Everyone takes part"
+    OPT_IN = "opt_in", "Members join"
+
+
+class Challenge(models.Model):
+    """A time-boxed goal: the criterion counts only what happens between ``starts_at`` and ``ends_at``."""
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    criterion = models.CharField(max_length=30, choices=Criterion.choices)
+    activity_type = models.CharField(max_length=50, blank=True)
+    threshold = models.DecimalField(**MONEY)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    enrollment = models.CharField(max_length=10, choices=Enrollment.choices, default=Enrollment.AUTOMATIC)
+    reward_points = models.PositiveIntegerField(default=0)
+    reward_badge = models.ForeignKey(BadgeLevel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["ends_at", "id"]
+        constraints = [models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")),
+                                              name="challenge_ends_after_start")]
+
+    def __str__(self):
+        return self.name
+
+
+class ChallengeEntry(models.Model):
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="entries")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="challenge_entries", db_index=False)
+    joined_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "challenge"], name="challenge_entry_once")]
+
+    def __str__(self):
+        return f"{self.member_id} in {self.challenge}"

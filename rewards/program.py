@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings as django_settings
+from django.utils import timezone
 
-from rewards.models import EarningRule, ExpiryPolicy, ProgramSettings
+from rewards.models import Badge, Challenge, EarningRule, ExpiryPolicy, ProgramSettings, Tier
 from rewards.rules import RuleSpec
 
 _lock = threading.Lock()
@@ -25,6 +26,31 @@ _cached: dict = {"program": None, "at": 0.0}
 class Program:
     settings: ProgramSettings
     specs: tuple[RuleSpec, ...]
+    tiers: tuple[Tier, ...] = ()
+    has_badges: bool = False
+    has_challenges: bool = False
+
+    @property
+    def base_tier(self) -> Tier | None:
+        """The entry tier everyone is in without earning it (threshold 0), if there is one."""
+        return self.tiers[0] if self.tiers and self.tiers[0].threshold == 0 else None
+
+    def tier_for(self, measure) -> Tier | None:
+        """The highest tier whose threshold ``measure`` reaches."""
+        reached = None
+        for tier in self.tiers:
+            if measure >= tier.threshold:
+                reached = tier
+        return reached
+
+    @property
+    def rules_need_tiers(self) -> bool:
+        return any(spec.tier_ids for spec in self.specs)
+
+    @property
+    def tracks_progress(self) -> bool:
+        """Whether anything (tiers, badges, challenges) must be re-checked after a member's activity."""
+        return bool(self.tiers) or self.has_badges or self.has_challenges
 
     @property
     def tz(self) -> ZoneInfo:
@@ -75,12 +101,18 @@ def rule_spec(rule: EarningRule, *, program_currency: str, partner_ids=(), tier_
 
 def load_program() -> Program:
     program_settings, _ = ProgramSettings.objects.get_or_create(pk=1)
-    rules = list(EarningRule.objects.filter(is_active=True).prefetch_related("partners"))
+    rules = list(EarningRule.objects.filter(is_active=True).prefetch_related("partners", "tiers"))
     specs = tuple(
-        rule_spec(rule, program_currency=program_settings.currency, partner_ids=[p.pk for p in rule.partners.all()])
+        rule_spec(rule, program_currency=program_settings.currency, partner_ids=[p.pk for p in rule.partners.all()],
+                  tier_ids=[t.pk for t in rule.tiers.all()])
         for rule in rules
     )
-    return Program(settings=program_settings, specs=specs)
+    now = timezone.now()
+    return Program(
+        settings=program_settings, specs=specs, tiers=tuple(Tier.objects.order_by("rank")),
+        has_badges=Badge.objects.filter(is_active=True).exists(),
+        has_challenges=Challenge.objects.filter(is_active=True, ends_at__gt=now).exists(),
+    )
 
 
 def current_program() -> Program:

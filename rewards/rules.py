@@ -268,6 +268,8 @@ def conflicts(spec: RuleSpec, others: list[RuleSpec]) -> list[str]:
             continue
         if spec.partner_ids and other.partner_ids and not set(spec.partner_ids) & set(other.partner_ids):
             continue
+        if spec.tier_ids and other.tier_ids and not set(spec.tier_ids) & set(other.tier_ids):
+            continue
         problems.append(
             f"'{other.name}' has the same priority ({spec.priority}) and dates that overlap, and one of the two "
             "does not stack, so which one applies would be arbitrary. Give them different priorities."

@@ -6,7 +6,8 @@ from django.views.decorators.http import require_http_methods
 from accounts.decorators import member_required
 from loyalty_site.errors import DomainError
 from rewards import selectors
-from rewards.models import EntryKind, Reward
+from rewards.models import Challenge, EntryKind, Reward
+from rewards.services import progress as progress_services
 from rewards.services import reward_redeem
 
 
@@ -46,3 +47,34 @@ def redeem(request, reward_id: int):
 def coupons(request):
     page = Paginator(selectors.coupons(member=request.member), 25).get_page(request.GET.get("page"))
     return render(request, "rewards/coupons.html", {"page": page})
+
+
+@member_required
+def tier(request):
+    progress = selectors.tier_progress(member=request.member)
+    history = request.member.tier_changes.select_related("from_tier", "to_tier").order_by("-created_at")[:20]
+    return render(request, "rewards/tier.html", {"progress": progress, "history": history})
+
+
+@member_required
+def badges(request):
+    return render(request, "rewards/badges.html", {"cards": selectors.badge_cards(member=request.member)})
+
+
+@member_required
+def challenges(request):
+    active, finished = selectors.challenge_cards(member=request.member)
+    return render(request, "rewards/challenges.html", {"active": active, "finished": finished})
+
+
+@member_required
+@require_http_methods(["POST"])
+def challenge_join(request, challenge_id: int):
+    challenge = get_object_or_404(Challenge, pk=challenge_id)
+    try:
+        progress_services.challenge_join(member=request.member, challenge=challenge)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"You joined “{challenge.name}”. Good luck!")
+    return redirect("rewards:challenges")

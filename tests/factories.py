@@ -37,8 +37,9 @@ class RuleFactory(factory.Factory):
     points_per_unit = Decimal("1")
 
     @classmethod
-    def _create(cls, model_class, *args, partners=(), **kwargs):
-        return earning_rule_save(rule=model_class(**kwargs), partner_ids=[p.pk for p in partners])
+    def _create(cls, model_class, *args, partners=(), tiers=(), **kwargs):
+        return earning_rule_save(rule=model_class(**kwargs), partner_ids=[p.pk for p in partners],
+                                 tier_ids=[t.pk for t in tiers])
 
 
 class RewardFactory(factory.django.DjangoModelFactory):

@@ -26,11 +26,15 @@ from rewards.services.earning import (
     ACTIVITY_FIELDS,
     AWARD_FIELDS,
     ActivityResult,
+    AwardResult,
     CapTracker,
+    Earning,
     award_of_recorded,
     evaluate_award,
     post_earning,
 )
+from rewards.services.progress_hook import progress_check_after_commit
+from rewards.services.tiers import member_tier_ids
 
 # --- Other activities (signup, birthday, reviews, surveys, referrals, partner events) -----------------
 
@@ -45,6 +49,8 @@ class ActivityInput:
     partner: Partner | None = None
     properties: dict | None = None
     pending_until: datetime | None = None
+    # A set amount (a badge's or a challenge's bonus) instead of what the earning rules give.
+    points: int | None = None
 
 
 def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
@@ -69,6 +75,7 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
                 source_key__in=[items[index].source_key for index in repeated])}
         posting = Posting(balances, now=now)
         caps = CapTracker(program, balances.keys(), [item.occurred_at for item in items])
+        tier_ids = member_tier_ids(balances) if program.rules_need_tiers else {}
         awards: list[tuple] = []
         claimed = set()
         for index, item in enumerate(items):
@@ -78,15 +85,25 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
                 results[index] = ActivityResult(activity, created=False, activity_id=activity.pk if activity else None)
                 continue
             claimed.add(item.source_key)
-            occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
-                                      partner_id=item.partner.pk if item.partner else None)
-            earning = evaluate_award(program=program, caps=caps, member_id=item.member_id,
-                                      activity_id=activity_id, occasion=occasion, description=item.description,
-                                      pending_until=item.pending_until, now=now, awards=awards)
+            if item.points is not None:
+                earning = Earning(item.member_id, activity_id, item.occurred_at, item.description, AwardResult(
+                    points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
+                    expires_at=program.expires_at(item.occurred_at) if item.points > 0 else None,
+                ), [])
+            else:
+                occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
+                                          partner_id=item.partner.pk if item.partner else None,
+                                          tier_id=tier_ids.get(item.member_id))
+                earning = evaluate_award(program=program, caps=caps, member_id=item.member_id,
+                                         activity_id=activity_id, occasion=occasion, description=item.description,
+                                         pending_until=item.pending_until, now=now, awards=awards)
             post_earning(posting, earning)
             results[index] = ActivityResult(None, created=True, award=earning.award, activity_id=activity_id)
         posting.flush()
         bulk.insert(PointsAward, AWARD_FIELDS, awards, ids=False)
+        created = [item for item, result in zip(items, results, strict=True) if result.created]
+        progress_check_after_commit(member_ids=[item.member_id for item in created],
+                                    activity_types=[item.type for item in created])
     return results
 
 

@@ -42,7 +42,8 @@ def program_settings_update(*, actor_user: User | None, changes: dict, reason: s
 # --- Earning rules -------------------------------------------------------------------------------
 
 
-def earning_rule_problems(*, rule: EarningRule, partner_ids: list[int]) -> dict[str, list[str]]:
+def earning_rule_problems(*, rule: EarningRule, partner_ids: list[int], tier_ids: list[int] = ()
+                          ) -> dict[str, list[str]]:
     """What is wrong with a rule, by field: missing values for its kind, impossible dates, or a
     contradiction with an active rule (see ``rewards.rules.conflicts``)."""
     problems: dict[str, list[str]] = defaultdict(list)
@@ -76,26 +77,30 @@ def earning_rule_problems(*, rule: EarningRule, partner_ids: list[int]) -> dict[
         problems["ends_at"].append("Must be after the start.")
     if rule.is_active and not problems:
         program = current_program()
-        spec = rule_spec(rule, program_currency=program.settings.currency, partner_ids=partner_ids)
+        spec = rule_spec(rule, program_currency=program.settings.currency, partner_ids=partner_ids,
+                         tier_ids=tier_ids)
         others = [s for s in load_program().specs if s.id != rule.pk]
         for message in rules.conflicts(spec, others):
             problems["priority"].append(message)
     return dict(problems)
 
 
-def earning_rule_save(*, rule: EarningRule, partner_ids: list[int] | None = None,
+def earning_rule_save(*, rule: EarningRule, partner_ids: list[int] | None = None, tier_ids: list[int] | None = None,
                       actor_user: User | None = None) -> EarningRule:
     """Save a rule after checking it; every process applies it within seconds."""
     partner_ids = list(partner_ids if partner_ids is not None else (rule.partners.values_list("pk", flat=True)
                                                                     if rule.pk else []))
-    problems = earning_rule_problems(rule=rule, partner_ids=partner_ids)
+    tier_ids = list(tier_ids if tier_ids is not None else (rule.tiers.values_list("pk", flat=True)
+                                                           if rule.pk else []))
+    problems = earning_rule_problems(rule=rule, partner_ids=partner_ids, tier_ids=tier_ids)
     if problems:
         raise Invalid("This rule cannot be saved.", fields=problems)
     with transaction.atomic():
         created = rule.pk is None
         rule.save()
         rule.partners.set(partner_ids)
-        snapshot = rule_spec(rule, program_currency="", partner_ids=partner_ids).to_json()
+        rule.tiers.set(tier_ids)
+        snapshot = rule_spec(rule, program_currency="", partner_ids=partner_ids, tier_ids=tier_ids).to_json()
         AuditLog.objects.create(action="rule.created" if created else "rule.changed", actor_user=actor_user,
                                 subject=f"earning_rule:{rule.pk}", after=snapshot)
         transaction.on_commit(forget_program)

@@ -42,6 +42,7 @@ class OrderResult:
     status: str  # accepted, duplicate or rejected
     award: AwardResult = field(default_factory=AwardResult)
     error: dict | None = None
+    member_id: int | None = None
 
 
 @dataclass

@@ -42,6 +42,8 @@ from rewards.services.earning import (
     order_line_values,
     post_earning,
 )
+from rewards.services.progress_hook import progress_check_after_commit
+from rewards.services.tiers import member_tier_ids, partner_tier_ids
 
 # --- Orders ------------------------------------------------------------------------------------------
 
@@ -88,6 +90,8 @@ def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderRe
             results[index] = OrderResult(order.order_id, order.member, "rejected", error=original.error)
         else:
             results[index] = OrderResult(order.order_id, order.member, "duplicate", award=original.award)
+    progress_check_after_commit(member_ids=[r.member_id for r in results if r.status == "accepted"],
+                                activity_types=[ActivityType.ORDER])
     return results
 
 
@@ -131,6 +135,7 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
         return
 
     caps = CapTracker(program, {links[orders[i].member] for i in fresh}, [orders[i].placed_at for i in fresh])
+    tier_ids = member_tier_ids({links[orders[i].member] for i in fresh}) if program.rules_need_tiers else {}
     awards: list[tuple] = []
     earnings: list[Earning] = []
     order_rows = []
@@ -138,7 +143,7 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
         order, activity_id = orders[index], inserted[source[index]]
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
                                   currency=order.currency, lines=order_line_values(order, order.lines),
-                                  tier_id=None)
+                                  tier_id=tier_ids.get(links[order.member]))
         earning = evaluate_award(
             program=program, caps=caps, member_id=links[order.member], activity_id=activity_id, occasion=occasion,
             description=f"Order {order.order_id}", pending_until=program.available_at(order.placed_at), now=now,
@@ -150,7 +155,8 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
             order.shipping, order.tax, order.discount, Decimal(0), OrderStatus.PLACED, earning.award.points,
             rules.applied_json_text(earning.results), order.content_hash(), now,
         ))
-        results[index] = OrderResult(order.order_id, order.member, "accepted", award=earning.award)
+        results[index] = OrderResult(order.order_id, order.member, "accepted", award=earning.award,
+                                     member_id=earning.member_id)
 
     # A few orders: send the remaining writes in one round trip (PostgreSQL pipeline mode).
     with bulk.pipeline() if lock_early else nullcontext():
@@ -239,11 +245,14 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
         return False
     now = timezone.now()
     specs = list(program.specs)
+    # Tier-only rules (a Gold multiplier) need the members' tiers before anything is written.
+    tiers = partner_tier_ids(partner, {orders[i].member for i in todo}) if program.rules_need_tiers else {}
     plans = []
     for index in todo:
         order = orders[index]
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
-                                  currency=order.currency, lines=order_line_values(order, order.lines))
+                                  currency=order.currency, lines=order_line_values(order, order.lines),
+                                  tier_id=tiers.get(order.member))
         given = rules.evaluate(rules.select(specs, occasion), occasion)
         points = sum(r.points for r in given)
         available_at = program.available_at(order.placed_at)
@@ -284,7 +293,7 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
         elif activity_id is None:
             seen.append(index)
         else:
-            results[index] = OrderResult(order.order_id, order.member, "accepted", award=award)
+            results[index] = OrderResult(order.order_id, order.member, "accepted", award=award, member_id=member_id)
     if seen:
         _report_recorded(partner, orders, seen, results)
     return True
@@ -406,6 +415,7 @@ def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> Ref
             lines=[{"sku": line.sku, "quantity": line.quantity} for line in refund.lines]
             + ([{"amount": str(refund.amount)}] if refund.amount is not None else []),
         )
+    progress_check_after_commit(member_ids=[order.member_id], activity_types=[ActivityType.REFUND])
     return RefundResult(refund.refund_id, order.order_id, "accepted", amount, order.currency, reverse, order.points,
                         order.status)
 

@@ -1,0 +1,202 @@
+"""What badges and challenges measure: one small class per criterion, each computing its value for
+many members at once (set-based queries, never one query per member) and saying in plain words
+what is left to do.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, F, Sum
+
+from accounts.models import Member
+from rewards.models import Activity, Criterion, Order, OrderLine, OrderStatus
+
+# How members read an activity type: "3 more approved reviews".
+ACTIVITY_WORDS = {
+    "order": ("order", "orders"),
+    "review_approved": ("approved review", "approved reviews"),
+    "survey_completed": ("survey answered", "surveys answered"),
+    "referral": ("friend who ordered", "friends who ordered"),
+    "helpful_vote_received": ("helpful vote", "helpful votes"),
+    "birthday": ("birthday", "birthdays"),
+}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _words(activity_type: str, count: int) -> str:
+    one, many = ACTIVITY_WORDS.get(activity_type, (activity_type.replace("_", " "), activity_type.replace("_", " ")))
+    return one if count == 1 else many
+
+
+def _in_window(queryset, field: str, window: Window | None):
+    if window is None:
+        return queryset
+    if window.start is not None:
+        queryset = queryset.filter(**{f"{field}__gte": window.start})
+    if window.end is not None:
+        queryset = queryset.filter(**{f"{field}__lt": window.end})
+    return queryset
+
+
+def _members(queryset, field: str, member_ids):
+    return queryset if member_ids is None else queryset.filter(**{f"{field}__in": list(member_ids)})
+
+
+class ActivityCount:
+    label = "activities"
+
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        rows = _members(_in_window(Activity.objects.filter(type=activity_type), "occurred_at", window), "member_id",
+                        member_ids)
+        return {m: Decimal(n) for m, n in rows.values_list("member_id").annotate(n=Count("id")).order_by()}
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        count = int(needed)
+        return f"{count} more {_words(activity_type, count)}"
+
+
+class First(ActivityCount):
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        return f"your first {_words(activity_type, 1)}"
+
+
+class FixedTypeCount(ActivityCount):
+    """An activity count whose type is fixed by the criterion (referrals, helpful votes)."""
+
+    def __init__(self, activity_type: str):
+        self.fixed_type = activity_type
+
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        return super().values(activity_type=self.fixed_type, member_ids=member_ids, window=window, currency=currency,
+                              now=now)
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        return super().to_go(activity_type=self.fixed_type, needed=needed, currency=currency)
+
+
+class Spend:
+    """What a member paid, less refunds, in the program's currency."""
+
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        rows = _members(_in_window(Order.objects.filter(currency=currency), "placed_at", window), "member_id",
+                        member_ids)
+        return dict(rows.values_list("member_id").annotate(total=Sum(F("total") - F("refunded_amount"))).order_by())
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        return f"{needed.quantize(Decimal('0.01'))} {currency} more in orders"
+
+
+class MembershipYears:
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        rows = _members(Member.objects.filter(erased_at__isnull=True), "pk", member_ids)
+        out = {}
+        for pk, joined in rows.values_list("pk", "created_at"):
+            years = now.year - joined.year - ((now.month, now.day) < (joined.month, joined.day))
+            out[pk] = Decimal(max(years, 0))
+        return out
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        years = int(needed)
+        return f"{years} more year{'s' if years != 1 else ''} as a member"
+
+
+class OrderStreak:
+    """The longest run of consecutive calendar months with an order (not fully refunded)."""
+
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        rows = _members(_in_window(Order.objects.exclude(status=OrderStatus.REFUNDED), "placed_at", window),
+                        "member_id", member_ids)
+        months: dict[int, set[int]] = defaultdict(set)
+        for member_id, placed_at in rows.values_list("member_id", "placed_at").iterator(chunk_size=5000):
+            months[member_id].add(placed_at.year * 12 + placed_at.month)
+        out = {}
+        for member_id, found in months.items():
+            best = run = 0
+            previous = None
+            for month in sorted(found):
+                run = run + 1 if previous is not None and month == previous + 1 else 1
+                best = max(best, run)
+                previous = month
+            out[member_id] = Decimal(best)
+        return out
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        return f"orders in {int(needed)} more months in a row"
+
+
+class DistinctCategories:
+    def values(self, *, activity_type, member_ids, window, currency, now) -> dict[int, Decimal]:
+        rows = OrderLine.objects.exclude(category="").exclude(order__status=OrderStatus.REFUNDED)
+        rows = _in_window(rows, "order__placed_at", window)
+        rows = _members(rows, "order__member_id", member_ids)
+        counted = rows.values_list("order__member_id").annotate(n=Count("category", distinct=True)).order_by()
+        return {m: Decimal(n) for m, n in counted}
+
+    def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
+        count = int(needed)
+        return f"orders from {count} more categor{'y' if count == 1 else 'ies'}"
+
+
+KINDS = {
+    Criterion.ACTIVITY_COUNT: ActivityCount(),
+    Criterion.FIRST: First(),
+    Criterion.SPEND: Spend(),
+    Criterion.MEMBERSHIP_YEARS: MembershipYears(),
+    Criterion.ORDER_STREAK: OrderStreak(),
+    Criterion.REFERRALS: FixedTypeCount("referral"),
+    Criterion.HELPFUL_VOTES: FixedTypeCount("helpful_vote_received"),
+    Criterion.DISTINCT_CATEGORIES: DistinctCategories(),
+}
+
+# Which activities can move which criterion: a new activity only re-checks these.
+MOVED_BY = {
+    Criterion.ACTIVITY_COUNT: None,  # its own activity type
+    Criterion.FIRST: None,
+    Criterion.SPEND: {"order", "refund"},
+    Criterion.MEMBERSHIP_YEARS: set(),
+    Criterion.ORDER_STREAK: {"order", "refund"},
+    Criterion.REFERRALS: {"referral"},
+    Criterion.HELPFUL_VOTES: {"helpful_vote_received"},
+    Criterion.DISTINCT_CATEGORIES: {"order", "refund"},
+}
+
+
+def values(criterion: str, *, activity_type: str = "", member_ids=None, window: Window | None = None,
+           currency: str, now: datetime) -> dict[int, Decimal]:
+    return KINDS[criterion].values(activity_type=activity_type, member_ids=member_ids, window=window,
+                                   currency=currency, now=now)
+
+
+def to_go(criterion: str, *, activity_type: str, needed: Decimal, currency: str) -> str:
+    return KINDS[criterion].to_go(activity_type=activity_type, needed=needed, currency=currency)
+
+
+def values_for_member(member_id: int, pairs: set[tuple[str, str]], *, currency: str, now: datetime,
+                      window: Window | None = None) -> dict[tuple[str, str], Decimal]:
+    """One member's value for many (criterion, activity type) pairs, in a few grouped queries: one
+    for all activity counts together, one per other criterion kind. The number of queries does not
+    grow with the number of badges."""
+    out: dict[tuple[str, str], Decimal] = {}
+    counted = {pair for pair in pairs if isinstance(KINDS[pair[0]], ActivityCount)}
+    types = {KINDS[c].fixed_type if isinstance(KINDS[c], FixedTypeCount) else t for c, t in counted}
+    if types:
+        rows = _in_window(Activity.objects.filter(member_id=member_id, type__in=types), "occurred_at", window)
+        by_type = dict(rows.values_list("type").annotate(n=Count("id")).order_by())
+        for criterion, activity_type in counted:
+            kind = KINDS[criterion]
+            key = kind.fixed_type if isinstance(kind, FixedTypeCount) else activity_type
+            out[(criterion, activity_type)] = Decimal(by_type.get(key, 0))
+    for criterion, activity_type in pairs - counted:
+        found = KINDS[criterion].values(activity_type=activity_type, member_ids=[member_id], window=window,
+                                        currency=currency, now=now)
+        out[(criterion, activity_type)] = Decimal(found.get(member_id, 0))
+    return out

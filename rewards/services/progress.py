@@ -1,0 +1,218 @@
+"""Badges and challenges: awarded the moment their criterion is met, once per level or per challenge.
+
+After an activity commits, ``progress_check_after_commit`` queues one task for the members it
+touched; the task re-checks tiers, and the badges and challenges that kind of activity can move.
+A nightly run checks everyone (years of membership, late work). Every award is keyed by a unique
+constraint (member and badge level, member and challenge), so two runs at once still award once,
+and a bonus is an activity with its own source key, so it is paid once.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image, ImageDraw, ImageFont
+
+from accounts.models import Member
+from accounts.services import Note, notify
+from loyalty_site import bulk
+from loyalty_site.errors import Conflict
+from rewards import criteria
+from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
+from rewards.program import current_program, forget_program
+from rewards.services.activities import ActivityInput, activities_record
+from rewards.services.progress_hook import progress_check_after_commit  # noqa: F401  (part of this API)
+
+BONUS_BATCH = 1000
+
+
+def _moved(criterion: str, activity_type: str, activity_types) -> bool:
+    """Whether activities of these types can change this criterion (``None``: any may have)."""
+    if activity_types is None:
+        return True
+    moved_by = criteria.MOVED_BY[criterion]
+    return activity_type in activity_types if moved_by is None else bool(moved_by & set(activity_types))
+
+
+def _erased(member_ids) -> set[int]:
+    erased = Member.objects.filter(erased_at__isnull=False)
+    if member_ids is not None:
+        erased = erased.filter(pk__in=list(member_ids))
+    return set(erased.values_list("pk", flat=True))
+
+
+def badges_evaluate(*, member_ids=None, badge_ids=None, activity_types=None, now: datetime | None = None) -> int:
+    """Award every badge level members now meet and do not hold. Returns how many were awarded."""
+    now = now or timezone.now()
+    program = current_program()
+    badges = Badge.objects.filter(is_active=True).prefetch_related("levels")
+    if badge_ids is not None:
+        badges = badges.filter(pk__in=list(badge_ids))
+    badges = [b for b in badges if _moved(b.criterion, b.activity_type, activity_types)]
+    if not badges:
+        return 0
+    skip = _erased(member_ids)
+    wanted: list[tuple[int, BadgeLevel]] = []
+    for badge in badges:
+        values = criteria.values(badge.criterion, activity_type=badge.activity_type, member_ids=member_ids,
+                                 currency=program.settings.currency, now=now)
+        for level in badge.levels.all():
+            wanted.extend((member_id, level) for member_id, value in values.items()
+                          if value >= level.threshold and member_id not in skip)
+    return _award_badges(wanted, now=now)
+
+
+def _award_badges(wanted: list[tuple[int, BadgeLevel]], *, now: datetime) -> int:
+    if not wanted:
+        return 0
+    levels = {level.pk: level for _, level in wanted}
+    awarded = 0
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start:start + 5000]
+        with transaction.atomic():
+            # The unique (member, level) index decides: a badge someone else just awarded is skipped.
+            inserted = bulk.insert_new(MemberBadge, ("member_id", "level_id", "awarded_at"),
+                                       [(member_id, level.pk, now) for member_id, level in chunk],
+                                       unique=("member_id", "level_id"))
+            fresh = [(member_id, levels[level_id]) for member_id, level_id in inserted]
+            bonuses = [
+                ActivityInput(member_id=member_id, type="badge_earned", source_key=f"badge:{level.pk}:{member_id}",
+                              occurred_at=now, description=f"Badge: {level.badge.name} ({level.name})",
+                              points=level.points_bonus)
+                for member_id, level in fresh if level.points_bonus
+            ]
+            for offset in range(0, len(bonuses), BONUS_BATCH):
+                activities_record(items=bonuses[offset:offset + BONUS_BATCH])
+            notify(notes=[
+                Note(member_id, "badge", f"New badge: {level.badge.name} ({level.name})",
+                     level.badge.description, "/rewards/badges/")
+                for member_id, level in fresh
+            ])
+        awarded += len(fresh)
+    return awarded
+
+
+def badge_backfill(*, badge_id: int) -> int:
+    """Award a newly defined (or changed) badge to everyone who already qualifies."""
+    return badges_evaluate(badge_ids=[badge_id])
+
+
+def badge_default_image(level: BadgeLevel) -> ContentFile:
+    """A clean round badge drawn with Pillow: the badge's initials on its level's colour."""
+    colours = {1: (176, 110, 60), 2: (140, 150, 160), 3: (212, 168, 40), 4: (90, 110, 200)}
+    fill = colours.get(level.level, (15, 118, 110))
+    size = 256
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((8, 8, size - 8, size - 8), fill=fill + (255,), outline=(255, 255, 255, 255), width=10)
+    draw.ellipse((34, 34, size - 34, size - 34), outline=(255, 255, 255, 160), width=4)
+    initials = "".join(word[0] for word in level.badge.name.split()[:2]).upper() or "?"
+    try:
+        font = ImageFont.load_default(size=96)
+    except TypeError:  # Pillow before 10.1 has no sized default font
+        font = ImageFont.load_default()
+    box = draw.textbbox((0, 0), initials, font=font)
+    position = ((size - (box[2] - box[0])) / 2 - box[0], (size - (box[3] - box[1])) / 2 - box[1])
+    draw.text(position, initials, fill=(255, 255, 255, 255), font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return ContentFile(buffer.getvalue(), name=f"{level.badge.slug}-{level.level}.png")
+
+
+def badge_level_ensure_image(*, level: BadgeLevel) -> BadgeLevel:
+    if not level.image:
+        level.image.save(f"{level.badge.slug}-{level.level}.png", badge_default_image(level), save=True)
+    return level
+
+
+def badge_saved(*, badge: Badge) -> None:
+    """After staff save a badge: draw missing images and backfill it in the background."""
+    for level in badge.levels.all():
+        badge_level_ensure_image(level=level)
+    forget_program()
+    from rewards.tasks import backfill_badge
+
+    transaction.on_commit(lambda: backfill_badge.delay(badge_id=badge.pk))
+
+
+# --- Challenges ------------------------------------------------------------------------------------
+
+
+def challenge_join(*, member: Member, challenge: Challenge) -> ChallengeEntry:
+    now = timezone.now()
+    if challenge.enrollment != Enrollment.OPT_IN:
+        raise Conflict("Everyone takes part in this challenge already.", code="automatic_challenge")
+    if not (challenge.is_active and challenge.starts_at <= now < challenge.ends_at):
+        raise Conflict("This challenge is not open.", code="challenge_closed")
+    entry, _ = ChallengeEntry.objects.get_or_create(member=member, challenge=challenge, defaults={"joined_at": now})
+    return entry
+
+
+def challenges_evaluate(*, member_ids=None, activity_types=None, now: datetime | None = None) -> int:
+    """Mark challenges completed for members whose progress inside the challenge's dates reached
+    its goal, and pay their rewards. Returns how many completions were recorded."""
+    now = now or timezone.now()
+    program = current_program()
+    # Work reported a little late still counts if it happened inside the challenge's dates.
+    challenges = Challenge.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now - timedelta(days=2))
+    challenges = [c for c in challenges.select_related("reward_badge__badge")
+                  if _moved(c.criterion, c.activity_type, activity_types)]
+    completed = 0
+    skip = _erased(member_ids)
+    for challenge in challenges:
+        entries = ChallengeEntry.objects.filter(challenge=challenge)
+        if member_ids is not None:
+            entries = entries.filter(member_id__in=list(member_ids))
+        entries = {e.member_id: e for e in entries}
+        candidates = member_ids
+        if challenge.enrollment == Enrollment.OPT_IN:
+            candidates = [m for m in entries if m]
+            if not candidates:
+                continue
+        values = criteria.values(challenge.criterion, activity_type=challenge.activity_type, member_ids=candidates,
+                                 window=criteria.Window(challenge.starts_at, challenge.ends_at),
+                                 currency=program.settings.currency, now=now)
+        done = [m for m, value in values.items() if value >= challenge.threshold and m not in skip
+                and not (m in entries and entries[m].completed_at)]
+        if done:
+            completed += _complete(challenge, done, entries, now)
+    return completed
+
+
+def _complete(challenge: Challenge, member_ids: list[int], entries: dict, now: datetime) -> int:
+    with transaction.atomic():
+        new = [m for m in member_ids if m not in entries]
+        bulk.insert_new(ChallengeEntry, ("challenge_id", "member_id", "joined_at", "completed_at"),
+                        [(challenge.pk, m, now, None) for m in new], unique=("member_id", "challenge_id"))
+        # Completed once: only entries still open are closed, so a second run finds nothing to do.
+        still_open = ChallengeEntry.objects.select_for_update().filter(
+            challenge=challenge, member_id__in=member_ids, completed_at__isnull=True)
+        closing = list(still_open.values_list("member_id", flat=True))
+        ChallengeEntry.objects.filter(challenge=challenge, member_id__in=closing).update(completed_at=now)
+        if challenge.reward_points:
+            items = [ActivityInput(member_id=m, type="challenge_completed", source_key=f"challenge:{challenge.pk}:{m}",
+                                   occurred_at=now, description=f"Challenge: {challenge.name}",
+                                   points=challenge.reward_points) for m in closing]
+            for offset in range(0, len(items), BONUS_BATCH):
+                activities_record(items=items[offset:offset + BONUS_BATCH])
+        notify(notes=[Note(m, "challenge", f"Challenge complete: {challenge.name}", challenge.description,
+                           "/rewards/challenges/") for m in closing])
+        if challenge.reward_badge is not None:
+            _award_badges([(m, challenge.reward_badge) for m in closing], now=now)
+    return len(closing)
+
+
+def progress_evaluate(*, member_ids=None, activity_types=None) -> dict:
+    """Tiers, badges and challenges for these members (everyone when ``None``)."""
+    from rewards.services.tiers import tiers_evaluate
+
+    run = tiers_evaluate(member_ids=member_ids)
+    return {
+        "tiers_up": run.upgraded, "tiers_down": run.downgraded, "tiers_renewed": run.renewed,
+        "badges": badges_evaluate(member_ids=member_ids, activity_types=activity_types),
+        "challenges": challenges_evaluate(member_ids=member_ids, activity_types=activity_types),
+    }

@@ -1,0 +1,323 @@
+"""Tiers. A member moves up the moment their measure reaches a higher tier; down only when their
+tier's period has ended and the grace period has passed, and then by at most
+``tier_max_drop`` steps (one unless staff say otherwise).
+
+The measure (``ProgramSettings.tier_measure``) is points earned (refunds take theirs back; spending
+does not count against it), spend less refunds, or orders that were not fully refunded, over a
+window: the last N months, or the calendar year. A tier reached is held for one period (N months
+from reaching it, or until the end of the calendar year); at its review the measure over the
+window ending at the period's end decides whether it is kept (and the period renewed), or lowered.
+Staff may set a tier by hand until a date; until then it is not lowered.
+
+Everything here works on many members at once: measures come from one aggregate query per window,
+decisions are made in memory, and the changes are written with one statement per table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+
+from accounts.models import AuditLog, Member, User
+from accounts.services import Note, notify
+from loyalty_site.errors import Invalid
+from rewards import criteria
+from rewards.models import (
+    EntryKind,
+    LedgerEntry,
+    MemberTier,
+    Order,
+    OrderStatus,
+    Tier,
+    TierCause,
+    TierChange,
+    TierMeasure,
+    TierWindow,
+)
+from rewards.program import Program, add_months, current_program, forget_program
+
+
+@dataclass
+class TierRun:
+    upgraded: int = 0
+    renewed: int = 0
+    downgraded: int = 0
+    warned: int = 0
+    changes: list[TierChange] = field(default_factory=list)
+
+
+def window_ending(program: Program, end: datetime) -> criteria.Window:
+    """The measuring window that ends at ``end``."""
+    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
+        local = (end - timedelta(microseconds=1)).astimezone(program.tz)
+        return criteria.Window(datetime(local.year, 1, 1, tzinfo=program.tz), end)
+    return criteria.Window(add_months(end, -program.settings.tier_window_months), end)
+
+
+def period_end_after(program: Program, start: datetime) -> datetime:
+    """How long a tier reached (or renewed) at ``start`` is held."""
+    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
+        local = start.astimezone(program.tz)
+        return datetime(local.year + 1, 1, 1, tzinfo=program.tz)
+    return add_months(start, program.settings.tier_window_months)
+
+
+def measures(program: Program, *, member_ids, end: datetime) -> dict[int, Decimal]:
+    """Each member's qualifying measure over the window ending at ``end`` (0 when absent)."""
+    window = window_ending(program, end)
+    measure = program.settings.tier_measure
+    if measure == TierMeasure.POINTS:
+        rows = LedgerEntry.objects.filter(kind__in=[EntryKind.EARN, EntryKind.REVERSE],
+                                          effective_at__gte=window.start, effective_at__lt=window.end)
+        if member_ids is not None:
+            rows = rows.filter(member_id__in=list(member_ids))
+        # What was earned: spendable, pending and what went to repay owed points; reversals count back.
+        total = Sum(F("available_delta") + F("pending_delta") - F("owed_delta"))
+        return {m: Decimal(v) for m, v in rows.values_list("member_id").annotate(v=total).order_by()}
+    if measure == TierMeasure.SPEND:
+        return criteria.values(criteria.Criterion.SPEND, member_ids=member_ids, window=window,
+                               currency=program.settings.currency, now=end)
+    rows = Order.objects.exclude(status=OrderStatus.REFUNDED).filter(placed_at__gte=window.start,
+                                                                     placed_at__lt=window.end)
+    if member_ids is not None:
+        rows = rows.filter(member_id__in=list(member_ids))
+    return {m: Decimal(n) for m, n in rows.values_list("member_id").annotate(n=Count("pk")).order_by()}
+
+
+def _review_due(status: MemberTier, program: Program) -> datetime:
+    if status.manual_until is not None and status.manual_until >= status.period_end:
+        return status.manual_until  # a tier set by hand is reviewed on its end date, without grace
+    return status.period_end + timedelta(days=program.settings.tier_grace_days)
+
+
+def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
+    """Bring members' tiers up to date: upgrades, reviews that are due, downgrade warnings.
+
+    ``member_ids=None`` evaluates everyone (the nightly run). Running it again at once changes
+    nothing. Safe to run concurrently with orders: measures are read, and tiers written, in one
+    short transaction per run.
+    """
+    program = current_program()
+    run = TierRun()
+    if not program.tiers:
+        return run
+    now = now or timezone.now()
+    by_id = {tier.pk: tier for tier in program.tiers}
+    now_measures = measures(program, member_ids=member_ids, end=now)
+    statuses = MemberTier.objects.all()
+    if member_ids is not None:
+        statuses = statuses.filter(member_id__in=list(member_ids))
+    statuses = {status.member_id: status for status in statuses}
+
+    due: dict[datetime, list[int]] = defaultdict(list)
+    for member_id, status in statuses.items():
+        if _review_due(status, program) <= now:
+            due[status.period_end].append(member_id)
+    review_measures: dict[int, Decimal] = {}
+    for period_end, ids in due.items():
+        found = measures(program, member_ids=ids, end=period_end)
+        review_measures.update({member_id: found.get(member_id, Decimal(0)) for member_id in ids})
+
+    base = program.base_tier
+    changed: list[MemberTier] = []
+    notes: list[Note] = []
+    for member_id in set(statuses) | set(now_measures):
+        measure = now_measures.get(member_id, Decimal(0))
+        status = statuses.get(member_id)
+        current = by_id[status.tier_id] if status else base
+        reached = program.tier_for(measure)
+        if reached is not None and (current is None or reached.rank > current.rank):
+            status = status or MemberTier(member_id=member_id)
+            status.tier, status.since = reached, now
+            status.period_end, status.warned_for = period_end_after(program, now), None
+            changed.append(status)
+            run.upgraded += 1
+            run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=reached,
+                                          cause=TierCause.QUALIFIED, measure=measure, created_at=now))
+            notes.append(Note(member_id, "tier_up", f"Welcome to {reached.name}!",
+                              f"You have reached the {reached.name} tier.", "/rewards/tier/"))
+        elif member_id in review_measures:
+            kept = program.tier_for(review_measures[member_id])
+            end = status.period_end
+            while end + timedelta(days=program.settings.tier_grace_days) <= now:
+                end = period_end_after(program, end)  # catch up on periods missed while nobody looked
+            status.period_end, status.warned_for = end, None
+            if status.manual_until is not None and status.manual_until <= now:
+                status.manual_until = None
+            if kept is not None and kept.rank >= current.rank:
+                run.renewed += 1
+                run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=current,
+                                              cause=TierCause.RENEWED, measure=review_measures[member_id],
+                                              created_at=now))
+            else:
+                lowest = max(kept.rank if kept else -1, current.rank - program.settings.tier_max_drop)
+                new = next((t for t in program.tiers if t.rank == lowest), None) or (kept or program.tiers[0])
+                status.tier, status.since = new, now
+                run.downgraded += 1
+                run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=new,
+                                              cause=TierCause.DOWNGRADED, measure=review_measures[member_id],
+                                              created_at=now))
+                notes.append(Note(member_id, "tier_down", f"You are now {new.name}",
+                                  f"Your {current.name} period has ended; you are now {new.name}.",
+                                  "/rewards/tier/"))
+            changed.append(status)
+        elif status is not None and status.manual_until is None and status.warned_for != status.period_end:
+            warn_from = status.period_end - timedelta(days=program.settings.tier_warning_days)
+            if warn_from <= now and measure < current.threshold:
+                status.warned_for = status.period_end
+                changed.append(status)
+                run.warned += 1
+                needed = current.threshold - measure
+                keep_by = timezone.localtime(status.period_end, program.tz)
+                notes.append(Note(member_id, "tier_warning", f"Keep {current.name}",
+                                  f"To keep {current.name} after {keep_by:%d %b %Y}: "
+                                  f"{describe_measure(program, needed)} more before then.", "/rewards/tier/"))
+    _write(changed, run.changes)
+    notify(notes=notes)
+    return run
+
+
+def _write(statuses: list[MemberTier], changes: list[TierChange]) -> None:
+    with transaction.atomic():
+        if statuses:
+            MemberTier.objects.bulk_create(
+                statuses, batch_size=2000, update_conflicts=True, unique_fields=["member"],
+                update_fields=["tier", "since", "period_end", "manual_until", "warned_for"],
+            )
+        if changes:
+            TierChange.objects.bulk_create(changes, batch_size=2000)
+
+
+def describe_measure(program: Program, amount: Decimal) -> str:
+    measure = program.settings.tier_measure
+    if measure == TierMeasure.POINTS:
+        return f"{int(amount.to_integral_value(rounding='ROUND_CEILING')):,} points"
+    if measure == TierMeasure.SPEND:
+        return f"{amount.quantize(Decimal('0.01'))} {program.settings.currency} in orders"
+    count = int(amount.to_integral_value(rounding="ROUND_CEILING"))
+    return f"{count} order{'s' if count != 1 else ''}"
+
+
+def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: str, actor_user: User) -> MemberTier:
+    """Staff put a member in a tier until a date (then the normal review applies). Audited."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("A reason is required.", fields={"reason": "A reason is required."})
+    now = timezone.now()
+    if until <= now:
+        raise Invalid("The end date must be in the future.", fields={"until": "Must be in the future."})
+    with transaction.atomic():
+        status = MemberTier.objects.select_for_update().filter(member=member).first()
+        program = current_program()
+        before = status.tier if status else program.base_tier
+        status = status or MemberTier(member=member)
+        status.tier, status.since, status.manual_until = tier, now, until
+        status.period_end, status.warned_for = until, None
+        status.save()
+        TierChange.objects.create(member=member, from_tier=before, to_tier=tier, cause=TierCause.MANUAL,
+                                  reason=reason, actor_user=actor_user, created_at=now)
+        AuditLog.objects.create(action="tier.set_manually", member=member, actor_user=actor_user,
+                                subject=f"member:{member.pk}", before={"tier": str(before) if before else None},
+                                after={"tier": tier.name, "until": until.isoformat()}, reason=reason)
+    notify(notes=[Note(member.pk, "tier_manual", f"You are now {tier.name}",
+                       f"You are in the {tier.name} tier until {timezone.localtime(until):%d %b %Y}.",
+                       "/rewards/tier/")])
+    return status
+
+
+@dataclass
+class ThresholdPlan:
+    up: int
+    down: int
+    moves: dict[int, tuple[int | None, int]]  # member -> (from tier id, to tier id)
+    measures: dict[int, Decimal]
+
+
+def tier_thresholds_plan(*, thresholds: dict[int, Decimal], now: datetime | None = None) -> ThresholdPlan:
+    """Dry run: who would move up and down if the tiers had these thresholds today."""
+    program = current_program()
+    now = now or timezone.now()
+    if any(value < 0 for value in thresholds.values()):
+        raise Invalid("Thresholds cannot be negative.", fields={"thresholds": "Cannot be negative."})
+    tiers = sorted(program.tiers, key=lambda t: t.rank)
+    new_thresholds = {t.pk: thresholds.get(t.pk, t.threshold) for t in tiers}
+    ordered = [new_thresholds[t.pk] for t in tiers]
+    if ordered != sorted(ordered):
+        raise Invalid("A higher tier needs a threshold at least as high as the one below it.",
+                      fields={"thresholds": "Must not decrease from one tier to the next."})
+    now_measures = measures(program, member_ids=None, end=now)
+    statuses = {s.member_id: s for s in MemberTier.objects.all()}
+    base = next((t for t in tiers if new_thresholds[t.pk] == 0), None)
+    moves, up, down = {}, 0, 0
+    for member_id in set(statuses) | set(now_measures):
+        measure = now_measures.get(member_id, Decimal(0))
+        status = statuses.get(member_id)
+        current = next((t for t in tiers if status and t.pk == status.tier_id), base)
+        reached = None
+        for tier in tiers:
+            if measure >= new_thresholds[tier.pk]:
+                reached = tier
+        if reached is None:
+            continue
+        if current is None or reached.rank > current.rank:
+            moves[member_id] = (current.pk if current else None, reached.pk)
+            up += 1
+        elif reached.rank < current.rank and not (status and status.manual_until and status.manual_until > now):
+            target = max(reached.rank, current.rank - program.settings.tier_max_drop)
+            moves[member_id] = (current.pk, next(t.pk for t in tiers if t.rank == target))
+            down += 1
+    return ThresholdPlan(up=up, down=down, moves=moves, measures=now_measures)
+
+
+def tier_thresholds_apply(*, thresholds: dict[int, Decimal], actor_user: User, reason: str = "") -> ThresholdPlan:
+    """Change thresholds and move members accordingly, as one audited step."""
+    plan = tier_thresholds_plan(thresholds=thresholds)
+    program = current_program()
+    now = timezone.now()
+    by_id = {tier.pk: tier for tier in program.tiers}
+    with transaction.atomic():
+        before = {t.name: str(t.threshold) for t in program.tiers}
+        for tier_id, value in thresholds.items():
+            Tier.objects.filter(pk=tier_id).update(threshold=value)
+        statuses = {s.member_id: s for s in MemberTier.objects.filter(member_id__in=list(plan.moves))}
+        changed, changes = [], []
+        for member_id, (from_id, to_id) in plan.moves.items():
+            status = statuses.get(member_id) or MemberTier(member_id=member_id, period_end=now)
+            status.tier, status.since = by_id[to_id], now
+            status.period_end, status.warned_for = period_end_after(program, now), None
+            changed.append(status)
+            changes.append(TierChange(member_id=member_id, from_tier=by_id.get(from_id), to_tier=by_id[to_id],
+                                      cause=TierCause.THRESHOLDS, measure=plan.measures.get(member_id, 0),
+                                      reason=reason, actor_user=actor_user, created_at=now))
+        _write(changed, changes)
+        AuditLog.objects.create(action="tier.thresholds_changed", actor_user=actor_user, subject="tiers",
+                                before=before, after={by_id[k].name: str(v) for k, v in thresholds.items()},
+                                reason=f"{reason} ({plan.up} up, {plan.down} down)".strip())
+        transaction.on_commit(forget_program)
+    forget_program()
+    return plan
+
+
+def member_tier_ids(member_ids) -> dict[int, int | None]:
+    """Each member's tier id (the entry tier for members without a tier row)."""
+    program = current_program()
+    base = program.base_tier.pk if program.base_tier else None
+    found = dict(MemberTier.objects.filter(member_id__in=list(member_ids)).values_list("member_id", "tier_id"))
+    return {member_id: found.get(member_id, base) for member_id in member_ids}
+
+
+def partner_tier_ids(partner, external_ids) -> dict[str, int | None]:
+    """The tier id of each customer a partner names (the entry tier without a tier row)."""
+    program = current_program()
+    base = program.base_tier.pk if program.base_tier else None
+    rows = (
+        Member.objects.filter(external_ids__partner=partner, external_ids__external_id__in=list(external_ids))
+        .values_list("external_ids__external_id", "tier_status__tier_id")
+    )
+    return {external_id: tier_id or base for external_id, tier_id in rows}
