@@ -1,0 +1,64 @@
+"""Writes of the community: public profiles and spotlights."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AuditLog, Member, User
+from community.images import clean_image
+from community.models import PublicProfile, Spotlight
+from loyalty_site.errors import Conflict, Invalid
+
+_CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
+
+
+def public_profile_update(*, member: Member, is_public: bool, display_name: str, avatar=None,
+                          remove_avatar: bool = False) -> PublicProfile:
+    """Save what a member shows in public. Checks everything, processes the avatar (outside the
+    transaction: it is slow), then writes. A public profile needs a display name."""
+    display_name = " ".join((display_name or "").split())
+    if is_public and len(display_name) < 2:
+        raise Invalid("A public profile needs a display name.", fields={"display_name": "At least 2 characters."})
+    if len(display_name) > 40:
+        raise Invalid("At most 40 characters.", fields={"display_name": "At most 40 characters."})
+    if _CONTACT.search(display_name):
+        raise Invalid("Leave emails and links out of your display name.",
+                      fields={"display_name": "Leave emails and links out of your display name."})
+    picture = clean_image(avatar, field="avatar", max_side=256, thumb_side=None, max_bytes=5 * 1024 * 1024) \
+        if avatar else None
+    with transaction.atomic():
+        profile, _ = PublicProfile.objects.select_for_update().get_or_create(member=member)
+        profile.is_public, profile.display_name = is_public, display_name
+        if remove_avatar and profile.avatar:
+            profile.avatar.delete(save=False)
+        if picture is not None:
+            if profile.avatar:
+                profile.avatar.delete(save=False)
+            profile.avatar.save(f"member-{member.pk}.{picture.image.name.rsplit('.', 1)[-1]}", picture.image,
+                                save=False)
+        profile.save()
+    return profile
+
+
+def spotlight_create(*, member: Member, headline: str, text: str, actor_user: User, ends_at=None) -> Spotlight:
+    profile = PublicProfile.objects.filter(member=member, is_public=True).first()
+    if profile is None:
+        raise Conflict("Only members with a public profile can be featured.", code="not_public",
+                       fields={"member": "This member's profile is not public."})
+    spotlight = Spotlight.objects.create(member=member, headline=headline, text=text, created_by=actor_user,
+                                         starts_at=timezone.now(), ends_at=ends_at)
+    AuditLog.objects.create(action="community.spotlight", member=member, actor_user=actor_user,
+                            subject=f"spotlight:{spotlight.pk}", after={"headline": headline})
+    return spotlight
+
+
+def member_erased(member: Member) -> None:
+    """Erasure: the public profile and its picture go."""
+    for profile in PublicProfile.objects.filter(member=member):
+        if profile.avatar:
+            profile.avatar.delete(save=False)
+        profile.delete()
+    Spotlight.objects.filter(member=member).delete()
