@@ -177,6 +177,10 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PROGRAM_NAME} <no-reply@loyaltyloop.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# Seconds each process keeps the program's settings, rules, tiers and badges before reading them
+# again; the process that saves a change forgets its copy at once.
+PROGRAM_CACHE_SECONDS = env_int("PROGRAM_CACHE_SECONDS", 5, minimum=0)
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # Without a broker, tasks run in the calling process: the embedded default needs no Redis.

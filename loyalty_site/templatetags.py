@@ -38,9 +38,10 @@ def time_left(delta) -> str:
     if delta is None:
         return ""
     seconds = max(int(delta.total_seconds()), 0)
-    if seconds >= 2 * 86400:
-        return f"{seconds // 86400} days"
-    if seconds >= 2 * 3600:
-        return f"{seconds // 3600} hours"
-    minutes = max(seconds // 60, 1)
+    # Rounded up: with 9 days and 23 hours to go, members read "10 days".
+    if seconds > 2 * 86400:
+        return f"{-(-seconds // 86400)} days"
+    if seconds > 2 * 3600:
+        return f"{-(-seconds // 3600)} hours"
+    minutes = max(-(-seconds // 60), 1)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import AuditLog, Member, Partner
+from accounts.models import Member, Partner
 from loyalty_site.errors import DomainError
 from rewards import selectors, services
 from rewards.currencies import is_currency
@@ -423,10 +423,7 @@ class TierAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(_members=Count("members"))
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        transaction.on_commit(forget_program)
-        AuditLog.objects.create(action="tier.saved", actor_user=request.user, subject=f"tier:{obj.pk}",
-                                after={"name": obj.name, "rank": obj.rank, "threshold": str(obj.threshold)})
+        tier_services.tier_save(tier=obj, actor_user=request.user)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -2,8 +2,10 @@
 
 from accounts.models import Member, Partner
 from rewards.models import ActivityType, MemberBadge
+from rewards.program import current_program
 from rewards.selectors import expiring_soon, history, tier_progress
 from rewards.services import ActivityInput, activities_record, activity_record
+from rewards.services.tiers import measure_str
 
 
 def on_members_created(*, members: list[Member]) -> None:
@@ -45,13 +47,15 @@ def export_points(member: Member) -> dict:
 def member_api_progress(*, member: Member, partner: Partner) -> dict:
     """Tier (with progress in plain words) and badges, for the partner API's member representation."""
     progress = tier_progress(member=member)
+    program = current_program()
     tier = None
     if progress is not None and progress.tier is not None:
         tier = {
             "name": progress.tier.name, "rank": progress.tier.rank,
             "period_end": progress.period_end.isoformat() if progress.period_end else None,
-            "measure": str(progress.measure),
-            "next": {"name": progress.next_tier.name, "needed": str(progress.to_next)} if progress.next_tier else None,
+            "measure": measure_str(program, progress.measure),
+            "next": ({"name": progress.next_tier.name, "needed": measure_str(program, progress.to_next)}
+                     if progress.next_tier else None),
             "progress": progress.to_next_text, "keep": progress.keep_text,
         }
     badges = [

@@ -116,7 +116,7 @@ def load_program() -> Program:
 
 
 def current_program() -> Program:
-    ttl = getattr(django_settings, "PROGRAM_CACHE_SECONDS", 5)
+    ttl = django_settings.PROGRAM_CACHE_SECONDS
     with _lock:
         if _cached["program"] is None or time.monotonic() - _cached["at"] > ttl:
             _cached["program"] = load_program()

@@ -108,6 +108,10 @@ def coffee_api(coffee_bar):
 def pytest_configure(config):
     # Real hashing is slow by design; tests only need it to be a hash.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Pictures the tests upload or draw go to a folder of this run, not the project's media/.
+    import tempfile
+
+    settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-media-")
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         # A queue of this run's own: nothing left in Redis by an earlier run reaches our worker.
         queue = os.environ.setdefault("CELERY_QUEUE", f"tests-{uuid.uuid4().hex[:12]}")
@@ -174,7 +178,8 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env.update(DATABASE_URL=database_url, EMAIL_FILE_PATH=str(mail_dir), EMAIL_HOST="",
-               CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE, CONN_MAX_AGE="0")
+               CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE, CONN_MAX_AGE="0",
+               PROGRAM_CACHE_SECONDS="0")
     celery = Path(sys.executable).with_name("celery")
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -193,6 +198,18 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Tasks run inline when queued, whatever the broker: for tests about what queues a task,
+    not about the worker (those use ``celery_worker``)."""
+    from loyalty_site.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
 
 
 @pytest.fixture(autouse=True)

@@ -79,3 +79,31 @@ def place_order(partner, order_id: str, member: str, **kwargs):
 
 def refund(partner, order_id: str, **payload):
     return order_refund(partner=partner, order_id=order_id, refund=parse_refund(payload))
+
+
+def make_tiers(*specs):
+    """``make_tiers(("Bronze", 0), ("Silver", 100), ("Gold", 500))``: tiers in rank order."""
+    from rewards.models import Tier
+    from rewards.services.tiers import tier_save
+
+    return [tier_save(tier=Tier(name=name, rank=rank, threshold=Decimal(threshold)))
+            for rank, (name, threshold) in enumerate(specs)]
+
+
+def make_badge(name, criterion, *levels, activity_type="", slug=None):
+    """``make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 5, 100), activity_type=...)``;
+    levels are (name, threshold, points bonus). Saved the way the admin saves a badge."""
+    from django.utils.text import slugify
+
+    from rewards.models import Badge, BadgeLevel
+    from rewards.services.progress import badge_level_ensure_image
+
+    badge = Badge.objects.create(name=name, slug=slug or slugify(name), criterion=criterion,
+                                 activity_type=activity_type)
+    for number, (level_name, threshold, bonus) in enumerate(levels, start=1):
+        badge_level_ensure_image(level=BadgeLevel.objects.create(
+            badge=badge, level=number, name=level_name, threshold=Decimal(threshold), points_bonus=bonus))
+    from rewards.program import forget_program
+
+    forget_program()
+    return badge

@@ -42,11 +42,14 @@ def test_dashboard_queries_stay_constant_with_500_ledger_entries(
 ):
     RewardFactory(points_cost=100)
     points_adjust(member=alice, points=1, reason="first")
-    with django_assert_max_num_queries(14) as few:
+    alice_client.get(reverse("dashboard"))  # the program's settings are cached for a few seconds
+    with django_assert_max_num_queries(20) as few:
         alice_client.get(reverse("dashboard"))
+    baseline = len(few.captured_queries)
     for i in range(500):
         points_adjust(member=alice, points=1, reason=f"r{i}")
-    with django_assert_max_num_queries(len(few.captured_queries)):
+    alice_client.get(reverse("dashboard"))
+    with django_assert_max_num_queries(baseline):
         page = alice_client.get(reverse("dashboard"))
     assert 'data-testid="points-available">501<' in page.content.decode()
 

@@ -194,6 +194,13 @@ def _write(statuses: list[MemberTier], changes: list[TierChange]) -> None:
             TierChange.objects.bulk_create(changes, batch_size=2000)
 
 
+def measure_str(program: Program, amount: Decimal) -> str:
+    """A measure as data: whole points or orders, money with two decimals."""
+    if program.settings.tier_measure == TierMeasure.SPEND:
+        return str(amount.quantize(Decimal("0.01")))
+    return str(int(amount.to_integral_value(rounding="ROUND_CEILING")))
+
+
 def describe_measure(program: Program, amount: Decimal) -> str:
     measure = program.settings.tier_measure
     if measure == TierMeasure.POINTS:
@@ -321,3 +328,18 @@ def partner_tier_ids(partner, external_ids) -> dict[str, int | None]:
         .values_list("external_ids__external_id", "tier_status__tier_id")
     )
     return {external_id: tier_id or base for external_id, tier_id in rows}
+
+
+def tier_save(*, tier: Tier, actor_user: User | None = None) -> Tier:
+    """Create or rename a tier (its threshold, once members hold tiers, changes through
+    ``tier_thresholds_apply``). Every process sees it within seconds."""
+    with transaction.atomic():
+        created = tier.pk is None
+        tier.full_clean()
+        tier.save()
+        AuditLog.objects.create(action="tier.created" if created else "tier.saved", actor_user=actor_user,
+                                subject=f"tier:{tier.pk}",
+                                after={"name": tier.name, "rank": tier.rank, "threshold": str(tier.threshold)})
+        transaction.on_commit(forget_program)
+    forget_program()
+    return tier

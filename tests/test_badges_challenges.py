@@ -1,0 +1,217 @@
+"""Badges (once per level, at the moment the criterion is met) and challenges (inside their dates)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import Notification
+from rewards.models import Challenge, ChallengeEntry, MemberBadge
+from rewards.services import activity_record
+from rewards.services.progress import badge_backfill, badges_evaluate, challenge_join, challenges_evaluate
+from tests.factories import customer, make_badge, place_order, refund, set_program
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ada(tea_shop):
+    set_program(pending_days=0, expiry_policy="never", currency="EUR")
+    return customer(tea_shop, "cust-42", email="ada@example.com")
+
+
+def held(member) -> list[str]:
+    return sorted(f"{h.level.badge.slug}:{h.level.name}"
+                  for h in MemberBadge.objects.filter(member=member).select_related("level__badge"))
+
+
+def review(member, number, at=None):
+    return activity_record(member=member, type="review_approved", source_key=f"review:{number}",
+                           description="Review approved", occurred_at=at)
+
+
+def order_at(tea_shop, order_id, when, amount="10.00", category="tea"):
+    return place_order(tea_shop, order_id, "cust-42", lines=(("SKU-" + category, 1, amount, category),),
+                       placed_at=when)
+
+
+class TestBadgeCriteria:
+    def test_activity_count_with_levels_and_a_points_bonus_paid_once(self, ada):
+        make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 3, 100), activity_type="review_approved")
+        review(ada, 1)
+        assert badges_evaluate(member_ids=[ada.pk]) == 1
+        assert held(ada) == ["reviewer:Bronze"]
+        review(ada, 2)
+        review(ada, 3)
+        assert badges_evaluate(member_ids=[ada.pk]) == 1
+        assert badges_evaluate(member_ids=[ada.pk]) == 0
+        assert held(ada) == ["reviewer:Bronze", "reviewer:Silver"]
+        ada.refresh_from_db()
+        assert ada.points_available == 100
+        assert Notification.objects.filter(member=ada, kind="badge").count() == 2
+
+    def test_first_order(self, tea_shop, ada):
+        make_badge("First order", "first", ("Done", 1, 25), activity_type="order")
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == []
+        order_at(tea_shop, "1", timezone.now() - timedelta(hours=1))
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == ["first-order:Done"]
+
+    def test_total_spend_counts_refunds_against_it(self, tea_shop, ada):
+        make_badge("Big spender", "spend", ("Bronze", 100, 0))
+        order_at(tea_shop, "1", timezone.now() - timedelta(hours=2), amount="80.00")
+        order_at(tea_shop, "2", timezone.now() - timedelta(hours=1), amount="30.00")
+        refund(tea_shop, "2", refund_id="r")
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == []
+        order_at(tea_shop, "3", timezone.now() - timedelta(minutes=5), amount="20.00")
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == ["big-spender:Bronze"]
+
+    def test_years_of_membership(self, ada):
+        make_badge("Loyal", "membership_years", ("One year", 1, 0), ("Two years", 2, 0))
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == []
+        badges_evaluate(member_ids=[ada.pk], now=ada.created_at + timedelta(days=366))
+        assert held(ada) == ["loyal:One year"]
+
+    def test_a_streak_of_consecutive_months(self, tea_shop, ada):
+        make_badge("Regular", "order_streak", ("Three months", 3, 0))
+        base = timezone.now().replace(day=15, hour=12)
+        months = [base - timedelta(days=31 * n) for n in (5, 4, 2, 1)]  # a gap breaks the run at three months ago
+        for number, when in enumerate(months):
+            order_at(tea_shop, str(number), when)
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == []
+        order_at(tea_shop, "late", base - timedelta(days=31 * 3))  # fills the gap: five months in a row
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == ["regular:Three months"]
+
+    def test_converted_referrals_and_helpful_votes(self, ada):
+        make_badge("Ambassador", "referrals", ("Bronze", 2, 0))
+        make_badge("Helpful", "helpful_votes", ("Bronze", 1, 0))
+        activity_record(member=ada, type="referral", source_key="ref:1", description="Friend ordered")
+        activity_record(member=ada, type="helpful_vote_received", source_key="vote:1", description="Vote")
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == ["helpful:Bronze"]
+        activity_record(member=ada, type="referral", source_key="ref:2", description="Friend ordered")
+        badges_evaluate(member_ids=[ada.pk])
+        assert held(ada) == ["ambassador:Bronze", "helpful:Bronze"]
+
+    def test_only_activities_that_can_move_a_badge_recheck_it(self, ada):
+        make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+        review(ada, 1)
+        assert badges_evaluate(member_ids=[ada.pk], activity_types=["order"]) == 0
+        assert badges_evaluate(member_ids=[ada.pk], activity_types=["review_approved"]) == 1
+
+
+def test_a_new_badge_is_backfilled_for_members_who_already_qualify(tea_shop, ada, coffee_bar):
+    grace = customer(tea_shop, "cust-43", email="grace@example.com")
+    for number in range(3):
+        review(ada, number)
+    review(grace, 9)
+    badge = make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 3, 0),
+                       activity_type="review_approved")
+    assert badge_backfill(badge_id=badge.pk) == 3
+    assert held(ada) == ["reviewer:Bronze", "reviewer:Silver"]
+    assert held(grace) == ["reviewer:Bronze"]
+    assert badge_backfill(badge_id=badge.pk) == 0
+
+
+def test_badges_get_a_drawn_default_image(ada):
+    badge = make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+    level = badge.levels.get()
+    with Image.open(level.image.path) as image:
+        assert (image.format, image.size) == ("PNG", (256, 256))
+
+
+def test_activities_queue_the_badge_check_after_commit(ada, django_capture_on_commit_callbacks, eager_tasks):
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        review(ada, 1)
+    assert len(queued) == 1
+    assert held(ada) == ["reviewer:Bronze"]
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_awards_the_badge_after_the_activity(ada, celery_worker):
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+    review(ada, 1)
+    celery_worker.wait_for(lambda: held(ada) == ["reviewer:Bronze"], what="the badge from the worker")
+
+
+class TestChallenges:
+    @pytest.fixture
+    def may(self):
+        start = timezone.now() - timedelta(days=10)
+        return Challenge.objects.create(name="Review 3 products in May", criterion="activity_count",
+                                        activity_type="review_approved", threshold=Decimal(3), starts_at=start,
+                                        ends_at=start + timedelta(days=20), reward_points=300)
+
+    def test_only_what_happens_inside_the_dates_counts(self, ada, may):
+        review(ada, 1, at=may.starts_at - timedelta(seconds=1))  # just before: no
+        review(ada, 2, at=may.starts_at)  # the first instant: yes
+        review(ada, 3, at=may.starts_at + timedelta(days=1))
+        assert challenges_evaluate(member_ids=[ada.pk]) == 0
+        review(ada, 4, at=may.ends_at)  # the end is exclusive: no
+        assert challenges_evaluate(member_ids=[ada.pk]) == 0
+        review(ada, 5, at=may.ends_at - timedelta(seconds=1))
+        assert challenges_evaluate(member_ids=[ada.pk]) == 1
+        assert ChallengeEntry.objects.get(member=ada, challenge=may).completed_at is not None
+        ada.refresh_from_db()
+        assert ada.points_available == 300
+
+    def test_a_challenge_completes_once(self, ada, may):
+        for number in range(4):
+            review(ada, number, at=timezone.now())
+        assert challenges_evaluate(member_ids=[ada.pk]) == 1
+        assert challenges_evaluate() == 0
+        ada.refresh_from_db()
+        assert ada.points_available == 300
+
+    def test_opt_in_challenges_count_only_for_members_who_joined_and_can_give_a_badge(self, tea_shop, ada):
+        badge = make_badge("Explorer", "first", ("Explorer", 1, 0), activity_type="exploration")
+        challenge = Challenge.objects.create(
+            name="Two categories this month", criterion="distinct_categories", threshold=Decimal(2),
+            starts_at=timezone.now() - timedelta(days=1), ends_at=timezone.now() + timedelta(days=5),
+            enrollment="opt_in", reward_badge=badge.levels.get(),
+        )
+        order_at(tea_shop, "1", timezone.now() - timedelta(minutes=10), category="tea")
+        order_at(tea_shop, "2", timezone.now() - timedelta(minutes=5), category="cups")
+        assert challenges_evaluate(member_ids=[ada.pk]) == 0
+        challenge_join(member=ada, challenge=challenge)
+        assert challenges_evaluate(member_ids=[ada.pk]) == 1
+        assert held(ada) == ["explorer:Explorer"]
+
+    def test_the_challenges_page_shows_progress_and_time_left(self, client, alice, may):
+        client.force_login(alice.user)
+        review(alice, 1, at=timezone.now())
+        html = client.get("/rewards/challenges/").content.decode()
+        assert "Review 3 products in May" in html
+        assert 'aria-valuenow="33"' in html
+        assert "10 days left" in html
+
+
+def test_the_badges_page_says_what_each_next_level_takes_in_constant_queries(
+    client, alice, django_assert_max_num_queries
+):
+    client.force_login(alice.user)
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 5, 50), activity_type="review_approved")
+    review(alice, 1)
+    badges_evaluate(member_ids=[alice.pk])
+    client.get("/rewards/badges/")  # the program's settings are cached for a few seconds; count without them
+    with django_assert_max_num_queries(10) as few:
+        html = client.get("/rewards/badges/").content.decode()
+    baseline = len(few.captured_queries)
+    assert "Silver: 4 more approved reviews" in html
+    for number in range(12):
+        make_badge(f"Badge {number}", "activity_count", ("Bronze", 1, 0), activity_type=f"kind_{number}")
+    make_badge("Spender", "spend", ("Bronze", 50, 0))
+    make_badge("Streak", "order_streak", ("Bronze", 3, 0))
+    client.get("/rewards/badges/")
+    with django_assert_max_num_queries(baseline + 2):  # spend and streak: one query per criterion kind
+        client.get("/rewards/badges/")
