@@ -238,7 +238,8 @@ def bench_import(rows: list[Row]) -> None:
     total_rows = int(os.environ.get("BENCH_IMPORT_ROWS", "1000000"))
     path = Path("/tmp/loyalty-bench-import.csv")
     rng = random.Random(3)
-    start = datetime(2024, 1, 1, tzinfo=UTC)
+    # About 13 months of history up to a fortnight ago: most of it inside a 12-month tier window.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=400)
     written = 0
     with path.open("w") as handle:
         handle.write("order_id,member,placed_at,currency,total,sku,name,category,quantity,unit_price\n")
@@ -276,6 +277,61 @@ def bench_import(rows: list[Row]) -> None:
     rows.append(Row("import_orders peak memory (command and its 2 workers, PSS)", f"{rss_mb:,.0f} MB", "< 300 MB",
                     rss_mb < 300))
     path.unlink()
+
+
+def bench_progress(rows: list[Row]) -> None:
+    """The nightly tier run and a new badge's backfill over every member the import created."""
+    from datetime import timedelta as delta
+
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from accounts.models import Member
+    from rewards.models import Badge, BadgeLevel, MemberTier
+    from rewards.services import program_settings_update
+    from rewards.services.progress import badge_backfill, badge_level_ensure_image
+    from rewards.services.tiers import tier_save, tiers_evaluate
+
+    members = Member.objects.count()
+    program_settings_update(actor_user=None, changes={
+        "tier_measure": "points", "tier_window": "rolling", "tier_window_months": 12, "tier_grace_days": 30,
+    })
+    from rewards.models import Tier
+
+    for rank, (name, threshold) in enumerate((("Bronze", 0), ("Silver", 300), ("Gold", 1000))):
+        tier_save(tier=Tier(name=name, rank=rank, threshold=threshold))
+
+    def timed(work):
+        started = time.perf_counter()
+        result = work()
+        return time.perf_counter() - started, result
+
+    elapsed, run = timed(tiers_evaluate)
+    rows.append(Row(f"Tier evaluation, {members:,} members, first run ({run.upgraded:,} move up)",
+                    f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
+    elapsed, again = timed(tiers_evaluate)
+    assert again.upgraded == again.downgraded == again.renewed == 0, again
+    rows.append(Row(f"Tier evaluation, {members:,} members, nightly re-run (nothing changes)",
+                    f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
+    # A night when a tenth of the tier holders reach the end of their period and grace.
+    holders = list(MemberTier.objects.order_by("member_id").values_list("member_id", flat=True)[::10])
+    MemberTier.objects.filter(member_id__in=holders).update(period_end=timezone.now() - delta(days=31))
+    elapsed, review = timed(tiers_evaluate)
+    assert review.renewed + review.downgraded == len(holders), (review, len(holders))
+    rows.append(Row(f"Tier evaluation, {len(holders):,} reviews due ({review.downgraded:,} move down)",
+                    f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
+
+    for name, criterion, thresholds in (("Big spender", "spend", (100, 500, 1500)),
+                                        ("Regular", "order_streak", (2, 4, 8))):
+        badge = Badge.objects.create(name=name, slug=name.lower().replace(" ", "-"), criterion=criterion)
+        for number, threshold in enumerate(thresholds, start=1):
+            badge_level_ensure_image(level=BadgeLevel.objects.create(
+                badge=badge, level=number, name=("Bronze", "Silver", "Gold")[number - 1], threshold=threshold,
+                points_bonus=50 * number))
+        elapsed, awarded = timed(lambda badge=badge: badge_backfill(badge_id=badge.pk))
+        holders = Member.objects.filter(badges__level__badge=badge).aggregate(n=Count("pk", distinct=True))["n"]
+        rows.append(Row(f"New badge backfill ({criterion}, 3 levels) over {members:,} members: "
+                        f"{awarded:,} awards to {holders:,}", f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
 
 
 def tree_rss(pid: int) -> int:
@@ -334,6 +390,8 @@ def main() -> None:
         server.wait(timeout=30)
     if wanted("import"):
         bench_import(rows)
+    if wanted("progress"):
+        bench_progress(rows)
     print_table(rows)
     print(f"\n{os.cpu_count()} CPUs, PostgreSQL at {urlparse(DATABASE_URL).netloc}; {time.monotonic() - started:.0f} s")
     if any(r.ok is False for r in rows):

@@ -8,7 +8,18 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import ExternalId
-from rewards.models import EarningRule, Order, ProgramSettings, Reward, RuleKind
+from rewards.models import (
+    Badge,
+    BadgeLevel,
+    Challenge,
+    EarningRule,
+    Enrollment,
+    Order,
+    ProgramSettings,
+    Reward,
+    RuleKind,
+    Tier,
+)
 from rewards.payloads import parse_order, parse_refund
 from rewards.services import (
     earning_rule_save,
@@ -20,6 +31,8 @@ from rewards.services import (
     program_settings_update,
     reward_redeem,
 )
+from rewards.services.progress import badge_saved, progress_evaluate
+from rewards.services.tiers import tier_save
 
 PRODUCTS = [
     # sku, name, category, price
@@ -94,7 +107,80 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
             other.member.refresh_from_db()
             if other.member.points_available >= 500:
                 reward_redeem(member=other.member, reward=rewards[1])
+    if not Tier.objects.exists():
+        _seed_progress(now=now, staff=context.get("staff"))
     return {"rewards": rewards, "products": PRODUCTS}
+
+
+TIERS = [
+    # name, threshold (points earned over 12 months), colour, benefits
+    ("Bronze", 0, "#b45309", "1 point per euro\n250 points on your birthday"),
+    ("Silver", 300, "#64748b", "1.25 points per euro\n400 points on your birthday\nEarly access to new rewards"),
+    ("Gold", 1000, "#ca8a04", "1.5 points per euro\n750 points on your birthday\nEarly access to new rewards\n"
+                             "Gold-only rewards"),
+]
+BADGES = [
+    # name, criterion, activity type, description, levels (name, threshold, points bonus)
+    ("First order", "first", "order", "Placed your first order.", [("Unlocked", 1, 0)]),
+    ("Regular", "order_streak", "", "Ordered in consecutive months.",
+     [("Bronze", 2, 0), ("Silver", 4, 100), ("Gold", 8, 250)]),
+    ("Big spender", "spend", "", "Total spend with us, in euros.",
+     [("Bronze", 100, 0), ("Silver", 300, 50), ("Gold", 800, 150)]),
+    ("Explorer", "distinct_categories", "", "Tried different kinds of products.",
+     [("Bronze", 3, 0), ("Silver", 5, 100)]),
+    ("Reviewer", "activity_count", "review_approved", "Wrote reviews other shoppers can rely on.",
+     [("Bronze", 1, 0), ("Silver", 5, 100), ("Gold", 15, 300)]),
+    ("Old friend", "membership_years", "", "Years in the program.", [("1 year", 1, 100), ("3 years", 3, 300)]),
+]
+
+
+def _seed_progress(*, now, staff) -> None:
+    """Tiers with their benefits, badges with levels and two running challenges, then everyone's
+    standing computed the way the nightly task does it."""
+    program_settings_update(actor_user=staff, reason="demo tiers", changes={
+        "tier_measure": "points", "tier_window": "rolling", "tier_window_months": 12, "tier_grace_days": 30,
+        "tier_warning_days": 30, "tier_max_drop": 1,
+    })
+    tiers = [tier_save(tier=Tier(name=name, rank=rank, threshold=Decimal(threshold), color=colour, benefits=benefits),
+                       actor_user=staff)
+             for rank, (name, threshold, colour, benefits) in enumerate(TIERS)]
+    bronze, silver, gold = tiers
+    for tier, multiplier, birthday in ((silver, "1.25", 150), (gold, "1.5", 500)):
+        earning_rule_save(rule=EarningRule(name=f"{tier.name}: {multiplier}x points", kind=RuleKind.MULTIPLIER,
+                                           activity_type="order", multiplier=Decimal(multiplier)),
+                          tier_ids=[tier.pk], actor_user=staff)
+        earning_rule_save(rule=EarningRule(name=f"{tier.name}: birthday extra", kind=RuleKind.FIXED,
+                                           activity_type="birthday", points=birthday),
+                          tier_ids=[tier.pk], actor_user=staff)
+    tasting = Reward.objects.create(name="Gold tasting evening", kind="free_product", product_sku="EVENT-TASTING",
+                                    points_cost=1500, stock=20,
+                                    description="An evening of rare teas, for Gold members.")
+    tasting.tiers.set([gold])
+    whisk = Reward.objects.create(name="Bamboo matcha whisk", kind="free_product", product_sku="WHISK-BAMBOO",
+                                  points_cost=900, valid_from=now + timedelta(days=7),
+                                  early_access_from=now - timedelta(days=2),
+                                  description="Silver and Gold members get it a week before everyone else.")
+    whisk.early_access_tiers.set([silver, gold])
+
+    for name, criterion, activity_type, description, levels in BADGES:
+        badge = Badge.objects.create(name=name, slug=name.lower().replace(" ", "-"), criterion=criterion,
+                                     activity_type=activity_type, description=description)
+        BadgeLevel.objects.bulk_create([
+            BadgeLevel(badge=badge, level=number, name=level, threshold=Decimal(threshold), points_bonus=bonus)
+            for number, (level, threshold, bonus) in enumerate(levels, start=1)
+        ])
+        badge_saved(badge=badge)
+
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    next_month = (month_start + timedelta(days=32)).replace(day=1)
+    Challenge.objects.create(name="Two kinds this month", criterion="distinct_categories", threshold=Decimal(2),
+                             description="Order from two different categories before the month ends.",
+                             starts_at=month_start, ends_at=next_month, reward_points=200)
+    Challenge.objects.create(name="Spend 60 EUR in two weeks", criterion="spend", threshold=Decimal(60),
+                             description="Join, then spend 60 EUR before the deadline.",
+                             starts_at=now - timedelta(days=3), ends_at=now + timedelta(days=11),
+                             enrollment=Enrollment.OPT_IN, reward_points=150)
+    progress_evaluate()
 
 
 def _seed_orders(*, rng: random.Random, partner, now) -> None:

@@ -44,6 +44,26 @@ def export_points(member: Member) -> dict:
     }
 
 
+def export_progress(member: Member) -> dict:
+    """The member's tier history, badges and challenges, for their data download."""
+    return {
+        "tier_history": [
+            {"at": c.created_at.isoformat(), "from": c.from_tier.name if c.from_tier else None,
+             "to": c.to_tier.name if c.to_tier else None, "cause": c.cause, "reason": c.reason}
+            for c in member.tier_changes.select_related("from_tier", "to_tier").order_by("created_at", "id")
+        ],
+        "badges": [
+            {"badge": held.level.badge.name, "level": held.level.name, "awarded_at": held.awarded_at.isoformat()}
+            for held in member.badges.select_related("level__badge").order_by("awarded_at", "id")
+        ],
+        "challenges": [
+            {"challenge": entry.challenge.name, "joined_at": entry.joined_at.isoformat(),
+             "completed_at": entry.completed_at.isoformat() if entry.completed_at else None}
+            for entry in member.challenge_entries.select_related("challenge").order_by("joined_at", "id")
+        ],
+    }
+
+
 def member_api_progress(*, member: Member, partner: Partner) -> dict:
     """Tier (with progress in plain words) and badges, for the partner API's member representation."""
     progress = tier_progress(member=member)

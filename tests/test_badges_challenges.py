@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
@@ -11,7 +12,8 @@ from accounts.models import Notification
 from rewards.models import Challenge, ChallengeEntry, MemberBadge
 from rewards.services import activity_record
 from rewards.services.progress import badge_backfill, badges_evaluate, challenge_join, challenges_evaluate
-from tests.factories import customer, make_badge, place_order, refund, set_program
+from rewards.services.tiers import tier_set_manually
+from tests.factories import customer, make_badge, make_tiers, place_order, refund, set_program
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +217,22 @@ def test_the_badges_page_says_what_each_next_level_takes_in_constant_queries(
     client.get("/rewards/badges/")
     with django_assert_max_num_queries(baseline + 2):  # spend and streak: one query per criterion kind
         client.get("/rewards/badges/")
+
+
+def test_the_data_download_lists_tier_history_badges_and_challenges(client, alice, staff):
+    client.force_login(alice.user)
+    gold = make_tiers(("Bronze", 0), ("Gold", 500))[1]
+    tier_set_manually(member=alice, tier=gold, until=timezone.now() + timedelta(days=30), reason="Press",
+                      actor_user=staff)
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+    start = timezone.now() - timedelta(days=1)
+    Challenge.objects.create(name="One review this week", criterion="activity_count", activity_type="review_approved",
+                             threshold=Decimal(1), starts_at=start, ends_at=start + timedelta(days=7))
+    review(alice, 1, at=timezone.now())
+    badges_evaluate(member_ids=[alice.pk])
+    challenges_evaluate(member_ids=[alice.pk])
+    progress = client.get(reverse("accounts:export")).json()["progress"]
+    assert [(t["from"], t["to"], t["cause"]) for t in progress["tier_history"]] == [("Bronze", "Gold", "manual")]
+    assert [(b["badge"], b["level"]) for b in progress["badges"]] == [("Reviewer", "Bronze")]
+    assert [c["challenge"] for c in progress["challenges"]] == ["One review this week"]
+    assert progress["challenges"][0]["completed_at"] is not None

@@ -17,6 +17,10 @@ PAGES = [
     ("history", "/rewards/history/"),
     ("coupons", "/rewards/coupons/"),
     ("profile", "/me/profile/"),
+    ("tier", "/rewards/tier/"),
+    ("badges", "/rewards/badges/"),
+    ("challenges", "/rewards/challenges/"),
+    ("community", "/community/"),
 ]
 
 
