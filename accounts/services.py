@@ -547,25 +547,35 @@ class Note:
     url: str = ""
 
 
-def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
+NOTIFY_CHUNK = 5000
+
+
+def notify(*, notes: list[Note], purpose: str | None = Purpose.REMINDERS) -> int:
     """Tell members something in the portal, and by email those whose preference for ``purpose``
-    is email. Emails leave after the transaction commits. Returns how many notes were made."""
+    is email. ``purpose=None`` is a message about the member's own doings (an answer to their
+    question, a decision on their review): it is emailed to every member with an address, like a
+    password reset. Emails leave after the transaction commits. Returns how many notes were made."""
     if not notes:
         return 0
     from django.conf import settings
     from django.core.mail import send_mail
 
     now = timezone.now()
-    bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
-                [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in notes], ids=False)
-    emails = dict(
-        Member.objects.filter(pk__in={n.member_id for n in notes}, erased_at__isnull=True,
-                              **{f"{purpose}_channel": Channel.EMAIL}).exclude(email="").values_list("pk", "email")
-    )
-    for note in notes:
-        if note.member_id in emails:
-            link = f"\n\n{settings.SITE_URL}{note.url}" if note.url else ""
-            send_mail(note.title, f"{note.body}{link}", None, [emails[note.member_id]])
+    # In slices: a nightly tier review can tell a hundred thousand members at once, and one
+    # statement may carry at most 65,535 parameters.
+    for start in range(0, len(notes), NOTIFY_CHUNK):
+        part = notes[start:start + NOTIFY_CHUNK]
+        bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
+                    [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part], ids=False)
+        emails = dict(
+            Member.objects.filter(pk__in={n.member_id for n in part}, erased_at__isnull=True,
+                                  **({f"{purpose}_channel": Channel.EMAIL} if purpose else {}))
+            .exclude(email="").values_list("pk", "email")
+        )
+        for note in part:
+            if note.member_id in emails:
+                link = f"\n\n{settings.SITE_URL}{note.url}" if note.url else ""
+                send_mail(note.title, f"{note.body}{link}", None, [emails[note.member_id]])
     return len(notes)
 
 

@@ -1,6 +1,26 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import Case, When
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from community.models import PublicProfile, Spotlight
+from community import services
+from community.models import (
+    Answer,
+    CommunitySettings,
+    Flag,
+    ModerationLog,
+    ModerationStatus,
+    Product,
+    PublicProfile,
+    Question,
+    Review,
+    ReviewPhoto,
+    Spotlight,
+)
 from community.services import spotlight_create
 from loyalty_site.errors import DomainError
 
@@ -33,3 +53,263 @@ class SpotlightAdmin(admin.ModelAdmin):
             messages.error(request, exc.message)
             raise
         obj.pk = created.pk
+
+
+# --- Products, reviews, questions: the moderation queue ---------------------------------------------
+
+
+class ModerationActionForm(ActionForm):
+    reason = forms.CharField(required=False, label="Reason (shown to the member when rejecting)",
+                             widget=forms.TextInput(attrs={"size": 40}))
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "flags"
+    parameter_name = "flag"
+
+    def lookups(self, request, model_admin):
+        return [("any", "Any flag"), *Flag.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "any":
+            return queryset.exclude(flags=[])
+        if self.value() in Flag.values:
+            # JSON "contains" is not on SQLite; the flag names are distinct words, so text search is exact.
+            return queryset.filter(flags__icontains=f'"{self.value()}"')
+        return queryset
+
+
+def _moderate_selected(approve: bool):
+    def action(modeladmin, request, queryset):
+        reason = request.POST.get("reason", "")
+        try:
+            changed = modeladmin.moderate(ids=list(queryset.values_list("pk", flat=True)), approve=approve,
+                                          moderator=request.user, reason=reason)
+        except DomainError as exc:
+            modeladmin.message_user(request, exc.message, messages.ERROR)
+            return
+        verb = "published" if approve else "rejected"
+        modeladmin.message_user(request, f"{changed} {verb}.", messages.SUCCESS)
+
+    action.__name__ = "approve_selected" if approve else "reject_selected"
+    action.short_description = "Approve and publish the selected" if approve else \
+        "Reject the selected (type the reason first)"
+    return action
+
+
+class DecisionForm(forms.ModelForm):
+    decision = forms.ChoiceField(required=False, choices=[("", "No change"), ("approve", "Approve and publish"),
+                                                          ("reject", "Reject")], label="Moderation decision")
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Required to reject; the member sees it.")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "reject" and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why, for the member.")
+        return data
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["name", "sku", "category", "partner", "updated_at"]
+    search_fields = ["sku", "name"]
+    list_filter = ["category"]
+    readonly_fields = ["partner", "created_at", "updated_at"]
+
+    def view_on_site(self, obj):
+        return reverse("community:product", args=[obj.sku])
+
+
+class PhotoInline(admin.TabularInline):
+    model = ReviewPhoto
+    extra = 0
+    can_delete = False
+    fields = ["preview", "width", "height"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Photo")
+    def preview(self, photo):
+        return format_html('<a href="{}"><img src="{}" height="80" alt=""></a>', photo.image.url, photo.thumbnail.url)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    """The review moderation queue: pending first, oldest first; flags say what to look at."""
+
+    form = DecisionForm
+    action_form = ModerationActionForm
+    actions = [_moderate_selected(True), _moderate_selected(False)]
+    list_display = ["title", "product", "member", "rating", "status", "flag_list", "verified_buyer", "photo_count",
+                    "report_count", "featured", "submitted_at"]
+    list_filter = ["status", FlaggedFilter, "verified_buyer", "featured", "rating"]
+    search_fields = ["title", "text", "product__sku", "product__name", "member__email"]
+    list_select_related = ["product", "member"]
+    ordering = ["-status", "submitted_at"]
+    inlines = [PhotoInline]
+    readonly_fields = ["product", "member", "rating", "title", "text", "status", "flag_list", "verified_buyer",
+                       "rejection_reason", "rewarded", "helpful_count", "report_count", "submitted_at",
+                       "published_at", "moderated_at", "history"]
+    fieldsets = [
+        (None, {"fields": ["product", "member", "rating", "title", "text", "verified_buyer", "submitted_at"]}),
+        ("Moderation", {"fields": ["status", "flag_list", "report_count", "rejection_reason", "decision", "reason",
+                                   "history"]}),
+        ("Public", {"fields": ["staff_reply", "featured", "rewarded", "helpful_count", "published_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by(
+            Case(When(status=ModerationStatus.PENDING, then=0), default=1), "submitted_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # reject instead: the decision is logged and the member told
+
+    @admin.display(description="Flags")
+    def flag_list(self, obj):
+        labels = dict(Flag.choices)
+        return ", ".join(labels.get(flag, flag) for flag in obj.flags) or "-"
+
+    @admin.display(boolean=True)
+    def rewarded(self, obj):
+        return obj.rewarded
+
+    @admin.display(description="Moderation log")
+    def history(self, obj):
+        rows = ModerationLog.objects.filter(subject=f"review:{obj.pk}").select_related("actor_user")[:20]
+        return format_html_join(mark_safe("<br>"), "{} · {} · {} {}", (
+            (f"{row.created_at:%Y-%m-%d %H:%M}", row.action, row.actor_user or "automatic", row.reason)
+            for row in rows)) or "-"
+
+    def moderate(self, *, ids, approve, moderator, reason):
+        return services.reviews_moderate(review_ids=ids, approve=approve, moderator=moderator, reason=reason)
+
+    def save_model(self, request, obj, form, change):
+        """Every change goes through the services (points, log, the member told); nothing is saved here."""
+        data = form.cleaned_data
+        if "staff_reply" in form.changed_data:
+            services.review_reply(review_id=obj.pk, moderator=request.user, text=data["staff_reply"])
+        if data.get("decision") == "approve":
+            services.review_approve(review_id=obj.pk, moderator=request.user, reason=data.get("reason", ""))
+        elif data.get("decision") == "reject":
+            services.review_reject(review_id=obj.pk, moderator=request.user, reason=data["reason"])
+        if "featured" in form.changed_data:
+            try:
+                services.review_feature(review_id=obj.pk, moderator=request.user, featured=data["featured"])
+            except DomainError as exc:
+                messages.error(request, exc.message)
+
+
+class PostAdmin(admin.ModelAdmin):
+    """Questions and answers share the queue's shape."""
+
+    kind = ""
+    form = DecisionForm
+    action_form = ModerationActionForm
+    actions = [_moderate_selected(True), _moderate_selected(False)]
+    list_filter = ["status", FlaggedFilter]
+
+    def moderate(self, *, ids, approve, moderator, reason):
+        if not approve and not reason.strip():
+            raise DomainError("Type the reason for the members first.")
+        return sum(services.post_moderate(kind=self.kind, post_id=pk, approve=approve, moderator=moderator,
+                                          reason=reason) for pk in sorted(ids))
+
+    @admin.display(description="Flags")
+    def flag_list(self, obj):
+        labels = dict(Flag.choices)
+        return ", ".join(labels.get(flag, flag) for flag in obj.flags) or "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by(
+            Case(When(status=ModerationStatus.PENDING, then=0), default=1), "created_at")
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if data.get("decision"):
+            services.post_moderate(kind=self.kind, post_id=obj.pk, approve=data["decision"] == "approve",
+                                   moderator=request.user, reason=data.get("reason", ""))
+
+
+class QuestionDecisionForm(DecisionForm):
+    staff_answer = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                   help_text="Answer as the store: published at once, and the asker is told.")
+
+
+@admin.register(Question)
+class QuestionAdmin(PostAdmin):
+    kind = "question"
+    form = QuestionDecisionForm
+    list_display = ["text", "product", "member", "status", "flag_list", "created_at"]
+    search_fields = ["text", "product__sku", "member__email"]
+    list_select_related = ["product", "member"]
+    readonly_fields = ["product", "member", "text", "status", "flag_list", "rejection_reason", "created_at"]
+    fields = ["product", "member", "text", "status", "flag_list", "rejection_reason", "decision", "reason",
+              "staff_answer"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        text = form.cleaned_data.get("staff_answer", "").strip()
+        if text:
+            try:
+                services.answer_post(question_id=obj.pk, text=text, staff_user=request.user)
+            except DomainError as exc:
+                messages.error(request, f"The answer was not saved: {exc.message}")
+
+
+@admin.register(Answer)
+class AnswerAdmin(PostAdmin):
+    kind = "answer"
+    list_display = ["text", "question", "member", "staff_user", "status", "flag_list", "created_at"]
+    search_fields = ["text", "member__email"]
+    list_select_related = ["question", "member", "staff_user"]
+    readonly_fields = ["question", "member", "staff_user", "text", "status", "flag_list", "rejection_reason",
+                       "verified_buyer", "helpful_count", "created_at"]
+    fields = ["question", "member", "staff_user", "text", "verified_buyer", "status", "flag_list",
+              "rejection_reason", "decision", "reason"]
+
+
+@admin.register(CommunitySettings)
+class CommunitySettingsAdmin(admin.ModelAdmin):
+    fields = ["allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes"]
+
+    def has_add_permission(self, request):
+        return not CommunitySettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        settings = services.community_settings()
+        return HttpResponseRedirect(reverse("admin:community_communitysettings_change", args=[settings.pk]))
+
+    def save_model(self, request, obj, form, change):
+        settings = services.community_settings_update(
+            actor_user=request.user, changes={name: form.cleaned_data[name] for name in form.changed_data})
+        if getattr(settings, "rechecked", 0):
+            messages.warning(request, f"{settings.rechecked} published posts contain a banned word and wait for "
+                             "moderation again.")
+
+
+@admin.register(ModerationLog)
+class ModerationLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "subject", "action", "actor_user", "reason"]
+    list_filter = ["action"]
+    search_fields = ["subject", "reason"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

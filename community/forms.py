@@ -9,3 +9,52 @@ class PublicProfileForm(forms.Form):
     display_name = forms.CharField(required=False, max_length=40, help_text="How others see you, e.g. Ada L.")
     avatar = forms.ImageField(required=False, label="Picture", help_text="JPEG, PNG or WebP, at most 5 MB.")
     remove_avatar = forms.BooleanField(required=False, label="Remove my picture")
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one input; each is checked by the service (``community.images``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if not data:
+            return []
+        return list(data) if isinstance(data, list | tuple) else [data]
+
+
+class ReviewForm(forms.Form):
+    rating = forms.TypedChoiceField(choices=[(n, f"{n} star{'s' if n > 1 else ''}") for n in range(5, 0, -1)],
+                                    coerce=int, widget=forms.RadioSelect, label="Your rating")
+    title = forms.CharField(max_length=120, min_length=3, help_text="Sum it up in a few words.")
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), min_length=10, max_length=5000,
+                           label="Your review", help_text="What did you like, what not? Who would you recommend it to?")
+    photos = MultipleFileField(required=False, help_text="Up to 5 photos: JPEG, PNG or WebP, at most 10 MB each. "
+                               "We remove the location and camera details before anyone sees them.")
+    remove_photos = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                              label="Remove these photos")
+
+    def __init__(self, *args, photos=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["remove_photos"].choices = [(str(p.pk), f"Photo {n}") for n, p in enumerate(photos, start=1)]
+        if not photos:
+            del self.fields["remove_photos"]
+
+
+class QuestionForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), min_length=10, max_length=1000,
+                           label="Your question", help_text="Other shoppers who bought it, and our staff, answer.")
+
+
+class AnswerForm(forms.Form):
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), min_length=2, max_length=2000,
+                           label="Your answer")
+
+
+class ReportForm(forms.Form):
+    reason = forms.CharField(max_length=500, min_length=3, label="What is wrong with this review?")

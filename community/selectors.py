@@ -1,19 +1,29 @@
-"""Reads of the community page: leaderboards and spotlights. Only public profiles appear."""
+"""Reads of the community: leaderboards and spotlights (only public profiles appear), product
+pages with their rating summary, reviews, questions and JSON-LD, testimonials and photos."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import F, Sum, Window
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Sum, Window
 from django.db.models.functions import Rank
 from django.utils import timezone
 
 from accounts.models import Member
-from community.models import PublicProfile, Spotlight
+from community.models import (
+    Answer,
+    ModerationStatus,
+    Product,
+    PublicProfile,
+    Question,
+    Review,
+    ReviewPhoto,
+    Spotlight,
+)
 from rewards import criteria
-from rewards.models import Challenge, EntryKind, LedgerEntry, MemberTier
+from rewards.models import Challenge, EntryKind, LedgerEntry, MemberTier, OrderLine, OrderStatus
 from rewards.program import current_program
 
 EARNED = Sum(F("available_delta") + F("pending_delta") - F("owed_delta"))
@@ -118,3 +128,120 @@ def public_member(*, member_id: int):
     if profile is None or profile.member.erased_at is not None:
         return None
     return profile
+
+
+# --- Products, reviews, questions -----------------------------------------------------------------
+
+SORTS = {
+    "relevant": ("Most relevant", ["-relevance", "-id"]),
+    "helpful": ("Most helpful", ["-helpful_count", "-published_at", "-id"]),
+    "newest": ("Newest", ["-published_at", "-id"]),
+    "highest": ("Highest rating", ["-rating", "-published_at", "-id"]),
+    "lowest": ("Lowest rating", ["rating", "-published_at", "-id"]),
+}
+
+
+@dataclass
+class RatingSummary:
+    count: int
+    average: Decimal | None
+    # (stars, count, percent of all), 5 stars first
+    distribution: list[tuple[int, int, int]]
+
+
+def rating_summary(*, product: Product) -> RatingSummary:
+    """Average, count and a bar per star of the published reviews: one aggregate query."""
+    stars = {f"r{n}": Count("id", filter=Q(rating=n)) for n in range(1, 6)}
+    row = Review.objects.filter(product=product, status=ModerationStatus.APPROVED).aggregate(
+        count=Count("id"), total=Sum("rating"), **stars)
+    count = row["count"]
+    average = (Decimal(row["total"]) / count).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) if count else None
+    distribution = [(n, row[f"r{n}"], round(100 * row[f"r{n}"] / count) if count else 0) for n in range(5, 0, -1)]
+    return RatingSummary(count, average, distribution)
+
+
+def product_reviews(*, product: Product, sort: str = "relevant", rating: int | None = None,
+                    with_photos: bool = False):
+    """Published reviews of a product in the chosen order, with their authors and photos."""
+    reviews = Review.objects.filter(product=product, status=ModerationStatus.APPROVED)
+    if rating is not None:
+        reviews = reviews.filter(rating=rating)
+    if with_photos:
+        reviews = reviews.filter(photo_count__gt=0)
+    return (reviews.select_related("member__public_profile").prefetch_related("photos")
+            .order_by(*SORTS.get(sort, SORTS["relevant"])[1]))
+
+
+def author_name(member: Member) -> str:
+    """How a reviewer is shown: their public display name, else first name and initial."""
+    profile = getattr(member, "public_profile", None) if _has_profile(member) else None
+    if profile is not None and profile.is_public and profile.display_name:
+        return profile.display_name
+    if member.first_name:
+        return f"{member.first_name} {member.last_name[:1]}.".replace(" .", "") if member.last_name else \
+            member.first_name
+    return "A member"
+
+
+def _has_profile(member: Member) -> bool:
+    try:
+        member.public_profile  # noqa: B018 - cached by select_related; raises when there is none
+    except PublicProfile.DoesNotExist:
+        return False
+    return True
+
+
+def product_questions(*, product: Product, limit: int = 10):
+    answers = Prefetch("answers", queryset=Answer.objects.filter(status=ModerationStatus.APPROVED)
+                       .order_by("-helpful_count", "created_at"), to_attr="published_answers")
+    return list(Question.objects.filter(product=product, status=ModerationStatus.APPROVED)
+                .order_by("-created_at").prefetch_related(answers)[:limit])
+
+
+def product_json_ld(*, product: Product, summary: RatingSummary, reviews, url: str) -> dict:
+    """schema.org Product with its AggregateRating and the reviews on the page (what search
+    engines read for review stars). Without reviews there is no rating: an empty one is invalid."""
+    data = {"@context": "https://schema.org", "@type": "Product", "name": product.name, "sku": product.sku,
+            "url": product.url or url}
+    if product.image_url:
+        data["image"] = product.image_url
+    if product.category:
+        data["category"] = product.category
+    if summary.count:
+        data["aggregateRating"] = {"@type": "AggregateRating", "ratingValue": str(summary.average),
+                                   "reviewCount": summary.count, "bestRating": 5, "worstRating": 1}
+        data["review"] = [{
+            "@type": "Review", "name": review.title, "reviewBody": review.text,
+            "datePublished": review.published_at.date().isoformat(),
+            "author": {"@type": "Person", "name": author_name(review.member)},
+            "reviewRating": {"@type": "Rating", "ratingValue": review.rating, "bestRating": 5, "worstRating": 1},
+        } for review in reviews]
+    return data
+
+
+def testimonials(*, limit: int = 6):
+    return (Review.objects.filter(featured=True, status=ModerationStatus.APPROVED)
+            .select_related("product", "member__public_profile").order_by("-published_at")[:limit])
+
+
+def photo_gallery(*, limit: int = 12):
+    return (ReviewPhoto.objects.filter(review__status=ModerationStatus.APPROVED)
+            .select_related("review__product").order_by("-id")[:limit])
+
+
+def member_reviews(*, member: Member):
+    return Review.objects.filter(member=member).select_related("product").order_by("-submitted_at")
+
+
+def bought_not_reviewed(*, member: Member, limit: int = 12) -> list[tuple[str, str]]:
+    """(sku, name) of products the member bought and has not reviewed, most recent first."""
+    reviewed = Review.objects.filter(member=member, product__sku=OuterRef("sku"))
+    seen, found = set(), []
+    for sku, name in (OrderLine.objects.filter(order__member=member).exclude(order__status=OrderStatus.REFUNDED)
+                      .exclude(Exists(reviewed)).order_by("-order_id", "position").values_list("sku", "name")[:200]):
+        if sku not in seen:
+            seen.add(sku)
+            found.append((sku, name or sku))
+        if len(found) == limit:
+            break
+    return found

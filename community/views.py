@@ -1,17 +1,26 @@
+import json
+
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import member_required
 from accounts.services import member_get_or_create_for_user
-from community import selectors
-from community.forms import PublicProfileForm
-from community.models import PublicProfile
+from community import selectors, services
+from community.forms import AnswerForm, PublicProfileForm, QuestionForm, ReportForm, ReviewForm
+from community.models import HelpfulVote, ModerationStatus, PublicProfile, Review
 from community.services import public_profile_update
 from loyalty_site.errors import DomainError
 from rewards.models import MemberBadge, MemberTier
+
+REVIEWS_PER_PAGE = 10
+# What may not appear raw inside <script>: the same escapes as Django's json_script.
+_SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
 
 def index(request):
@@ -25,6 +34,8 @@ def index(request):
             *selectors.challenge_leaderboards(member=member),
         ],
         "member": member,
+        "testimonials": [(review, selectors.author_name(review.member)) for review in selectors.testimonials()],
+        "photos": selectors.photo_gallery(),
     }
     return render(request, "community/index.html", context)
 
@@ -59,3 +70,173 @@ def profile(request):
             messages.success(request, "Your community profile is saved.")
             return redirect("community:profile")
     return render(request, "community/profile.html", {"form": form, "current": current})
+
+
+# --- Products and reviews -------------------------------------------------------------------------
+
+def _product_or_404(sku: str):
+    product = services.product_ensure(sku=sku)
+    if product is None:
+        raise Http404("No such product.")
+    return product
+
+
+def _form_errors(form, exc: DomainError) -> None:
+    for field, problems in exc.fields.items():
+        form.add_error(field if field in form.fields else None, problems)
+    if not exc.fields:
+        form.add_error(None, exc.message)
+
+
+def product(request, sku: str):
+    """A product's page: rating summary, reviews (sorted, filtered, paginated), questions, and
+    JSON-LD for search engines. A constant number of queries however many reviews it has."""
+    product = _product_or_404(sku)
+    sort = request.GET.get("sort") if request.GET.get("sort") in selectors.SORTS else "relevant"
+    rating = request.GET.get("rating")
+    rating = int(rating) if rating in {"1", "2", "3", "4", "5"} else None
+    with_photos = request.GET.get("photos") == "1"
+    summary = selectors.rating_summary(product=product)
+    paginator = Paginator(selectors.product_reviews(product=product, sort=sort, rating=rating,
+                                                    with_photos=with_photos), REVIEWS_PER_PAGE)
+    if rating is None and not with_photos:
+        paginator.count = summary.count  # known already: saves a COUNT over the reviews
+    page = paginator.get_page(request.GET.get("page"))
+    reviews = [(review, selectors.author_name(review.member)) for review in page.object_list]
+    member = member_get_or_create_for_user(user=request.user) if request.user.is_authenticated else None
+    voted, mine = set(), None
+    if member is not None:
+        voted = set(HelpfulVote.objects.filter(member=member, review_id__in=[r.pk for r, _ in reviews])
+                    .values_list("review_id", flat=True))
+        mine = Review.objects.filter(member=member, product=product).only("pk", "status").first()
+    url = request.build_absolute_uri(reverse("community:product", args=[product.sku]))
+    json_ld = json.dumps(selectors.product_json_ld(product=product, summary=summary, reviews=page.object_list,
+                                                   url=url), ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+    query = {key: value for key, value in (("sort", sort if sort != "relevant" else ""),
+                                           ("rating", rating or ""), ("photos", "1" if with_photos else "")) if value}
+    return render(request, "community/product.html", {
+        "product": product, "summary": summary, "page": page, "reviews": reviews, "sorts": selectors.SORTS,
+        "sort": sort, "rating": rating, "with_photos": with_photos, "member": member, "voted": voted, "mine": mine,
+        "questions": selectors.product_questions(product=product), "json_ld": mark_safe(json_ld),
+        "question_form": QuestionForm(), "answer_form": AnswerForm(), "report_form": ReportForm(),
+        "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
+    })
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def review(request, sku: str):
+    """Write or edit your review of a product."""
+    product = _product_or_404(sku)
+    existing = Review.objects.filter(member=request.member, product=product).first()
+    photos = list(existing.photos.all()) if existing else []
+    initial = {"rating": existing.rating, "title": existing.title, "text": existing.text} if existing else {}
+    form = ReviewForm(request.POST or None, request.FILES or None, initial=initial, photos=photos)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.review_submit(
+                member=request.member, product=product,
+                data=services.ReviewInput(data["rating"], data["title"], data["text"]),
+                photos=data["photos"], remove_photo_ids=[int(pk) for pk in data.get("remove_photos", [])])
+        except DomainError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Thank you! Your review is with our moderators and appears once approved.")
+            return redirect("community:my-reviews")
+    return render(request, "community/review_form.html", {
+        "form": form, "product": product, "existing": existing, "photos": photos,
+        "verified": services.bought(member=request.member, sku=product.sku),
+        "allowed": services.community_settings().allow_unverified_reviews,
+        "shown_as": selectors.author_name(request.member),
+    })
+
+
+def _back_to(product_sku: str, anchor: str = "") -> str:
+    return reverse("community:product", args=[product_sku]) + anchor
+
+
+@member_required
+@require_POST
+def review_helpful(request, review_id: int):
+    sku = Review.objects.filter(pk=review_id).values_list("product__sku", flat=True).first()
+    if sku is None:
+        raise Http404
+    try:
+        services.review_vote_helpful(review_id=review_id, member=request.member)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Thanks for your vote.")
+    return redirect(_back_to(sku, f"#review-{review_id}"))
+
+
+@member_required
+@require_POST
+def review_report(request, review_id: int):
+    sku = Review.objects.filter(pk=review_id).values_list("product__sku", flat=True).first()
+    if sku is None:
+        raise Http404
+    form = ReportForm(request.POST)
+    try:
+        services.review_report(review_id=review_id, member=request.member,
+                               reason=form.data.get("reason", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Thank you. Our moderators will look at this review.")
+    return redirect(_back_to(sku, f"#review-{review_id}"))
+
+
+@member_required
+@require_POST
+def question_ask(request, sku: str):
+    product = _product_or_404(sku)
+    try:
+        services.question_ask(member=request.member, product=product, text=request.POST.get("text", ""))
+    except DomainError as exc:
+        messages.error(request, f"Your question was not sent: {exc.fields.get('text', [exc.message])[0]}")
+    else:
+        messages.success(request, "Thank you! Your question appears once a moderator has read it.")
+    return redirect(_back_to(product.sku, "#questions"))
+
+
+@member_required
+@require_POST
+def answer_post(request, question_id: int):
+    from community.models import Question
+
+    sku = Question.objects.filter(pk=question_id).values_list("product__sku", flat=True).first()
+    if sku is None:
+        raise Http404
+    try:
+        services.answer_post(question_id=question_id, member=request.member, text=request.POST.get("text", ""))
+    except DomainError as exc:
+        messages.error(request, f"Your answer was not sent: {exc.fields.get('text', [exc.message])[0]}")
+    else:
+        messages.success(request, "Thank you! Your answer appears once a moderator has read it.")
+    return redirect(_back_to(sku, "#questions"))
+
+
+@member_required
+@require_POST
+def answer_helpful(request, answer_id: int):
+    from community.models import Answer
+
+    sku = Answer.objects.filter(pk=answer_id).values_list("question__product__sku", flat=True).first()
+    if sku is None:
+        raise Http404
+    try:
+        services.answer_vote_helpful(answer_id=answer_id, member=request.member)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return redirect(_back_to(sku, "#questions"))
+
+
+@member_required
+def my_reviews(request):
+    return render(request, "community/my_reviews.html", {
+        "reviews": selectors.member_reviews(member=request.member),
+        "to_review": selectors.bought_not_reviewed(member=request.member),
+        "statuses": ModerationStatus,
+    })

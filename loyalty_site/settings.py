@@ -202,6 +202,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "award-birthdays": {"task": "rewards.award_birthdays", "schedule": 60 * 60},
     "purge-idempotency-keys": {"task": "accounts.purge_idempotency_keys", "schedule": 24 * 60 * 60},
     "nightly-progress": {"task": "rewards.nightly_progress", "schedule": crontab(hour=3, minute=15)},
+    "review-requests": {"task": "community.send_review_requests", "schedule": crontab(minute=40)},
 }
 CELERY_IMPORTS = ["loyalty_site.mail"]
 

@@ -45,3 +45,13 @@ def time_left(delta) -> str:
         return f"{-(-seconds // 3600)} hours"
     minutes = max(-(-seconds // 60), 1)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+@register.filter
+def stars(value) -> str:
+    """``4`` -> "★★★★☆" (the number is given beside it for screen readers)."""
+    try:
+        filled = max(0, min(5, round(float(value))))
+    except (TypeError, ValueError):
+        return ""
+    return "★" * filled + "☆" * (5 - filled)

@@ -5,6 +5,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import apis as accounts_apis
+from community import apis as community_apis
 from loyalty_site import api, views
 from rewards import apis as rewards_apis
 
@@ -25,6 +26,8 @@ api_v1 = [
     path("redemptions/", rewards_apis.RedemptionCreateApi.as_view(), name="redemptions"),
     path("coupons/<str:code>/", rewards_apis.CouponDetailApi.as_view(), name="coupon-detail"),
     path("coupons/<str:code>/use/", rewards_apis.CouponUseApi.as_view(), name="coupon-use"),
+    path("products/", community_apis.ProductUpsertApi.as_view(), name="products"),
+    path("products/<str:sku>/reviews/", community_apis.ProductReviewsApi.as_view(), name="product-reviews"),
 ]
 
 urlpatterns = [
@@ -35,7 +38,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("me/", include("accounts.urls")),
     path("rewards/", include("rewards.urls")),
-    path("community/", include("community.urls")),
+    path("", include("community.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -94,6 +94,8 @@ class ActivityType(models.TextChoices):
     PROFILE_COMPLETED = "profile_completed", "Completed profile"
     BIRTHDAY = "birthday", "Birthday"
     REVIEW_APPROVED = "review_approved", "Review approved"
+    REVIEW_PHOTO = "review_photo", "Photo in an approved review"
+    HELPFUL_VOTE_RECEIVED = "helpful_vote_received", "Helpful vote received"
     SURVEY_COMPLETED = "survey_completed", "Survey completed"
     REFERRAL = "referral", "Referral converted"
     REFUND = "refund", "Refund"

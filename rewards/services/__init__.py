@@ -13,6 +13,7 @@ from rewards.services.activities import (
     ActivityInput,
     activities_record,
     activity_record,
+    activity_reverse,
     birthdays_award,
     event_record,
 )
@@ -31,7 +32,7 @@ from rewards.services.spending import (
 
 __all__ = [
     "ActivityInput", "ActivityResult", "AwardResult", "CapTracker", "OrderResult", "RefundResult",
-    "activities_record", "activity_record", "birthdays_award", "coupon_code_generate", "coupon_use",
+    "activities_record", "activity_record", "activity_reverse", "birthdays_award", "coupon_code_generate", "coupon_use",
     "earning_rule_problems", "earning_rule_save", "event_record", "normalize_coupon_code", "order_line_values",
     "order_record", "order_refund", "orders_record", "pending_release_due", "points_adjust", "points_expire_due",
     "program_settings_update", "reward_check", "reward_redeem",

@@ -18,6 +18,8 @@ from rewards.ledger import Posting, lock_members
 from rewards.models import (
     Activity,
     ActivityType,
+    EntryKind,
+    LedgerEntry,
     PointsAward,
 )
 from rewards.payloads import EventInput
@@ -134,6 +136,44 @@ def event_record(*, partner: Partner, event: EventInput) -> ActivityResult:
         result.award = award_of_recorded(result.activity.pk, _points_of(result.activity.pk))
     result.activity_id = result.activity_id or (result.activity.pk if result.activity else None)
     return result
+
+
+def activity_reverse(*, activity_id: int, description: str, reason: str = "", actor_user=None) -> int:
+    """Take back every point an activity earned (an approved review that is rejected later): from
+    pending points while they are still pending, otherwise from available points, the activity's
+    own lot first, and what was already spent becomes points owed. Running it again reverses
+    nothing more. Returns the points reversed."""
+    activity = Activity.objects.filter(pk=activity_id).values("member_id").first()
+    if activity is None:
+        return 0
+    member_id = activity["member_id"]
+    with transaction.atomic():
+        balances = lock_members([member_id])
+        earn = LedgerEntry.objects.filter(activity_id=activity_id, kind=EntryKind.EARN).first()
+        if earn is None:
+            return 0
+        earned = earn.available_delta + earn.pending_delta + earn.owed_delta * -1
+        already = -sum(entry.available_delta + entry.pending_delta - entry.owed_delta
+                       for entry in earn.followers.filter(kind=EntryKind.REVERSE))
+        points = earned - already
+        if points <= 0:
+            return 0
+        posting = Posting(balances)
+        release = earn.followers.filter(kind=EntryKind.RELEASE).first()
+        who = {"related_entry": earn, "description": description, "reason": reason, "actor_user": actor_user}
+        if earn.pending_delta > 0 and release is None:
+            posting.debit_pending(member_id, points, kind=EntryKind.REVERSE, **who)
+        else:
+            posting.debit_available(member_id, points, kind=EntryKind.REVERSE, allow_debt=True,
+                                    first_lot_entry_id=(release or earn).pk, **who)
+        posting.flush()
+        # Capped rules count what a member earned per day and month: give the room back.
+        PointsAward.objects.bulk_create([
+            PointsAward(activity_id=activity_id, member_id=award.member_id, rule_id=award.rule_id,
+                        rule_name=award.rule_name, points=-award.points, day=award.day)
+            for award in PointsAward.objects.filter(activity_id=activity_id, points__gt=0)
+        ])
+    return points
 
 
 def _points_of(activity_id: int) -> int:

@@ -1,4 +1,4 @@
-"""Writes of the community: public profiles and spotlights."""
+"""Public profiles and spotlights."""
 
 from __future__ import annotations
 

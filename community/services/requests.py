@@ -1,0 +1,90 @@
+"""Review requests: once an order's return window has passed, one email inviting the member to
+review what they bought, linking straight to each review form."""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Channel, Member
+from community.models import Review, ReviewRequest
+from community.services.reviews import product_ensure
+from rewards.models import Order, OrderLine, OrderStatus
+from rewards.program import current_program
+
+# Orders whose window closed longer ago than this are not asked about (a first run on an old
+# store must not email about last year's orders).
+LOOKBACK_DAYS = 14
+# Other apps narrow who is asked (feedback: no requests to a member who was just unhappy).
+# Each takes (orders queryset, now) and returns a narrower one.
+REQUEST_FILTERS: list[Callable] = []
+
+
+def review_requests_send(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Email members who agreed to review requests (the "surveys and review requests" email
+    preference) about orders whose pending period has just ended and that were not refunded in
+    full: one email per member per run, never twice for one order, nothing for items they have
+    already reviewed. Safe to run twice or concurrently: each order is claimed by one run with
+    a unique row before its email is queued (and the email leaves only if that commits). Returns
+    how many emails were sent."""
+    program = current_program()
+    now = now or timezone.now()
+    due_before = now - timedelta(days=program.settings.pending_days)
+    orders = (Order.objects.filter(placed_at__lte=due_before, placed_at__gt=due_before - timedelta(days=LOOKBACK_DAYS),
+                                   member__surveys_channel=Channel.EMAIL, member__erased_at__isnull=True)
+              .exclude(status=OrderStatus.REFUNDED).exclude(member__email="")
+              .exclude(Exists(ReviewRequest.objects.filter(order_id=OuterRef("pk")))))
+    for narrow in REQUEST_FILTERS:
+        orders = narrow(orders, now)
+    order_ids = list(orders.order_by("pk").values_list("pk", flat=True))
+    sent = 0
+    for start in range(0, len(order_ids), batch_size):
+        sent += _send_batch(order_ids[start:start + batch_size], now=now)
+    return sent
+
+
+def _send_batch(order_ids: list[int], *, now: datetime) -> int:
+    claim = secrets.token_hex(16)
+    lines = defaultdict(list)
+    for order_id, member_id, sku, name in OrderLine.objects.filter(order_id__in=order_ids).exclude(
+            refunded_quantity=F("quantity")).values_list("order_id", "order__member_id", "sku", "name").order_by(
+            "order_id", "position"):
+        lines[order_id].append((member_id, sku, name))
+    with transaction.atomic():
+        ReviewRequest.objects.bulk_create([
+            ReviewRequest(order_id=order_id, member_id=items[0][0], skus=[sku for _, sku, _ in items], sent_at=now,
+                          claim=claim)
+            for order_id, items in lines.items()
+        ], ignore_conflicts=True)
+        mine = ReviewRequest.objects.filter(order_id__in=list(lines), claim=claim).values_list("order_id", "member_id")
+        wanted = defaultdict(dict)
+        for order_id, member_id in mine:
+            for _, sku, name in lines[order_id]:
+                wanted[member_id][sku] = name
+        reviewed = set(Review.objects.filter(member_id__in=list(wanted)).values_list("member_id", "product__sku"))
+        emails = dict(Member.objects.filter(pk__in=list(wanted)).values_list("pk", "email"))
+        sent = 0
+        for member_id, items in wanted.items():
+            todo = [(sku, name) for sku, name in items.items() if (member_id, sku) not in reviewed]
+            if not todo:
+                continue
+            for sku, _ in todo:
+                product_ensure(sku=sku)
+            links = "\n".join(f"- {name or sku}: {settings.SITE_URL}{reverse('community:review', args=[sku])}"
+                              for sku, name in todo)
+            send_mail(f"How do you like what you bought? Tell others at {settings.PROGRAM_NAME}",
+                      "Thank you for your order. Your review helps other shoppers, and approved reviews earn "
+                      f"points.\n\n{links}\n\nYou get these emails because you asked for review requests; change "
+                      f"that at {settings.SITE_URL}{reverse('accounts:profile')}.",
+                      None, [emails[member_id]])
+            sent += 1
+    return sent

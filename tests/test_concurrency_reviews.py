@@ -1,0 +1,75 @@
+"""Real concurrent connections on PostgreSQL: a review rewarded once, a vote counted once, a review
+request sent once, whatever runs at the same time."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Channel
+from community import services
+from community.models import HelpfulVote, Review, ReviewRequest
+from community.services import ReviewInput
+from rewards.models import ActivityType
+from rewards.selectors import ledger_discrepancies
+from tests.concurrency import run_concurrently
+from tests.factories import RuleFactory, customer, place_order, set_program
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def review(tea_shop, staff):
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="Review", kind="fixed", activity_type="review_approved", points=50, points_per_unit=None)
+    kettle, _ = services.product_upsert(partner=tea_shop, sku="KETTLE-1", name="Glass kettle")
+    author = customer(tea_shop, "author", email="author@example.com")
+    return services.review_submit(member=author, product=kettle,
+                                  data=ReviewInput(5, "Lovely", "Boils fast and looks great."))
+
+
+def test_ten_moderators_approving_at_once_reward_the_review_once(review, staff):
+    results = run_concurrently(lambda i: services.review_approve(review_id=review.pk, moderator=staff), 10)
+    assert not [r for r in results if isinstance(r, Exception)]
+    review.member.refresh_from_db()
+    assert review.member.points_available == 50
+    assert review.member.activities.filter(type=ActivityType.REVIEW_APPROVED).count() == 1
+    assert list(ledger_discrepancies()) == []
+
+
+def test_approve_and_reject_racing_leave_points_matching_the_outcome(review, staff):
+    def decide(i):
+        if i % 2:
+            return services.review_approve(review_id=review.pk, moderator=staff)
+        return services.review_reject(review_id=review.pk, moderator=staff, reason="Off topic")
+
+    results = run_concurrently(decide, 8)
+    assert not [r for r in results if isinstance(r, Exception)]
+    review.refresh_from_db()
+    review.member.refresh_from_db()
+    assert review.member.points_available == (50 if review.status == "approved" else 0)
+    assert list(ledger_discrepancies()) == []
+
+
+def test_one_member_voting_from_ten_tabs_counts_once(review, staff, tea_shop):
+    services.review_approve(review_id=review.pk, moderator=staff)
+    voter = customer(tea_shop, "voter")
+    results = run_concurrently(lambda i: services.review_vote_helpful(review_id=review.pk, member=voter), 10)
+    assert sum(1 for r in results if isinstance(r, Review)) == 1
+    assert HelpfulVote.objects.count() == 1
+    assert Review.objects.get(pk=review.pk).helpful_count == 1
+
+
+def test_review_requests_run_four_times_at_once_send_each_email_once(tea_shop, mailoutbox):
+    set_program(pending_days=14, expiry_policy="never")
+    long_ago = timezone.now() - timedelta(days=15)
+    for n in range(30):
+        member = customer(tea_shop, f"c{n}", email=f"c{n}@example.com")
+        member.surveys_channel = Channel.EMAIL
+        member.save(update_fields=["surveys_channel"])
+        place_order(tea_shop, f"o-{n}", f"c{n}", placed_at=long_ago, lines=(("KETTLE-1", 1, "30.00", "tea"),))
+    results = run_concurrently(lambda i: services.review_requests_send(batch_size=7), 4)
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert sum(results) == 30
+    assert ReviewRequest.objects.count() == 30
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(f"c{n}@example.com" for n in range(30))

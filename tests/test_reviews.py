@@ -1,0 +1,321 @@
+"""Reviews with photos: writing, verified buyers, moderation and its flags, points, votes, reports."""
+
+import os
+
+import pytest
+from PIL import Image
+
+from community import services
+from community.models import Flag, ModerationLog, ModerationStatus, Review, ReviewPhoto
+from community.services import ReviewInput
+from loyalty_site.errors import Conflict, Invalid, NotFound
+from rewards.models import ActivityType
+from tests import images
+from tests.factories import RuleFactory, customer, place_order, refund, set_program
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def program(tea_shop):
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="1 per EUR")
+    RuleFactory(name="Review", kind="fixed", activity_type="review_approved", points=50, points_per_unit=None)
+    RuleFactory(name="Photo bonus", kind="fixed", activity_type="review_photo", points=20, points_per_unit=None)
+    return tea_shop
+
+
+@pytest.fixture
+def kettle(program):
+    product, _ = services.product_upsert(partner=program, sku="KETTLE-1", name="Glass kettle", category="teaware")
+    return product
+
+
+@pytest.fixture
+def buyer(program, alice, kettle):
+    """Alice, who bought the kettle from the tea shop."""
+    customer(program, "alice", email="alice@example.com")
+    place_order(program, "o-1", "alice", lines=(("KETTLE-1", 1, "30.00", "teaware"),))
+    alice.refresh_from_db()
+    return alice
+
+
+def write(member, product, *, rating=5, title="Lovely kettle", text="Boils fast and looks great on the table.",
+          photos=(), **kwargs):
+    return services.review_submit(member=member, product=product, data=ReviewInput(rating, title, text),
+                                  photos=photos, **kwargs)
+
+
+def test_a_buyers_review_carries_the_verified_mark_and_waits_for_moderation(buyer, bob, kettle, client):
+    review = write(buyer, kettle)
+    other = write(bob, kettle, title="Looks nice", text="Saw it at a friend's place, very pretty.")
+    assert (review.verified_buyer, other.verified_buyer) == (True, False)
+    assert review.status == other.status == ModerationStatus.PENDING
+    assert b"Lovely kettle" not in client.get("/products/KETTLE-1/").content  # nothing public before approval
+
+
+def test_the_program_can_allow_only_buyers_to_review(buyer, bob, kettle):
+    services.community_settings_update(actor_user=None, changes={"allow_unverified_reviews": False})
+    with pytest.raises(Conflict) as refused:
+        write(bob, kettle)
+    assert "product" in refused.value.fields
+    assert write(buyer, kettle).verified_buyer is True
+
+
+def test_a_fully_refunded_order_does_not_make_a_verified_buyer(program, bob, kettle):
+    customer(program, "bob", email="bob@example.com")
+    place_order(program, "o-9", "bob", lines=(("KETTLE-1", 1, "30.00", "teaware"),))
+    refund(program, "o-9", refund_id="r-1")
+    assert write(bob, kettle).verified_buyer is False
+
+
+def test_bad_review_input_names_the_field(buyer, kettle):
+    with pytest.raises(Invalid) as bad:
+        write(buyer, kettle, rating=6, title="", text="short")
+    assert set(bad.value.fields) == {"rating", "title", "text"}
+    assert not Review.objects.exists()
+
+
+def test_one_review_per_member_per_product_and_an_edit_goes_back_to_moderation(buyer, kettle, client, staff):
+    review = write(buyer, kettle)
+    services.review_approve(review_id=review.pk, moderator=staff)
+    assert b"Lovely kettle" in client.get("/products/KETTLE-1/").content
+    edited = write(buyer, kettle, rating=3, title="Good, but the lid rattles", text="The lid rattles when it boils.")
+    assert edited.pk == review.pk and Review.objects.count() == 1
+    assert edited.status == ModerationStatus.PENDING
+    page = client.get("/products/KETTLE-1/").content.decode()
+    assert "lid rattles" not in page and "Lovely kettle" not in page
+    assert list(ModerationLog.objects.filter(subject=f"review:{review.pk}").values_list("action", flat=True)) == [
+        "edited", "approved", "submitted"]
+
+
+# --- Points ---------------------------------------------------------------------------------------
+
+def test_approval_earns_points_once_even_when_approved_again_after_an_edit(buyer, kettle, staff):
+    review = write(buyer, kettle)
+    services.review_approve(review_id=review.pk, moderator=staff)
+    services.review_approve(review_id=review.pk, moderator=staff)
+    buyer.refresh_from_db()
+    assert buyer.points_available == 30 + 50  # the order's 30 (1 per EUR) and the review's 50
+    write(buyer, kettle, title="Still lovely", text="A month later it still boils fast.")
+    services.review_approve(review_id=review.pk, moderator=staff)
+    buyer.refresh_from_db()
+    assert buyer.points_available == 80
+    assert buyer.activities.filter(type=ActivityType.REVIEW_APPROVED).count() == 1
+
+
+def test_a_photo_review_earns_the_photo_bonus_and_the_page_discloses_the_reward(buyer, kettle, staff, client):
+    review = write(buyer, kettle, photos=[images.photo()])
+    services.review_approve(review_id=review.pk, moderator=staff)
+    buyer.refresh_from_db()
+    assert buyer.points_available == 30 + 50 + 20
+    assert b"earned loyalty points for this review" in client.get("/products/KETTLE-1/").content
+
+
+def test_rejecting_after_approval_reverses_the_points_and_tells_the_member_why(buyer, kettle, staff, mailoutbox,
+                                                                             alice_client):
+    review = write(buyer, kettle, photos=[images.photo()])
+    services.review_approve(review_id=review.pk, moderator=staff)
+    services.review_reject(review_id=review.pk, moderator=staff, reason="Please leave out the shop's address.")
+    buyer.refresh_from_db()
+    assert buyer.points_available == 30
+    assert "leave out the shop's address" in mailoutbox[-1].body
+    page = alice_client.get("/community/reviews/").content.decode()
+    assert "Please leave out the shop&#x27;s address." in page
+    # Edited and approved again: the points come back, once.
+    write(buyer, kettle, title="Lovely kettle", text="Boils fast and looks great on any table.")
+    services.review_approve(review_id=review.pk, moderator=staff)
+    services.review_approve(review_id=review.pk, moderator=staff)
+    buyer.refresh_from_db()
+    assert buyer.points_available == 30 + 50 + 20
+
+
+def test_a_rejection_needs_a_reason(buyer, kettle, staff):
+    review = write(buyer, kettle)
+    with pytest.raises(Invalid) as bad:
+        services.review_reject(review_id=review.pk, moderator=staff, reason="  ")
+    assert "reason" in bad.value.fields
+
+
+# --- Photos ---------------------------------------------------------------------------------------
+
+def test_photos_are_re_encoded_without_location_and_get_thumbnails(buyer, kettle):
+    review = write(buyer, kettle, photos=[images.photo(), images.photo("p.png", fmt="PNG", size=(800, 600))])
+    photos = list(review.photos.all())
+    assert len(photos) == review.photo_count == 2
+    with Image.open(photos[0].image.path) as stored:
+        assert stored.size == (1600, 1067)
+        assert not stored.getexif()  # no camera, no GPS
+    with Image.open(photos[0].thumbnail.path) as thumb:
+        assert max(thumb.size) == 320
+
+
+@pytest.mark.parametrize("upload, message", [
+    (images.renamed_text, "not a picture"),
+    (images.svg, "not a picture"),
+    (images.truncated, "damaged or incomplete"),
+    (images.bomb, "too many pixels"),
+    (images.huge, "larger than 10 MB"),
+])
+def test_a_bad_photo_refuses_the_review_and_stores_nothing(buyer, kettle, settings, upload, message):
+    def files():
+        return sorted(name for _, _, names in os.walk(settings.MEDIA_ROOT) for name in names)
+
+    before = files()
+    with pytest.raises(Invalid) as bad:
+        write(buyer, kettle, photos=[images.photo("good.jpg"), upload()])
+    assert message in bad.value.fields["photos"][0]
+    assert not Review.objects.exists() and not ReviewPhoto.objects.exists()
+    assert files() == before
+
+
+def test_at_most_five_photos(buyer, kettle):
+    with pytest.raises(Invalid) as bad:
+        write(buyer, kettle, photos=[images.photo(f"p{n}.jpg", size=(200, 200)) for n in range(6)])
+    assert "photos" in bad.value.fields
+
+
+# --- Flags ----------------------------------------------------------------------------------------
+
+def test_links_banned_words_and_repeated_text_are_flagged(buyer, bob, kettle, program):
+    services.community_settings_update(actor_user=None, changes={"banned_words": "rubbish\nrip off"})
+    linked = write(buyer, kettle, text="Cheaper at www.example.com if you ask me, honestly.")
+    assert linked.flags == [Flag.LINK]
+    teapot, _ = services.product_upsert(partner=program, sku="POT", name="Teapot")
+    banned = write(buyer, teapot, title="A rip off", text="It broke after one week of careful use.")
+    assert banned.flags == [Flag.BANNED_WORD]
+    copied = write(bob, kettle, text="It broke after one week of careful use!")
+    assert Flag.REPEATED_TEXT in copied.flags
+    # A word that only contains a banned one is not flagged ("ripe", "offer").
+    cup, _ = services.product_upsert(partner=program, sku="CUP", name="Cup")
+    assert write(bob, cup, title="Ripe offer", text="Came with a ripe offer for the next order.").flags == []
+
+
+def test_many_reviews_in_a_short_time_are_flagged(buyer, program):
+    flags = []
+    for n in range(3):
+        product, _ = services.product_upsert(partner=program, sku=f"P{n}", name=f"Product {n}")
+        flags.append(write(buyer, product, text=f"Review number {n} of a busy evening.").flags)
+    assert flags == [[], [], [Flag.BURST]]
+
+
+def test_changing_banned_words_holds_published_reviews_that_now_contain_one(buyer, bob, kettle, staff, client):
+    first = write(buyer, kettle, text="The handle gets hot, a bit rubbish really.")
+    second = write(bob, kettle, title="Fine", text="Does the job, nothing more to say.")
+    for review in (first, second):
+        services.review_approve(review_id=review.pk, moderator=staff)
+    changed = services.community_settings_update(actor_user=staff, changes={"banned_words": "Rubbish"})
+    assert changed.rechecked == 1
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.flags) == (ModerationStatus.PENDING, [Flag.BANNED_WORD])
+    assert second.status == ModerationStatus.APPROVED
+    assert "bit rubbish" not in client.get("/products/KETTLE-1/").content.decode()
+
+
+def test_posting_is_rate_limited_per_member(buyer, program):
+    services.community_settings_update(actor_user=None, changes={"posts_per_hour": 2, "burst_count": 10})
+    for n in range(2):
+        product, _ = services.product_upsert(partner=program, sku=f"R{n}", name=f"Product {n}")
+        write(buyer, product)
+    product, _ = services.product_upsert(partner=program, sku="R9", name="One too many")
+    with pytest.raises(Conflict) as limited:
+        write(buyer, product)
+    assert limited.value.code == "rate_limited"
+
+
+# --- Votes and reports ----------------------------------------------------------------------------
+
+@pytest.fixture
+def published(buyer, kettle, staff):
+    review = write(buyer, kettle)
+    return services.review_approve(review_id=review.pk, moderator=staff)
+
+
+def test_helpful_votes_once_never_your_own(published, buyer, bob):
+    services.review_vote_helpful(review_id=published.pk, member=bob)
+    with pytest.raises(Conflict):
+        services.review_vote_helpful(review_id=published.pk, member=bob)
+    with pytest.raises(Conflict) as own:
+        services.review_vote_helpful(review_id=published.pk, member=buyer)
+    assert own.value.code == "own_review"
+    published.refresh_from_db()
+    assert published.helpful_count == 1
+    # The author's badge criterion "helpful votes received" counts it.
+    assert buyer.activities.filter(type=ActivityType.HELPFUL_VOTE_RECEIVED).count() == 1
+
+
+def test_a_pending_review_cannot_be_voted_for(buyer, bob, kettle):
+    review = write(buyer, kettle)
+    with pytest.raises(NotFound):
+        services.review_vote_helpful(review_id=review.pk, member=bob)
+
+
+def test_three_reports_hold_a_review_for_moderation(published, bob, program, kettle):
+    services.review_report(review_id=published.pk, member=bob, reason="Spam")
+    published.refresh_from_db()
+    assert (published.status, published.flags) == (ModerationStatus.APPROVED, [Flag.REPORTED])
+    with pytest.raises(Conflict):
+        services.review_report(review_id=published.pk, member=bob, reason="Spam again")
+    for name in ("carol", "dave"):
+        services.review_report(review_id=published.pk, member=customer(program, name), reason="Offensive")
+    published.refresh_from_db()
+    assert (published.status, published.report_count) == (ModerationStatus.PENDING, 3)
+
+
+# --- Staff --------------------------------------------------------------------------------------
+
+def test_staff_reply_and_feature_show_publicly(published, staff, client):
+    services.review_reply(review_id=published.pk, moderator=staff, text="Thank you, enjoy your tea!")
+    services.review_feature(review_id=published.pk, moderator=staff, featured=True)
+    assert "Thank you, enjoy your tea!" in client.get("/products/KETTLE-1/").content.decode()
+    assert "Lovely kettle" in client.get("/community/").content.decode()
+
+
+def test_only_a_published_review_can_be_featured(buyer, kettle, staff):
+    review = write(buyer, kettle)
+    with pytest.raises(Conflict):
+        services.review_feature(review_id=review.pk, moderator=staff, featured=True)
+
+
+def test_the_admin_queue_approves_in_bulk_and_rejects_only_with_a_reason(buyer, bob, kettle, staff, client):
+    reviews = [write(buyer, kettle), write(bob, kettle, title="Pretty", text="Pretty, and it pours well too.")]
+    client.force_login(staff)
+    url = "/admin/community/review/"
+    assert client.get(url).status_code == 200
+    ids = [str(r.pk) for r in reviews]
+    client.post(url, {"action": "reject_selected", "_selected_action": ids, "reason": ""})
+    assert Review.objects.filter(status=ModerationStatus.PENDING).count() == 2  # no reason: nothing rejected
+    client.post(url, {"action": "approve_selected", "_selected_action": ids, "reason": ""})
+    assert Review.objects.filter(status=ModerationStatus.APPROVED).count() == 2
+    client.post(url, {"action": "reject_selected", "_selected_action": ids[1:], "reason": "Off topic"})
+    rejected = Review.objects.get(pk=reviews[1].pk)
+    assert (rejected.status, rejected.rejection_reason) == (ModerationStatus.REJECTED, "Off topic")
+    log = ModerationLog.objects.filter(subject=f"review:{rejected.pk}", action="rejected").get()
+    assert (log.actor_user, log.reason) == (staff, "Off topic")
+    assert client.get(f"{url}{rejected.pk}/change/").status_code == 200
+
+
+def test_staff_moderate_one_review_from_its_page(buyer, kettle, staff, client):
+    review = write(buyer, kettle)
+    client.force_login(staff)
+    response = client.post(f"/admin/community/review/{review.pk}/change/",
+                           {"decision": "approve", "reason": "", "staff_reply": "Thanks!", "featured": "on",
+                            "photos-TOTAL_FORMS": "0", "photos-INITIAL_FORMS": "0"})
+    assert response.status_code == 302
+    review.refresh_from_db()
+    assert (review.status, review.staff_reply, review.featured) == (ModerationStatus.APPROVED, "Thanks!", True)
+
+
+# --- Erasure and export ---------------------------------------------------------------------------
+
+def test_erasing_a_member_removes_their_reviews_and_photos_but_keeps_the_points_books(published, buyer, settings):
+    from accounts.services import member_erase
+
+    photo_review = write(buyer, services.product_upsert(partner=None, sku="POT", name="Teapot")[0],
+                         photos=[images.photo()])
+    path = photo_review.photos.get().image.path
+    member_erase(member=buyer, actor_user=None)
+    assert not Review.objects.filter(member=buyer).exists()
+    assert not os.path.exists(path)
+    assert buyer.activities.filter(type=ActivityType.REVIEW_APPROVED).count() == 1
