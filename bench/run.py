@@ -334,6 +334,58 @@ def bench_progress(rows: list[Row]) -> None:
                         f"{awarded:,} awards to {holders:,}", f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
 
 
+def bench_reviews(rows: list[Row]) -> None:
+    """The product page (anonymous, through gunicorn) of a product with 1,000 published reviews and
+    of one with 100,000: first page by relevance, newest, a star filter, and a deep page."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from accounts.models import Member
+    from community.models import ModerationStatus, Product, Review, ReviewPhoto
+    from community.services.moderation import relevance
+
+    now = timezone.now()
+    need = 100_000
+    have = Member.objects.count()
+    if have < need:
+        Member.objects.bulk_create([Member(email=f"reviewer{n}@example.com", first_name="Reviewer", last_name="R",
+                                           referral_code=f"REV-{n}") for n in range(need - have)], batch_size=5000)
+    member_ids = list(Member.objects.order_by("pk").values_list("pk", flat=True)[:need])
+    rng = random.Random(5)
+    for sku, count in (("BENCH-1K", 1_000), ("BENCH-100K", 100_000)):
+        product = Product.objects.create(sku=sku, name=f"Bench product {count:,}")
+        for start in range(0, count, 5000):
+            batch = []
+            for n in range(start, min(count, start + 5000)):
+                published = now - timedelta(minutes=n)
+                helpful, photos = rng.choice((0, 0, 0, 1, 2, 5)), int(rng.random() < 0.1)
+                text = "Lovely tea, fresh and fragrant. " * rng.randint(1, 12)
+                batch.append(Review(product=product, member_id=member_ids[n], rating=rng.choice((5, 5, 4, 4, 3, 2, 1)),
+                                    title=f"Review {n}", text=text, status=ModerationStatus.APPROVED,
+                                    published_at=published, helpful_count=helpful, photo_count=photos,
+                                    relevance=relevance(helpful=helpful, photos=photos, text=text,
+                                                        published_at=published)))
+            made = Review.objects.bulk_create(batch)
+            ReviewPhoto.objects.bulk_create([
+                ReviewPhoto(review=review, image="reviews/bench.jpg", thumbnail="reviews/bench-thumb.jpg",
+                            width=1200, height=900) for review in made if review.photo_count])
+    connections.close_all()
+    vacuum()
+    for sku, count in (("BENCH-1K", 1_000), ("BENCH-100K", 100_000)):
+        for label, query in (("first page, most relevant", ""), ("newest", "?sort=newest"),
+                             ("3 stars only", "?rating=3"), ("page 50", "?page=50")):
+            request("GET", f"/products/{sku}/{query}")  # warm up
+            latencies = []
+            for _ in range(60):
+                started = time.perf_counter()
+                status, _ = request("GET", f"/products/{sku}/{query}")
+                latencies.append(time.perf_counter() - started)
+                assert status == 200, status
+            p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
+            rows.append(Row(f"Product page, {count:,} reviews, {label}: p50 / p95", f"{p50:.0f} / {p95:.0f} ms",
+                            "p95 < 100 ms", p95 < 100))
+
+
 def tree_rss(pid: int) -> int:
     """Memory (kB) of a process and all its descendants: the sum of their proportional set sizes,
     so pages the forked workers share with their parent count once, not once per process."""
@@ -385,6 +437,8 @@ def main() -> None:
             bench_ingest(key, rows)
         if wanted("single"):
             bench_single(key, rows)
+        if wanted("reviews"):
+            bench_reviews(rows)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -21,6 +21,8 @@ PAGES = [
     ("badges", "/rewards/badges/"),
     ("challenges", "/rewards/challenges/"),
     ("community", "/community/"),
+    ("product", "/products/TEA-SENCHA/"),
+    ("my-reviews", "/community/reviews/"),
 ]
 
 

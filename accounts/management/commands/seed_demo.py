@@ -1,4 +1,5 @@
 import importlib
+import logging
 import random
 
 from django.conf import settings
@@ -14,8 +15,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         # Demo shoppers are made up: what the program would email them is not sent anywhere.
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
-            self._seed()
+        # Nor is every eager task it runs worth a log line.
+        trace = logging.getLogger("celery.app.trace")
+        level = trace.level
+        trace.setLevel(logging.WARNING)
+        try:
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+                self._seed()
+        finally:
+            trace.setLevel(level)
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
         self.stdout.write(f"  member portal: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}")
         self.stdout.write(f"  staff admin:   {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}  (http://127.0.0.1:8000/admin/)")
