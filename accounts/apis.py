@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 from accounts.models import Channel, Scope
 from accounts.selectors import member_api_representation, member_for_partner
-from accounts.services import member_upsert_for_partner
+from accounts.services import REFERRAL_HOOKS, member_upsert_for_partner
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -41,6 +41,9 @@ class MemberInSerializer(serializers.Serializer):
     birthday = serializers.DateField(required=False, allow_null=True)
     phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
     consents = ConsentsSerializer(required=False)
+    referred_by_code = serializers.CharField(
+        max_length=20, required=False, allow_blank=True,
+        help_text="The referral code the customer came with; linked when the member is new.")
 
     def validate_birthday(self, value):
         if value and not (date(1900, 1, 1) <= value <= date.today()):
@@ -85,10 +88,16 @@ class MemberUpsertApi(APIView):
         data = dict(serializer.validated_data)
         external_id = data.pop("external_id")
         consents = data.pop("consents", {})
+        code = data.pop("referred_by_code", "").strip()
+        referrals = REFERRAL_HOOKS.get("link")
+        if code and referrals is not None:
+            REFERRAL_HOOKS["check"](code=code, field="referred_by_code")  # an unknown code: 400, nothing saved
         member, created = member_upsert_for_partner(
             partner=request.user, external_id=external_id, data=data, consents=consents
         )
         body = member_api_representation(member=member, partner=request.user, external_id=external_id)
+        if code and referrals is not None and created:
+            body["referral"] = referrals(friend=member, code=code, source="api")
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -547,6 +547,10 @@ class Note:
     url: str = ""
 
 
+# The feedback app links a member a partner creates to a referrer: "check"(code=, field=) raises
+# Invalid for an unknown code; "link"(friend=, code=, source=) -> {"status", "reason"}.
+REFERRAL_HOOKS: dict = {}
+
 NOTIFY_CHUNK = 5000
 
 

@@ -142,6 +142,7 @@ LOGIN_REDIRECT_URL = "dashboard"
 ACCOUNT_LOGOUT_REDIRECT_URL = "home"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_SIGNUP_FORM_CLASS = "feedback.forms.ReferralSignupForm"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
@@ -203,6 +204,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-keys": {"task": "accounts.purge_idempotency_keys", "schedule": 24 * 60 * 60},
     "nightly-progress": {"task": "rewards.nightly_progress", "schedule": crontab(hour=3, minute=15)},
     "review-requests": {"task": "community.send_review_requests", "schedule": crontab(minute=40)},
+    "settle-referrals": {"task": "feedback.settle_referrals", "schedule": 15 * 60},
+    "survey-invitations": {"task": "feedback.send_survey_invitations", "schedule": crontab(minute=20)},
 }
 CELERY_IMPORTS = ["loyalty_site.mail"]
 

@@ -55,3 +55,11 @@ def stars(value) -> str:
     except (TypeError, ValueError):
         return ""
     return "★" * filled + "☆" * (5 - filled)
+
+
+@register.filter
+def get_item(mapping, key):
+    """``{{ values|get_item:question.pk }}``: a dict's value in a template; "" when missing."""
+    if not mapping:
+        return ""
+    return mapping.get(key, "")

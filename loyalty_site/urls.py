@@ -39,6 +39,7 @@ urlpatterns = [
     path("me/", include("accounts.urls")),
     path("rewards/", include("rewards.urls")),
     path("", include("community.urls")),
+    path("", include("feedback.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -88,9 +88,11 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
                 continue
             claimed.add(item.source_key)
             if item.points is not None:
+                pending = item.pending_until is not None and item.pending_until > now and item.points > 0
                 earning = Earning(item.member_id, activity_id, item.occurred_at, item.description, AwardResult(
                     points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
                     expires_at=program.expires_at(item.occurred_at) if item.points > 0 else None,
+                    pending=pending, available_at=item.pending_until if pending else None,
                 ), [])
             else:
                 occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,

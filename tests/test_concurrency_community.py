@@ -1,5 +1,5 @@
 """Real concurrent connections on PostgreSQL: a review rewarded once, a vote counted once, a review
-request sent once, whatever runs at the same time."""
+request sent once, a referral converted once and within its monthly cap, whatever runs at once."""
 
 from datetime import timedelta
 
@@ -73,3 +73,28 @@ def test_review_requests_run_four_times_at_once_send_each_email_once(tea_shop, m
     assert sum(results) == 30
     assert ReviewRequest.objects.count() == 30
     assert sorted(m.to[0] for m in mailoutbox) == sorted(f"c{n}@example.com" for n in range(30))
+
+
+def test_referral_checks_racing_convert_once_and_respect_the_monthly_cap(tea_shop):
+    from feedback import services as feedback
+    from feedback.models import Referral, ReferralStatus
+
+    set_program(pending_days=14, expiry_policy="never")
+    config = feedback.referral_settings()
+    config.max_conversions_per_month = 3
+    config.save()
+    referrer = customer(tea_shop, "ref", email="ref@example.com")
+    friends = []
+    for n, name in enumerate(["amy", "ben", "cat", "dan", "eve", "fay"]):
+        member = customer(tea_shop, name, email=f"{name}@mail{n}.org")
+        feedback.referral_link(friend=member, code=referrer.referral_code, source="code", device=f"d{n}")
+        place_order(tea_shop, f"o-{name}", name, lines=(("TEA", 1, "30.00", "tea"),))
+        friends.append(member.pk)
+    # Every friend's check twice, all at once.
+    results = run_concurrently(lambda i: feedback.referrals_check(friend_ids=[friends[i % 6]]), 12)
+    assert not [r for r in results if isinstance(r, Exception)]
+    statuses = sorted(Referral.objects.values_list("status", flat=True))
+    assert statuses == [ReferralStatus.CONVERTED] * 3 + [ReferralStatus.VOID] * 3
+    referrer.refresh_from_db()
+    assert referrer.points_pending == 3 * 500
+    assert list(ledger_discrepancies()) == []

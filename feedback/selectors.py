@@ -1,0 +1,141 @@
+"""Reads of feedback: survey results, aggregated in the database (a fixed number of queries however
+many responses there are), and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Q
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from feedback.models import QuestionKind, ResponseStatus, Survey, SurveyAnswer, SurveyResponse
+from feedback.services.surveys import DETRACTOR, PROMOTER, audience
+
+
+def nps_of(promoters: int, detractors: int, total: int) -> int | None:
+    """NPS = % promoters (9-10) - % detractors (0-6), rounded to a whole number (halves away from 0)."""
+    if not total:
+        return None
+    value = Decimal(100 * (promoters - detractors)) / total
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@dataclass
+class QuestionResult:
+    question: object
+    counts: list[tuple[str, int, int]] = field(default_factory=list)  # (label, count, percent)
+    answered: int = 0
+    average: Decimal | None = None
+    nps: int | None = None
+    promoters: int = 0
+    passives: int = 0
+    detractors: int = 0
+
+
+@dataclass
+class Results:
+    survey: Survey
+    started: int
+    completed: int
+    audience: int
+    response_rate: int | None
+    questions: list[QuestionResult]
+    trend: list[tuple[datetime, int, int]]  # (week, responses, NPS)
+    texts: list[tuple[int | None, str, str, datetime]]  # (NPS of the response, question, text, when)
+
+
+def survey_results(*, survey: Survey, now: datetime | None = None, text_min: int | None = None,
+                   text_max: int | None = None, texts_limit: int = 50) -> Results:
+    now = now or timezone.now()
+    responses = SurveyResponse.objects.filter(survey=survey)
+    counts = responses.aggregate(started=Count("id"), completed=Count("id", filter=Q(
+        status=ResponseStatus.COMPLETED)))
+    size = audience(survey=survey, now=now).count()
+    completed_answers = SurveyAnswer.objects.filter(response__survey=survey,
+                                                    response__status=ResponseStatus.COMPLETED)
+    scores = defaultdict(dict)
+    for question_id, score, n in (completed_answers.filter(score__isnull=False)
+                                  .values_list("question_id", "score").annotate(n=Count("id")).order_by()):
+        scores[question_id][score] = n
+    options = defaultdict(dict)
+    for question_id, option, n in (completed_answers.filter(option__gte=0)
+                                   .values_list("question_id", "option").annotate(n=Count("id")).order_by()):
+        options[question_id][option] = n
+    questions = list(survey.questions.all())
+    results = []
+    for question in questions:
+        result = QuestionResult(question)
+        if question.kind in (QuestionKind.NPS, QuestionKind.CSAT, QuestionKind.RATING):
+            low, high = question.score_range()
+            given = scores.get(question.pk, {})
+            total = sum(given.values())
+            result.answered = total
+            result.counts = [(str(s), given.get(s, 0), round(100 * given.get(s, 0) / total) if total else 0)
+                             for s in range(low, high + 1)]
+            if total:
+                result.average = (Decimal(sum(s * n for s, n in given.items())) / total).quantize(
+                    Decimal("0.01"), rounding=ROUND_HALF_UP)
+            if question.kind == QuestionKind.NPS:
+                result.promoters = sum(n for s, n in given.items() if s >= PROMOTER)
+                result.detractors = sum(n for s, n in given.items() if s <= DETRACTOR)
+                result.passives = total - result.promoters - result.detractors
+                result.nps = nps_of(result.promoters, result.detractors, total)
+        elif question.kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
+            chosen = options.get(question.pk, {})
+            result.answered = sum(chosen.values())
+            base = counts["completed"] or 1
+            result.counts = [(label, chosen.get(index, 0), round(100 * chosen.get(index, 0) / base))
+                             for index, label in enumerate(question.options)]
+        results.append(result)
+    trend = [(row["week"], row["n"], nps_of(row["promoters"], row["detractors"], row["n"]))
+             for row in responses.filter(status=ResponseStatus.COMPLETED, nps__isnull=False)
+             .annotate(week=TruncWeek("completed_at")).values("week")
+             .annotate(n=Count("id"), promoters=Count("id", filter=Q(nps__gte=PROMOTER)),
+                       detractors=Count("id", filter=Q(nps__lte=DETRACTOR))).order_by("week")]
+    texts = completed_answers.exclude(text="")
+    if text_min is not None:
+        texts = texts.filter(response__nps__gte=text_min)
+    if text_max is not None:
+        texts = texts.filter(response__nps__lte=text_max)
+    text_rows = [(row["response__nps"], row["question__text"], row["text"], row["response__completed_at"])
+                 for row in texts.order_by("-response__completed_at", "-id").values(
+                     "response__nps", "question__text", "text", "response__completed_at")[:texts_limit]]
+    rate = round(100 * counts["completed"] / size) if size else None
+    return Results(survey, counts["started"], counts["completed"], size, rate, results, trend, text_rows)
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def survey_csv_rows(*, survey: Survey):
+    """Every response as a CSV line (a generator, for a streaming download): one column per
+    question; several choices joined with "; "."""
+    questions = list(survey.questions.all())
+    writer = csv.writer(_Echo())
+    yield writer.writerow(["response_id", "member_id", "round", "status", "started_at", "completed_at",
+                           *[f"Q{n}: {q.text}" for n, q in enumerate(questions, start=1)]])
+    responses = (SurveyResponse.objects.filter(survey=survey).order_by("pk")
+                 .prefetch_related("answers").iterator(chunk_size=2000))
+    for response in responses:
+        given = defaultdict(list)
+        for answer in response.answers.all():
+            given[answer.question_id].append(answer)
+        cells = []
+        for question in questions:
+            items = given.get(question.pk, [])
+            if question.kind in (QuestionKind.SINGLE, QuestionKind.MULTIPLE):
+                cells.append("; ".join(question.options[a.option] for a in items if a.option < len(question.options)))
+            elif items and items[0].score is not None:
+                cells.append(items[0].score)
+            else:
+                cells.append(items[0].text if items else "")
+        yield writer.writerow([response.pk, response.member_id, response.round, response.status,
+                               response.started_at.isoformat(),
+                               response.completed_at.isoformat() if response.completed_at else "", *cells])

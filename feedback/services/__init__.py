@@ -1,0 +1,32 @@
+"""Writes of feedback. The modules:
+
+- ``surveys``: audiences, saving answers, points, follow-ups, invitations;
+- ``referrals``: linking, fraud checks, conversion, rewards, voiding, approval, invitations.
+"""
+
+from feedback.services.referrals import (
+    after_activities,
+    device_of,
+    email_pattern,
+    identity_email,
+    invitation_send,
+    referral_approve,
+    referral_link,
+    referral_settings,
+    referral_void,
+    referrals_check,
+    referrals_settle,
+)
+from feedback.services.surveys import (
+    follow_up_handle,
+    quiet_detractors,
+    response_save,
+    survey_invitations_send,
+    surveys_for,
+)
+
+__all__ = [
+    "after_activities", "device_of", "email_pattern", "follow_up_handle", "identity_email", "invitation_send",
+    "quiet_detractors", "referral_approve", "referral_link", "referral_settings", "referral_void",
+    "referrals_check", "referrals_settle", "response_save", "survey_invitations_send", "surveys_for",
+]
