@@ -334,23 +334,88 @@ def bench_progress(rows: list[Row]) -> None:
                         f"{awarded:,} awards to {holders:,}", f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
 
 
+def ensure_members(need: int) -> list[int]:
+    from accounts.models import Member
+
+    have = Member.objects.count()
+    if have < need:
+        Member.objects.bulk_create([Member(email=f"bench{have + n}@example.com", first_name="Bench", last_name="B",
+                                           referral_code=f"BEN-{have + n}") for n in range(need - have)],
+                                   batch_size=5000)
+    return list(Member.objects.order_by("pk").values_list("pk", flat=True)[:need])
+
+
+def bench_surveys(rows: list[Row]) -> None:
+    """A survey's results page (staff) with 100,000 completed responses: NPS with a follow-up text,
+    CSAT, a multiple choice. In-process through Django's test client, on PostgreSQL."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.utils import timezone
+
+    from feedback.models import Survey, SurveyAnswer, SurveyQuestion, SurveyResponse
+
+    member_ids = ensure_members(100_000)
+    now = timezone.now()
+    survey = Survey.objects.create(name="Bench NPS", opens_at=now - timedelta(days=90))
+    nps = SurveyQuestion.objects.create(survey=survey, position=1, kind="nps", text="Recommend us?")
+    why = SurveyQuestion.objects.create(survey=survey, position=2, kind="text", text="Why?", show_if_question=nps,
+                                        show_if_min=0, show_if_max=6)
+    csat = SurveyQuestion.objects.create(survey=survey, position=3, kind="csat", text="Delivery?")
+    buys = SurveyQuestion.objects.create(survey=survey, position=4, kind="multiple", text="What?",
+                                         options=["Tea", "Coffee", "Teaware", "Gifts"])
+    rng = random.Random(6)
+    for start in range(0, len(member_ids), 5000):
+        responses = SurveyResponse.objects.bulk_create([
+            SurveyResponse(survey=survey, member_id=member_id, status="completed", nps=rng.randint(0, 10),
+                           started_at=now - timedelta(days=rng.randint(0, 89)),
+                           completed_at=now - timedelta(days=rng.randint(0, 89)))
+            for member_id in member_ids[start:start + 5000]])
+        answers = []
+        for response in responses:
+            answers.append(SurveyAnswer(response=response, question=nps, score=response.nps))
+            if response.nps <= 6:
+                answers.append(SurveyAnswer(response=response, question=why, text="Slow delivery, sadly."))
+            answers.append(SurveyAnswer(response=response, question=csat, score=rng.randint(1, 5)))
+            answers.extend(SurveyAnswer(response=response, question=buys, option=option)
+                           for option in rng.sample(range(4), rng.randint(1, 3)))
+        SurveyAnswer.objects.bulk_create(answers, batch_size=5000)
+    vacuum()
+    staff = get_user_model().objects.create_superuser("bench-staff@example.com", "bench-password-1")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(staff)
+    url = f"/admin/feedback/survey/{survey.pk}/results/"
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    # (Django clears its own query log when a request starts, so count with a wrapper.)
+    with connection.execute_wrapper(count):
+        status = client.get(url, secure=True).status_code
+        assert status == 200, status
+    latencies = []
+    for _ in range(15):
+        started = time.perf_counter()
+        client.get(url, secure=True)
+        latencies.append(time.perf_counter() - started)
+    p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
+    rows.append(Row(f"Survey results page, 100,000 responses ({len(queries)} queries): p50 / p95",
+                    f"{p50:.0f} / {p95:.0f} ms", "p95 < 1,000 ms", p95 < 1000))
+
+
 def bench_reviews(rows: list[Row]) -> None:
     """The product page (anonymous, through gunicorn) of a product with 1,000 published reviews and
     of one with 100,000: first page by relevance, newest, a star filter, and a deep page."""
     from django.db import connections
     from django.utils import timezone
 
-    from accounts.models import Member
     from community.models import ModerationStatus, Product, Review, ReviewPhoto
     from community.services.moderation import relevance
 
     now = timezone.now()
-    need = 100_000
-    have = Member.objects.count()
-    if have < need:
-        Member.objects.bulk_create([Member(email=f"reviewer{n}@example.com", first_name="Reviewer", last_name="R",
-                                           referral_code=f"REV-{n}") for n in range(need - have)], batch_size=5000)
-    member_ids = list(Member.objects.order_by("pk").values_list("pk", flat=True)[:need])
+    member_ids = ensure_members(100_000)
     rng = random.Random(5)
     for sku, count in (("BENCH-1K", 1_000), ("BENCH-100K", 100_000)):
         product = Product.objects.create(sku=sku, name=f"Bench product {count:,}")
@@ -446,6 +511,8 @@ def main() -> None:
         bench_import(rows)
     if wanted("progress"):
         bench_progress(rows)
+    if wanted("surveys"):
+        bench_surveys(rows)
     print_table(rows)
     print(f"\n{os.cpu_count()} CPUs, PostgreSQL at {urlparse(DATABASE_URL).netloc}; {time.monotonic() - started:.0f} s")
     if any(r.ok is False for r in rows):

@@ -128,5 +128,7 @@ def refer(request):
     config = services.referral_settings()
     return render(request, "feedback/refer.html", {
         "form": form, "link": link, "config": config, "points_kind": RewardKind.POINTS,
-        "rows": [(r, r.friend.first_name or "A friend", earned.get(f"referral:{r.pk}:referrer", 0)) for r in referrals],
+        # A void referral's points were reversed: it earned nothing.
+        "rows": [(r, r.friend.first_name or "A friend", 0 if r.status == "void" else
+                  earned.get(f"referral:{r.pk}:referrer", 0)) for r in referrals],
     })

@@ -72,7 +72,6 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
     _rule("Birthday treat", kind=RuleKind.FIXED, activity_type="birthday", points=250)
     _rule("Review with thanks", kind=RuleKind.FIXED, activity_type="review_approved", points=50)
     _rule("Survey thanks", kind=RuleKind.FIXED, activity_type="survey_completed", points=25)
-    _rule("Friend referred", kind=RuleKind.FIXED, activity_type="referral", points=500)
     _rule("App installed", kind=RuleKind.FIXED, activity_type="app_installed", points=150, cap_per_month=150)
     _rule("Big basket bonus", kind=RuleKind.FIXED, activity_type="order", points=50, min_order_value=Decimal("80"),
           priority=90)

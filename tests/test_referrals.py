@@ -290,5 +290,9 @@ def test_the_refer_page_lists_friends_with_their_status_and_points(alice, alice_
     page = alice_client.get("/refer/").content.decode()
     assert f"/r/{alice.referral_code}/" in page
     assert "Ordered; reward pending" in page and ">500<" in page
+    with _commit(execute=True):
+        refund_order(tea_shop, "o-1", refund_id="r-1")
+    page = alice_client.get("/refer/").content.decode()
+    assert "Void: The friend&#x27;s order was returned." in page and ">500<" not in page
     response = alice_client.post("/refer/", {"email": "not an email"})
     assert response.context["form"].errors["email"]

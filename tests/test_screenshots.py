@@ -23,6 +23,8 @@ PAGES = [
     ("community", "/community/"),
     ("product", "/products/TEA-SENCHA/"),
     ("my-reviews", "/community/reviews/"),
+    ("surveys", "/surveys/"),
+    ("refer", "/refer/"),
 ]
 
 
@@ -39,6 +41,11 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     for name, path in PAGES:
         page.goto(f"{live_server.url}{path}")
         page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    from feedback.models import Survey
+
+    page.goto(f"{live_server.url}/surveys/{Survey.objects.get(name='How are we doing?').pk}/")
+    page.get_by_role("radiogroup").first.get_by_label("4", exact=True).check()
+    page.screenshot(path=str(OUT / "survey.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/dashboard/")
     page.screenshot(path=str(OUT / "dashboard-mobile.png"), full_page=True)
