@@ -98,3 +98,21 @@ def test_referral_checks_racing_convert_once_and_respect_the_monthly_cap(tea_sho
     referrer.refresh_from_db()
     assert referrer.points_pending == 3 * 500
     assert list(ledger_discrepancies()) == []
+
+
+def test_one_member_sending_a_survey_from_eight_tabs_gets_one_response_and_points_once(tea_shop):
+    from feedback import services as feedback
+    from feedback.models import Survey, SurveyQuestion, SurveyResponse
+
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="Survey", kind="fixed", activity_type="survey_completed", points=30, points_per_unit=None)
+    survey = Survey.objects.create(name="NPS", opens_at=timezone.now() - timedelta(days=1))
+    question = SurveyQuestion.objects.create(survey=survey, kind="nps", text="Recommend us?")
+    member = customer(tea_shop, "ada")
+    results = run_concurrently(lambda i: feedback.response_save(
+        member=member, survey_id=survey.pk, round=1, answers={f"q{question.pk}": str(i)}, finish=True), 8)
+    assert sum(1 for r in results if not isinstance(r, Exception)) == 1
+    assert all(getattr(r, "code", "") == "already_answered" for r in results if isinstance(r, Exception))
+    assert SurveyResponse.objects.filter(status="completed").count() == 1
+    member.refresh_from_db()
+    assert member.points_available == 30
