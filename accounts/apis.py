@@ -69,6 +69,11 @@ class MemberOutSerializer(MemberInSerializer):
     points = PointsOutSerializer()
     tier = serializers.DictField(allow_null=True)
     badges = serializers.ListField(child=serializers.DictField())
+    insights = serializers.DictField(
+        allow_null=True, required=False,
+        help_text="Only for keys with the insights:read scope: segment, p_alive, predicted_clv, "
+        "expected_orders_90d, expected_orders_365d, orders, last_order_at, as_of (null before the first snapshot).")
+    referral = serializers.DictField(required=False, help_text="When referred_by_code was sent: status, reason.")
 
 
 class MemberUpsertApi(APIView):
@@ -95,7 +100,8 @@ class MemberUpsertApi(APIView):
         member, created = member_upsert_for_partner(
             partner=request.user, external_id=external_id, data=data, consents=consents
         )
-        body = member_api_representation(member=member, partner=request.user, external_id=external_id)
+        body = member_api_representation(member=member, partner=request.user, external_id=external_id,
+                                         scopes=request.auth.scopes)
         if code and referrals is not None and created:
             body["referral"] = referrals(friend=member, code=code, source="api")
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -107,4 +113,5 @@ class MemberDetailApi(APIView):
     @extend_schema(operation_id="members_retrieve", responses={200: MemberOutSerializer, **ERRORS})
     def get(self, request, external_id: str):
         member = member_for_partner(partner=request.user, external_id=external_id)
-        return Response(member_api_representation(member=member, partner=request.user, external_id=external_id))
+        return Response(member_api_representation(member=member, partner=request.user, external_id=external_id,
+                                                  scopes=request.auth.scopes))

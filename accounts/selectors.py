@@ -38,7 +38,12 @@ def member_for_partner(*, partner: Partner, external_id: str, lock: bool = False
     return members.get(pk=link["member_id"])
 
 
-def member_api_representation(*, member: Member, partner: Partner, external_id: str) -> dict:
+# (scope, fn(member=, partner=) -> dict): sections only keys with that scope see (insights:read).
+MEMBER_API_SCOPED_SECTIONS: list = []
+
+
+def member_api_representation(*, member: Member, partner: Partner, external_id: str,
+                              scopes=frozenset()) -> dict:
     data = {
         "external_id": external_id,
         "email": member.email,
@@ -61,4 +66,7 @@ def member_api_representation(*, member: Member, partner: Partner, external_id: 
     }
     for section in MEMBER_API_SECTIONS:
         data.update(section(member=member, partner=partner))
+    for scope, section in MEMBER_API_SCOPED_SECTIONS:
+        if scope in scopes:
+            data.update(section(member=member, partner=partner))
     return data

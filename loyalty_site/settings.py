@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rewards",
     "community",
     "feedback",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "review-requests": {"task": "community.send_review_requests", "schedule": crontab(minute=40)},
     "settle-referrals": {"task": "feedback.settle_referrals", "schedule": 15 * 60},
     "survey-invitations": {"task": "feedback.send_survey_invitations", "schedule": crontab(minute=20)},
+    "insights-snapshot": {"task": "insights.nightly_snapshot", "schedule": crontab(hour=2, minute=30)},
 }
 CELERY_IMPORTS = ["loyalty_site.mail"]
 

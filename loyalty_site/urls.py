@@ -40,6 +40,7 @@ urlpatterns = [
     path("rewards/", include("rewards.urls")),
     path("", include("community.urls")),
     path("", include("feedback.urls")),
+    path("insights/", include("insights.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

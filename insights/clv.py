@@ -1,0 +1,137 @@
+"""Customer lifetime value models, fitted with numpy and scipy.
+
+- BG/NBD (Fader, Hardie and Lee 2005, "Counting your customers the easy way"): how often a customer
+  buys while "alive", and the chance they have left. Inputs per customer: ``x`` repeat purchases
+  (purchase days after the first), ``t_x`` the time of the last purchase and ``T`` the time since
+  the first purchase, both counted from the first purchase.
+- Gamma-Gamma (Fader, Hardie and Lee 2005, "RFM and CLV: using iso-value curves"): the value of a
+  customer's orders, from the mean value ``m`` of their ``x`` repeat purchases.
+
+The published results on the CDNOW sample are reproduced by tests (``tests/test_insights_clv.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, special
+
+
+@dataclass(frozen=True)
+class BgNbd:
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_likelihood: float
+    customers: int
+
+    def as_dict(self) -> dict:
+        return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b, "log_likelihood": self.log_likelihood,
+                "customers": self.customers}
+
+
+@dataclass(frozen=True)
+class GammaGamma:
+    p: float
+    q: float
+    v: float
+    log_likelihood: float
+    customers: int
+
+    def as_dict(self) -> dict:
+        return {"p": self.p, "q": self.q, "v": self.v, "log_likelihood": self.log_likelihood,
+                "customers": self.customers}
+
+
+def _bgnbd_terms(params, x, t_x, T):
+    """The log of the two terms of the BG/NBD likelihood (the second is -inf where x = 0)."""
+    r, alpha, a, b = params
+    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    first = (special.betaln(a, b + x) - special.betaln(a, b)) + common - (r + x) * np.log(alpha + T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        second = np.where(
+            x > 0,
+            special.betaln(a + 1, b + x - 1) - special.betaln(a, b) + common - (r + x) * np.log(alpha + t_x),
+            -np.inf,
+        )
+    return first, second
+
+
+def bgnbd_log_likelihood(params, x, t_x, T) -> float:
+    first, second = _bgnbd_terms(params, x, t_x, T)
+    return float(np.sum(np.logaddexp(first, second)))
+
+
+def fit_bgnbd(x, t_x, T) -> BgNbd:
+    """Maximum likelihood on the log of the parameters (all must be positive)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+
+    def negative(log_params):
+        value = -bgnbd_log_likelihood(np.exp(log_params), x, t_x, T)
+        return value if np.isfinite(value) else 1e300
+
+    best = None
+    for start in (np.log([0.5, 5.0, 0.5, 2.0]), np.log([1.0, 1.0, 1.0, 1.0])):
+        found = optimize.minimize(negative, start, method="Nelder-Mead",
+                                  options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 20000})
+        found = optimize.minimize(negative, found.x, method="L-BFGS-B")
+        if best is None or found.fun < best.fun:
+            best = found
+    r, alpha, a, b = np.exp(best.x)
+    return BgNbd(float(r), float(alpha), float(a), float(b), float(-best.fun), len(x))
+
+
+def p_alive(model: BgNbd, x, t_x, T) -> np.ndarray:
+    """P(the customer has not left) given their history."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log(model.a) - np.log(model.b + x - 1) + (model.r + x) * (
+            np.log(model.alpha + T) - np.log(model.alpha + t_x))
+    odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700)), 0.0)
+    return 1.0 / (1.0 + odds)
+
+
+def expected_purchases(model: BgNbd, horizon: float, x, t_x, T) -> np.ndarray:
+    """E[purchases in the next ``horizon``] given the history (the BG/NBD conditional expectation)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    r, alpha, a, b = model.r, model.alpha, model.a, model.b
+    z = horizon / (alpha + T + horizon)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
+    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + horizon)) ** (r + x) * hyp)
+    return numerator * p_alive(model, x, t_x, T)
+
+
+def gamma_gamma_log_likelihood(params, m, x) -> float:
+    p, q, v = params
+    return float(np.sum(
+        special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
+        + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(v + m * x)))
+
+
+def fit_gamma_gamma(m, x) -> GammaGamma:
+    """Fit on customers with at least one repeat purchase (``x`` > 0) and a positive mean value."""
+    m, x = np.asarray(m, dtype=float), np.asarray(x, dtype=float)
+    keep = (x > 0) & (m > 0)
+    m, x = m[keep], x[keep]
+
+    def negative(log_params):
+        value = -gamma_gamma_log_likelihood(np.exp(log_params), m, x)
+        return value if np.isfinite(value) else 1e300
+
+    found = optimize.minimize(negative, np.log([1.0, 1.0, 1.0]), method="Nelder-Mead",
+                              options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 20000})
+    found = optimize.minimize(negative, found.x, method="L-BFGS-B")
+    p, q, v = np.exp(found.x)
+    return GammaGamma(float(p), float(q), float(v), float(-found.fun), len(m))
+
+
+def expected_value(model: GammaGamma, m, x, fallback: float) -> np.ndarray:
+    """E[value of an order]: the customer's own mean shrunk towards the population's; customers
+    without repeat purchases get the population mean p*v/(q-1) (``fallback`` if q <= 1)."""
+    m, x = np.asarray(m, dtype=float), np.asarray(x, dtype=float)
+    population = model.p * model.v / (model.q - 1) if model.q > 1 else fallback
+    with np.errstate(divide="ignore", invalid="ignore"):
+        own = (model.v + m * x) * model.p / (model.p * x + model.q - 1)
+    return np.where(x > 0, own, population)

@@ -1,0 +1,231 @@
+"""The metrics, computed in the database: one aggregate query per figure, window functions for the
+RFM quintiles, one grouped query for the cohort table. Definitions: docs/metrics.md.
+
+"A purchase" is an order in the program's currency that was not refunded in full; its value is
+its total less what was refunded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Min, Q, Sum, Window
+from django.db.models.functions import ExtractMonth, ExtractYear, Ntile
+
+from accounts.models import Member
+from community.models import ModerationStatus, Review
+from feedback.models import ResponseStatus, SurveyResponse
+from rewards.models import EntryKind, LedgerEntry, Order, OrderStatus
+
+VALUE = ExpressionWrapper(F("total") - F("refunded_amount"), output_field=DecimalField(max_digits=18, decimal_places=3))
+CENT = Decimal("0.01")
+
+
+def purchases(*, currency: str, end: datetime, start: datetime | None = None):
+    orders = Order.objects.filter(currency=currency, placed_at__lt=end).exclude(status=OrderStatus.REFUNDED)
+    return orders if start is None else orders.filter(placed_at__gte=start)
+
+
+def _pct(part, whole) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _money(value) -> str | None:
+    return str(Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)) if value is not None else None
+
+
+def period(*, currency: str, start: datetime, end: datetime, before_start: datetime, point_value: Decimal) -> dict:
+    """Every overview figure for [start, end); ``before_start`` opens the previous period of the
+    same length, against which retention is measured."""
+    current = purchases(currency=currency, start=start, end=end)
+    previous = purchases(currency=currency, start=before_start, end=start)
+    totals = current.aggregate(orders=Count("pk"), revenue=Sum(VALUE), active=Count("member_id", distinct=True))
+    orders, active = totals["orders"], totals["active"]
+    revenue = totals["revenue"] or Decimal(0)
+    repeaters = current.values("member_id").annotate(n=Count("pk")).filter(n__gte=2).count()
+    before = previous.values("member_id").distinct()
+    before_count = before.count()
+    retained = current.filter(member_id__in=before).values("member_id").distinct().count()
+    retention = _pct(retained, before_count)
+    churn = round(100 - retention, 1) if retention is not None else None
+    aov = revenue / orders if orders else None
+    frequency = orders / active if active else None
+    lifespan = 100 / churn if churn else None  # in periods: 1 / churn rate
+    clv = aov * Decimal(frequency) * Decimal(lifespan) if aov is not None and frequency and lifespan else None
+    members = Member.objects.filter(created_at__lt=end)
+    member_count = members.count()
+    entries = LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end)
+    flows = entries.aggregate(
+        issued=Sum(F("available_delta") + F("pending_delta") - F("owed_delta"),
+                   filter=Q(kind__in=[EntryKind.EARN, EntryKind.REVERSE])),
+        redeemed=Sum("available_delta", filter=Q(kind=EntryKind.REDEEM)),
+        expired=Sum("available_delta", filter=Q(kind=EntryKind.EXPIRE)),
+        earners=Count("member_id", distinct=True, filter=Q(kind=EntryKind.EARN)),
+        redeemers=Count("member_id", distinct=True, filter=Q(kind=EntryKind.REDEEM)),
+    )
+    ever = LedgerEntry.objects.filter(effective_at__lt=end).aggregate(
+        issued=Sum(F("available_delta") + F("pending_delta") - F("owed_delta"),
+                   filter=Q(kind__in=[EntryKind.EARN, EntryKind.REVERSE])),
+        expired=Sum("available_delta", filter=Q(kind=EntryKind.EXPIRE)))
+    nps = SurveyResponse.objects.filter(status=ResponseStatus.COMPLETED, nps__isnull=False, completed_at__gte=start,
+                                        completed_at__lt=end).aggregate(
+        n=Count("pk"), promoters=Count("pk", filter=Q(nps__gte=9)), detractors=Count("pk", filter=Q(nps__lte=6)))
+    return {
+        "start": start.isoformat(), "end": end.isoformat(),
+        "active_members": active,
+        "new_members": members.filter(created_at__gte=start).count(),
+        "members": member_count,
+        "retention_rate": retention, "churn_rate": churn,
+        "repeat_purchase_rate": _pct(repeaters, active),
+        "orders": orders, "revenue": _money(revenue),
+        "average_order_value": _money(aov),
+        "purchase_frequency": round(frequency, 3) if frequency is not None else None,
+        "lifespan_periods": round(lifespan, 2) if lifespan is not None else None,
+        "historic_clv": _money(clv),
+        "earned_share": _pct(flows["earners"], member_count), "redeemed_share": _pct(flows["redeemers"], member_count),
+        "points_issued": int(flows["issued"] or 0), "points_redeemed": -int(flows["redeemed"] or 0),
+        "points_expired": -int(flows["expired"] or 0),
+        "breakage_rate": _pct(-int(ever["expired"] or 0), int(ever["issued"] or 0)),
+        "nps": round(100 * (nps["promoters"] - nps["detractors"]) / nps["n"]) if nps["n"] else None,
+        "nps_responses": nps["n"],
+        "point_value": str(point_value),
+    }
+
+
+def liability(*, point_value: Decimal) -> dict:
+    """Outstanding points (available and pending, less owed) now, and their value."""
+    row = Member.objects.aggregate(available=Sum("points_available"), pending=Sum("points_pending"),
+                                   owed=Sum("points_owed"))
+    outstanding = (row["available"] or 0) + (row["pending"] or 0) - (row["owed"] or 0)
+    return {"outstanding_points": int(outstanding), "liability": _money(Decimal(outstanding) * point_value)}
+
+
+def monthly(*, currency: str, end: datetime, tz, months: int = 12) -> list[dict]:
+    """Revenue, orders and active members per calendar month, the last ``months`` up to ``end``."""
+    current = month_number(end - timedelta(microseconds=1), tz)
+    first = current - months + 1
+    start = datetime(first // 12, first % 12 + 1, 1, tzinfo=tz)
+    found = {row["month"]: row for row in purchases(currency=currency, start=start, end=end)
+             .annotate(month=_month_number(tz)).values("month")
+             .annotate(orders=Count("pk"), revenue=Sum(VALUE), active=Count("member_id", distinct=True)).order_by()}
+    out = []
+    for number in range(first, current + 1):
+        row = found.get(number, {})
+        out.append({"month": f"{number // 12}-{number % 12 + 1:02d}", "orders": row.get("orders", 0),
+                    "revenue": _money(row.get("revenue") or 0), "active_members": row.get("active", 0)})
+    return out
+
+
+# --- Cohorts --------------------------------------------------------------------------------------
+
+def _month_number(tz):
+    return ExtractYear("placed_at", tzinfo=tz) * 12 + ExtractMonth("placed_at", tzinfo=tz) - 1
+
+
+def cohort_counts(*, currency: str, end: datetime, tz) -> list[tuple[int, int, int]]:
+    """(cohort month, months after, members who bought that month) for every cohort: members grouped
+    by the month (as year * 12 + month - 1) of their first purchase. One grouped query."""
+    base = purchases(currency=currency, end=end).annotate(month=_month_number(tz)).values("member_id", "month")
+    sql, params = base.query.sql_with_params()
+    query = (f"WITH p AS ({sql}), first AS (SELECT member_id, MIN(month) AS cohort FROM p GROUP BY member_id) "
+             "SELECT first.cohort, p.month - first.cohort, COUNT(DISTINCT p.member_id) FROM p "
+             "JOIN first ON first.member_id = p.member_id GROUP BY first.cohort, p.month - first.cohort "
+             "ORDER BY 1, 2")
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return [(int(c), int(k), int(n)) for c, k, n in cursor.fetchall()]
+
+
+def month_number(at: datetime, tz) -> int:
+    local = at.astimezone(tz)
+    return local.year * 12 + local.month - 1
+
+
+def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int = 12) -> dict:
+    """The heatmap: the last ``last`` cohorts up to month ``current``, each with its size and the
+    share of it buying in month 0, 1, 2, ... after its first purchase (month 0 is always 100%)."""
+    found = {(c, k): n for c, k, n in counts}
+    cohorts = sorted({c for c, _, _ in counts})[-last:]
+    rows = []
+    for c in cohorts:
+        size = found[(c, 0)]
+        rows.append({"cohort": f"{c // 12}-{c % 12 + 1:02d}", "size": size,
+                     "shares": [round(100 * found.get((c, k), 0) / size, 1) for k in range(current - c + 1)]})
+    return {"rows": rows, "months": max((len(r["shares"]) for r in rows), default=0)}
+
+
+# --- RFM ------------------------------------------------------------------------------------------
+
+SEGMENTS = ["Champions", "Loyal", "Potential loyalists", "New", "At risk", "Can't lose them", "Hibernating", "Lost"]
+
+
+def segment_of(r: int, f: int, m: int) -> str:
+    """First match wins; every (R, F, M) lands in exactly one segment (docs/metrics.md has the grid)."""
+    if r >= 4 and f >= 4 and m >= 4:
+        return "Champions"
+    if r >= 3 and f >= 4:
+        return "Loyal"
+    if r <= 2 and f >= 4 and m >= 4:
+        return "Can't lose them"
+    if r <= 2 and f >= 3:
+        return "At risk"
+    if r >= 4 and f == 1:
+        return "New"
+    if r >= 3 and f >= 2:
+        return "Potential loyalists"
+    if r >= 2:
+        return "Hibernating"
+    return "Lost"
+
+
+@dataclass
+class RfmRow:
+    member_id: int
+    orders: int
+    revenue: Decimal
+    first: datetime
+    last: datetime
+    r: int
+    f: int
+    m: int
+
+
+def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
+    """Every member with a purchase before ``end``: orders, revenue, first and last purchase, and
+    their R, F, M quintiles from NTILE(5) window functions. Ties are broken by member id, so the
+    split is exact and repeatable."""
+    rows = (purchases(currency=currency, end=end).values("member_id")
+            .annotate(orders=Count("pk"), revenue=Sum(VALUE), first=Min("placed_at"), last=Max("placed_at"))
+            .annotate(r=Window(Ntile(5), order_by=[F("last").asc(), F("member_id").asc()]),
+                      f=Window(Ntile(5), order_by=[F("orders").asc(), F("member_id").asc()]),
+                      m=Window(Ntile(5), order_by=[F("revenue").asc(), F("member_id").asc()]))
+            .order_by("member_id"))
+    return [RfmRow(row["member_id"], row["orders"], row["revenue"], row["first"], row["last"], row["r"], row["f"],
+                   row["m"]) for row in rows]
+
+
+# --- Program impact -------------------------------------------------------------------------------
+
+def engaged_member_ids(*, end: datetime) -> set[int]:
+    """Members who redeemed, had a review published or answered a survey, before ``end``."""
+    redeemed = LedgerEntry.objects.filter(kind=EntryKind.REDEEM, effective_at__lt=end).values_list("member_id",
+                                                                                                  flat=True)
+    reviewed = Review.objects.filter(status=ModerationStatus.APPROVED, published_at__lt=end).values_list(
+        "member_id", flat=True)
+    answered = SurveyResponse.objects.filter(status=ResponseStatus.COMPLETED, completed_at__lt=end).values_list(
+        "member_id", flat=True)
+    return set(redeemed.distinct()) | set(reviewed) | set(answered)
+
+
+def retained_ids(*, currency: str, end: datetime, days: int = 90) -> tuple[set[int], set[int]]:
+    """(members who bought in the 90 days before the last 90, those of them who bought again in the
+    last 90)."""
+    start = end - timedelta(days=days)
+    before = set(purchases(currency=currency, start=start - timedelta(days=days), end=start)
+                 .values_list("member_id", flat=True).distinct())
+    again = set(purchases(currency=currency, start=start, end=end).filter(member_id__in=list(before))
+                .values_list("member_id", flat=True).distinct()) if before else set()
+    return before, again

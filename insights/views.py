@@ -1,0 +1,160 @@
+"""Staff pages of insights. Each reads the latest snapshot (one query) and, for member lists, one
+page of members: a constant number of queries however many orders and members there are."""
+
+import csv
+import io
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from insights import metrics, services
+from insights.models import MemberInsight, Snapshot, SnapshotRun
+from loyalty_site.charts import bar_chart, line_chart
+
+PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "12 months"}
+# (key, label, unit, higher is better)
+FIGURES = [
+    ("active_members", "Active members", "", True), ("new_members", "New members", "", True),
+    ("retention_rate", "Retention rate", "%", True), ("churn_rate", "Churn rate", "%", False),
+    ("repeat_purchase_rate", "Repeat purchase rate", "%", True), ("orders", "Orders", "", True),
+    ("revenue", "Revenue from members", "money", True), ("average_order_value", "Average order value", "money", True),
+    ("purchase_frequency", "Purchase frequency", "", True), ("historic_clv", "Historic CLV", "money", True),
+    ("earned_share", "Members who earned", "%", True), ("redeemed_share", "Members who redeemed", "%", True),
+    ("points_issued", "Points issued", "", None), ("points_redeemed", "Points redeemed", "", None),
+    ("points_expired", "Points expired", "", None), ("breakage_rate", "Breakage", "%", None),
+    ("nps", "NPS", "", True),
+]
+
+
+def _latest():
+    return Snapshot.objects.order_by("-day").first()
+
+
+def _csv(name: str, header: list[str], rows) -> HttpResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+@staff_member_required
+def overview(request):
+    snapshot = _latest()
+    period = request.GET.get("period") if request.GET.get("period") in PERIODS else "30"
+    run = SnapshotRun.objects.order_by("-started_at").first()
+    context = {"snapshot": snapshot, "period": period, "periods": PERIODS, "run": run,
+               "running": run is not None and run.finished_at is None}
+    if snapshot is not None:
+        data = snapshot.overview[period]
+        rows = []
+        for key, label, unit, higher in FIGURES:
+            now, before = data["current"].get(key), data["previous"].get(key)
+            change = None
+            if now is not None and before is not None:
+                change = round(float(now) - float(before), 2)
+            rows.append({"key": key, "label": label, "unit": unit, "now": now, "before": before, "change": change,
+                         "good": None if higher is None or not change else (change > 0) == higher})
+        if request.GET.get("format") == "csv":
+            return _csv(f"overview-{snapshot.day}-{period}d", ["metric", "this period", "previous period"],
+                        [(r["label"], r["now"], r["before"]) for r in rows])
+        monthly = snapshot.overview.get("monthly", [])
+        context.update(rows=rows, current=data["current"], previous=data["previous"], monthly=monthly,
+                       liability=snapshot.overview["liability"], model=snapshot.model,
+                       revenue_chart=bar_chart([(m["month"][2:], float(m["revenue"])) for m in monthly],
+                                               title="Revenue per month"),
+                       active_chart=line_chart([(m["month"][2:], m["active_members"]) for m in monthly], low=0,
+                                               title="Active members per month"))
+    return render(request, "insights/overview.html", context)
+
+
+@staff_member_required
+@require_POST
+def recompute(request):
+    services.snapshot_run_start()
+    messages.success(request, "Recomputing; this page shows the progress.")
+    return redirect("insights:overview")
+
+
+@staff_member_required
+def cohorts(request):
+    snapshot = _latest()
+    if snapshot is not None and request.GET.get("format") == "csv":
+        months = snapshot.cohorts["months"]
+        return _csv(f"cohorts-{snapshot.day}", ["cohort", "members", *[f"month {k}" for k in range(months)]],
+                    [[row["cohort"], row["size"], *row["shares"]] for row in snapshot.cohorts["rows"]])
+    rows = [{**row, "cells": [(share, f"{share / 100:.2f}") for share in row["shares"]]}
+            for row in (snapshot.cohorts["rows"] if snapshot else [])]
+    return render(request, "insights/cohorts.html", {
+        "snapshot": snapshot, "rows": rows, "months": range(snapshot.cohorts["months"]) if snapshot else [],
+    })
+
+
+@staff_member_required
+def segments(request):
+    snapshot = _latest()
+    if snapshot is not None and request.GET.get("format") == "csv":
+        return _csv(f"segments-{snapshot.day}", ["segment", "members", "revenue", "revenue share %"],
+                    [(s["name"], s["members"], s["revenue"], s["revenue_share"]) for s in snapshot.segments])
+    chart = bar_chart([(s["name"].replace("Potential loyalists", "Potential"), s["members"])
+                       for s in snapshot.segments], title="Members per segment") if snapshot else ""
+    return render(request, "insights/segments.html", {"snapshot": snapshot, "chart": chart})
+
+
+def _members_csv(name: str, members) -> HttpResponse:
+    return _csv(name, ["member_id", "email", "segment", "r", "f", "m", "orders", "revenue", "last_order_at",
+                       "p_alive", "predicted_clv"],
+                ((i.member_id, i.member.email, i.segment, i.r, i.f, i.m, i.orders, i.revenue,
+                  i.last_order_at.isoformat(), i.p_alive, i.predicted_clv) for i in members.iterator(chunk_size=2000)))
+
+
+@staff_member_required
+def segment(request, name: str):
+    if name not in metrics.SEGMENTS:
+        raise Http404("No such segment.")
+    members = MemberInsight.objects.filter(segment=name).select_related("member").order_by("-revenue", "member_id")
+    if request.GET.get("format") == "csv":
+        return _members_csv(f"segment-{name.lower().replace(' ', '-').replace(chr(39), '')}", members)
+    page = Paginator(members, 50).get_page(request.GET.get("page"))
+    return render(request, "insights/members.html", {
+        "title": f"Segment: {name}", "page": page, "csv": "?format=csv",
+        "help": "Members in this segment, highest revenue first.",
+    })
+
+
+@staff_member_required
+def at_risk(request):
+    """High past value (M 4-5) and P(alive) at most 0.5: whom a win-back offer is for."""
+    members = (MemberInsight.objects.filter(m__gte=4, p_alive__lte=0.5).select_related("member")
+               .order_by("-revenue", "member_id"))
+    if request.GET.get("format") == "csv":
+        return _members_csv("at-risk", members)
+    page = Paginator(members, 50).get_page(request.GET.get("page"))
+    return render(request, "insights/members.html", {
+        "title": "At risk", "page": page, "csv": "?format=csv", "at_risk": True,
+        "help": "Members in the top two revenue quintiles whose chance of still being a customer (P(alive)) is "
+        "50% or less; an arrow shows whether it fell since the previous snapshot.",
+    })
+
+
+@staff_member_required
+def impact(request):
+    snapshot = _latest()
+    groups = snapshot.impact if snapshot else {}
+    if snapshot is not None and request.GET.get("format") == "csv":
+        keys = ["members", "orders", "revenue", "average_order_value", "orders_per_member", "retention_rate"]
+        return _csv(f"impact-{snapshot.day}", ["group", *keys],
+                    [[name, *[group.get(k) for k in keys]] for name, group in groups.items()])
+    charts = {}
+    if groups:
+        for key, label in (("average_order_value", "Average order value"), ("orders_per_member", "Orders per member"),
+                           ("retention_rate", "90-day retention %")):
+            charts[label] = bar_chart([(name.title(), float(group.get(key) or 0)) for name, group in groups.items()],
+                                      width=320, title=label)
+    return render(request, "insights/impact.html", {"snapshot": snapshot, "groups": groups, "charts": charts})

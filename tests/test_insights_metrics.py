@@ -1,0 +1,209 @@
+"""Insights on a small hand-made history, with literal expected values for every figure.
+
+As of the end of 2026-06-30 (UTC), in EUR:
+- A (joined in April): 40.00 on 10 May, 60.00 on 5 June, 20.00 on 20 June
+- B: 30.00 on 15 May, never again
+- C: 100.00 on 10 June refunded in full (not a purchase), 50.00 on 12 June
+- D (joined 14 June): 80.00 on 15 June, 20.00 of it refunded later
+- E: 10.00 GBP on 20 May (another currency: left out)
+"""
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Member
+from insights import metrics
+from insights.models import MemberInsight, Snapshot
+from insights.services import snapshot_compute
+from tests.conftest import partner_client
+from tests.factories import RuleFactory, customer, place_order, refund, set_program
+
+pytestmark = pytest.mark.django_db
+DAY = date(2026, 6, 30)
+UTC = timezone.get_fixed_timezone(0)
+
+
+def at(text):
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def history(tea_shop):
+    set_program(time_zone="UTC", currency="EUR", accepted_currencies="EUR,GBP", pending_days=0,
+                expiry_policy="never", point_value=Decimal("0.01"))
+    RuleFactory(name="1 per EUR")
+    people = {name: customer(tea_shop, name, email=f"{name}@example.com") for name in "ABCDE"}
+    Member.objects.update(created_at=at("2026-04-01 09:00"))
+    Member.objects.filter(pk=people["D"].pk).update(created_at=at("2026-06-14 09:00"))
+    for order_id, who, amount, when, currency in [
+        ("a1", "A", "40.00", "2026-05-10 10:00", "EUR"), ("a2", "A", "60.00", "2026-06-05 10:00", "EUR"),
+        ("a3", "A", "20.00", "2026-06-20 10:00", "EUR"), ("b1", "B", "30.00", "2026-05-15 10:00", "EUR"),
+        ("c1", "C", "100.00", "2026-06-10 10:00", "EUR"), ("c2", "C", "50.00", "2026-06-12 10:00", "EUR"),
+        ("d1", "D", "80.00", "2026-06-15 10:00", "EUR"), ("e1", "E", "10.00", "2026-05-20 10:00", "GBP"),
+    ]:
+        place_order(tea_shop, order_id, who, lines=(("TEA", 1, amount, "tea"),), placed_at=at(when),
+                    currency=currency)
+    refund(tea_shop, "c1", refund_id="r1")
+    refund(tea_shop, "d1", refund_id="r1", amount="20.00")
+    return people
+
+
+def test_the_overview_figures_of_a_known_history(history):
+    figures = snapshot_compute(day=DAY).overview["30"]
+    now, before = figures["current"], figures["previous"]
+    assert (now["start"][:10], now["end"][:10]) == ("2026-06-01", "2026-07-01")
+    assert now["active_members"] == 3 and now["orders"] == 4
+    assert now["revenue"] == "190.00" and now["average_order_value"] == "47.50"
+    assert now["purchase_frequency"] == 1.333
+    assert now["repeat_purchase_rate"] == 33.3
+    assert (now["retention_rate"], now["churn_rate"]) == (50.0, 50.0)
+    assert now["lifespan_periods"] == 2.0 and now["historic_clv"] == "126.67"
+    assert (now["members"], now["new_members"]) == (5, 1)
+    assert now["points_issued"] == 310  # the refunds happened later: their reversals are not in June
+    assert now["earned_share"] == 60.0 and now["redeemed_share"] == 0.0
+    assert (before["active_members"], before["orders"], before["revenue"]) == (2, 2, "70.00")
+    assert before["retention_rate"] is None  # nobody bought in the period before it
+
+
+def test_points_liability_is_outstanding_points_times_their_value(history):
+    snapshot = snapshot_compute(day=DAY)
+    # A 120, B 30, C 50 (its first order reversed), D 60; E's GBP order earned nothing under a EUR rule.
+    assert snapshot.overview["liability"] == {"outstanding_points": 260, "liability": "2.60"}
+
+
+def test_cohorts_group_members_by_their_first_purchase_month(history):
+    cohorts = snapshot_compute(day=DAY).cohorts
+    assert cohorts["rows"] == [{"cohort": "2026-05", "size": 2, "shares": [100.0, 50.0]},
+                               {"cohort": "2026-06", "size": 2, "shares": [100.0]}]
+
+
+def test_rfm_quintiles_and_segments(history):
+    snapshot_compute(day=DAY)
+    found = {i.member.email[0].upper(): (i.r, i.f, i.m, i.segment, i.orders, str(i.revenue))
+             for i in MemberInsight.objects.select_related("member")}
+    assert found == {
+        "A": (4, 4, 4, "Champions", 3, "120.00"),
+        "B": (1, 1, 1, "Lost", 1, "30.00"),
+        "C": (2, 2, 2, "Hibernating", 1, "50.00"),
+        "D": (3, 3, 3, "Potential loyalists", 1, "60.00"),
+    }
+    segments = {s["name"]: (s["members"], s["revenue"], s["revenue_share"]) for s in Snapshot.objects.get().segments}
+    assert segments["Champions"] == (1, "120.00", 46.2)
+    assert segments["Lost"] == (1, "30.00", 11.5)
+    assert segments["Hibernating"] == (1, "50.00", 19.2)
+    assert segments["Potential loyalists"] == (1, "60.00", 23.1)
+    assert segments["At risk"] == (0, "0.00", 0.0)
+
+
+@pytest.mark.parametrize("r, f, m, segment", [
+    (5, 5, 5, "Champions"), (4, 5, 3, "Loyal"), (3, 4, 1, "Loyal"), (1, 5, 5, "Can't lose them"),
+    (2, 4, 2, "At risk"), (1, 3, 1, "At risk"), (5, 1, 5, "New"), (3, 3, 3, "Potential loyalists"),
+    (2, 2, 5, "Hibernating"), (3, 1, 1, "Hibernating"), (1, 2, 1, "Lost"),
+])
+def test_every_rfm_cell_has_one_segment(r, f, m, segment):
+    assert metrics.segment_of(r, f, m) == segment
+
+
+def test_a_small_history_is_not_fitted_and_says_why(history):
+    snapshot = snapshot_compute(day=DAY)
+    assert snapshot.model["fitted"] is False and "at least 20 customers" in snapshot.model["reason"]
+    assert MemberInsight.objects.filter(p_alive__isnull=False).count() == 0
+
+
+def test_the_same_day_computed_again_gives_the_same_rows(history):
+    first = snapshot_compute(day=DAY)
+    rows = list(MemberInsight.objects.order_by("pk").values())
+    second = snapshot_compute(day=DAY)
+    assert list(MemberInsight.objects.order_by("pk").values()) == rows
+    for field in ("overview", "cohorts", "segments", "impact", "model"):
+        assert getattr(first, field) == getattr(second, field)
+    assert Snapshot.objects.count() == 1
+
+
+def test_program_impact_compares_engaged_members_with_the_rest(history):
+    from rewards.services import reward_redeem
+    from tests.factories import RewardFactory
+
+    reward = RewardFactory(points_cost=100)
+    reward_redeem(member=history["A"], reward=reward)
+    impact = snapshot_compute(day=timezone.now().date()).impact
+    assert impact["engaged"]["members"] == 1 and impact["engaged"]["average_order_value"] == "40.00"
+    assert impact["others"]["members"] == 3 and impact["others"]["orders"] == 3
+
+
+# --- Pages and the API ------------------------------------------------------------------------------
+
+def test_staff_pages_show_the_snapshot_and_others_are_sent_to_log_in(history, client, staff, alice_client):
+    snapshot_compute(day=DAY)
+    assert alice_client.get("/insights/").status_code == 302
+    client.force_login(staff)
+    html = client.get("/insights/").content.decode()
+    assert 'data-metric="revenue"' in html and "190.00" in html and "126.67" in html
+    assert "<svg" in html
+    csv_text = client.get("/insights/?period=30&format=csv").content.decode()
+    assert "Revenue from members,190.00,70.00" in csv_text
+    cohorts = client.get("/insights/cohorts/").content.decode()
+    assert "2026-05" in cohorts and "50%" in cohorts
+    segments = client.get("/insights/segments/").content.decode()
+    assert 'data-segment="Champions"' in segments
+    members = client.get("/insights/segments/Champions/").content.decode()
+    assert "a@example.com" in members and "b@example.com" not in members
+    export = client.get("/insights/segments/Champions/?format=csv").content.decode().splitlines()
+    assert export[0].startswith("member_id,email,segment") and len(export) == 2
+    assert client.get("/insights/impact/").status_code == 200
+    assert client.get("/insights/segments/Nobody/").status_code == 404
+
+
+def test_pages_run_a_constant_number_of_queries(history, client, staff, tea_shop, django_assert_max_num_queries):
+    snapshot_compute(day=DAY)
+    client.force_login(staff)
+    counts = {}
+    for url in ("/insights/", "/insights/cohorts/", "/insights/segments/", "/insights/segments/Lost/",
+                "/insights/at-risk/", "/insights/impact/"):
+        with django_assert_max_num_queries(12) as captured:
+            client.get(url)
+        counts[url] = len(captured.captured_queries)
+    for n in range(40):
+        customer(tea_shop, f"more{n}")
+        place_order(tea_shop, f"m{n}", f"more{n}", lines=(("TEA", 1, "15.00", "tea"),),
+                    placed_at=at("2026-06-25 10:00") - timedelta(days=n))
+    snapshot_compute(day=DAY)
+    for url, count in counts.items():
+        with django_assert_max_num_queries(count):
+            client.get(url)
+
+
+def test_staff_recompute_now_and_see_it_done(history, client, staff, django_capture_on_commit_callbacks,
+                                             eager_tasks):
+    client.force_login(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/insights/recompute/")
+    assert Snapshot.objects.count() == 1
+    page = client.get("/insights/").content.decode()
+    assert "Last computed" in page
+
+
+def test_a_members_admin_page_shows_their_insights(history, client, staff):
+    snapshot_compute(day=DAY)
+    client.force_login(staff)
+    html = client.get(f"/admin/accounts/member/{history['A'].pk}/change/").content.decode()
+    assert "Champions" in html and "120.00" in html
+
+
+def test_partners_with_the_insights_scope_get_segment_and_predictions(history, tea_shop):
+    snapshot_compute(day=DAY)
+    reader = partner_client(tea_shop, scopes=["members:read", "insights:read"])
+    body = reader.get("/api/v1/members/A/").json()
+    assert body["insights"]["segment"] == "Champions" and body["insights"]["orders"] == 3
+    assert set(body["insights"]) >= {"segment", "p_alive", "predicted_clv"}
+    plain = partner_client(tea_shop, scopes=["members:read"])
+    assert "insights" not in plain.get("/api/v1/members/A/").json()
+
+
+def test_the_nightly_task_computes_yesterdays_snapshot(history, eager_tasks):
+    from insights.tasks import nightly_snapshot
+
+    assert nightly_snapshot.delay().get() == str(timezone.now().date() - timedelta(days=1))
