@@ -405,6 +405,137 @@ def bench_surveys(rows: list[Row]) -> None:
                     f"{p50:.0f} / {p95:.0f} ms", "p95 < 1,000 ms", p95 < 1000))
 
 
+INSIGHT_ORDERS = int(os.environ.get("BENCH_INSIGHT_ORDERS", "1000000"))
+
+
+def _insight_history(member_ids: list[int]) -> None:
+    """1,000,000 orders of 100,000 members over two years (a few members buy often, most rarely),
+    each with its ledger entry, written with set-based SQL: the history a snapshot reads."""
+    from django.db import connection
+
+    from accounts.models import Partner
+
+    partner_id = Partner.objects.order_by("pk").values_list("pk", flat=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(0.42)")
+        cursor.execute("CREATE TEMP TABLE bm (n int PRIMARY KEY, id bigint)")
+        cursor.execute("INSERT INTO bm SELECT ordinality - 1, id FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(id)",
+                       [member_ids])
+        cursor.execute(f"""
+            CREATE TEMP TABLE bo AS
+            SELECT g, floor({len(member_ids)} * power(random(), 1.8))::int AS n,
+                   now() - interval '1 day' - random() * interval '730 days' AS ts,
+                   round((5 + random() * 95)::numeric, 2) AS total
+            FROM generate_series(1, %s) AS g""", [INSIGHT_ORDERS])
+        cursor.execute("""
+            INSERT INTO rewards_activity (member_id, partner_id, type, source_key, occurred_at, properties,
+                                          created_at)
+            SELECT bm.id, %s, 'order', 'bi-' || bo.g, bo.ts, '{}', bo.ts FROM bo JOIN bm USING (n)""", [partner_id])
+        cursor.execute("""
+            INSERT INTO rewards_order (activity_id, partner_id, order_id, member_id, placed_at, currency, total,
+                                       shipping, tax, discount, refunded_amount, status, points, rules_applied,
+                                       content_hash, created_at)
+            SELECT a.id, %s, 'bi-' || bo.g, a.member_id, bo.ts, 'EUR', bo.total, 0, 0, 0,
+                   CASE WHEN bo.g %% 50 = 0 THEN bo.total ELSE 0 END,
+                   CASE WHEN bo.g %% 50 = 0 THEN 'refunded' ELSE 'placed' END, floor(bo.total), '[]', '', bo.ts
+            FROM bo JOIN rewards_activity a ON a.source_key = 'bi-' || bo.g""", [partner_id])
+        cursor.execute("""
+            INSERT INTO rewards_ledgerentry (member_id, kind, available_delta, pending_delta, owed_delta, activity_id,
+                                             description, reason, effective_at, created_at)
+            SELECT o.member_id, 'earn', o.points, 0, 0, o.activity_id, 'Order', '', o.placed_at, o.placed_at
+            FROM rewards_order o WHERE o.order_id LIKE 'bi-%%'""")
+        cursor.execute("DROP TABLE bo, bm")
+
+
+def _pandas_reference(*, end, tz, currency):
+    """Cohorts and RFM recomputed with pandas from the same orders, read from the database."""
+    import pandas as pd
+    import psycopg
+
+    started = time.perf_counter()
+    with psycopg.connect(DATABASE_URL) as conn:
+        frame = pd.read_sql(
+            # Thousandths as integers: exact sums, as the database's numeric ones.
+            "SELECT activity_id, member_id, placed_at, ((total - refunded_amount) * 1000)::bigint AS value "
+            "FROM rewards_order "
+            "WHERE currency = %(currency)s AND placed_at < %(end)s AND status <> 'refunded'", conn,
+            params={"currency": currency, "end": end})
+    local = pd.to_datetime(frame["placed_at"], utc=True).dt.tz_convert(str(tz))
+    frame["month"] = local.dt.year * 12 + local.dt.month - 1
+    first = frame.groupby("member_id")["month"].min().rename("cohort")
+    frame = frame.join(first, on="member_id")
+    frame["k"] = frame["month"] - frame["cohort"]
+    cohorts = sorted((int(c), int(k), int(n)) for (c, k), n in
+                     frame.groupby(["cohort", "k"])["member_id"].nunique().items())
+    per = frame.groupby("member_id").agg(orders=("activity_id", "size"), revenue=("value", "sum"),
+                                         last=("placed_at", "max")).reset_index()
+
+    def ntile(column):
+        ordered = per.sort_values([column, "member_id"], kind="mergesort").reset_index(drop=True)
+        count, size = len(ordered), len(ordered) // 5
+        extra = count % 5
+        # NTILE(5): the first (count % 5) tiles get one more row.
+        tiles, start = [], 0
+        for tile in range(1, 6):
+            length = size + (1 if tile <= extra else 0)
+            tiles += [tile] * length
+            start += length
+        return dict(zip(ordered["member_id"], tiles, strict=True))
+
+    r, f, m = ntile("last"), ntile("orders"), ntile("revenue")
+    rfm = sorted((int(member), r[member], f[member], m[member]) for member in per["member_id"])
+    return time.perf_counter() - started, cohorts, rfm
+
+
+def bench_insights(rows: list[Row]) -> None:
+    """The nightly insights snapshot over 1,000,000 orders of 100,000 members, the overview page,
+    and the SQL cohorts and RFM against a pandas reference (same numbers, timed side by side)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from insights import metrics
+    from insights.services import day_end, snapshot_compute
+    from rewards.program import current_program
+
+    member_ids = ensure_members(100_000)
+    _insight_history(member_ids)
+    vacuum()
+    started = time.perf_counter()
+    snapshot = snapshot_compute()
+    elapsed = time.perf_counter() - started
+    customers = snapshot.model.get("bgnbd", {}).get("customers", 0)
+    rows.append(Row(f"Insights nightly snapshot, {INSIGHT_ORDERS:,} orders, {customers:,} buyers (fit: "
+                    f"{'yes' if snapshot.model.get('fitted') else 'no'})", f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
+
+    staff = get_user_model().objects.filter(email="bench-staff@example.com").first() or \
+        get_user_model().objects.create_superuser("bench-staff@example.com", "bench-password-1")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(staff)
+    assert client.get("/insights/", secure=True).status_code == 200
+    latencies = []
+    for _ in range(30):
+        begin = time.perf_counter()
+        client.get("/insights/?period=90", secure=True)
+        latencies.append(time.perf_counter() - begin)
+    p95 = percentile(latencies, 95) * 1000
+    rows.append(Row("Insights overview page (staff, reads the snapshot): p50 / p95",
+                    f"{percentile(latencies, 50) * 1000:.0f} / {p95:.0f} ms", "p95 < 300 ms", p95 < 300))
+
+    program = current_program()
+    end = day_end(timezone.now().astimezone(program.tz).date() - timedelta(days=1), program.tz)
+    currency = program.settings.currency
+    begin = time.perf_counter()
+    sql_cohorts = metrics.cohort_counts(currency=currency, end=end, tz=program.tz)
+    sql_rfm = sorted((row.member_id, row.r, row.f, row.m) for row in metrics.rfm(currency=currency, end=end))
+    sql_seconds = time.perf_counter() - begin
+    pandas_seconds, pandas_cohorts, pandas_rfm = _pandas_reference(end=end, tz=program.tz, currency=currency)
+    same = sql_cohorts == pandas_cohorts and sql_rfm == pandas_rfm
+    rows.append(Row(f"Cohorts + RFM in SQL vs pandas reference ({len(sql_rfm):,} members; identical: "
+                    f"{'yes' if same else 'NO'})", f"{sql_seconds:.1f} s vs {pandas_seconds:.1f} s",
+                    "SQL <= pandas, identical", same and sql_seconds <= pandas_seconds))
+
+
 def bench_reviews(rows: list[Row]) -> None:
     """The product page (anonymous, through gunicorn) of a product with 1,000 published reviews and
     of one with 100,000: first page by relevance, newest, a star filter, and a deep page."""
@@ -513,6 +644,8 @@ def main() -> None:
         bench_progress(rows)
     if wanted("surveys"):
         bench_surveys(rows)
+    if wanted("insights"):
+        bench_insights(rows)
     print_table(rows)
     print(f"\n{os.cpu_count()} CPUs, PostgreSQL at {urlparse(DATABASE_URL).netloc}; {time.monotonic() - started:.0f} s")
     if any(r.ok is False for r in rows):

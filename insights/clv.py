@@ -59,26 +59,44 @@ def _bgnbd_terms(params, x, t_x, T):
     return first, second
 
 
-def bgnbd_log_likelihood(params, x, t_x, T) -> float:
+def bgnbd_log_likelihood(params, x, t_x, T, weights=None) -> float:
     first, second = _bgnbd_terms(params, x, t_x, T)
-    return float(np.sum(np.logaddexp(first, second)))
+    each = np.logaddexp(first, second)
+    return float(np.sum(each if weights is None else each * weights))
+
+
+def _compress(*columns):
+    """Customers with the same history share a likelihood term: fit on the distinct rows, weighted."""
+    stacked = np.column_stack(columns)
+    unique, counts = np.unique(stacked, axis=0, return_counts=True)
+    return [unique[:, i] for i in range(unique.shape[1])], counts.astype(float)
+
+
+def _maximise(negative, starts):
+    """L-BFGS-B from a few starts (it converges in about a hundred evaluations on these
+    likelihoods); Nelder-Mead then polishes if none reports success."""
+    best = None
+    for start in starts:
+        found = optimize.minimize(negative, np.log(start), method="L-BFGS-B")
+        if best is None or found.fun < best.fun:
+            best = found
+    if not best.success:
+        found = optimize.minimize(negative, best.x, method="Nelder-Mead",
+                                  options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 20000})
+        best = found if found.fun < best.fun else best
+    return best
 
 
 def fit_bgnbd(x, t_x, T) -> BgNbd:
     """Maximum likelihood on the log of the parameters (all must be positive)."""
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    (ux, ut, uT), weights = _compress(x, t_x, T)
 
     def negative(log_params):
-        value = -bgnbd_log_likelihood(np.exp(log_params), x, t_x, T)
+        value = -bgnbd_log_likelihood(np.exp(log_params), ux, ut, uT, weights)
         return value if np.isfinite(value) else 1e300
 
-    best = None
-    for start in (np.log([0.5, 5.0, 0.5, 2.0]), np.log([1.0, 1.0, 1.0, 1.0])):
-        found = optimize.minimize(negative, start, method="Nelder-Mead",
-                                  options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 20000})
-        found = optimize.minimize(negative, found.x, method="L-BFGS-B")
-        if best is None or found.fun < best.fun:
-            best = found
+    best = _maximise(negative, ([0.5, 5.0, 0.5, 2.0], [1.0, 1.0, 1.0, 1.0]))
     r, alpha, a, b = np.exp(best.x)
     return BgNbd(float(r), float(alpha), float(a), float(b), float(-best.fun), len(x))
 
@@ -120,9 +138,7 @@ def fit_gamma_gamma(m, x) -> GammaGamma:
         value = -gamma_gamma_log_likelihood(np.exp(log_params), m, x)
         return value if np.isfinite(value) else 1e300
 
-    found = optimize.minimize(negative, np.log([1.0, 1.0, 1.0]), method="Nelder-Mead",
-                              options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 20000})
-    found = optimize.minimize(negative, found.x, method="L-BFGS-B")
+    found = _maximise(negative, ([1.0, 1.0, 1.0], [5.0, 3.0, 10.0]))
     p, q, v = np.exp(found.x)
     return GammaGamma(float(p), float(q), float(v), float(-found.fun), len(m))
 

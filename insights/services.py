@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from insights import clv, metrics
 from insights.models import MemberInsight, Snapshot, SnapshotRun
+from loyalty_site import bulk
 from rewards.program import current_program
 
 PERIODS = (7, 30, 90, 365)
@@ -75,27 +76,25 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
         before = dict(MemberInsight.objects.values_list("member_id", "day"))
         before_alive = dict(MemberInsight.objects.values_list("member_id", "p_alive"))
         before_before = dict(MemberInsight.objects.values_list("member_id", "p_alive_before"))
+        fields = ("member", "day", "orders", "revenue", "first_order_at", "last_order_at", "recency_days", "r", "f",
+                  "m", "segment", "p_alive", "p_alive_before", "expected_90", "expected_365", "expected_value",
+                  "predicted_clv")
         insights = []
         for row in rows:
             p_alive, exp90, exp365, value, clv_value = predictions.get(row.member_id, (None,) * 5)
             # The previous snapshot's P(alive), kept as it was when today's is computed again.
             previous = before_before.get(row.member_id) if before.get(row.member_id) == day else \
                 before_alive.get(row.member_id)
-            insights.append(MemberInsight(
-                member_id=row.member_id, day=day, orders=row.orders,
-                revenue=Decimal(row.revenue).quantize(CENT, rounding=ROUND_HALF_UP),
-                first_order_at=row.first, last_order_at=row.last, recency_days=(end - row.last).days,
-                r=row.r, f=row.f, m=row.m, segment=metrics.segment_of(row.r, row.f, row.m), p_alive=p_alive,
-                p_alive_before=previous, expected_90=exp90, expected_365=exp365, expected_value=value,
-                predicted_clv=clv_value))
-        MemberInsight.objects.bulk_create(
-            insights, batch_size=2000, update_conflicts=True, unique_fields=["member"],
-            update_fields=["day", "orders", "revenue", "first_order_at", "last_order_at", "recency_days", "r", "f",
-                           "m", "segment", "p_alive", "p_alive_before", "expected_90", "expected_365",
-                           "expected_value", "predicted_clv"])
-        # Members without a purchase any more (a full refund) were not written today.
-        MemberInsight.objects.exclude(day=day).delete()
-        total = sum((i.revenue for i in insights), Decimal(0))
+            insights.append((
+                row.member_id, day, row.orders, Decimal(row.revenue).quantize(CENT, rounding=ROUND_HALF_UP),
+                row.first, row.last, (end - row.last).days, row.r, row.f, row.m,
+                metrics.segment_of(row.r, row.f, row.m), p_alive, previous, exp90, exp365, value, clv_value))
+        # Replaced as a whole (readers see the old rows until this commits); COPY or one INSERT per
+        # 10,000 rows is an order of magnitude faster than an upsert through the ORM.
+        MemberInsight.objects.all().delete()
+        for start in range(0, len(insights), 10_000):
+            bulk.insert(MemberInsight, fields, insights[start:start + 10_000], ids=False)
+        total = sum((i[3] for i in insights), Decimal(0))
         segments = []
         found = {row["segment"]: row for row in MemberInsight.objects.values("segment").annotate(
             members=Count("pk"), revenue=Sum("revenue")).order_by()}

@@ -4,7 +4,7 @@ page of members: a constant number of queries however many orders and members th
 import csv
 import io
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
@@ -28,6 +28,11 @@ FIGURES = [
     ("points_expired", "Points expired", "", None), ("breakage_rate", "Breakage", "%", None),
     ("nps", "NPS", "", True),
 ]
+
+
+def _render(request, template: str, context: dict):
+    """The admin's look and header (the pages are linked from it)."""
+    return render(request, template, {**admin.site.each_context(request), **context})
 
 
 def _latest():
@@ -71,7 +76,7 @@ def overview(request):
                                                title="Revenue per month"),
                        active_chart=line_chart([(m["month"][2:], m["active_members"]) for m in monthly], low=0,
                                                title="Active members per month"))
-    return render(request, "insights/overview.html", context)
+    return _render(request, "insights/overview.html", context)
 
 
 @staff_member_required
@@ -91,7 +96,7 @@ def cohorts(request):
                     [[row["cohort"], row["size"], *row["shares"]] for row in snapshot.cohorts["rows"]])
     rows = [{**row, "cells": [(share, f"{share / 100:.2f}") for share in row["shares"]]}
             for row in (snapshot.cohorts["rows"] if snapshot else [])]
-    return render(request, "insights/cohorts.html", {
+    return _render(request, "insights/cohorts.html", {
         "snapshot": snapshot, "rows": rows, "months": range(snapshot.cohorts["months"]) if snapshot else [],
     })
 
@@ -104,7 +109,7 @@ def segments(request):
                     [(s["name"], s["members"], s["revenue"], s["revenue_share"]) for s in snapshot.segments])
     chart = bar_chart([(s["name"].replace("Potential loyalists", "Potential"), s["members"])
                        for s in snapshot.segments], title="Members per segment") if snapshot else ""
-    return render(request, "insights/segments.html", {"snapshot": snapshot, "chart": chart})
+    return _render(request, "insights/segments.html", {"snapshot": snapshot, "chart": chart})
 
 
 def _members_csv(name: str, members) -> HttpResponse:
@@ -122,7 +127,7 @@ def segment(request, name: str):
     if request.GET.get("format") == "csv":
         return _members_csv(f"segment-{name.lower().replace(' ', '-').replace(chr(39), '')}", members)
     page = Paginator(members, 50).get_page(request.GET.get("page"))
-    return render(request, "insights/members.html", {
+    return _render(request, "insights/members.html", {
         "title": f"Segment: {name}", "page": page, "csv": "?format=csv",
         "help": "Members in this segment, highest revenue first.",
     })
@@ -136,7 +141,7 @@ def at_risk(request):
     if request.GET.get("format") == "csv":
         return _members_csv("at-risk", members)
     page = Paginator(members, 50).get_page(request.GET.get("page"))
-    return render(request, "insights/members.html", {
+    return _render(request, "insights/members.html", {
         "title": "At risk", "page": page, "csv": "?format=csv", "at_risk": True,
         "help": "Members in the top two revenue quintiles whose chance of still being a customer (P(alive)) is "
         "50% or less; an arrow shows whether it fell since the previous snapshot.",
@@ -157,4 +162,4 @@ def impact(request):
                            ("retention_rate", "90-day retention %")):
             charts[label] = bar_chart([(name.title(), float(group.get(key) or 0)) for name, group in groups.items()],
                                       width=320, title=label)
-    return render(request, "insights/impact.html", {"snapshot": snapshot, "groups": groups, "charts": charts})
+    return _render(request, "insights/impact.html", {"snapshot": snapshot, "groups": groups, "charts": charts})
