@@ -207,3 +207,36 @@ def test_the_nightly_task_computes_yesterdays_snapshot(history, eager_tasks):
     from insights.tasks import nightly_snapshot
 
     assert nightly_snapshot.delay().get() == str(timezone.now().date() - timedelta(days=1))
+
+
+def test_a_period_includes_its_first_instant_and_excludes_its_end(history, tea_shop):
+    place_order(tea_shop, "edge-start", "B", lines=(("TEA", 1, "10.00", "tea"),), placed_at=at("2026-06-01 00:00"))
+    place_order(tea_shop, "edge-end", "B", lines=(("TEA", 1, "99.00", "tea"),), placed_at=at("2026-07-01 00:00"))
+    now = snapshot_compute(day=DAY).overview["30"]["current"]
+    assert (now["orders"], now["revenue"], now["active_members"]) == (5, "200.00", 4)
+    assert now["retention_rate"] == 100.0  # A and B, both of May's buyers, bought in June
+
+
+def test_a_lapsed_big_spender_is_at_risk_and_a_regular_is_not(tea_shop, client, staff):
+    set_program(time_zone="UTC", pending_days=0, expiry_policy="never")
+    start = at("2025-01-06 12:00")
+    for n in range(30):
+        customer(tea_shop, f"c{n}", email=f"c{n}@example.com")
+        # Regulars buy every 3 weeks until the end; others twice, early on.
+        dates = [start + timedelta(weeks=3 * k) for k in range(25)] if n < 10 else \
+            [start + timedelta(weeks=n), start + timedelta(weeks=n + 4)]
+        for k, when in enumerate(dates):
+            place_order(tea_shop, f"o-{n}-{k}", f"c{n}", lines=(("TEA", 1, "20.00", "tea"),), placed_at=when)
+    customer(tea_shop, "whale", email="whale@example.com")
+    for k in range(12):  # twelve big orders a week apart, then silence for over a year
+        place_order(tea_shop, f"w-{k}", "whale", lines=(("TEA", 1, "300.00", "tea"),),
+                    placed_at=start + timedelta(weeks=k))
+    snapshot = snapshot_compute(day=date(2026, 6, 30))
+    assert snapshot.model["fitted"] is True
+    whale = MemberInsight.objects.get(member__email="whale@example.com")
+    regular = MemberInsight.objects.get(member__email="c0@example.com")
+    assert whale.m == 5 and whale.p_alive < 0.1 < 0.9 < regular.p_alive
+    assert regular.expected_365 > whale.expected_365 and regular.predicted_clv > whale.predicted_clv
+    client.force_login(staff)
+    page = client.get("/insights/at-risk/").content.decode()
+    assert "whale@example.com" in page and "c0@example.com" not in page
