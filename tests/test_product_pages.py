@@ -265,6 +265,12 @@ def test_questions_are_flagged_like_reviews_and_shown_once_published(client, ket
     assert Question.objects.count() == 2 and Answer.objects.count() == 0
 
 
+def test_many_questions_in_a_short_time_are_flagged(kettle, alice):
+    flags = [services.question_ask(member=alice, product=kettle, text=f"Question number {n}: does it fit?").flags
+             for n in range(3)]
+    assert flags == [[], [], ["burst"]]
+
+
 def test_members_ask_from_the_product_page(alice_client, kettle):
     response = alice_client.post("/products/KETTLE-1/questions/", {"text": "short"}, follow=True)
     assert b"Your question was not sent" in response.content

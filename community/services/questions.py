@@ -23,9 +23,14 @@ def _text(text: str, *, field: str = "text", low: int = 10, high: int = 1000) ->
 
 
 def _flags(model, *, text: str, print_: str, member: Member | None, exclude_pk=None) -> list[str]:
-    flags = text_flags(text, banned=community_settings().banned())
+    settings = community_settings()
+    flags = text_flags(text, banned=settings.banned())
     if print_ and model.objects.filter(fingerprint=print_).exclude(pk=exclude_pk).exists():
         flags.append(Flag.REPEATED_TEXT)
+    if member is not None:
+        since = timezone.now() - timezone.timedelta(minutes=settings.burst_minutes)
+        if model.objects.filter(member=member, created_at__gte=since).count() + 1 >= settings.burst_count:
+            flags.append(Flag.BURST)
     return flags
 
 
