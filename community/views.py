@@ -13,7 +13,7 @@ from accounts.decorators import member_required
 from accounts.services import member_get_or_create_for_user
 from community import selectors, services
 from community.forms import AnswerForm, PublicProfileForm, QuestionForm, ReportForm, ReviewForm
-from community.models import HelpfulVote, ModerationStatus, PublicProfile, Review
+from community.models import Answer, HelpfulVote, ModerationStatus, PublicProfile, Question, Review
 from community.services import public_profile_update
 from loyalty_site.errors import DomainError
 from rewards.models import MemberBadge, MemberTier
@@ -152,85 +152,68 @@ def review(request, sku: str):
     })
 
 
-def _back_to(product_sku: str, anchor: str = "") -> str:
-    return reverse("community:product", args=[product_sku]) + anchor
+def _act(request, *, sku: str | None, anchor: str, action, done: str = "", refused: str = ""):
+    """Run a member's action from a product page and go back to it, saying how it went there."""
+    if sku is None:
+        raise Http404
+    try:
+        action()
+    except DomainError as exc:
+        reason = exc.fields.get("text", [exc.message])[0] if refused else exc.message
+        messages.error(request, f"{refused}{reason}")
+    else:
+        if done:
+            messages.success(request, done)
+    return redirect(reverse("community:product", args=[sku]) + anchor)
+
+
+def _sku_of(model, pk: int, path: str) -> str | None:
+    return model.objects.filter(pk=pk).values_list(path, flat=True).first()
 
 
 @member_required
 @require_POST
 def review_helpful(request, review_id: int):
-    sku = Review.objects.filter(pk=review_id).values_list("product__sku", flat=True).first()
-    if sku is None:
-        raise Http404
-    try:
-        services.review_vote_helpful(review_id=review_id, member=request.member)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Thanks for your vote.")
-    return redirect(_back_to(sku, f"#review-{review_id}"))
+    return _act(request, sku=_sku_of(Review, review_id, "product__sku"), anchor=f"#review-{review_id}",
+                action=lambda: services.review_vote_helpful(review_id=review_id, member=request.member),
+                done="Thanks for your vote.")
 
 
 @member_required
 @require_POST
 def review_report(request, review_id: int):
-    sku = Review.objects.filter(pk=review_id).values_list("product__sku", flat=True).first()
-    if sku is None:
-        raise Http404
-    form = ReportForm(request.POST)
-    try:
-        services.review_report(review_id=review_id, member=request.member,
-                               reason=form.data.get("reason", ""))
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Thank you. Our moderators will look at this review.")
-    return redirect(_back_to(sku, f"#review-{review_id}"))
+    reason = ReportForm(request.POST).data.get("reason", "")
+    return _act(request, sku=_sku_of(Review, review_id, "product__sku"), anchor=f"#review-{review_id}",
+                action=lambda: services.review_report(review_id=review_id, member=request.member, reason=reason),
+                done="Thank you. Our moderators will look at this review.")
 
 
 @member_required
 @require_POST
 def question_ask(request, sku: str):
     product = _product_or_404(sku)
-    try:
-        services.question_ask(member=request.member, product=product, text=request.POST.get("text", ""))
-    except DomainError as exc:
-        messages.error(request, f"Your question was not sent: {exc.fields.get('text', [exc.message])[0]}")
-    else:
-        messages.success(request, "Thank you! Your question appears once a moderator has read it.")
-    return redirect(_back_to(product.sku, "#questions"))
+    text = request.POST.get("text", "")
+    return _act(request, sku=product.sku, anchor="#questions",
+                action=lambda: services.question_ask(member=request.member, product=product, text=text),
+                done="Thank you! Your question appears once a moderator has read it.",
+                refused="Your question was not sent: ")
 
 
 @member_required
 @require_POST
 def answer_post(request, question_id: int):
-    from community.models import Question
-
-    sku = Question.objects.filter(pk=question_id).values_list("product__sku", flat=True).first()
-    if sku is None:
-        raise Http404
-    try:
-        services.answer_post(question_id=question_id, member=request.member, text=request.POST.get("text", ""))
-    except DomainError as exc:
-        messages.error(request, f"Your answer was not sent: {exc.fields.get('text', [exc.message])[0]}")
-    else:
-        messages.success(request, "Thank you! Your answer appears once a moderator has read it.")
-    return redirect(_back_to(sku, "#questions"))
+    text = request.POST.get("text", "")
+    return _act(request, sku=_sku_of(Question, question_id, "product__sku"), anchor="#questions",
+                action=lambda: services.answer_post(question_id=question_id, member=request.member, text=text),
+                done="Thank you! Your answer appears once a moderator has read it.",
+                refused="Your answer was not sent: ")
 
 
 @member_required
 @require_POST
 def answer_helpful(request, answer_id: int):
-    from community.models import Answer
-
-    sku = Answer.objects.filter(pk=answer_id).values_list("question__product__sku", flat=True).first()
-    if sku is None:
-        raise Http404
-    try:
-        services.answer_vote_helpful(answer_id=answer_id, member=request.member)
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    return redirect(_back_to(sku, "#questions"))
+    return _act(request, sku=_sku_of(Answer, answer_id, "question__product__sku"), anchor="#questions",
+                action=lambda: services.answer_vote_helpful(answer_id=answer_id, member=request.member))
 
 
 @member_required
