@@ -116,3 +116,26 @@ def test_one_member_sending_a_survey_from_eight_tabs_gets_one_response_and_point
     assert SurveyResponse.objects.filter(status="completed").count() == 1
     member.refresh_from_db()
     assert member.points_available == 30
+
+
+def test_a_first_review_sent_from_two_tabs_at_once_is_one_review(tea_shop):
+    kettle, _ = services.product_upsert(partner=tea_shop, sku="KETTLE-2", name="Kettle")
+    author = customer(tea_shop, "twotabs", email="twotabs@example.com")
+    results = run_concurrently(lambda i: services.review_submit(
+        member=author, product=kettle, data=ReviewInput(5 - i, f"Tab {i} says", "Written in two tabs at once.")), 2)
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert Review.objects.filter(member=author).count() == 1
+
+
+def test_one_friend_linked_from_two_requests_at_once_is_referred_once(tea_shop):
+    from feedback import services as feedback
+    from feedback.models import Referral
+
+    referrer = customer(tea_shop, "ref2", email="ref2@example.com")
+    other = customer(tea_shop, "ref3", email="ref3@example.com")
+    friend = customer(tea_shop, "newbie", email="newbie@example.com")
+    codes = [referrer.referral_code, other.referral_code]
+    results = run_concurrently(lambda i: feedback.referral_link(friend=friend, code=codes[i], source="code"), 2)
+    assert sum(1 for r in results if isinstance(r, Referral)) == 1
+    assert all(getattr(r, "code", "") == "already_referred" for r in results if isinstance(r, Exception))
+    assert Referral.objects.filter(friend=friend).count() == 1

@@ -135,10 +135,12 @@ def review_submit(*, member: Member, product: Product, data: ReviewInput, photos
     posting_allowed(member=member, now=now)
     cleaned = _clean_photos(photos)
     with transaction.atomic():
-        review = Review.objects.select_for_update().filter(member=member, product=product).first()
-        edited = review is not None
-        if review is None:
-            review = Review(member=member, product=product, created_at=now)
+        # Two tabs sending a first review at once: the unique (member, product) index lets one
+        # insert; get_or_create then finds and locks that row, and the other becomes an edit.
+        review, created = Review.objects.select_for_update().get_or_create(
+            member=member, product=product,
+            defaults={"rating": data.rating, "title": data.title, "text": data.text, "created_at": now})
+        edited = not created
         review.rating, review.title, review.text = data.rating, data.title, data.text
         review.verified_buyer = verified
         review.status = ModerationStatus.PENDING

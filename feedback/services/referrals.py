@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -124,9 +124,14 @@ def referral_link(*, friend: Member, code: str, source: str, device: str = "",
             if same.count() + 1 >= config.shared_signals_threshold:
                 flags.append("email_pattern")
                 alike = alike | same
-        referral = Referral.objects.create(
-            referrer=referrer, friend=friend, source=source, device=device, email_pattern=pattern, flags=flags,
-            status=ReferralStatus.HELD if flags else ReferralStatus.SIGNED_UP, created_at=now)
+        try:
+            with transaction.atomic():
+                referral = Referral.objects.create(
+                    referrer=referrer, friend=friend, source=source, device=device, email_pattern=pattern,
+                    flags=flags, status=ReferralStatus.HELD if flags else ReferralStatus.SIGNED_UP, created_at=now)
+        except IntegrityError:  # a concurrent link of the same friend won
+            raise Invalid("This member was already referred.", code="already_referred",
+                          fields={"referral_code": "Already referred."}) from None
         for other in alike.exclude(pk=referral.pk).filter(status=ReferralStatus.SIGNED_UP):
             other.flags = sorted(set(other.flags) | set(flags))
             other.status = ReferralStatus.HELD
