@@ -63,6 +63,7 @@ class PointsOutSerializer(serializers.Serializer):
 
 
 class MemberOutSerializer(MemberInSerializer):
+    referred_by_code = None  # input only
     referral_code = serializers.CharField()
     member_since = serializers.DateTimeField()
     has_portal_login = serializers.BooleanField()

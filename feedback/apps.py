@@ -17,6 +17,7 @@ class FeedbackConfig(AppConfig):
         review_requests.REQUEST_FILTERS.append(services.quiet_detractors)
         account_services.REFERRAL_HOOKS.update(check=_check_code, link=_link)
         account_services.EXPORT_SECTIONS["feedback"] = _export
+        account_services.ERASURE_HOOKS.append(_erase)
         # After accounts' own receiver (accounts comes first in INSTALLED_APPS): the member exists.
         email_confirmed.connect(_on_email_confirmed, dispatch_uid="feedback.email_confirmed")
 
@@ -50,6 +51,16 @@ def _on_email_confirmed(request, email_address, **kwargs):
     if member is not None:
         _link(friend=member, code=pending.code, source=pending.source, device=pending.device)
     pending.delete()
+
+
+def _erase(member) -> None:
+    """Erasure: the friends' addresses the member invited, and whatever the member wrote in surveys
+    (scores stay, unlinked from any words, for the results)."""
+    from feedback.models import FollowUp, Invitation, SurveyAnswer
+
+    Invitation.objects.filter(member=member).delete()
+    SurveyAnswer.objects.filter(response__member=member).exclude(text="").update(text="")
+    FollowUp.objects.filter(member=member).update(comment="")
 
 
 def _export(member) -> dict:

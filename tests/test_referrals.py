@@ -296,3 +296,12 @@ def test_the_refer_page_lists_friends_with_their_status_and_points(alice, alice_
     assert "Void: The friend&#x27;s order was returned." in page and ">500<" not in page
     response = alice_client.post("/refer/", {"email": "not an email"})
     assert response.context["form"].errors["email"]
+
+
+def test_erasing_a_member_forgets_the_friends_they_invited(ada, tea_shop):
+    from accounts.services import member_erase
+    from feedback.models import Invitation
+
+    services.invitation_send(member=ada, email="friend@example.com")
+    member_erase(member=ada, actor_user=None)
+    assert not Invitation.objects.exists()

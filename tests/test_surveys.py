@@ -288,3 +288,15 @@ def test_invitations_respect_the_email_preference_and_go_once_per_round(nps_surv
     assert services.survey_invitations_send() == 0
     assert [m.to for m in mailoutbox] == [["wants@example.com"]]
     assert f"/surveys/{nps_survey.pk}/" in mailoutbox[0].body
+
+
+def test_erasing_a_member_removes_their_words_and_keeps_their_score(nps_survey, tea_shop):
+    from accounts.services import member_erase
+
+    member = customer(tea_shop, "ada", email="ada@example.com")
+    answer(member, nps_survey, p1="2", p2="My neighbour Bob Smith at 12 Elm St. says hi.")
+    member_erase(member=member, actor_user=None)
+    assert sorted(SurveyAnswer.objects.values_list("text", flat=True)) == ["", ""]
+    assert SurveyAnswer.objects.filter(score=2).count() == 1
+    assert FollowUp.objects.get().comment == ""
+    assert selectors.survey_results(survey=nps_survey).questions[0].nps == -100
