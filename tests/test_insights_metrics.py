@@ -240,3 +240,12 @@ def test_a_lapsed_big_spender_is_at_risk_and_a_regular_is_not(tea_shop, client, 
     client.force_login(staff)
     page = client.get("/insights/at-risk/").content.decode()
     assert "whale@example.com" in page and "c0@example.com" not in page
+
+
+def test_before_the_first_snapshot_every_page_says_so(client, staff):
+    client.force_login(staff)
+    for url in ("/insights/", "/insights/cohorts/", "/insights/segments/", "/insights/impact/",
+                "/insights/at-risk/", "/insights/segments/Lost/"):
+        page = client.get(url)
+        assert page.status_code == 200, url
+    assert b"No snapshot yet" in client.get("/insights/").content
