@@ -1,6 +1,8 @@
 """What the member portal's dashboard shows, gathered from the apps that own each part."""
 
 from accounts.models import Member
+from community.selectors import bought_not_reviewed
+from feedback.services import surveys_for
 from rewards import selectors as rewards_selectors
 from rewards.models import MemberBadge
 
@@ -18,4 +20,6 @@ def dashboard_context(*, member: Member) -> dict:
                            .order_by("-awarded_at")[:4]),
         "challenges": active_challenges[:3],
         "notes": list(rewards_selectors.notifications(member=member, limit=5)),
+        "surveys": surveys_for(member=member)[:2],
+        "to_review": bought_not_reviewed(member=member, limit=3),
     }

@@ -300,3 +300,14 @@ def test_erasing_a_member_removes_their_words_and_keeps_their_score(nps_survey, 
     assert SurveyAnswer.objects.filter(score=2).count() == 1
     assert FollowUp.objects.get().comment == ""
     assert selectors.survey_results(survey=nps_survey).questions[0].nps == -100
+
+
+def test_the_dashboard_invites_to_open_surveys_and_to_review_what_was_bought(nps_survey, alice, alice_client,
+                                                                             tea_shop):
+    customer(tea_shop, "alice", email="alice@example.com")
+    place_order(tea_shop, "o-1", "alice", lines=(("KETTLE-1", 1, "30.00", "teaware"),))
+    html = alice_client.get("/dashboard/").content.decode()
+    assert f'href="/surveys/{nps_survey.pk}/">Answer: How are we doing?' in html
+    assert 'href="/products/KETTLE-1/review/">Review Kettle-1' in html
+    answer(alice, nps_survey, p1="9")
+    assert "How are we doing?" not in alice_client.get("/dashboard/").content.decode()
