@@ -45,8 +45,12 @@ def _seed_surveys(*, rng, context, now) -> None:
                                   text="What do you buy from us?", options=["Tea", "Coffee", "Teaware", "Gifts"])
     SurveyQuestion.objects.create(survey=survey, position=5, kind="text", required=False,
                                   text="Anything else you would like to tell us?")
-    Survey.objects.create(name="How was your delivery?", audience="post_purchase", days_after_order=3,
-                          opens_at=now - timedelta(days=30))
+    delivery = Survey.objects.create(name="How was your delivery?", audience="post_purchase", days_after_order=3,
+                                     opens_at=now - timedelta(days=30))
+    SurveyQuestion.objects.create(survey=delivery, position=1, kind="csat",
+                                  text="How satisfied are you with your last delivery?")
+    SurveyQuestion.objects.create(survey=delivery, position=2, kind="single", required=False,
+                                  text="How did it arrive?", options=["On time", "A little late", "Very late"])
     keys = {q.position: f"q{q.pk}" for q in survey.questions.all()}
     demo = context["member"]
     partner = context["partners"][0]

@@ -311,3 +311,12 @@ def test_the_dashboard_invites_to_open_surveys_and_to_review_what_was_bought(nps
     assert 'href="/products/KETTLE-1/review/">Review Kettle-1' in html
     answer(alice, nps_survey, p1="9")
     assert "How are we doing?" not in alice_client.get("/dashboard/").content.decode()
+
+
+def test_a_survey_without_questions_is_not_offered_or_sent(tea_shop, mailoutbox):
+    Survey.objects.create(name="Draft", opens_at=timezone.now() - timedelta(days=1))
+    member = customer(tea_shop, "ada", email="ada@example.com")
+    member.surveys_channel = Channel.EMAIL
+    member.save(update_fields=["surveys_channel"])
+    assert services.surveys_for(member=member) == []
+    assert services.survey_invitations_send() == 0

@@ -67,7 +67,8 @@ def surveys_for(*, member: Member, now: datetime | None = None) -> list[SurveyFo
     now = now or timezone.now()
     found = []
     open_surveys = Survey.objects.filter(is_active=True, opens_at__lte=now).filter(
-        Q(closes_at__isnull=True) | Q(closes_at__gt=now))
+        Q(closes_at__isnull=True) | Q(closes_at__gt=now)).filter(
+        Exists(SurveyQuestion.objects.filter(survey=OuterRef("pk"))))  # one still being written: not yet
     tier_id = MemberTier.objects.filter(member=member).values_list("tier_id", flat=True).first()
     responses = {(r.survey_id, r.round): r for r in SurveyResponse.objects.filter(member=member,
                                                                                  survey__in=open_surveys)}
@@ -239,7 +240,8 @@ def survey_invitations_send(*, now: datetime | None = None, batch_size: int = 10
     now = now or timezone.now()
     sent = 0
     for survey in Survey.objects.filter(is_active=True, opens_at__lte=now).filter(
-            Q(closes_at__isnull=True) | Q(closes_at__gt=now)):
+            Q(closes_at__isnull=True) | Q(closes_at__gt=now)).filter(
+            Exists(SurveyQuestion.objects.filter(survey=OuterRef("pk")))):
         round_ = survey.round_at(now)
         invited = SurveyInvite.objects.filter(survey=survey, round=round_, member_id=OuterRef("pk"))
         answered = SurveyResponse.objects.filter(survey=survey, round=round_, member_id=OuterRef("pk"),
