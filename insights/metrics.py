@@ -239,8 +239,9 @@ def retained_ids(*, currency: str, end: datetime, days: int = 90) -> tuple[set[i
     """(members who bought in the 90 days before the last 90, those of them who bought again in the
     last 90)."""
     start = end - timedelta(days=days)
-    before = set(purchases(currency=currency, start=start - timedelta(days=days), end=start)
-                 .values_list("member_id", flat=True).distinct())
-    again = set(purchases(currency=currency, start=start, end=end).filter(member_id__in=list(before))
-                .values_list("member_id", flat=True).distinct()) if before else set()
+    earlier = purchases(currency=currency, start=start - timedelta(days=days), end=start).values("member_id")
+    before = set(earlier.values_list("member_id", flat=True).distinct())
+    # A subquery, not a list of ids: a big store's list would pass PostgreSQL's parameter limit.
+    again = set(purchases(currency=currency, start=start, end=end).filter(member_id__in=earlier)
+                .values_list("member_id", flat=True).distinct())
     return before, again
