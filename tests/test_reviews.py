@@ -319,3 +319,17 @@ def test_erasing_a_member_removes_their_reviews_and_photos_but_keeps_the_points_
     assert not Review.objects.filter(member=buyer).exists()
     assert not os.path.exists(path)
     assert buyer.activities.filter(type=ActivityType.REVIEW_APPROVED).count() == 1
+
+
+def test_staff_edit_banned_words_in_the_admin_and_are_told_what_was_held(published, staff, client):
+    client.force_login(staff)
+    assert client.get("/admin/community/communitysettings/").status_code == 302  # straight to the one row
+    response = client.post("/admin/community/communitysettings/1/change/", {
+        "allow_unverified_reviews": "on", "banned_words": "kettle", "posts_per_hour": "10", "burst_count": "3",
+        "burst_minutes": "10"}, follow=True)
+    assert "1 published posts contain a banned word" in response.content.decode()
+    published.refresh_from_db()
+    assert published.status == ModerationStatus.PENDING
+    from accounts.models import AuditLog
+
+    assert AuditLog.objects.filter(action="community.settings", actor_user=staff).exists()
