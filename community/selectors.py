@@ -3,10 +3,12 @@ pages with their rating summary, reviews, questions and JSON-LD, testimonials an
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Sum, Window
 from django.db.models.functions import Rank
 from django.utils import timezone
@@ -67,50 +69,79 @@ def _rows(found: list[tuple[int, int, Decimal]]) -> list[Row]:
     return rows
 
 
+# Leaderboards are shared by everyone who opens the community page: the ranking (computed in the
+# database) is kept this long, and each member's own figure is always read fresh.
+LEADERBOARD_SECONDS = 60
+
+
+def _rank_of(value, ranking: list[tuple[int, int, Decimal]], member_id: int) -> int:
+    """Where ``value`` stands among the others in a ranking sorted by value, highest first."""
+    descending = [-v for _, m, v in ranking if m != member_id]
+    return 1 + bisect.bisect_left(descending, -value)
+
+
+def _points_ranking(since: datetime | None) -> list[tuple[int, int, Decimal]]:
+    """(rank, member, points) of every public member who earned since ``since``: ranked by a window
+    function in the database, cached for ``LEADERBOARD_SECONDS``."""
+    def compute():
+        rows = (_earned(since).filter(member__public_profile__is_public=True)
+                .values("member_id").annotate(points=EARNED).filter(points__gt=0)
+                .annotate(rank=Window(Rank(), order_by=F("points").desc())).order_by("rank", "member_id")
+                .values_list("rank", "member_id", "points"))
+        return [(rank, member_id, Decimal(points)) for rank, member_id, points in rows]
+
+    key = f"leaderboard:points:{since.isoformat() if since else 'all'}"
+    return cache.get_or_set(key, compute, LEADERBOARD_SECONDS)
+
+
 def points_leaderboard(*, title: str, since: datetime | None, member: Member | None, limit: int = 10) -> Leaderboard:
-    """Points earned since ``since`` (all time when None), ranked in the database among public
-    profiles; the member's own rank as well, even outside the top list or when not public (then:
-    where they would stand)."""
-    public = _earned(since).filter(member__public_profile__is_public=True)
-    top = (
-        public.values("member_id").annotate(points=EARNED).filter(points__gt=0)
-        .annotate(rank=Window(Rank(), order_by=F("points").desc())).order_by("rank", "member_id")[:limit]
-    )
-    rows = _rows([(row["rank"], row["member_id"], row["points"]) for row in top])
+    """Points earned since ``since`` (all time when None), ranked among public profiles; the
+    member's own rank as well, even outside the top list or when not public (then: where they
+    would stand)."""
+    ranking = _points_ranking(since)
+    rows = _rows(ranking[:limit])
     me, me_public = None, False
     if member is not None:
         me_public = PublicProfile.objects.filter(member=member, is_public=True).exists()
         mine = _earned(since).filter(member=member).aggregate(points=EARNED)["points"] or 0
         if mine > 0:
-            ahead = (public.exclude(member=member).values("member_id").annotate(points=EARNED)
-                     .filter(points__gt=mine).count())
-            me = Row(ahead + 1, member.pk, "You", "", "", Decimal(mine))
+            me = Row(_rank_of(Decimal(mine), ranking, member.pk), member.pk, "You", "", "", Decimal(mine))
     return Leaderboard(title, rows, me, me_public)
 
 
 def challenge_leaderboards(*, member: Member | None, limit: int = 10, now: datetime | None = None) -> list[Leaderboard]:
-    """For each running challenge, the public members furthest along."""
+    """For each running challenge, the public members furthest along (cached like the points
+    boards), and the member's own progress, read fresh."""
     now = now or timezone.now()
     program = current_program()
     boards = []
-    public_ids = list(PublicProfile.objects.filter(is_public=True).values_list("member_id", flat=True))
-    public = set(public_ids)
-    for challenge in Challenge.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now):
-        ids = public_ids + ([member.pk] if member is not None and member.pk not in public_ids else [])
-        values = criteria.values(challenge.criterion, activity_type=challenge.activity_type, member_ids=ids,
-                                 window=criteria.Window(challenge.starts_at, challenge.ends_at),
-                                 currency=program.settings.currency, now=now)
-        ranked = sorted(((v, m) for m, v in values.items() if v > 0 and m in public), key=lambda x: (-x[0], x[1]))
-        found, rank, previous = [], 0, None
-        for position, (value, member_id) in enumerate(ranked, start=1):
-            rank = rank if value == previous else position
-            previous = value
-            found.append((rank, member_id, value))
+    challenges = list(Challenge.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now))
+    me_public = bool(challenges) and member is not None and PublicProfile.objects.filter(
+        member=member, is_public=True).exists()
+    for challenge in challenges:
+        def compute(challenge=challenge):
+            public_ids = list(PublicProfile.objects.filter(is_public=True).values_list("member_id", flat=True))
+            values = criteria.values(challenge.criterion, activity_type=challenge.activity_type,
+                                     member_ids=public_ids, window=criteria.Window(challenge.starts_at,
+                                                                                   challenge.ends_at),
+                                     currency=program.settings.currency, now=now)
+            ranked = sorted(((v, m) for m, v in values.items() if v > 0), key=lambda x: (-x[0], x[1]))
+            found, rank, previous = [], 0, None
+            for position, (value, member_id) in enumerate(ranked, start=1):
+                rank = rank if value == previous else position
+                previous = value
+                found.append((rank, member_id, value))
+            return found
+
+        ranking = cache.get_or_set(f"leaderboard:challenge:{challenge.pk}", compute, LEADERBOARD_SECONDS)
         me = None
-        if member is not None and values.get(member.pk, 0) > 0:
-            mine = values[member.pk]
-            me = Row(1 + sum(1 for v, m in ranked if v > mine and m != member.pk), member.pk, "You", "", "", mine)
-        boards.append(Leaderboard(challenge.name, _rows(found[:limit]), me, member is not None and member.pk in public))
+        if member is not None:
+            mine = criteria.values(challenge.criterion, activity_type=challenge.activity_type, member_ids=[member.pk],
+                                   window=criteria.Window(challenge.starts_at, challenge.ends_at),
+                                   currency=program.settings.currency, now=now).get(member.pk, 0)
+            if mine > 0:
+                me = Row(_rank_of(mine, ranking, member.pk), member.pk, "You", "", "", mine)
+        boards.append(Leaderboard(challenge.name, _rows(ranking[:limit]), me, me_public))
     return boards
 
 

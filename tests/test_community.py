@@ -117,3 +117,20 @@ class TestAvatar:
         with pytest.raises(Invalid) as refused:
             public_profile_update(member=alice, is_public=True, display_name="write to me@example.com")
         assert "display_name" in refused.value.fields
+
+
+def test_the_ranking_is_shared_for_a_minute_but_your_own_points_are_always_fresh(players, tea_shop):
+    from django.core.cache import cache
+
+    from community.selectors import points_leaderboard
+
+    before = points_leaderboard(title="all", since=None, member=players["Barbara"])
+    assert (before.me.rank, int(before.me.value)) == (3, 50)
+    earn(tea_shop, "barbara", "o-Barbara-2", "250.00")
+    after = points_leaderboard(title="all", since=None, member=players["Barbara"])
+    assert (after.me.rank, int(after.me.value)) == (1, 300)  # level with Ada: nobody is ahead
+    assert [row.name for row in after.rows] == ["Ada L.", "Linus L.", "Barbara L."]  # the shared list, a minute old
+    cache.clear()
+    fresh = points_leaderboard(title="all", since=None, member=players["Barbara"])
+    assert [(row.rank, row.name) for row in fresh.rows] == [(1, "Ada L."), (1, "Barbara L."), (3, "Linus L.")]
+    assert fresh.me.rank == 1
