@@ -2,7 +2,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Case, When
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -22,6 +21,7 @@ from community.models import (
     Spotlight,
 )
 from community.services import spotlight_create
+from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
 from loyalty_site.errors import DomainError
 
 
@@ -278,18 +278,11 @@ class AnswerAdmin(PostAdmin):
 
 
 @admin.register(CommunitySettings)
-class CommunitySettingsAdmin(admin.ModelAdmin):
+class CommunitySettingsAdmin(SingletonAdmin):
     fields = ["allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes"]
 
-    def has_add_permission(self, request):
-        return not CommunitySettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        settings = services.community_settings()
-        return HttpResponseRedirect(reverse("admin:community_communitysettings_change", args=[settings.pk]))
+    def settings_row(self):
+        return services.community_settings()
 
     def save_model(self, request, obj, form, change):
         settings = services.community_settings_update(
@@ -300,16 +293,7 @@ class CommunitySettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModerationLog)
-class ModerationLogAdmin(admin.ModelAdmin):
+class ModerationLogAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "subject", "action", "actor_user", "reason"]
     list_filter = ["action"]
     search_fields = ["subject", "reason"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

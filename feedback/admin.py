@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,6 +16,7 @@ from feedback.models import (
     Survey,
     SurveyQuestion,
 )
+from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
 from loyalty_site.charts import bar_chart, line_chart
 from loyalty_site.errors import DomainError
 from rewards.models import Order
@@ -119,7 +120,7 @@ class VoidActionForm(ActionForm):
 
 
 @admin.register(Referral)
-class ReferralAdmin(admin.ModelAdmin):
+class ReferralAdmin(ReadOnlyAdmin):
     list_display = ["referrer", "friend", "status", "flag_list", "source", "created_at", "converted_at",
                     "rewarded_at", "void_reason"]
     list_filter = ["status", "source"]
@@ -128,12 +129,6 @@ class ReferralAdmin(admin.ModelAdmin):
     action_form = VoidActionForm
     actions = ["approve_selected", "void_selected"]
     readonly_fields = [f.name for f in Referral._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Flags")
     def flag_list(self, obj):
@@ -160,13 +155,6 @@ class ReferralAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReferralSettings)
-class ReferralSettingsAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return not ReferralSettings.objects.exists()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        found = services.referral_settings()
-        return HttpResponseRedirect(reverse("admin:feedback_referralsettings_change", args=[found.pk]))
+class ReferralSettingsAdmin(SingletonAdmin):
+    def settings_row(self):
+        return services.referral_settings()

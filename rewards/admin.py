@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Member, Partner
+from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
 from loyalty_site.errors import DomainError
 from rewards import selectors, services
 from rewards.currencies import is_currency
@@ -42,21 +43,8 @@ from rewards.services import progress as progress_services
 from rewards.services import tiers as tier_services
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger and what partners sent are records: looked at, never edited here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ProgramSettings)
-class ProgramSettingsAdmin(admin.ModelAdmin):
+class ProgramSettingsAdmin(SingletonAdmin):
     fieldsets = [
         ("Program", {"fields": ["time_zone", "currency", "accepted_currencies"]}),
         ("Pending points", {"fields": ["pending_days"]}),
@@ -64,15 +52,8 @@ class ProgramSettingsAdmin(admin.ModelAdmin):
         ("Reports", {"fields": ["point_value"]}),
     ]
 
-    def changelist_view(self, request, extra_context=None):
-        current, _ = ProgramSettings.objects.get_or_create(pk=1)
-        return redirect(reverse("admin:rewards_programsettings_change", args=[current.pk]))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def settings_row(self):
+        return ProgramSettings.objects.get_or_create(pk=1)[0]
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
