@@ -282,6 +282,16 @@ class Posting:
         balance.changed = True
         return self._entry(member_id, kind, pending_delta=-points, **fields)
 
+    def reverse_earning(self, member_id: int, points: int, *, earn: LedgerEntry, **fields) -> Entry:
+        """Take back ``points`` of what ``earn`` credited (a refund, a rejected review, a void
+        referral): from pending while they have not become available, otherwise from available
+        points, that earning's own lot first; what was already spent becomes points owed."""
+        release = earn.followers.filter(kind=EntryKind.RELEASE).first()
+        if earn.pending_delta > 0 and release is None:
+            return self.debit_pending(member_id, points, kind=EntryKind.REVERSE, related_entry=earn, **fields)
+        return self.debit_available(member_id, points, kind=EntryKind.REVERSE, allow_debt=True,
+                                    first_lot_entry_id=(release or earn).pk, related_entry=earn, **fields)
+
     def expire_lots(self, member_id: int, lots: list[PointsLot], **fields) -> Entry | None:
         points = sum(lot.remaining for lot in lots)
         if not points:

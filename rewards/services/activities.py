@@ -154,20 +154,15 @@ def activity_reverse(*, activity_id: int, description: str, reason: str = "", ac
         earn = LedgerEntry.objects.filter(activity_id=activity_id, kind=EntryKind.EARN).first()
         if earn is None:
             return 0
-        earned = earn.available_delta + earn.pending_delta + earn.owed_delta * -1
+        earned = earn.available_delta + earn.pending_delta - earn.owed_delta
         already = -sum(entry.available_delta + entry.pending_delta - entry.owed_delta
                        for entry in earn.followers.filter(kind=EntryKind.REVERSE))
         points = earned - already
         if points <= 0:
             return 0
         posting = Posting(balances)
-        release = earn.followers.filter(kind=EntryKind.RELEASE).first()
-        who = {"related_entry": earn, "description": description, "reason": reason, "actor_user": actor_user}
-        if earn.pending_delta > 0 and release is None:
-            posting.debit_pending(member_id, points, kind=EntryKind.REVERSE, **who)
-        else:
-            posting.debit_available(member_id, points, kind=EntryKind.REVERSE, allow_debt=True,
-                                    first_lot_entry_id=(release or earn).pk, **who)
+        posting.reverse_earning(member_id, points, earn=earn, description=description, reason=reason,
+                                actor_user=actor_user)
         posting.flush()
         # Capped rules count what a member earned per day and month: give the room back.
         PointsAward.objects.bulk_create([

@@ -385,16 +385,8 @@ def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> Ref
         posting = Posting(balances, now=now)
         if reverse > 0:
             earn = LedgerEntry.objects.get(activity_id=order.activity_id, kind=EntryKind.EARN)
-            release = earn.followers.filter(kind=EntryKind.RELEASE).first()
-            description = f"Refund {refund.refund_id} of order {order.order_id}"
-            if earn.pending_delta > 0 and release is None:
-                posting.debit_pending(order.member_id, reverse, kind=EntryKind.REVERSE, related_entry=earn,
-                                      activity=activity, description=description)
-            else:
-                own_lot = (release or earn).pk
-                posting.debit_available(order.member_id, reverse, kind=EntryKind.REVERSE, allow_debt=True,
-                                        first_lot_entry_id=own_lot, related_entry=earn, activity=activity,
-                                        description=description)
+            posting.reverse_earning(order.member_id, reverse, earn=earn, activity=activity,
+                                    description=f"Refund {refund.refund_id} of order {order.order_id}")
         posting.flush()
         day = program.local_date(order.placed_at)
         # Only capped rules kept a row for this order (see PointsAward); only they get the reversal.
