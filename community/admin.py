@@ -136,13 +136,37 @@ class PhotoInline(admin.TabularInline):
         return format_html('<a href="{}"><img src="{}" height="80" alt=""></a>', photo.image.url, photo.thumbnail.url)
 
 
-@admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
-    """The review moderation queue: pending first, oldest first; flags say what to look at."""
+class QueueAdmin(admin.ModelAdmin):
+    """A moderation queue: pending first, oldest first (by ``written_field``); flags say what to
+    look at; approve or reject one at a time (a decision on its page) or the selected ones."""
 
+    written_field = "created_at"
     form = DecisionForm
     action_form = ModerationActionForm
     actions = [_moderate_selected(True), _moderate_selected(False)]
+
+    def moderate(self, *, ids, approve, moderator, reason) -> int:
+        raise NotImplementedError
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).order_by(
+            Case(When(status=ModerationStatus.PENDING, then=0), default=1), self.written_field)
+
+    @admin.display(description="Flags")
+    def flag_list(self, obj):
+        labels = dict(Flag.choices)
+        return ", ".join(labels.get(flag, flag) for flag in obj.flags) or "-"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # reject instead: the decision is logged and the member told
+
+
+@admin.register(Review)
+class ReviewAdmin(QueueAdmin):
+    written_field = "submitted_at"
     list_display = ["title", "product", "member", "rating", "status", "flag_list", "verified_buyer", "photo_count",
                     "report_count", "featured", "submitted_at"]
     list_filter = ["status", FlaggedFilter, "verified_buyer", "featured", "rating"]
@@ -159,21 +183,6 @@ class ReviewAdmin(admin.ModelAdmin):
                                    "history"]}),
         ("Public", {"fields": ["staff_reply", "featured", "rewarded", "helpful_count", "published_at"]}),
     ]
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).order_by(
-            Case(When(status=ModerationStatus.PENDING, then=0), default=1), "submitted_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # reject instead: the decision is logged and the member told
-
-    @admin.display(description="Flags")
-    def flag_list(self, obj):
-        labels = dict(Flag.choices)
-        return ", ".join(labels.get(flag, flag) for flag in obj.flags) or "-"
 
     @admin.display(boolean=True)
     def rewarded(self, obj):
@@ -205,13 +214,10 @@ class ReviewAdmin(admin.ModelAdmin):
                 messages.error(request, exc.message)
 
 
-class PostAdmin(admin.ModelAdmin):
-    """Questions and answers share the queue's shape."""
+class PostAdmin(QueueAdmin):
+    """Questions and answers."""
 
     kind = ""
-    form = DecisionForm
-    action_form = ModerationActionForm
-    actions = [_moderate_selected(True), _moderate_selected(False)]
     list_filter = ["status", FlaggedFilter]
 
     def moderate(self, *, ids, approve, moderator, reason):
@@ -219,18 +225,6 @@ class PostAdmin(admin.ModelAdmin):
             raise DomainError("Type the reason for the members first.")
         return sum(services.post_moderate(kind=self.kind, post_id=pk, approve=approve, moderator=moderator,
                                           reason=reason) for pk in sorted(ids))
-
-    @admin.display(description="Flags")
-    def flag_list(self, obj):
-        labels = dict(Flag.choices)
-        return ", ".join(labels.get(flag, flag) for flag in obj.flags) or "-"
-
-    def has_add_permission(self, request):
-        return False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).order_by(
-            Case(When(status=ModerationStatus.PENDING, then=0), default=1), "created_at")
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data

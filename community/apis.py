@@ -103,7 +103,7 @@ class ProductReviewsApi(APIView):
         description="The approved reviews of a product and its rating summary (over all approved reviews).",
     )
     def get(self, request, sku: str):
-        product = Product.objects.filter(sku=sku).first() or services.product_ensure(sku=sku)
+        product = services.product_ensure(sku=sku)
         if product is None:
             raise NotFound(f"No product {sku!r}.", code="unknown_product", fields={"sku": "No such product."})
         params = request.query_params

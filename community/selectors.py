@@ -205,21 +205,13 @@ def product_reviews(*, product: Product, sort: str = "relevant", rating: int | N
 
 def author_name(member: Member) -> str:
     """How a reviewer is shown: their public display name, else first name and initial."""
-    profile = getattr(member, "public_profile", None) if _has_profile(member) else None
+    # A missing one-to-one row raises an AttributeError subclass: getattr's default covers it.
+    profile = getattr(member, "public_profile", None)
     if profile is not None and profile.is_public and profile.display_name:
         return profile.display_name
     if member.first_name:
-        return f"{member.first_name} {member.last_name[:1]}.".replace(" .", "") if member.last_name else \
-            member.first_name
+        return f"{member.first_name} {member.last_name[:1]}." if member.last_name else member.first_name
     return "A member"
-
-
-def _has_profile(member: Member) -> bool:
-    try:
-        member.public_profile  # noqa: B018 - cached by select_related; raises when there is none
-    except PublicProfile.DoesNotExist:
-        return False
-    return True
 
 
 def product_questions(*, product: Product, limit: int = 10):

@@ -73,9 +73,8 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
 
     _step(run, "Saving")
     with transaction.atomic():
-        before = dict(MemberInsight.objects.values_list("member_id", "day"))
-        before_alive = dict(MemberInsight.objects.values_list("member_id", "p_alive"))
-        before_before = dict(MemberInsight.objects.values_list("member_id", "p_alive_before"))
+        before = {member_id: (seen, alive, alive_before) for member_id, seen, alive, alive_before in
+                  MemberInsight.objects.values_list("member_id", "day", "p_alive", "p_alive_before")}
         fields = ("member", "day", "orders", "revenue", "first_order_at", "last_order_at", "recency_days", "r", "f",
                   "m", "segment", "p_alive", "p_alive_before", "expected_90", "expected_365", "expected_value",
                   "predicted_clv")
@@ -83,8 +82,8 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
         for row in rows:
             p_alive, exp90, exp365, value, clv_value = predictions.get(row.member_id, (None,) * 5)
             # The previous snapshot's P(alive), kept as it was when today's is computed again.
-            previous = before_before.get(row.member_id) if before.get(row.member_id) == day else \
-                before_alive.get(row.member_id)
+            seen, alive, alive_before = before.get(row.member_id, (None, None, None))
+            previous = alive_before if seen == day else alive
             insights.append((
                 row.member_id, day, row.orders, Decimal(row.revenue).quantize(CENT, rounding=ROUND_HALF_UP),
                 row.first, row.last, (end - row.last).days, row.r, row.f, row.m,

@@ -74,10 +74,7 @@ def self_referral_reason(referrer: Member, friend: Member) -> str | None:
         return "The friend's email reaches the referrer's own mailbox."
     if referrer.phone and friend.phone and referrer.phone == friend.phone:
         return "The friend has the referrer's phone number."
-    theirs = set(ExternalId.objects.filter(member=referrer).values_list("partner_id", "external_id"))
-    if theirs and any(pair in theirs for pair in ExternalId.objects.filter(member=friend)
-                      .values_list("partner_id", "external_id")):
-        return "The friend has the referrer's customer id at the store."
+    # One store gives one customer one id (a unique index), so the same id means another store's record.
     shared = set(ExternalId.objects.filter(member=referrer).values_list("external_id", flat=True)) & set(
         ExternalId.objects.filter(member=friend).values_list("external_id", flat=True))
     if shared:
