@@ -123,8 +123,9 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ["name", "is_active", "active_keys", "members", "created_at"]
     search_fields = ["name"]
     inlines = [ApiKeyInline]
-    fields = ["name", "is_active", "created_at"]
+    fields = ["name", "is_active", "shares_members", "created_at"]
     readonly_fields = ["created_at"]
+    filter_horizontal = ["shares_members"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -133,12 +134,20 @@ class PartnerAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        if change and "is_active" in form.changed_data:
-            services.partner_set_active(partner=obj, active=obj.is_active, actor_user=request.user)
+        # Every field through a service, each audited; the many-to-many is set in save_related.
         if not change:
             obj.pk = services.partner_create(name=obj.name, actor_user=request.user).pk
             return
-        super().save_model(request, obj, form, change)
+        if "name" in form.changed_data:
+            services.partner_rename(partner=obj, name=obj.name, actor_user=request.user)
+        if "is_active" in form.changed_data:
+            services.partner_set_active(partner=obj, active=obj.is_active, actor_user=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        services.partner_set_sharing(partner=form.instance, shares_with=list(form.cleaned_data["shares_members"]),
+                                     actor_user=request.user)
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     @admin.display(description="Active keys", ordering="_keys")
     def active_keys(self, obj):

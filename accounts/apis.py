@@ -27,6 +27,11 @@ ERRORS = {
 }
 
 
+EMAIL_TAKEN = {409: OpenApiResponse(
+    ErrorSerializer, description="`email_taken`: the email belongs to another member (another store's customer, "
+    "or one you know under another external_id).")}
+
+
 class ConsentsSerializer(serializers.Serializer):
     offers = serializers.ChoiceField(choices=Channel.choices, required=False)
     reminders = serializers.ChoiceField(choices=Channel.choices, required=False)
@@ -83,10 +88,11 @@ class MemberUpsertApi(APIView):
     @extend_schema(
         operation_id="members_upsert",
         request=MemberInSerializer,
-        responses={200: MemberOutSerializer, 201: MemberOutSerializer, **ERRORS},
+        responses={200: MemberOutSerializer, 201: MemberOutSerializer, **ERRORS, **EMAIL_TAKEN},
         description="Create or update the member you know as `external_id`. Only the fields you send "
-        "change. A member who already exists with this email (for example, signed up in the portal) "
-        "is linked to your id, not duplicated.",
+        "change. A member who signed up in the portal with this email is linked to your id, not duplicated. "
+        "An email that belongs to another store's customer is refused with 409 `email_taken` and nothing "
+        "about that member is revealed, unless staff marked both partners as one store.",
     )
     def post(self, request):
         serializer = MemberInSerializer(data=request.data)

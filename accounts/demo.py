@@ -6,7 +6,7 @@ from datetime import date
 from allauth.account.models import EmailAddress
 
 from accounts.models import Channel, ExternalId, Partner, User
-from accounts.services import member_attach_user, member_upsert_for_partner, partner_create
+from accounts.services import member_attach_user, member_upsert_for_partner, partner_create, partner_set_sharing
 
 FIRST_NAMES = [
     "Ada", "Alan", "Grace", "Linus", "Margaret", "Tim", "Barbara", "Ken", "Radia", "Dennis", "Frances",
@@ -36,6 +36,8 @@ def _partner(name: str) -> Partner:
 def seed(*, rng: random.Random, stdout, context: dict) -> dict:
     partners = [_partner(name) for name in DEMO_PARTNERS]
     shop = partners[0]
+    # One store with a web shop and a coffee bar till: staff let the two share their members.
+    partner_set_sharing(partner=shop, shares_with=[partners[1]])
     known = set(ExternalId.objects.filter(partner=shop).values_list("external_id", flat=True))
     for index in range(1, MEMBER_COUNT + 1):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)

@@ -127,6 +127,11 @@ class Partner(models.Model):
 
     name = models.CharField(max_length=120, unique=True)
     is_active = models.BooleanField(default=True)
+    shares_members = models.ManyToManyField(
+        "self", symmetrical=True, blank=True,
+        help_text="Partners that are the same store as this one (its web shop and its point of sale): they may "
+        "link each other's members by email. Off for everyone else, who get 409 email_taken.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -181,6 +186,10 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=12, help_text="The first characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=list)
+    rate_limit = models.CharField(
+        max_length=20, blank=True,
+        help_text="Requests allowed to this key, for example 600/min; empty for the API_RATE_LIMIT default.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -38,6 +38,11 @@ def member_for_partner(*, partner: Partner, external_id: str, lock: bool = False
     return members.get(pk=link["member_id"])
 
 
+def partner_member_ids_query(partner: Partner):
+    """The ids of the members a partner is linked to, as a subquery: what that partner may see."""
+    return ExternalId.objects.filter(partner=partner).values("member_id")
+
+
 # (scope, fn(member=, partner=) -> dict): sections only keys with that scope see (insights:read).
 MEMBER_API_SCOPED_SECTIONS: list = []
 

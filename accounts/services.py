@@ -179,7 +179,13 @@ def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tu
     with transaction.atomic():
         emails = {normalize_email(data.get("email")): key for key, data in missing.items() if data.get("email")}
         by_email = dict(Member.objects.filter(email__in=emails).values_list("email", "pk"))
-        linked = {emails[email]: pk for email, pk in by_email.items()}
+        # Another store's customers are not linked by email: that customer id gets a member of its
+        # own, without the address (which stays with the member who has it).
+        foreign = set(
+            ExternalId.objects.filter(member_id__in=by_email.values())
+            .exclude(partner_id__in=partner_ids_sharing_members(partner)).values_list("member_id", flat=True)
+        )
+        linked = {emails[email]: pk for email, pk in by_email.items() if pk not in foreign}
         now = timezone.now()
         emails_of, used_emails = {}, set(by_email)
         for key in missing:
@@ -260,16 +266,37 @@ def _members_insert(missing: dict[str, dict], emails_of: dict[str, str], now
     return created, taken_meanwhile
 
 
+def _email_taken() -> Conflict:
+    # The same words whoever holds the address: the answer must not tell one store about another's
+    # customers beyond the fact, unavoidable with unique emails, that the address is in use.
+    return Conflict(
+        "Another member already uses this email address.",
+        code="email_taken",
+        fields={"email": "Another member already uses this email address."},
+    )
+
+
 def _check_email_free(*, email: str, member: Member | None) -> None:
     if not email:
         return
     clash = Member.objects.filter(email=email).exclude(pk=member.pk if member else None).exists()
     if clash:
-        raise Conflict(
-            "Another member already uses this email address.",
-            code="email_taken",
-            fields={"email": "Another member already uses this email address."},
-        )
+        raise _email_taken()
+
+
+def partner_ids_sharing_members(partner: Partner) -> set[int]:
+    """The partner and those staff marked as the same store: who may link each other's members."""
+    return {partner.pk, *partner.shares_members.values_list("pk", flat=True)}
+
+
+def _may_link(*, partner: Partner, member_id: int) -> bool:
+    """A partner may take on an existing member by email only if no other store knows them.
+
+    A member nobody knows yet (signed up in the portal) or known only to partners that staff
+    marked as one store with this one may be linked; a customer of another store may not.
+    """
+    linked = set(ExternalId.objects.filter(member_id=member_id).values_list("partner_id", flat=True))
+    return linked <= partner_ids_sharing_members(partner)
 
 
 def member_upsert_for_partner(*, partner: Partner, external_id: str, data: dict[str, Any],
@@ -310,6 +337,8 @@ def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, boo
         member = None
         if data.get("email"):
             member = Member.objects.select_for_update(no_key=True).filter(email=data["email"]).first()
+            if member is not None and not _may_link(partner=partner, member_id=member.pk):
+                raise _email_taken()
         if member is None:
             member = _member_create(**data)
             created = True
@@ -525,6 +554,41 @@ def partner_set_active(*, partner: Partner, active: bool, actor_user: User | Non
     for hook in API_KEY_FORGET_HOOKS:
         hook()
     partner.refresh_from_db()
+    return partner
+
+
+def partner_set_sharing(*, partner: Partner, shares_with: list[Partner], actor_user: User | None = None) -> Partner:
+    """Mark which partners are the same store as ``partner`` (both ways), audited.
+
+    Only staff do this: it lets those partners link each other's members by email and so read
+    them. Existing links are not touched by taking the mark away.
+    """
+    wanted = {p.pk for p in shares_with if p.pk != partner.pk}
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        before = sorted(partner.shares_members.values_list("pk", flat=True))
+        if set(before) != wanted:
+            partner.shares_members.set(wanted)
+            names = dict(Partner.objects.filter(pk__in=[*before, *wanted]).values_list("pk", "name"))
+            _audit(action="partner.sharing_changed", actor_user=actor_user, subject=f"partner:{partner.pk}",
+                   before={"shares_members": [names[pk] for pk in before]},
+                   after={"shares_members": [names[pk] for pk in sorted(wanted)]})
+    return partner
+
+
+def partner_rename(*, partner: Partner, name: str, actor_user: User | None = None) -> Partner:
+    name = name.strip()
+    if not name:
+        raise Invalid("A partner needs a name.", fields={"name": "This field is required."})
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        if partner.name != name:
+            if Partner.objects.filter(name__iexact=name).exclude(pk=partner.pk).exists():
+                raise Conflict(f"A partner named {name!r} already exists.", fields={"name": "Already exists."})
+            _audit(action="partner.renamed", actor_user=actor_user, subject=f"partner:{partner.pk}",
+                   before={"name": partner.name}, after={"name": name})
+            partner.name = name
+            partner.save(update_fields=["name"])
     return partner
 
 

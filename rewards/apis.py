@@ -4,6 +4,7 @@ Request bodies are checked by ``rewards.payloads`` (fast, exact field paths); th
 below describe the same shapes for the OpenAPI schema.
 """
 
+from django.db.models.functions import Coalesce
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -13,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.apis import ERRORS, ErrorSerializer
 from accounts.idempotency import idempotent
 from accounts.models import ExternalId, Scope
-from accounts.selectors import member_for_partner
+from accounts.selectors import member_for_partner, partner_member_ids_query
 from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards import selectors, services
 from rewards.currencies import money_str
@@ -145,11 +146,23 @@ class AdjustmentOutSerializer(serializers.Serializer):
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
     points = serializers.IntegerField(read_only=True)
+    own = serializers.SerializerMethodField(
+        help_text="False for an entry another store of a shared member caused: its description and reason "
+        "are left out, its points and kind stay.")
 
     class Meta:
         model = LedgerEntry
         fields = ["id", "kind", "points", "available_delta", "pending_delta", "owed_delta", "description",
-                  "reason", "effective_at", "created_at", "available_at", "expires_at"]
+                  "reason", "effective_at", "created_at", "available_at", "expires_at", "own"]
+
+    def get_own(self, entry) -> bool:
+        return entry.source_partner_id in (None, self.context["request"].user.pk)
+
+    def to_representation(self, entry):
+        data = super().to_representation(entry)
+        if not data["own"]:
+            data["description"], data["reason"] = "Activity with another store", ""
+        return data
 
 
 class RewardSerializer(serializers.ModelSerializer):
@@ -379,7 +392,8 @@ class LedgerListApi(ListAPIView):
         kind = self.request.query_params.get("kind") or None
         if kind is not None and kind not in EntryKind.values:
             raise Invalid("Unknown kind.", fields={"kind": f"Choose one of {', '.join(EntryKind.values)}."})
-        return selectors.history(member=member, kind=kind)
+        return selectors.history(member=member, kind=kind).annotate(
+            source_partner_id=Coalesce("activity__partner_id", "actor_partner_id"))
 
 
 class RewardListApi(ListAPIView):
@@ -435,7 +449,8 @@ class CouponDetailApi(APIView):
 
     @extend_schema(operation_id="coupons_retrieve", responses={200: CouponSerializer, **ERRORS})
     def get(self, request, code: str):
-        coupon = Coupon.objects.select_related("reward").filter(code=services.normalize_coupon_code(code)).first()
+        coupon = Coupon.objects.select_related("reward").filter(
+            code=services.normalize_coupon_code(code), member_id__in=partner_member_ids_query(request.user)).first()
         if coupon is None:
             raise NotFound("No such coupon.", code="unknown_coupon", fields={"code": "No such coupon."})
         return Response(_coupon_body(coupon, partner=request.user, request=request))

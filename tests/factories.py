@@ -6,7 +6,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from accounts.services import member_upsert_for_partner
+from accounts.services import member_upsert_for_partner, partner_set_sharing
 from rewards.models import EarningRule, Reward, RuleKind
 from rewards.payloads import parse_order, parse_refund
 from rewards.program import current_program
@@ -51,6 +51,12 @@ class RewardFactory(factory.django.DjangoModelFactory):
     value = Decimal("5.00")
     currency = "EUR"
     points_cost = 500
+
+
+def same_store(*partners):
+    """Staff mark these partners as one store (a web shop and its till): they share members by email."""
+    for partner in partners:
+        partner_set_sharing(partner=partner, shares_with=[p for p in partners if p != partner])
 
 
 def customer(partner, external_id: str, **data):

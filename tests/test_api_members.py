@@ -4,6 +4,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiKey, ExternalId, Member, Scope
 from accounts.services import api_key_revoke, hash_api_key, member_upsert_for_partner
 from tests.conftest import partner_client
+from tests.factories import same_store
 
 ADA = {
     "external_id": "cust-42", "email": "Ada@Example.com", "first_name": "Ada", "last_name": "Lovelace",
@@ -106,7 +107,8 @@ class TestMemberUpsert:
         assert Member.objects.count() == 1
         assert ExternalId.objects.get(external_id="c-7").member_id == alice.pk
 
-    def test_two_partners_with_one_email_share_one_member(self, api, coffee_api):
+    def test_two_partners_of_one_store_with_one_email_share_one_member(self, api, coffee_api):
+        same_store(api.partner, coffee_api.partner)
         api.post("/api/v1/members/", ADA, format="json")
         payload = {"external_id": "CB-1", "email": "ada@example.com"}
         response = coffee_api.post("/api/v1/members/", payload, format="json")

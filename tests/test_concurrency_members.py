@@ -3,6 +3,7 @@ import pytest
 from accounts.models import ExternalId, Member
 from accounts.services import member_upsert_for_partner
 from tests.concurrency import run_concurrently
+from tests.factories import same_store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +21,8 @@ def test_concurrent_upserts_of_one_customer_make_one_member(tea_shop):
     assert sum(1 for _, created in results if created) == 1
 
 
-def test_two_partners_sending_one_email_at_once_share_one_member(tea_shop, coffee_bar):
+def test_two_partners_of_one_store_sending_one_email_at_once_share_one_member(tea_shop, coffee_bar):
+    same_store(tea_shop, coffee_bar)
     partners = [tea_shop, coffee_bar] * 5
     results = run_concurrently(
         lambda i: member_upsert_for_partner(
@@ -31,3 +33,20 @@ def test_two_partners_sending_one_email_at_once_share_one_member(tea_shop, coffe
     assert not [r for r in results if isinstance(r, Exception)], results
     assert Member.objects.count() == 1
     assert ExternalId.objects.count() == 2
+
+
+def test_two_stores_sending_one_email_at_once_make_one_member_known_to_one_of_them(tea_shop, coffee_bar):
+    partners = [tea_shop, coffee_bar] * 5
+    results = run_concurrently(
+        lambda i: member_upsert_for_partner(
+            partner=partners[i], external_id=f"{partners[i].pk}-x", data={"email": "grace@example.com"}
+        ),
+        10,
+    )
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert Member.objects.count() == 1
+    assert ExternalId.objects.count() == 1
+    winner = ExternalId.objects.get().partner
+    assert all(getattr(r, "code", None) == "email_taken" for r in refused), refused
+    assert len(refused) == 5
+    assert {partners[i] for i, r in enumerate(results) if not isinstance(r, Exception)} == {winner}

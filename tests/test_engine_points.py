@@ -23,7 +23,17 @@ from rewards.services import (
     points_expire_due,
     reward_redeem,
 )
-from tests.factories import RewardFactory, RuleFactory, at, customer, order_payload, place_order, refund, set_program
+from tests.factories import (
+    RewardFactory,
+    RuleFactory,
+    at,
+    customer,
+    order_payload,
+    place_order,
+    refund,
+    same_store,
+    set_program,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +100,7 @@ class TestDuplicates:
         assert balance(ada) == (0, 10, 0)
 
     def test_two_partners_may_use_the_same_order_id(self, tea_shop, coffee_bar, ada):
+        same_store(tea_shop, coffee_bar)
         customer(coffee_bar, "cb-1", email="ada@example.com")
         place_order(tea_shop, "1", "cust-42")
         assert place_order(coffee_bar, "1", "cb-1").status == "accepted"

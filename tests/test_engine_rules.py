@@ -9,7 +9,7 @@ from django.utils import timezone
 from loyalty_site.errors import Invalid
 from rewards.models import RuleKind
 from rewards.services import activity_record
-from tests.factories import RuleFactory, at, customer, place_order, set_program
+from tests.factories import RuleFactory, at, customer, place_order, same_store, set_program
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +105,7 @@ def test_discount_is_shared_over_lines_and_shipping_earns_nothing(tea_shop, ada)
 
 def test_rule_limited_to_a_partner_ignores_other_partners(tea_shop, coffee_bar, ada):
     RuleFactory(name="Tea shop only", partners=[tea_shop])
+    same_store(tea_shop, coffee_bar)
     customer(coffee_bar, "cb-1", email="ada@example.com")
     assert place_order(tea_shop, "1", "cust-42").award.points == 10
     assert place_order(coffee_bar, "1", "cb-1").award.points == 0

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, Partner, User
+from accounts.selectors import partner_member_ids_query
 from accounts.services import CODE_ALPHABET
 from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards.ledger import Posting, lock_members
@@ -146,10 +147,12 @@ def coupon_use(*, code: str, partner: Partner, order_id: str = "") -> Coupon:
     """Mark a coupon used, once: a single conditional UPDATE, so two checkouts cannot both win."""
     code = normalize_coupon_code(code)
     now = timezone.now()
-    used = Coupon.objects.filter(code=code, used_at__isnull=True, expires_at__gt=now).update(
+    # A partner sees only its own customers' coupons: another store's code is as unknown as a typo.
+    coupons = Coupon.objects.filter(member_id__in=partner_member_ids_query(partner))
+    used = coupons.filter(code=code, used_at__isnull=True, expires_at__gt=now).update(
         used_at=now, used_by=partner, used_order_id=order_id[:100]
     )
-    coupon = Coupon.objects.select_related("reward", "member").filter(code=code).first()
+    coupon = coupons.select_related("reward", "member").filter(code=code).first()
     if coupon is None:
         raise NotFound("No such coupon.", code="unknown_coupon", fields={"code": "No such coupon."})
     if not used:
