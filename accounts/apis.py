@@ -5,27 +5,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Channel, Scope
+from accounts.schema import ERRORS, ErrorSerializer
 from accounts.selectors import member_api_representation, member_for_partner
 from accounts.services import REFERRAL_HOOKS, member_upsert_for_partner
-
-
-class ErrorSerializer(serializers.Serializer):
-    class ErrorBody(serializers.Serializer):
-        code = serializers.CharField()
-        message = serializers.CharField()
-        fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-    error = ErrorBody()
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names each bad value."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing, unknown or revoked API key."),
-    403: OpenApiResponse(ErrorSerializer, description="The key lacks the scope this call needs."),
-    404: OpenApiResponse(ErrorSerializer, description="No such member or resource."),
-}
-
 
 EMAIL_TAKEN = {409: OpenApiResponse(
     ErrorSerializer, description="`email_taken`: the email belongs to another member (another store's customer, "
@@ -87,13 +71,15 @@ class MemberUpsertApi(APIView):
 
     @extend_schema(
         operation_id="members_upsert",
+        parameters=[IDEMPOTENCY],
         request=MemberInSerializer,
-        responses={200: MemberOutSerializer, 201: MemberOutSerializer, **ERRORS, **EMAIL_TAKEN},
+        responses={200: MemberOutSerializer, 201: MemberOutSerializer, **ERRORS, **EMAIL_TAKEN, **REPLAY_422},
         description="Create or update the member you know as `external_id`. Only the fields you send "
         "change. A member who signed up in the portal with this email is linked to your id, not duplicated. "
         "An email that belongs to another store's customer is refused with 409 `email_taken` and nothing "
         "about that member is revealed, unless staff marked both partners as one store.",
     )
+    @idempotent
     def post(self, request):
         serializer = MemberInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

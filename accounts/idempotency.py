@@ -15,13 +15,24 @@ from functools import wraps
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework.response import Response
 
 from accounts.models import IdempotencyRecord
+from accounts.schema import ErrorSerializer
 from loyalty_site import bulk
 from loyalty_site.errors import Invalid, Unprocessable
 
 HEADER = "Idempotency-Key"
+# For the schema of every write.
+IDEMPOTENCY = OpenApiParameter(
+    HEADER, str, OpenApiParameter.HEADER, required=False,
+    description="Any unique string (a UUID), 1 to 255 characters. A retry with the same key and body returns the "
+    "first answer (with `Idempotent-Replayed: true`); the same key with another body gets 422 "
+    "`idempotency_key_reused`.",
+)
+REPLAY_422 = {422: OpenApiResponse(
+    ErrorSerializer, description="`idempotency_key_reused`: the Idempotency-Key was used with another body.")}
 TABLE = IdempotencyRecord._meta.db_table
 
 

@@ -27,6 +27,7 @@ from accounts.models import (
 from accounts.selectors import partner_member_ids
 from loyalty_site import bulk
 from loyalty_site.errors import Conflict, Invalid
+from loyalty_site.text import has_unsafe_characters
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
 _PHONE_JUNK = re.compile(r"[\s\-().]")
@@ -61,10 +62,10 @@ def normalize_phone(phone: str | None) -> str:
 
 def validate_external_id(external_id: str) -> str:
     external_id = (external_id or "").strip()
-    if not _EXTERNAL_ID.match(external_id):
+    if not _EXTERNAL_ID.match(external_id) or has_unsafe_characters(external_id):
         raise Invalid(
-            "external_id must be 1 to 100 characters without spaces or slashes.",
-            fields={"external_id": "Must be 1 to 100 characters without spaces or slashes."},
+            "external_id must be 1 to 100 characters without spaces, slashes or invisible characters.",
+            fields={"external_id": "Must be 1 to 100 characters without spaces, slashes or invisible characters."},
         )
     return external_id
 

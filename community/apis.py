@@ -7,8 +7,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.apis import ERRORS
+from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Scope
+from accounts.schema import ERRORS
 from community import selectors, services
 from community.models import Product
 from loyalty_site.errors import Invalid, NotFound
@@ -74,9 +75,10 @@ class ReviewPageSerializer(serializers.Serializer):
 class ProductUpsertApi(APIView):
     scopes = {"POST": Scope.PRODUCTS_WRITE}
 
-    @extend_schema(operation_id="products_upsert", request=ProductInSerializer,
-                   responses={201: ProductOutSerializer, 200: ProductOutSerializer, **ERRORS},
+    @extend_schema(operation_id="products_upsert", request=ProductInSerializer, parameters=[IDEMPOTENCY],
+                   responses={201: ProductOutSerializer, 200: ProductOutSerializer, **ERRORS, **REPLAY_422},
                    description="Create (201) or update (200) a product by SKU.")
+    @idempotent
     def post(self, request):
         serializer = ProductInSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -12,7 +12,8 @@ from community.selectors import bought_not_reviewed
 from feedback import services
 from feedback.forms import InvitationForm
 from feedback.models import QuestionKind, Referral, ResponseStatus, RewardKind, Survey, SurveyResponse
-from loyalty_site.errors import DomainError
+from feedback.services.surveys import is_for
+from loyalty_site.errors import DomainError, Invalid
 from rewards.models import EntryKind, LedgerEntry
 
 
@@ -32,6 +33,18 @@ def _answers_from(post, questions) -> dict:
     return answers
 
 
+def _posted_round(post, *, default: int) -> int:
+    """The round the form was shown for; a value that is not a number is refused like an old round."""
+    raw = post.get("round", "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid("This survey form is out of date; please answer again.",
+                      fields={"round": "Not a round of this survey."}) from None
+
+
 @member_required
 @require_http_methods(["GET", "POST"])
 def survey(request, survey_id: int):
@@ -42,6 +55,8 @@ def survey(request, survey_id: int):
     response = SurveyResponse.objects.filter(survey=survey, member=request.member, round=round_).first()
     if response is not None and response.status == ResponseStatus.COMPLETED:
         return render(request, "feedback/done.html", {"survey": survey, "already": True})
+    if not is_for(survey=survey, member=request.member, now=now):
+        return render(request, "feedback/not_for_you.html", {"survey": survey}, status=403)
     errors, values = {}, {}
     if response is not None:
         for answer in response.answers.all():
@@ -55,7 +70,7 @@ def survey(request, survey_id: int):
         finish = "finish" in request.POST
         try:
             saved = services.response_save(member=request.member, survey_id=survey.pk,
-                                           round=int(request.POST.get("round", round_)), answers=answers,
+                                           round=_posted_round(request.POST, default=round_), answers=answers,
                                            finish=finish, now=now)
         except DomainError as exc:
             errors = {key: problems[0] for key, problems in exc.fields.items()}

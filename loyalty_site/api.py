@@ -5,13 +5,19 @@ maps a dotted path (``lines.1.quantity``) to its messages, so a partner can poin
 value that was refused.
 """
 
+import json
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, parsers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from loyalty_site import errors
+from loyalty_site.text import has_nul
 
 
 class ApiError(exceptions.APIException):
@@ -74,6 +80,8 @@ def exception_handler(exc, context):
     if isinstance(exc, errors.DomainError):
         status_code = next((s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
         return Response(error_body(exc.code, exc.message, exc.fields), status=status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(_too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -100,6 +108,7 @@ def exception_handler(exc, context):
     return Response(body, status=exc.status_code, headers=headers)
 
 
+@csrf_exempt  # a POST to a path that does not exist is a 404, not a CSRF refusal
 def json_not_found(request, exception=None):
     return JsonResponse(error_body("not_found", "No such resource."), status=status.HTTP_404_NOT_FOUND)
 
@@ -109,6 +118,98 @@ def json_server_error(request):
         error_body("server_error", "Something went wrong on our side; it has been logged."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
+
+
+MAX_JSON_DEPTH = 32
+
+
+def _check_json(value, path: str = "") -> None:
+    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` and NUL characters (PostgreSQL cannot store
+    them in text), naming the place. Iterative: depth is what is being checked."""
+    stack = [(value, path, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ApiError(status_code=400, code="too_deep", message=f"JSON nested deeper than {MAX_JSON_DEPTH}.",
+                           fields={where or "non_field_errors": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
+        if isinstance(item, str):
+            if has_nul(item):
+                raise ApiError(status_code=400, code="invalid", message="Some fields are invalid.",
+                               fields={where or "non_field_errors": ["NUL characters are not allowed."]})
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{where}.{key}" if where else str(key)
+                if has_nul(key):
+                    raise ApiError(status_code=400, code="invalid", message="Some fields are invalid.",
+                                   fields={where or "non_field_errors": ["NUL characters are not allowed in keys."]})
+                stack.append((child, name, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{index}" if where else str(index), depth + 1)
+                         for index, child in enumerate(item))
+
+
+class StrictJSONParser(parsers.JSONParser):
+    """JSON that is UTF-8, at most 32 deep, with no NUL anywhere: anything else is a 400 naming the place.
+
+    The standard parser lets a NUL through (a 500 when it reaches PostgreSQL) and dies with a
+    RecursionError on deep nesting before any check could run.
+    """
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        raw = stream.read() if stream is not None else b""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise exceptions.ParseError("The body is not valid UTF-8.") from None
+        if _too_deep(text):
+            raise ApiError(status_code=400, code="too_deep", message=f"JSON nested deeper than {MAX_JSON_DEPTH}.",
+                           fields={"non_field_errors": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error: {exc.__class__.__name__} at character "
+                                        f"{getattr(exc, 'pos', '?')}.") from None
+        _check_json(data)
+        return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(text: str) -> bool:
+    """A quick scan for brackets deeper than the limit, outside strings, before ``json.loads``
+    recurses into them (it would hit Python's recursion limit at about 1,000)."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def _too_large_body() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_body("payload_too_large", f"The body is larger than {limit:,} bytes.",
+                      {"body": [f"At most {limit:,} bytes."]})
+
+
+def payload_too_large() -> JsonResponse:
+    return JsonResponse(_too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
 class Pagination(PageNumberPagination):

@@ -11,9 +11,9 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.apis import ERRORS, ErrorSerializer
-from accounts.idempotency import idempotent
+from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import ExternalId, Scope
+from accounts.schema import ERRORS, ErrorSerializer
 from accounts.selectors import member_for_partner, partner_member_ids_query
 from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards import selectors, services
@@ -23,13 +23,7 @@ from rewards.payloads import parse_adjustment, parse_event, parse_order, parse_r
 from rewards.program import current_program
 
 MAX_BATCH = 1000
-IDEMPOTENCY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-    description="Any unique string (a UUID). A retry with the same key and body returns the first answer; "
-    "the same key with another body gets 422.",
-)
 CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="The program's state refuses this now.")}
-REPLAY_422 = {422: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused with another body.")}
 
 
 # --- Shapes for the schema --------------------------------------------------------------------------

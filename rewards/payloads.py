@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from loyalty_site.errors import Invalid
+from loyalty_site.text import has_unsafe_characters
 from rewards.currencies import MINOR_UNITS, quantum
 from rewards.models import ActivityType
 
@@ -121,8 +122,8 @@ def _identifier(data: dict, key: str, errors: _Errors, *, path: str | None = Non
         return ""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _ID.match(value):
-        errors.add(path, "Must be 1 to 100 characters without spaces, slashes, '?' or '#'.")
+    if not isinstance(value, str) or not _ID.match(value) or has_unsafe_characters(value):
+        errors.add(path, "Must be 1 to 100 characters without spaces, slashes, '?', '#' or invisible characters.")
         return ""
     return value
 

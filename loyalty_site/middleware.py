@@ -1,0 +1,45 @@
+"""Refuse what no view should ever see, before any view runs: NUL characters in the address or
+the form fields (PostgreSQL cannot store them, and a view would answer 500), and API bodies over
+the size limit (413 in the API's error shape, not an HTML page)."""
+
+from urllib.parse import unquote_to_bytes
+
+from django.conf import settings
+from django.http import HttpResponseBadRequest, JsonResponse
+
+from loyalty_site.api import error_body, payload_too_large
+
+
+def _has_nul(request) -> bool:
+    if "\x00" in request.path_info:
+        return True
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" in query or "\x00" in query or b"\x00" in unquote_to_bytes(query):
+        return True
+    if request.method == "POST" and request.content_type in ("application/x-www-form-urlencoded",
+                                                             "multipart/form-data"):
+        try:
+            return any("\x00" in key or any("\x00" in v for v in values) for key, values in request.POST.lists())
+        except Exception:  # noqa: BLE001  a body Django cannot read is refused by its own view later
+            return False
+    return False
+
+
+def request_guard(get_response):
+    def middleware(request):
+        is_api = request.path_info.startswith("/api/")
+        if _has_nul(request):
+            if is_api:
+                return JsonResponse(error_body("invalid", "NUL characters are not allowed in a request.",
+                                               {"non_field_errors": ["NUL characters are not allowed."]}), status=400)
+            return HttpResponseBadRequest("NUL characters are not allowed in a request.", content_type="text/plain")
+        if is_api:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+                return payload_too_large()
+        return get_response(request)
+
+    return middleware
