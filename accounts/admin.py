@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import ApiKey, AuditLog, ConsentEvent, ExternalId, Member, Partner, Scope, User
+from loyalty_site.errors import DomainError
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -161,12 +162,24 @@ class PartnerAdmin(admin.ModelAdmin):
         return False
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["rate_limit"]
+
+    def clean_rate_limit(self):
+        try:
+            return services.rate_limit_clean(self.cleaned_data["rate_limit"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.fields["rate_limit"]) from None
+
+
+class ApiKeyCreateForm(ApiKeyForm):
     scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
 
     class Meta:
         model = ApiKey
-        fields = ["partner", "name", "scopes"]
+        fields = ["partner", "name", "scopes", "rate_limit"]
 
 
 @admin.register(ApiKey)
@@ -177,17 +190,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = ApiKeyCreateForm
+        kwargs["form"] = ApiKeyCreateForm if obj is None else ApiKeyForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["partner", "name", "scopes"]
-        return ["partner", "name", "prefix", "scopes", "created_at", "created_by", "last_used_at", "revoked_at"]
+            return ["partner", "name", "scopes", "rate_limit"]
+        return ["partner", "name", "prefix", "scopes", "rate_limit", "created_at", "created_by", "last_used_at",
+                "revoked_at"]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.get_fields(request, obj)
+        # Only the rate limit changes after creation (a new scope set is a new key).
+        return [] if obj is None else [f for f in self.get_fields(request, obj) if f != "rate_limit"]
 
     @admin.display(description="Scopes")
     def scope_list(self, obj):
@@ -201,10 +215,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
+            if "rate_limit" in form.changed_data:
+                services.api_key_set_rate_limit(api_key=obj, rate_limit=form.cleaned_data["rate_limit"],
+                                                actor_user=request.user)
             return
         key, raw = services.api_key_create(
             partner=form.cleaned_data["partner"], name=form.cleaned_data["name"],
-            scopes=form.cleaned_data["scopes"], actor_user=request.user,
+            scopes=form.cleaned_data["scopes"], rate_limit=form.cleaned_data.get("rate_limit", ""),
+            actor_user=request.user,
         )
         obj.pk = key.pk
         # Kept on the request only: the response below shows it once, nothing stores it.

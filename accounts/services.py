@@ -26,6 +26,7 @@ from accounts.models import (
 )
 from accounts.selectors import partner_member_ids
 from loyalty_site import bulk
+from loyalty_site.env import parse_rate
 from loyalty_site.errors import Conflict, Invalid
 from loyalty_site.text import has_unsafe_characters
 
@@ -515,19 +516,46 @@ def partner_create(*, name: str, actor_user: User | None = None) -> Partner:
     return partner
 
 
-def api_key_create(*, partner: Partner, name: str, scopes: list[str],
+def rate_limit_clean(rate_limit: str) -> str:
+    rate_limit = (rate_limit or "").strip()
+    if not rate_limit:
+        return ""
+    try:
+        return str(parse_rate(rate_limit))
+    except ValueError as exc:
+        raise Invalid(str(exc), fields={"rate_limit": "Write it like 600/min (per sec, min, hour or day)."}) from None
+
+
+def api_key_create(*, partner: Partner, name: str, scopes: list[str], rate_limit: str = "",
                    actor_user: User | None = None) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never stored and never shown again."""
     scopes = _check_scopes(scopes)
+    rate_limit = rate_limit_clean(rate_limit)
     raw = "ll_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         key = ApiKey.objects.create(
             partner=partner, name=name.strip() or "API key", prefix=raw[:11], key_hash=hash_api_key(raw),
-            scopes=scopes, created_by=actor_user,
+            scopes=scopes, rate_limit=rate_limit, created_by=actor_user,
         )
         _audit(action="api_key.created", actor_user=actor_user, subject=f"api_key:{key.pk}",
-               after={"partner": partner.name, "name": key.name, "prefix": key.prefix, "scopes": scopes})
+               after={"partner": partner.name, "name": key.name, "prefix": key.prefix, "scopes": scopes,
+                      "rate_limit": rate_limit or "default"})
     return key, raw
+
+
+def api_key_set_rate_limit(*, api_key: ApiKey, rate_limit: str, actor_user: User | None = None) -> ApiKey:
+    """Give a key its own rate limit (``600/min``), or back the default with ``""``; audited."""
+    rate_limit = rate_limit_clean(rate_limit)
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+        if key.rate_limit != rate_limit:
+            _audit(action="api_key.rate_limit_changed", actor_user=actor_user, subject=f"api_key:{key.pk}",
+                   before={"rate_limit": key.rate_limit or "default"}, after={"rate_limit": rate_limit or "default"})
+            key.rate_limit = rate_limit
+            key.save(update_fields=["rate_limit"])
+    for hook in API_KEY_FORGET_HOOKS:
+        hook()
+    return key
 
 
 # Called after a key or partner changes, so that cached keys are looked up again.

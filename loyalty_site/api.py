@@ -64,7 +64,6 @@ _CODES = {
     exceptions.MethodNotAllowed: ("method_not_allowed", None),
     exceptions.NotAcceptable: ("not_acceptable", None),
     exceptions.UnsupportedMediaType: ("unsupported_media_type", None),
-    exceptions.Throttled: ("throttled", None),
 }
 
 
@@ -97,6 +96,8 @@ def exception_handler(exc, context):
 
     if isinstance(exc, ApiError):
         body = error_body(exc.error_code, exc.message, exc.fields)
+    elif isinstance(exc, exceptions.Throttled):
+        body = error_body("rate_limited", f"Too many calls with this API key; try again in {int(exc.wait or 1)} s.")
     elif isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", "Some fields are invalid.", flatten_errors(exc.detail))
     else:

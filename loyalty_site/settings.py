@@ -11,7 +11,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from loyalty_site.env import env_bool, env_int, env_list, env_str
+from loyalty_site.env import env_bool, env_int, env_list, env_str, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "loyalty_site.middleware.request_guard",
+    "accounts.ratelimit.rate_limit_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -220,6 +221,13 @@ CELERY_IMPORTS = ["loyalty_site.mail"]
 # 1,000 orders of a few lines each take about 1 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
 
+# Calls each API key may make, unless the key has its own limit: N/sec, N/min, N/hour or N/day.
+# Counted in the cache: with several web processes, CACHE_URL must point at one shared Redis.
+try:
+    API_RATE_LIMIT = parse_rate(env_str("API_RATE_LIMIT", "6000/min"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"API_RATE_LIMIT: {exc}") from None
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
@@ -227,6 +235,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["loyalty_site.api.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "loyalty_site.api.Pagination",
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "loyalty_site.api.exception_handler",
