@@ -116,3 +116,24 @@ def test_refunds_racing_the_release_task_keep_the_books_balanced(tea_shop, ada):
     ada.refresh_from_db()
     assert (ada.points_available, ada.points_pending, ada.points_owed) == (100, 0, 0)
     assert list(ledger_discrepancies()) == []
+
+
+def test_back_dated_events_sent_at_once_never_beat_the_monthly_cap(tea_shop, ada, api):
+    from rewards.models import RuleKind
+
+    RuleFactory(name="Install bonus", kind=RuleKind.FIXED, points_per_unit=None, points=150,
+                activity_type="app_installed", cap_per_month=150)
+    days = ["2026-10-31", "2026-11-01", "2026-11-02", "2026-11-01", "2026-11-02", "2026-11-01"]
+    clients = [client_for(api) for _ in days]
+    results = run_concurrently(lambda i: clients[i].post("/api/v1/events/", {
+        "event_id": f"e-{i}", "type": "app_installed", "member": "cust-42",
+        "occurred_at": f"{days[i]}T10:00:00Z"}, format="json"), len(days))
+    assert sorted(r.status_code for r in results) == [201] * 6
+    earned = {days[i]: 0 for i in range(len(days))}
+    for i, response in enumerate(results):
+        earned[days[i]] += response.json()["points"]
+    assert earned["2026-10-31"] == 150  # October has its own cap
+    assert earned["2026-11-01"] + earned["2026-11-02"] == 150
+    ada.refresh_from_db()
+    assert ada.points_available + ada.points_pending == 300
+    assert ledger_discrepancies() == []

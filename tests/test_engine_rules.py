@@ -191,3 +191,34 @@ class TestRuleValidation:
         with pytest.raises(Invalid) as refused:
             RuleFactory(**fields)
         assert field in refused.value.fields
+
+
+def test_a_back_dated_activity_cannot_beat_the_monthly_cap(tea_shop, ada):
+    RuleFactory(name="Install bonus", kind=RuleKind.FIXED, points_per_unit=None, points=150,
+                activity_type="app_installed", cap_per_month=150)
+    later = activity_record(member=ada, type="app_installed", source_key="e-2", description="Installed",
+                            occurred_at=at("2026-12-02 10:00"))
+    earlier = activity_record(member=ada, type="app_installed", source_key="e-1", description="Installed",
+                              occurred_at=at("2026-12-01 10:00"))
+    assert (later.award.points, earlier.award.points) == (150, 0)
+
+
+def test_no_cap_is_exceeded_whatever_order_activities_arrive_in(tea_shop):
+    import random
+
+    RuleFactory(name="Share bonus", kind=RuleKind.FIXED, points_per_unit=None, points=100,
+                activity_type="social_share", cap_per_day=100, cap_per_month=250)
+    rng = random.Random(7)
+    members = [customer(tea_shop, f"m{n}") for n in range(20)]
+    # Each member shares on 5 days of May and 2 of June, twice a day: 28 shares worth 100 each.
+    arrivals = [(member, day, share) for member in members
+                for day in [*(f"2026-05-{d:02d}" for d in (3, 9, 17, 24, 30)), "2026-06-01", "2026-06-02"]
+                for share in range(2)]
+    rng.shuffle(arrivals)
+    for member, day, share in arrivals:
+        activity_record(member=member, type="social_share", source_key=f"{member.pk}-{day}-{share}",
+                        description="Shared", occurred_at=at(f"{day} 1{share}:00"))
+    for member in members:
+        member.refresh_from_db()
+        # 100 a day at most, 250 a month at most: May gives 250, June 200.
+        assert member.points_available + member.points_pending == 450

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Sum
@@ -66,9 +66,13 @@ class CapTracker:
         if not self.capped or not moments:
             return
         days = [program.local_date(m) for m in moments]
+        # Whole months, both ends: an activity dated the 1st that arrives after one dated the 2nd
+        # must count the 2nd against the month's cap (arrival order is not the order of days).
+        last = max(days).replace(day=1)
+        after_last_month = (last + timedelta(days=32)).replace(day=1)
         rows = (
             PointsAward.objects.filter(member_id__in=set(member_ids), rule_id__in=self.capped,
-                                       day__gte=min(days).replace(day=1), day__lte=max(days))
+                                       day__gte=min(days).replace(day=1), day__lt=after_last_month)
             .values_list("member_id", "rule_id", "day").annotate(total=Sum("points"))
         )
         for member_id, rule_id, day, total in rows:
