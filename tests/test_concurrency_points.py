@@ -136,4 +136,4 @@ def test_back_dated_events_sent_at_once_never_beat_the_monthly_cap(tea_shop, ada
     assert earned["2026-11-01"] + earned["2026-11-02"] == 150
     ada.refresh_from_db()
     assert ada.points_available + ada.points_pending == 300
-    assert ledger_discrepancies() == []
+    assert list(ledger_discrepancies()) == []
