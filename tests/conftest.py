@@ -167,27 +167,32 @@ class WorkerHandle:
         return self.wait_for(find, timeout, "an email from the worker")
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, include: str = "") -> subprocess.Popen:
+    """A real ``celery worker`` process on the test database, consuming ``queue``."""
     from django.db import connection
 
+    database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env.update(DATABASE_URL=database_url, EMAIL_HOST="", CELERY_QUEUE=queue, CONN_MAX_AGE="0",
+               PROGRAM_CACHE_SECONDS="0", **(extra_env or {}))
+    celery = Path(sys.executable).with_name("celery")
+    with open(log_path, "a") as log:
+        return subprocess.Popen(
+            [str(celery), "-A", "loyalty_site", "worker", "--pool=solo", "--loglevel=INFO",
+             "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--hostname", f"tests-{uuid.uuid4().hex[:6]}@%h", *(["--include", include] if include else [])],
+            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     base = tmp_path_factory.mktemp("celery-worker")
     mail_dir = base / "mail"
     mail_dir.mkdir()
     log_path = base / "worker.log"
-    database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(DATABASE_URL=database_url, EMAIL_FILE_PATH=str(mail_dir), EMAIL_HOST="",
-               CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE, CONN_MAX_AGE="0",
-               PROGRAM_CACHE_SECONDS="0")
-    celery = Path(sys.executable).with_name("celery")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(celery), "-A", "loyalty_site", "worker", "--pool=solo", "--loglevel=INFO",
-             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "--hostname", f"tests-{uuid.uuid4().hex[:6]}@%h"],
-            cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    process = start_worker(log_path, queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+                           extra_env={"EMAIL_FILE_PATH": str(mail_dir)})
     handle = WorkerHandle(process, mail_dir, log_path)
     try:
         handle.wait_for(lambda: " ready." in handle.log(), timeout=60, what="the worker to start")
