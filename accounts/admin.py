@@ -1,7 +1,12 @@
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -49,8 +54,13 @@ class ConsentEventInline(ReadOnlyInline):
     verbose_name_plural = "Consent history"
 
 
+class EraseForm(forms.Form):
+    reason = forms.CharField(max_length=500, help_text="Who asked and how, for the audit log (a ticket number).")
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
+    change_form_template = "admin/accounts/member/change_form.html"
     list_display = ["__str__", "email", "points_available", "points_pending", "created_at", "has_login"]
     list_filter = [("user", admin.EmptyFieldListFilter), ("erased_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "phone", "referral_code", "external_ids__external_id"]
@@ -85,11 +95,38 @@ class MemberAdmin(admin.ModelAdmin):
         def set_tier(request, member_id):
             return set_tier_view(request, member_id, self)
 
+        view = self.admin_site.admin_view
         return [
+            path("<int:member_id>/export/", view(self.export_view), name="accounts_member_export"),
+            path("<int:member_id>/erase/", view(self.erase_view), name="accounts_member_erase"),
             path("<int:member_id>/adjust/", self.admin_site.admin_view(adjust), name="accounts_member_adjust"),
             path("<int:member_id>/tier/", self.admin_site.admin_view(set_tier), name="accounts_member_set_tier"),
             *super().get_urls(),
         ]
+
+    def export_view(self, request, member_id):
+        """A data access request answered by staff: the member's JSON, audited."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        member = get_object_or_404(Member, pk=member_id)
+        data = services.member_export(member=member, actor_user=request.user)
+        response = HttpResponse(json.dumps(data, indent=2, default=str), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="member-{member.pk}-data.json"'
+        return response
+
+    def erase_view(self, request, member_id):
+        """An erasure request answered by staff, with a reason for the audit log."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        member = get_object_or_404(Member, pk=member_id)
+        form = EraseForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.member_erase(member=member, actor_user=request.user, reason=form.cleaned_data["reason"])
+            messages.success(request, "Personal data erased; the ledger and orders stay for the books.")
+            return redirect("admin:accounts_member_change", member.pk)
+        context = {**self.admin_site.each_context(request), "title": f"Erase {member}", "member": member,
+                   "form": form, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/accounts/member/erase.html", context)
 
     @admin.display(boolean=True, description="Portal login")
     def has_login(self, obj):

@@ -1,5 +1,6 @@
 from datetime import date
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -9,7 +10,7 @@ from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Channel, Scope
 from accounts.schema import ERRORS, ErrorSerializer
 from accounts.selectors import member_api_representation, member_for_partner
-from accounts.services import REFERRAL_HOOKS, member_upsert_for_partner
+from accounts.services import REFERRAL_HOOKS, member_erase, member_export, member_upsert_for_partner
 
 EMAIL_TAKEN = {409: OpenApiResponse(
     ErrorSerializer, description="`email_taken`: the email belongs to another member (another store's customer, "
@@ -108,3 +109,43 @@ class MemberDetailApi(APIView):
         member = member_for_partner(partner=request.user, external_id=external_id)
         return Response(member_api_representation(member=member, partner=request.user, external_id=external_id,
                                                   scopes=request.auth.scopes))
+
+
+class MemberExportApi(APIView):
+    scopes = {"GET": Scope.MEMBERS_READ}
+
+    @extend_schema(operation_id="members_export", responses={200: OpenApiTypes.OBJECT, **ERRORS},
+                   description="Everything the program holds about this member, for a data access request (GDPR "
+                   "art. 15) from a customer who never logged in to the portal. The request is audited.")
+    def get(self, request, external_id: str):
+        member = member_for_partner(partner=request.user, external_id=external_id)
+        return Response(member_export(member=member, actor_partner=request.user))
+
+
+class MemberEraseInSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True,
+                                   help_text="Why, for the audit log (for example the ticket number).")
+
+
+class MemberEraseOutSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    erased = serializers.BooleanField()
+    erased_at = serializers.DateTimeField()
+
+
+class MemberEraseApi(APIView):
+    scopes = {"POST": Scope.MEMBERS_WRITE}
+
+    @extend_schema(operation_id="members_erase", parameters=[IDEMPOTENCY], request=MemberEraseInSerializer,
+                   responses={200: MemberEraseOutSerializer, **ERRORS, **REPLAY_422},
+                   description="Erase this member's personal data (GDPR art. 17): email, names, phone, birthday, "
+                   "every partner's customer id, consents and the portal login go; ledger, orders and balances stay "
+                   "for the books. Afterwards the external_id is unknown (404). Audited.")
+    @idempotent
+    def post(self, request, external_id: str):
+        data = MemberEraseInSerializer(data=request.data if isinstance(request.data, dict) else {})
+        data.is_valid(raise_exception=True)
+        member = member_for_partner(partner=request.user, external_id=external_id)
+        member = member_erase(member=member, actor_partner=request.user,
+                              reason=data.validated_data.get("reason") or "erasure requested by the partner")
+        return Response({"external_id": external_id, "erased": True, "erased_at": member.erased_at})

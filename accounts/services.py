@@ -432,8 +432,14 @@ EXPORT_SECTIONS: dict[str, Callable[[Member], Any]] = {}
 ERASURE_HOOKS: list[Callable[[Member], None]] = []
 
 
-def member_export(*, member: Member) -> dict[str, Any]:
-    """Everything the program holds about a member, as JSON-ready data (GDPR access request)."""
+def member_export(*, member: Member, actor_user: User | None = None,
+                  actor_partner: Partner | None = None) -> dict[str, Any]:
+    """Everything the program holds about a member, as JSON-ready data (GDPR access request).
+
+    Asked for by staff or a partner (not the member), the request is kept in the audit log."""
+    if actor_user is not None or actor_partner is not None:
+        _audit(action="member.exported", member=member, actor_user=actor_user, actor_partner=actor_partner,
+               subject=f"member:{member.pk}", reason="data access request")
     data: dict[str, Any] = {
         "exported_at": timezone.now().isoformat(),
         "profile": {
@@ -460,7 +466,8 @@ def member_export(*, member: Member) -> dict[str, Any]:
     return data
 
 
-def member_erase(*, member: Member, actor_user: User | None = None, reason: str = "") -> Member:
+def member_erase(*, member: Member, actor_user: User | None = None, actor_partner: Partner | None = None,
+                 reason: str = "") -> Member:
     """Erase a member's personal data and delete their login; keep the program's books.
 
     Ledger entries, orders and other activity stay (the store needs them for its accounts) but no
@@ -482,8 +489,8 @@ def member_erase(*, member: Member, actor_user: User | None = None, reason: str 
         member.consent_events.all().delete()
         for hook in ERASURE_HOOKS:
             hook(member)
-        _audit(action="member.erased", member=member, actor_user=actor_user, subject=f"member:{member.pk}",
-               reason=reason or "erasure requested")
+        _audit(action="member.erased", member=member, actor_user=actor_user, actor_partner=actor_partner,
+               subject=f"member:{member.pk}", reason=reason or "erasure requested")
         if user is not None:
             user.delete()
     return member
