@@ -647,6 +647,10 @@ def main() -> None:
         bench_surveys(rows)
     if wanted("insights"):
         bench_insights(rows)
+    if wanted("images"):
+        from bench.images import bench_images
+
+        bench_images(rows, Row)
     print_table(rows)
     print(f"\n{os.cpu_count()} CPUs, PostgreSQL at {urlparse(DATABASE_URL).netloc}; {time.monotonic() - started:.0f} s")
     if any(r.ok is False for r in rows):

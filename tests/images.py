@@ -46,3 +46,11 @@ def bomb(name="bomb.png") -> SimpleUploadedFile:
 
 def huge(name="huge.jpg", megabytes=11) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, b"\xff\xd8\xff" + b"0" * (megabytes * 1024 * 1024), content_type="image/jpeg")
+
+
+def smooth(name: str, size: tuple[int, int], fmt: str) -> SimpleUploadedFile:
+    """Many pixels in few bytes: a gradient, the worst case for the time an upload takes to clean."""
+    image = Image.linear_gradient("L").resize(size).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type=f"image/{fmt.lower()}")

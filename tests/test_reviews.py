@@ -333,3 +333,23 @@ def test_staff_edit_banned_words_in_the_admin_and_are_told_what_was_held(publish
     from accounts.models import AuditLog
 
     assert AuditLog.objects.filter(action="community.settings", actor_user=staff).exists()
+
+
+def test_a_40_megapixel_png_of_a_few_kilobytes_is_refused_at_once():
+    import time
+
+    from community.images import clean_image
+
+    upload = images.smooth("wide.png", (6300, 6300), "PNG")
+    started = time.perf_counter()
+    with pytest.raises(Invalid) as bad:
+        clean_image(upload, field="photos")
+    assert "too many pixels" in bad.value.fields["photos"][0]
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_48_megapixel_phone_jpeg_is_accepted_and_scaled_down():
+    from community.images import clean_image
+
+    cleaned = clean_image(images.smooth("big.jpg", (8000, 6000), "JPEG"), field="photos")
+    assert (cleaned.width, cleaned.height) == (1600, 1200)
