@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Member, Partner
+from loyalty_site.storage import avatar_path, private_storage, review_photo_path
 
 
 class PublicProfile(models.Model):
@@ -15,7 +16,8 @@ class PublicProfile(models.Model):
     member = models.OneToOneField(Member, on_delete=models.CASCADE, primary_key=True, related_name="public_profile")
     is_public = models.BooleanField(default=False)
     display_name = models.CharField(max_length=40, blank=True)
-    avatar = models.ImageField(upload_to="avatars/", blank=True)
+    avatar = models.ImageField(upload_to=avatar_path, storage=private_storage, blank=True,
+                               help_text="Seen by others only while the profile is public.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -160,8 +162,9 @@ class Review(models.Model):
 
 class ReviewPhoto(models.Model):
     review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="photos")
-    image = models.ImageField(upload_to="reviews/%Y/%m/")
-    thumbnail = models.ImageField(upload_to="reviews/%Y/%m/")
+    # Private until the review is published (see community.views.private_media).
+    image = models.ImageField(upload_to=review_photo_path, storage=private_storage)
+    thumbnail = models.ImageField(upload_to=review_photo_path, storage=private_storage)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     position = models.PositiveSmallIntegerField(default=0)

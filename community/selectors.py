@@ -268,3 +268,25 @@ def bought_not_reviewed(*, member: Member, limit: int = 12) -> list[tuple[str, s
         if len(found) == limit:
             break
     return found
+
+
+def private_media_visible(*, name: str, user) -> tuple[bool, bool]:
+    """Whether ``user`` may see the private upload ``name``, and whether everyone may.
+
+    A review photo is for everyone once the review is published, and before that (pending,
+    rejected, held) only for its author and staff. An avatar is for everyone while the profile
+    is public, otherwise only for its member and staff. A name that is no upload: nobody.
+    """
+    is_staff = bool(getattr(user, "is_staff", False))
+    member_id = getattr(getattr(user, "member", None), "pk", None) if getattr(user, "is_authenticated", False) \
+        else None
+    photo = (ReviewPhoto.objects.filter(Q(image=name) | Q(thumbnail=name))
+             .values("review__status", "review__member_id").first())
+    if photo is not None:
+        public = photo["review__status"] == ModerationStatus.APPROVED
+        return public or is_staff or photo["review__member_id"] == member_id, public
+    profile = PublicProfile.objects.filter(avatar=name).values("is_public", "member_id").first()
+    if profile is not None:
+        public = profile["is_public"]
+        return public or is_staff or profile["member_id"] == member_id, public
+    return False, False

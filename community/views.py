@@ -1,8 +1,9 @@
 import json
+import mimetypes
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +17,7 @@ from community.forms import AnswerForm, PublicProfileForm, QuestionForm, ReportF
 from community.models import Answer, HelpfulVote, ModerationStatus, PublicProfile, Question, Review
 from community.services import public_profile_update
 from loyalty_site.errors import DomainError
+from loyalty_site.storage import private_storage
 from rewards.models import MemberBadge, MemberTier
 
 REVIEWS_PER_PAGE = 10
@@ -223,3 +225,17 @@ def my_reviews(request):
         "to_review": selectors.bought_not_reviewed(member=request.member),
         "statuses": ModerationStatus,
     })
+
+
+def private_media(request, name: str):
+    """A member's upload, for those who may see it (``selectors.private_media_visible``); 404 for
+    everyone else, so that a pending photo's address does not even confirm it exists."""
+    allowed, public = selectors.private_media_visible(name=name, user=request.user)
+    storage = private_storage()
+    if not allowed or not storage.exists(name):
+        raise Http404("No such file.")
+    response = FileResponse(storage.open(name, "rb"), content_type=mimetypes.guess_type(name)[0])
+    # Published files may be cached anywhere; the rest only by the browser that was allowed.
+    response["Cache-Control"] = "public, max-age=86400" if public else "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

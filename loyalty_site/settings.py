@@ -282,8 +282,12 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 # Serve uploads from Django itself; behind a real web server or object storage, turn it off.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
+# Members' uploads (review photos, avatars): never served by a web server, only through the view
+# that checks who may see them (see loyalty_site/storage.py).
+PRIVATE_MEDIA_ROOT = Path(env_str("PRIVATE_MEDIA_ROOT", str(BASE_DIR / "private-media")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "private": {"BACKEND": "loyalty_site.storage.PrivateStorage"},
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"

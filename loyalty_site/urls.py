@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import apis as accounts_apis
 from community import apis as community_apis
+from community import views as community_views
 from loyalty_site import api, views
 from rewards import apis as rewards_apis
 
@@ -52,6 +53,9 @@ urlpatterns = [
     ),
     re_path(r"^api/", api.json_not_found),
 ]
+
+# Members' uploads: always through the view that checks who may see them, whatever serves the rest.
+urlpatterns.insert(0, path("media/private/<path:name>", community_views.private_media, name="private-media"))
 
 if settings.SERVE_MEDIA:
     urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]

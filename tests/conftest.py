@@ -112,6 +112,7 @@ def pytest_configure(config):
     import tempfile
 
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-media-")
+    settings.PRIVATE_MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-private-media-")
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         # A queue of this run's own: nothing left in Redis by an earlier run reaches our worker.
         queue = os.environ.setdefault("CELERY_QUEUE", f"tests-{uuid.uuid4().hex[:12]}")
