@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench migrate worker beat lock screenshots clean
+.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 ## Benchmarks on PostgreSQL (see bench/README.md); not part of `make test`.
 bench: install
 	$(BIN)/python -m bench
+
+## Schemathesis, every check, 100 examples per operation, against a throwaway server (a minute or so).
+fuzz: install
+	$(BIN)/python -m fuzz.run
 
 worker: install
 	$(BIN)/celery -A loyalty_site worker --loglevel=INFO

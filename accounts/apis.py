@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Channel, Scope
-from accounts.schema import ERRORS, ErrorSerializer
+from accounts.schema import ERRORS, ErrorSerializer, Identifier, Text
 from accounts.selectors import member_api_representation, member_for_partner
 from accounts.services import REFERRAL_HOOKS, member_erase, member_export, member_upsert_for_partner
 
@@ -24,14 +24,15 @@ class ConsentsSerializer(serializers.Serializer):
 
 
 class MemberInSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=100)
+    external_id = Identifier()
     email = serializers.EmailField(required=False, allow_blank=True)
-    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True)
-    birthday = serializers.DateField(required=False, allow_null=True)
-    phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
+    first_name = Text(max_length=100, required=False, allow_blank=True)
+    last_name = Text(max_length=100, required=False, allow_blank=True)
+    birthday = serializers.DateField(required=False, allow_null=True, help_text="From 1900-01-01 to today.")
+    phone = Text(max_length=24, required=False, allow_blank=True,
+                 help_text="With its country code (+441234567890); spaces, dashes and brackets are ignored.")
     consents = ConsentsSerializer(required=False)
-    referred_by_code = serializers.CharField(
+    referred_by_code = Text(
         max_length=20, required=False, allow_blank=True,
         help_text="The referral code the customer came with; linked when the member is new.")
 
@@ -123,7 +124,7 @@ class MemberExportApi(APIView):
 
 
 class MemberEraseInSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True,
+    reason = Text(max_length=500, required=False, allow_blank=True,
                                    help_text="Why, for the audit log (for example the ticket number).")
 
 
@@ -143,7 +144,7 @@ class MemberEraseApi(APIView):
                    "for the books. Afterwards the external_id is unknown (404). Audited.")
     @idempotent
     def post(self, request, external_id: str):
-        data = MemberEraseInSerializer(data=request.data if isinstance(request.data, dict) else {})
+        data = MemberEraseInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         member = member_for_partner(partner=request.user, external_id=external_id)
         member = member_erase(member=member, actor_partner=request.user,

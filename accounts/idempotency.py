@@ -10,6 +10,7 @@ may reuse the key. Keys are kept for 7 days (``accounts.tasks.purge_idempotency_
 
 import hashlib
 import json
+import re
 from functools import wraps
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -25,11 +26,14 @@ from loyalty_site.errors import Invalid, Unprocessable
 
 HEADER = "Idempotency-Key"
 # For the schema of every write.
+KEY_PATTERN = r"^[!-~]{1,255}$"  # printable ASCII without spaces: a UUID, a hash, an order number
+_KEY = re.compile(KEY_PATTERN)
 IDEMPOTENCY = OpenApiParameter(
-    HEADER, str, OpenApiParameter.HEADER, required=False,
-    description="Any unique string (a UUID), 1 to 255 characters. A retry with the same key and body returns the "
-    "first answer (with `Idempotent-Replayed: true`); the same key with another body gets 422 "
-    "`idempotency_key_reused`.",
+    HEADER, {"type": "string", "pattern": KEY_PATTERN, "minLength": 1, "maxLength": 255}, OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string (a UUID), 1 to 255 printable ASCII characters without spaces. A retry "
+    "with the same key and body returns the first answer (with `Idempotent-Replayed: true`); the same key "
+    "with another body gets 422 `idempotency_key_reused`.",
 )
 REPLAY_422 = {422: OpenApiResponse(
     ErrorSerializer, description="`idempotency_key_reused`: the Idempotency-Key was used with another body.")}
@@ -47,10 +51,9 @@ def idempotent(handler):
         key = request.headers.get(HEADER)
         if key is None:
             return handler(view, request, *args, **kwargs)
-        key = key.strip()
-        if not key or len(key) > 255:
-            raise Invalid("Idempotency-Key must be 1 to 255 characters.",
-                          fields={HEADER: "Must be 1 to 255 characters."})
+        if not _KEY.match(key):
+            raise Invalid("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.",
+                          fields={HEADER: "Must be 1 to 255 printable ASCII characters without spaces."})
         digest = _request_hash(request)
         with transaction.atomic():
             inserted = bulk.insert_new(

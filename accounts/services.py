@@ -28,12 +28,11 @@ from accounts.selectors import partner_member_ids
 from loyalty_site import bulk
 from loyalty_site.env import parse_rate
 from loyalty_site.errors import Conflict, Invalid
-from loyalty_site.text import has_unsafe_characters
+from loyalty_site.text import IDENTIFIER_RULE, is_identifier
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-_EXTERNAL_ID = re.compile(r"^[^\s/]{1,100}$")
 # No 0/O, 1/I/L: codes are read aloud and typed from paper receipts.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
@@ -62,12 +61,8 @@ def normalize_phone(phone: str | None) -> str:
 
 
 def validate_external_id(external_id: str) -> str:
-    external_id = (external_id or "").strip()
-    if not _EXTERNAL_ID.match(external_id) or has_unsafe_characters(external_id):
-        raise Invalid(
-            "external_id must be 1 to 100 characters without spaces, slashes or invisible characters.",
-            fields={"external_id": "Must be 1 to 100 characters without spaces, slashes or invisible characters."},
-        )
+    if not is_identifier(external_id):
+        raise Invalid(f"external_id must be {IDENTIFIER_RULE}.", fields={"external_id": f"Must be {IDENTIFIER_RULE}."})
     return external_id
 
 

@@ -9,16 +9,16 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Scope
-from accounts.schema import ERRORS
+from accounts.schema import ERRORS, PAGE, Identifier, Text
 from community import selectors, services
 from community.models import Product
 from loyalty_site.errors import Invalid, NotFound
 
 
 class ProductInSerializer(serializers.Serializer):
-    sku = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=255)
-    category = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    sku = Identifier()
+    name = Text(max_length=255)
+    category = Text(max_length=100, required=False, allow_blank=True, default="")
     url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
     image_url = serializers.URLField(max_length=500, required=False, allow_blank=True, default="")
 
@@ -98,8 +98,8 @@ class ProductReviewsApi(APIView):
                              "highest, lowest"),
             OpenApiParameter("rating", int, enum=[1, 2, 3, 4, 5], required=False),
             OpenApiParameter("with_photos", bool, required=False),
-            OpenApiParameter("page", int, required=False),
-            OpenApiParameter("page_size", int, required=False, description="At most 100."),
+            PAGE,
+            OpenApiParameter("page_size", {"type": "integer", "minimum": 1, "maximum": 100}, required=False),
         ],
         responses={200: ReviewPageSerializer, **ERRORS},
         description="The approved reviews of a product and its rating summary (over all approved reviews).",
@@ -150,10 +150,7 @@ class ProductReviewsApi(APIView):
 
 
 def _whole(value: str, field: str, low: int, high: int | None) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = low - 1
+    number = int(value) if value.isascii() and value.isdigit() else low - 1
     if number < low or (high is not None and number > high):
         bound = f"from {low} to {high}" if high else f"from {low}"
         raise Invalid(f"{field} must be a whole number {bound}.", fields={field: f"A whole number {bound}."})

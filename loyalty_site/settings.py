@@ -269,6 +269,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.schema.path_parameters_hook",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChannelEnum": "accounts.models.Channel",
         "ResultStatusEnum": ["accepted", "duplicate", "rejected"],

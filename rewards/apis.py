@@ -5,7 +5,7 @@ below describe the same shapes for the OpenAPI schema.
 """
 
 from django.db.models.functions import Coalesce
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
@@ -13,13 +13,30 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import ExternalId, Scope
-from accounts.schema import ERRORS, ErrorSerializer
+from accounts.schema import (
+    ERRORS,
+    IDENTIFIER_SCHEMA,
+    ErrorSerializer,
+    Identifier,
+    Money,
+    PositiveMoney,
+    Text,
+    WholeNumber,
+)
 from accounts.selectors import member_for_partner, partner_member_ids_query
 from loyalty_site.errors import Conflict, Invalid, NotFound
+from loyalty_site.text import IDENTIFIER_RULE, is_identifier
 from rewards import selectors, services
 from rewards.currencies import money_str
 from rewards.models import Coupon, EntryKind, LedgerEntry, Reward
-from rewards.payloads import parse_adjustment, parse_event, parse_order, parse_refund
+from rewards.payloads import (
+    EVENT_TYPE_PATTERN,
+    MAX_LINES,
+    parse_adjustment,
+    parse_event,
+    parse_order,
+    parse_refund,
+)
 from rewards.program import current_program
 
 MAX_BATCH = 1000
@@ -29,26 +46,25 @@ CONFLICT = {409: OpenApiResponse(ErrorSerializer, description="The program's sta
 # --- Shapes for the schema --------------------------------------------------------------------------
 
 class LineInSerializer(serializers.Serializer):
-    sku = serializers.CharField(max_length=100)
-    name = serializers.CharField(max_length=255, required=False)
-    category = serializers.CharField(max_length=100, required=False)
-    quantity = serializers.IntegerField(min_value=1)
-    unit_price = serializers.DecimalField(max_digits=14, decimal_places=3, coerce_to_string=True)
+    sku = Identifier()
+    name = Text(max_length=255, required=False, allow_blank=True, allow_null=True)
+    category = Text(max_length=100, required=False, allow_blank=True, allow_null=True)
+    quantity = WholeNumber(min_value=1, max_value=100_000)
+    unit_price = Money()
 
 
 class OrderInSerializer(serializers.Serializer):
-    order_id = serializers.CharField(max_length=100)
-    member = serializers.CharField(help_text="Your external_id for the customer.")
-    placed_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone offset.")
-    currency = serializers.CharField(min_length=3, max_length=3)
-    total = serializers.DecimalField(
-        max_digits=14, decimal_places=3,
-        help_text="Lines + shipping + tax - discount, to within one minor unit per line.",
-    )
-    shipping = serializers.DecimalField(max_digits=14, decimal_places=3, required=False)
-    tax = serializers.DecimalField(max_digits=14, decimal_places=3, required=False)
-    discount = serializers.DecimalField(max_digits=14, decimal_places=3, required=False)
-    lines = LineInSerializer(many=True)
+    order_id = Identifier()
+    member = Identifier(help_text="Your external_id for the customer.")
+    placed_at = serializers.DateTimeField(help_text="ISO 8601 with a time zone offset; not in the future, "
+                                          "not before 1990.")
+    currency = serializers.RegexField(r"^[A-Za-z]{3}$", help_text="ISO 4217, one the program accepts.")
+    total = Money(help_text="Lines + shipping + tax - discount, to within one minor unit per line; no more "
+                  "decimals than the currency has.")
+    shipping = Money(required=False, allow_null=True)
+    tax = Money(required=False, allow_null=True)
+    discount = Money(required=False, allow_null=True, help_text="At most the sum of the lines.")
+    lines = serializers.ListField(child=LineInSerializer(), min_length=1, max_length=MAX_LINES)
 
 
 class RuleAwardSerializer(serializers.Serializer):
@@ -70,7 +86,7 @@ class OrderOutSerializer(serializers.Serializer):
 
 
 class BatchInSerializer(serializers.Serializer):
-    orders = OrderInSerializer(many=True)
+    orders = serializers.ListField(child=OrderInSerializer(), min_length=1, max_length=MAX_BATCH)
 
 
 class BatchOutSerializer(serializers.Serializer):
@@ -81,15 +97,15 @@ class BatchOutSerializer(serializers.Serializer):
 
 
 class RefundLineInSerializer(serializers.Serializer):
-    sku = serializers.CharField()
-    quantity = serializers.IntegerField(min_value=1)
+    sku = Identifier()
+    quantity = WholeNumber(min_value=1, max_value=100_000)
 
 
 class RefundInSerializer(serializers.Serializer):
-    refund_id = serializers.CharField(max_length=100)
-    amount = serializers.DecimalField(max_digits=14, decimal_places=3, required=False,
-                                      help_text="A partial refund by amount, spread over the lines by value.")
-    lines = RefundLineInSerializer(many=True, required=False, help_text="A refund of these units.")
+    refund_id = Identifier()
+    amount = PositiveMoney(required=False, allow_null=True,
+                   help_text="A partial refund by amount (more than zero), spread over the lines by value.")
+    lines = RefundLineInSerializer(many=True, required=False, help_text="A refund of these units; not with amount.")
 
 
 class RefundOutSerializer(serializers.Serializer):
@@ -104,11 +120,12 @@ class RefundOutSerializer(serializers.Serializer):
 
 
 class EventInSerializer(serializers.Serializer):
-    event_id = serializers.CharField(max_length=100)
-    type = serializers.CharField(max_length=50)
-    member = serializers.CharField()
-    occurred_at = serializers.DateTimeField()
-    properties = serializers.DictField(required=False)
+    event_id = Identifier()
+    type = serializers.RegexField(EVENT_TYPE_PATTERN, help_text="Lower-case letters, digits and underscores; not a "
+                                  "built-in activity type (order, refund...).")
+    member = Identifier()
+    occurred_at = serializers.DateTimeField(help_text="Not in the future, not before 1990.")
+    properties = serializers.DictField(required=False, allow_null=True, help_text="At most 10,000 characters of JSON.")
 
 
 class EventOutSerializer(serializers.Serializer):
@@ -126,9 +143,14 @@ class BalanceSerializer(serializers.Serializer):
     owed = serializers.IntegerField()
 
 
+@extend_schema_field({"type": "integer", "minimum": -10_000_000, "maximum": 10_000_000, "not": {"enum": [0]}})
+class AdjustmentPoints(WholeNumber):
+    pass
+
+
 class AdjustmentInSerializer(serializers.Serializer):
-    points = serializers.IntegerField(help_text="Positive to credit, negative to debit.")
-    reason = serializers.CharField(max_length=500)
+    points = AdjustmentPoints(help_text="Positive to credit, negative to debit; not zero.")
+    reason = Text(max_length=500)
 
 
 class AdjustmentOutSerializer(serializers.Serializer):
@@ -179,8 +201,8 @@ class RewardSerializer(serializers.ModelSerializer):
 
 
 class RedemptionInSerializer(serializers.Serializer):
-    member = serializers.CharField()
-    reward = serializers.IntegerField()
+    member = Identifier()
+    reward = WholeNumber(min_value=1, max_value=2**63 - 1)
 
 
 class CouponSerializer(serializers.Serializer):
@@ -203,7 +225,7 @@ class RedemptionOutSerializer(serializers.Serializer):
 
 
 class CouponUseInSerializer(serializers.Serializer):
-    order_id = serializers.CharField(required=False, help_text="The order the coupon was used on.")
+    order_id = Text(max_length=100, required=False, allow_blank=True, help_text="The order the coupon was used on.")
 
 
 # --- Answers ---------------------------------------------------------------------------------------
@@ -397,7 +419,7 @@ class RewardListApi(ListAPIView):
 
     @extend_schema(
         operation_id="rewards_list",
-        parameters=[OpenApiParameter("member", str, required=False,
+        parameters=[OpenApiParameter("member", IDENTIFIER_SCHEMA["oneOf"][0], required=False,
                                      description="Your external_id: only rewards this member can redeem now.")],
         responses={200: RewardSerializer(many=True), **ERRORS},
     )
@@ -406,7 +428,9 @@ class RewardListApi(ListAPIView):
 
     def get_queryset(self):
         external_id = self.request.query_params.get("member")
-        if external_id:
+        if external_id is not None and not is_identifier(external_id):
+            raise Invalid(f"member must be {IDENTIFIER_RULE}.", fields={"member": f"Must be {IDENTIFIER_RULE}."})
+        if external_id is not None:
             member = member_for_partner(partner=self.request.user, external_id=external_id)
             return selectors.redeemable_rewards(member=member)
         return [item.reward for item in selectors.catalog(member=None)]
@@ -460,7 +484,7 @@ class CouponUseApi(APIView):
     )
     @idempotent
     def post(self, request, code: str):
-        data = CouponUseInSerializer(data=request.data if isinstance(request.data, dict) else {})
+        data = CouponUseInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         coupon = services.coupon_use(code=code, partner=request.user, order_id=data.validated_data.get("order_id", ""))
         return Response(_coupon_body(coupon, partner=request.user, request=request))

@@ -23,11 +23,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from loyalty_site.errors import Invalid
-from loyalty_site.text import has_unsafe_characters
+from loyalty_site.text import IDENTIFIER_RULE, MAX_INTEGER_ID, MONEY, is_identifier
 from rewards.currencies import MINOR_UNITS, quantum
 from rewards.models import ActivityType
 
-_ID = re.compile(r"^[^\s/?#]{1,100}$")
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,49}$"
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 MAX_LINES = 500
 MAX_FUTURE = timedelta(minutes=10)
@@ -120,10 +120,10 @@ def _identifier(data: dict, key: str, errors: _Errors, *, path: str | None = Non
         if required:
             errors.add(path, "This field is required.")
         return ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not _ID.match(value) or has_unsafe_characters(value):
-        errors.add(path, "Must be 1 to 100 characters without spaces, slashes, '?', '#' or invisible characters.")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INTEGER_ID:
+        value = str(value)  # a numeric id sent as a JSON number: read as its digits
+    if not is_identifier(value):
+        errors.add(path, f"Must be {IDENTIFIER_RULE}.")
         return ""
     return value
 
@@ -148,7 +148,8 @@ def _money(data: dict, key: str, errors: _Errors, *, path: str, currency: str | 
         if required:
             errors.add(path, "This field is required.")
         return Decimal(0)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or (
+            isinstance(value, str) and not MONEY.match(value)):
         errors.add(path, 'Must be a decimal string such as "12.50".')
         return Decimal(0)
     try:
@@ -162,7 +163,7 @@ def _money(data: dict, key: str, errors: _Errors, *, path: str, currency: str | 
     if amount < 0 or (positive and amount == 0):
         errors.add(path, "Must be greater than zero." if positive else "Must not be negative.")
         return Decimal(0)
-    if amount >= Decimal("100000000000"):
+    if amount > Decimal("99999999999.999"):
         errors.add(path, "Too large.")
         return Decimal(0)
     if currency in MINOR_UNITS and amount != amount.quantize(quantum(currency)):
@@ -193,7 +194,10 @@ def _moment(data: dict, key: str, errors: _Errors, *, path: str, now: datetime) 
     if value is None or value == "":
         errors.add(path, "This field is required.")
         return None
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but impossible: minute 99, 30 February
+        moment = None
     if moment is None:
         errors.add(path, "Must be an ISO 8601 date and time such as 2026-05-01T10:00:00Z.")
         return None

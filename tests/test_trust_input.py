@@ -190,3 +190,11 @@ def test_a_short_secret_key_is_refused_in_production(tmp_path):
                             cwd=settings.BASE_DIR, timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY must be at least 50 characters" in result.stderr
+
+
+def test_an_impossible_time_is_400_naming_the_field(api, tea_shop):
+    customer(tea_shop, "cust-42")
+    response = api.post("/api/v1/events/", {"event_id": "e-1", "type": "app_installed", "member": "cust-42",
+                                            "occurred_at": "2024-01-01T12:99:00Z"}, format="json")
+    assert response.status_code == 400
+    assert list(error_of(response)["fields"]) == ["occurred_at"]
