@@ -647,6 +647,10 @@ def main() -> None:
         bench_surveys(rows)
     if wanted("insights"):
         bench_insights(rows)
+    if wanted("ratelimit"):
+        from bench.ratelimit import bench_ratelimit
+
+        bench_ratelimit(rows, Row)
     if wanted("images"):
         from bench.images import bench_images
 
