@@ -292,9 +292,30 @@ SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 # Members' uploads (review photos, avatars): never served by a web server, only through the view
 # that checks who may see them (see loyalty_site/storage.py).
 PRIVATE_MEDIA_ROOT = Path(env_str("PRIVATE_MEDIA_ROOT", str(BASE_DIR / "private-media")))
+# Object storage (S3 or any S3-compatible store) for every upload, when a bucket is named: public
+# media under public/ (the bucket's policy must let anyone read that prefix), members' uploads
+# under private/, reached only through signed URLs that last S3_SIGNED_URL_SECONDS.
+S3_BUCKET = env_str("S3_BUCKET")
+_S3 = {
+    "bucket_name": S3_BUCKET,
+    "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+    "region_name": env_str("S3_REGION") or None,
+    "access_key": env_str("S3_ACCESS_KEY_ID") or None,
+    "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+    "addressing_style": env_str("S3_ADDRESSING_STYLE", "path"),
+    "file_overwrite": False,
+}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "private": {"BACKEND": "loyalty_site.storage.PrivateStorage"},
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"} if not S3_BUCKET else {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {**_S3, "location": "public", "querystring_auth": False,
+                    "custom_domain": env_str("S3_CUSTOM_DOMAIN") or None},
+    },
+    "private": {"BACKEND": "loyalty_site.storage.PrivateStorage"} if not S3_BUCKET else {
+        "BACKEND": "loyalty_site.storage.PrivateS3Storage",
+        "OPTIONS": {**_S3, "location": "private", "querystring_auth": True, "default_acl": "private",
+                    "querystring_expire": env_int("S3_SIGNED_URL_SECONDS", 300, minimum=10)},
+    },
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -315,12 +336,19 @@ USE_TZ = True
 # Content-Security-Policy on every page: scripts only from our own files (no inline script, no
 # eval), no plugins, no framing, forms post only here. Styles may be inline (style attributes in
 # templates and the admin's theme); they cannot run code.
+# Pictures may also come from the bucket (public media, and private ones by signed redirect).
+_MEDIA_ORIGINS = []
+if S3_BUCKET:
+    _custom = env_str("S3_CUSTOM_DOMAIN")
+    _endpoint = env_str("S3_ENDPOINT_URL")
+    _MEDIA_ORIGINS = [f"https://{_custom}"] if _custom else []
+    _MEDIA_ORIGINS.append("/".join(_endpoint.split("/")[:3]) if _endpoint else "https://*.amazonaws.com")
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF],
         "style-src": [SELF, UNSAFE_INLINE],
-        "img-src": [SELF, "data:"],
+        "img-src": [SELF, "data:", *_MEDIA_ORIGINS],
         "object-src": [NONE],
         "base-uri": [SELF],
         "form-action": [SELF],
