@@ -198,3 +198,15 @@ def test_an_impossible_time_is_400_naming_the_field(api, tea_shop):
                                             "occurred_at": "2024-01-01T12:99:00Z"}, format="json")
     assert response.status_code == 400
     assert list(error_of(response)["fields"]) == ["occurred_at"]
+
+
+def test_refused_bodies_are_not_quoted_into_the_log(api, caplog):
+    import logging
+
+    secret = "card-4111111111111111"
+    bodies = [b'{"external_id": "' + secret.encode() + b'", ', b'{"external_id": "' + secret.encode() + b'\\u0000"}',
+              b'{"x": "' + secret.encode() + b'", "y": ' + b"[" * 100 + b"]" * 100 + b"}"]
+    with caplog.at_level(logging.DEBUG):
+        for body in bodies:
+            assert send(api, "post", "/api/v1/members/", body).status_code == 400
+    assert secret not in caplog.text
