@@ -13,7 +13,7 @@ from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import ApiKey, AuditLog, ConsentEvent, ExternalId, Member, Partner, Scope, User
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 
 
 class ReadOnlyInline(admin.TabularInline):

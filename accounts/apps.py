@@ -14,7 +14,7 @@ class AccountsConfig(AppConfig):
             schema,  # noqa: F401  (registers the API key scheme)
             services,
         )
-        from loyalty_site.errors import Conflict
+        from core.errors import Conflict
 
         def on_email_confirmed(request, email_address, **kwargs):
             services.member_attach_user(user=email_address.user, email=email_address.email)

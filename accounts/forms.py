@@ -2,7 +2,7 @@ from django import forms
 
 from accounts.models import Channel, Member, Purpose
 from accounts.services import normalize_phone
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 
 
 class ProfileForm(forms.ModelForm):

@@ -21,8 +21,8 @@ from rest_framework.response import Response
 
 from accounts.models import IdempotencyRecord
 from accounts.schema import ErrorSerializer
-from loyalty_site import bulk
-from loyalty_site.errors import Invalid, Unprocessable
+from core import bulk
+from core.errors import Invalid, Unprocessable
 
 HEADER = "Idempotency-Key"
 # For the schema of every write.

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
-from loyalty_site.env import Rate, parse_rate
+from core.rates import Rate, parse_rate
 
 
 @dataclass(frozen=True)

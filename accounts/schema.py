@@ -3,7 +3,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
-from loyalty_site.text import (
+from core.text import (
     IDENTIFIER_PATTERN,
     IDENTIFIER_RULE,
     MAX_INTEGER_ID,

@@ -3,7 +3,7 @@
 from django.db import connection
 
 from accounts.models import ExternalId, Member, Partner
-from loyalty_site.errors import NotFound
+from core.errors import NotFound
 
 # Apps add fields to the partner API's member representation: ``fn(member, partner) -> dict``.
 MEMBER_API_SECTIONS: list = []

@@ -25,10 +25,10 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import partner_member_ids
-from loyalty_site import bulk
-from loyalty_site.env import parse_rate
-from loyalty_site.errors import Conflict, Invalid
-from loyalty_site.text import IDENTIFIER_RULE, is_identifier
+from core import bulk
+from core.errors import Conflict, Invalid
+from core.rates import parse_rate
+from core.text import IDENTIFIER_RULE, is_identifier
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
 _PHONE_JUNK = re.compile(r"[\s\-().]")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.decorators import member_required
 from accounts.forms import DeleteAccountForm, ProfileForm
 from accounts.services import member_erase, member_export, member_update_profile, notifications_mark_read
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 
 
 @member_required

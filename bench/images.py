@@ -20,7 +20,7 @@ _MEASURE = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 from community.images import clean_image
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 data = open(sys.argv[2], "rb").read()
 import io
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -21,8 +21,8 @@ from community.models import (
     Spotlight,
 )
 from community.services import spotlight_create
-from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
-from loyalty_site.errors import DomainError
+from core.admin import ReadOnlyAdmin, SingletonAdmin
+from core.errors import DomainError
 
 
 @admin.register(PublicProfile)

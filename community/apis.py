@@ -12,7 +12,7 @@ from accounts.models import Scope
 from accounts.schema import ERRORS, PAGE, Identifier, Text
 from community import selectors, services
 from community.models import Product
-from loyalty_site.errors import Invalid, NotFound
+from core.errors import Invalid, NotFound
 
 
 class ProductInSerializer(serializers.Serializer):

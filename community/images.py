@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 
 FORMATS = {"JPEG": ("jpg", "JPEG"), "PNG": ("png", "PNG"), "WEBP": ("webp", "WEBP")}
 MAX_BYTES = 10 * 1024 * 1024

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Member, Partner
-from loyalty_site.storage import avatar_path, private_storage, review_photo_path
+from core.storage import avatar_path, private_storage, review_photo_path
 
 
 class PublicProfile(models.Model):

@@ -16,8 +16,8 @@ from community import selectors, services
 from community.forms import AnswerForm, PublicProfileForm, QuestionForm, ReportForm, ReviewForm
 from community.models import Answer, HelpfulVote, ModerationStatus, PublicProfile, Question, Review
 from community.services import public_profile_update
-from loyalty_site.errors import DomainError
-from loyalty_site.storage import private_storage
+from core.errors import DomainError
+from core.storage import private_storage
 from rewards.models import MemberBadge, MemberTier
 
 REVIEWS_PER_PAGE = 10

@@ -7,6 +7,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdmin, SingletonAdmin
+from core.charts import bar_chart, line_chart
+from core.errors import DomainError
 from feedback import selectors, services
 from feedback.models import (
     FollowUp,
@@ -16,9 +19,6 @@ from feedback.models import (
     Survey,
     SurveyQuestion,
 )
-from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
-from loyalty_site.charts import bar_chart, line_chart
-from loyalty_site.errors import DomainError
 from rewards.models import Order
 
 

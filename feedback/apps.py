@@ -24,15 +24,15 @@ class FeedbackConfig(AppConfig):
 
 def _check_code(*, code: str, field: str) -> None:
     from accounts.models import Member
-    from loyalty_site.errors import Invalid
+    from core.errors import Invalid
 
     if not Member.objects.filter(referral_code__iexact=code.strip(), erased_at__isnull=True).exists():
         raise Invalid("Unknown referral code.", code="unknown_code", fields={field: "Unknown referral code."})
 
 
 def _link(*, friend, code: str, source: str, device: str = "") -> dict:
+    from core.errors import DomainError
     from feedback.services import referral_link
-    from loyalty_site.errors import DomainError
 
     try:
         referral = referral_link(friend=friend, code=code, source=source, device=device)

@@ -9,11 +9,11 @@ from django.views.decorators.http import require_http_methods
 from accounts.decorators import member_required
 from accounts.models import Member
 from community.selectors import bought_not_reviewed
+from core.errors import DomainError, Invalid
 from feedback import services
 from feedback.forms import InvitationForm
 from feedback.models import QuestionKind, Referral, ResponseStatus, RewardKind, Survey, SurveyResponse
 from feedback.services.surveys import is_for
-from loyalty_site.errors import DomainError, Invalid
 from rewards.models import EntryKind, LedgerEntry
 
 

@@ -14,9 +14,9 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from core import bulk
 from insights import clv, metrics
 from insights.models import MemberInsight, Snapshot, SnapshotRun
-from loyalty_site import bulk
 from rewards.program import current_program
 
 PERIODS = (7, 30, 90, 365)

@@ -11,9 +11,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.charts import bar_chart, line_chart
 from insights import metrics, services
 from insights.models import MemberInsight, Snapshot, SnapshotRun
-from loyalty_site.charts import bar_chart, line_chart
 
 PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "12 months"}
 # (key, label, unit, higher is better)

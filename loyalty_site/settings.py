@@ -12,7 +12,8 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from loyalty_site.env import env_bool, env_int, env_list, env_str, parse_rate
+from core.rates import parse_rate
+from loyalty_site.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "core",
     "accounts",
     "rewards",
     "community",
@@ -64,7 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "loyalty_site.middleware.request_guard",
+    "core.middleware.request_guard",
     "accounts.ratelimit.rate_limit_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -94,7 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "loyalty_site.context_processors.program",
             ],
-            "builtins": ["loyalty_site.templatetags"],
+            "builtins": ["core.templatetags"],
         },
     },
 ]
@@ -171,7 +173,7 @@ ACCOUNT_RATE_LIMITS = {
 # Every email is queued as a Celery task (after the transaction commits) and delivered by the
 # backend below: SMTP when EMAIL_HOST is set, files in EMAIL_FILE_PATH when that is set (for
 # staging), the console otherwise.
-EMAIL_BACKEND = "loyalty_site.mail.QueuedEmailBackend"
+EMAIL_BACKEND = "core.mail.QueuedEmailBackend"
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH")
 if EMAIL_HOST:
@@ -229,7 +231,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "survey-invitations": {"task": "feedback.send_survey_invitations", "schedule": crontab(minute=20)},
     "insights-snapshot": {"task": "insights.nightly_snapshot", "schedule": crontab(hour=2, minute=30)},
 }
-CELERY_IMPORTS = ["loyalty_site.mail"]
+CELERY_IMPORTS = ["core.mail"]
 
 # A request body (not counting uploaded files) may be this large; the API answers 413 above it.
 # 1,000 orders of a few lines each take about 1 MB.
@@ -247,12 +249,12 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.authentication.HasScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["loyalty_site.api.StrictJSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "loyalty_site.api.Pagination",
+    "DEFAULT_PARSER_CLASSES": ["core.api.StrictJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "DEFAULT_THROTTLE_CLASSES": ["accounts.ratelimit.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "loyalty_site.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "PAGE_SIZE": 50,
 }
@@ -290,7 +292,7 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 # Serve uploads from Django itself; behind a real web server or object storage, turn it off.
 SERVE_MEDIA = env_bool("SERVE_MEDIA", True)
 # Members' uploads (review photos, avatars): never served by a web server, only through the view
-# that checks who may see them (see loyalty_site/storage.py).
+# that checks who may see them (see core/storage.py).
 PRIVATE_MEDIA_ROOT = Path(env_str("PRIVATE_MEDIA_ROOT", str(BASE_DIR / "private-media")))
 # Object storage (S3 or any S3-compatible store) for every upload, when a bucket is named: public
 # media under public/ (the bucket's policy must let anyone read that prefix), members' uploads
@@ -311,8 +313,8 @@ STORAGES = {
         "OPTIONS": {**_S3, "location": "public", "querystring_auth": False,
                     "custom_domain": env_str("S3_CUSTOM_DOMAIN") or None},
     },
-    "private": {"BACKEND": "loyalty_site.storage.PrivateStorage"} if not S3_BUCKET else {
-        "BACKEND": "loyalty_site.storage.PrivateS3Storage",
+    "private": {"BACKEND": "core.storage.PrivateStorage"} if not S3_BUCKET else {
+        "BACKEND": "core.storage.PrivateS3Storage",
         "OPTIONS": {**_S3, "location": "private", "querystring_auth": True, "default_acl": "private",
                     "querystring_expire": env_int("S3_SIGNED_URL_SECONDS", 300, minimum=10)},
     },

@@ -7,7 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts import apis as accounts_apis
 from community import apis as community_apis
 from community import views as community_views
-from loyalty_site import api, views
+from core import api
+from loyalty_site import views
 from rewards import apis as rewards_apis
 
 admin.site.site_header = f"{settings.PROGRAM_NAME} administration"

@@ -6,7 +6,8 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 
 from accounts.decorators import member_required
-from loyalty_site import api, portal
+from core import api
+from loyalty_site import portal
 
 
 def home(request):

@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Member, Partner
-from loyalty_site.admin import ReadOnlyAdmin, SingletonAdmin
-from loyalty_site.errors import DomainError
+from core.admin import ReadOnlyAdmin, SingletonAdmin
+from core.errors import DomainError
 from rewards import selectors, services
 from rewards.currencies import is_currency
 from rewards.models import (

@@ -24,8 +24,8 @@ from accounts.schema import (
     WholeNumber,
 )
 from accounts.selectors import member_for_partner, partner_member_ids_query
-from loyalty_site.errors import Conflict, Invalid, NotFound
-from loyalty_site.text import IDENTIFIER_RULE, is_identifier
+from core.errors import Conflict, Invalid, NotFound
+from core.text import IDENTIFIER_RULE, is_identifier
 from rewards import selectors, services
 from rewards.currencies import money_str
 from rewards.models import Coupon, EntryKind, LedgerEntry, Reward

@@ -25,7 +25,7 @@ from django.db import OperationalError
 
 from accounts.models import Partner
 from accounts.services import members_ensure_for_partner
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 from rewards.payloads import OrderInput, parse_order
 from rewards.program import current_program
 from rewards.services import orders_record

@@ -23,8 +23,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member
-from loyalty_site import bulk
-from loyalty_site.errors import Conflict
+from core import bulk
+from core.errors import Conflict
 from rewards.models import EntryKind, LedgerEntry, PointsLot
 
 

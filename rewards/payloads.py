@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from loyalty_site.errors import Invalid
-from loyalty_site.text import IDENTIFIER_RULE, MAX_INTEGER_ID, MONEY, is_identifier
+from core.errors import Invalid
+from core.text import IDENTIFIER_RULE, MAX_INTEGER_ID, MONEY, is_identifier
 from rewards.currencies import MINOR_UNITS, quantum
 from rewards.models import ActivityType
 

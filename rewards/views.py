@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import member_required
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 from rewards import selectors
 from rewards.models import Challenge, EntryKind, Reward
 from rewards.services import progress as progress_services

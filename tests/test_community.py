@@ -8,7 +8,7 @@ from PIL import Image
 
 from community.models import PublicProfile
 from community.services import public_profile_update, spotlight_create
-from loyalty_site.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 from rewards.services import points_adjust
 from tests import images
 from tests.factories import RuleFactory, customer, place_order, set_program

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from rewards.models import Coupon, EntryKind, LedgerEntry, Order, PointsLot, RuleKind
 from rewards.payloads import parse_order
 from rewards.program import current_program

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 from rewards.models import RuleKind
 from rewards.services import activity_record
 from tests.factories import RuleFactory, at, customer, place_order, same_store, set_program

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, AuditLog, Partner
 from accounts.services import hash_api_key
+from core.mail import deliver_email, message_to_payload
 from loyalty_site import views
-from loyalty_site.mail import deliver_email, message_to_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def test_emails_are_queued_only_when_the_transaction_commits(django_capture_on_c
     from django.core.mail import send_mail
     from django.db import transaction
 
-    with override_settings(EMAIL_BACKEND="loyalty_site.mail.QueuedEmailBackend"):
+    with override_settings(EMAIL_BACKEND="core.mail.QueuedEmailBackend"):
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             with transaction.atomic():
                 send_mail("Hello", "Body", "from@example.com", ["to@example.com"], html_message="<p>Body</p>")
@@ -139,7 +139,7 @@ def test_the_email_task_delivers_the_message_as_it_was_written():
 def test_a_real_worker_delivers_queued_email(celery_worker):
     from django.core.mail import send_mail
 
-    with override_settings(EMAIL_BACKEND="loyalty_site.mail.QueuedEmailBackend"):
+    with override_settings(EMAIL_BACKEND="core.mail.QueuedEmailBackend"):
         send_mail("Worker hello", "Sent by the worker", "from@example.com", ["to@example.com"])
     delivered = celery_worker.wait_for_email(lambda text: "Worker hello" in text)
     assert "Sent by the worker" in delivered

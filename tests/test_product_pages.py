@@ -12,7 +12,7 @@ from accounts.models import Channel
 from community import services
 from community.models import Answer, HelpfulVote, ModerationStatus, Product, Question, Review, ReviewRequest
 from community.services import ReviewInput
-from loyalty_site.errors import Conflict
+from core.errors import Conflict
 from tests import images
 from tests.conftest import partner_client
 from tests.factories import customer, place_order, refund, set_program

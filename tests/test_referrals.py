@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Member
+from core.errors import Conflict, Invalid
 from feedback import services
 from feedback.models import Referral, ReferralStatus
-from loyalty_site.errors import Conflict, Invalid
 from rewards.models import ActivityType, Coupon
 from rewards.services import pending_release_due
 from tests.factories import RewardFactory, customer, place_order, set_program

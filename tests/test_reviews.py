@@ -8,7 +8,7 @@ from PIL import Image
 from community import services
 from community.models import Flag, ModerationLog, ModerationStatus, Review, ReviewPhoto
 from community.services import ReviewInput
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from rewards.models import ActivityType
 from tests import images
 from tests.factories import RuleFactory, customer, place_order, refund, set_program

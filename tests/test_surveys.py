@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from accounts.models import Channel
 from community import services as community
+from core.errors import Conflict, Invalid
 from feedback import selectors, services
 from feedback.models import FollowUp, Survey, SurveyAnswer, SurveyQuestion, SurveyResponse
-from loyalty_site.errors import Conflict, Invalid
 from rewards.models import ActivityType
 from tests.factories import RuleFactory, customer, make_tiers, place_order, set_program
 

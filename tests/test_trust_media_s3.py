@@ -33,7 +33,7 @@ def s3(settings):
         **settings.STORAGES,
         "default": {"BACKEND": "storages.backends.s3.S3Storage",
                     "OPTIONS": {**common, "location": "public", "querystring_auth": False}},
-        "private": {"BACKEND": "loyalty_site.storage.PrivateS3Storage",
+        "private": {"BACKEND": "core.storage.PrivateS3Storage",
                     "OPTIONS": {**common, "location": "private", "querystring_auth": True, "default_acl": "private",
                                 "querystring_expire": 60}},
     }

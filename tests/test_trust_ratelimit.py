@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from accounts.models import ApiKey, AuditLog
 from accounts.services import hash_api_key
-from loyalty_site.env import Rate
+from core.rates import Rate
 from tests.conftest import partner_client
 from tests.factories import order_payload
 

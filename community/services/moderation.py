@@ -20,7 +20,7 @@ from community.models import (
     Question,
     Review,
 )
-from loyalty_site.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 
 _LINK = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|io|ly|ru|info|biz|shop|xyz)\b", re.IGNORECASE)
 # Texts shorter than this ("Great!", "Love it") are repeated honestly all the time.

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.models import AuditLog, Member, User
 from community.images import clean_image
 from community.models import PublicProfile, Spotlight
-from loyalty_site.errors import Conflict, Invalid
+from core.errors import Conflict, Invalid
 
 _CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
 

@@ -12,7 +12,7 @@ from accounts.services import Note, notify
 from community.models import Answer, AnswerVote, Flag, ModerationStatus, Product, Question
 from community.services.moderation import community_settings, fingerprint, log, posting_allowed, text_flags
 from community.services.reviews import bought
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 
 
 def _text(text: str, *, field: str = "text", low: int = 10, high: int = 1000) -> str:

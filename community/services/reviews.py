@@ -30,7 +30,7 @@ from community.services.moderation import (
     relevance,
     text_flags,
 )
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from rewards.models import Activity, ActivityType, OrderLine, OrderStatus
 from rewards.services import ActivityInput, activities_record, activity_reverse
 

@@ -17,8 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member, User
+from core.errors import Conflict, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
-from loyalty_site.errors import Conflict, Invalid
 from rewards.ledger import lock_members
 from rewards.models import ActivityType, Order, OrderStatus
 from rewards.program import current_program

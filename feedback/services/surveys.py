@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Channel, Member
+from core.errors import Conflict, Invalid, NotFound
 from feedback.models import (
     CHOICE,
     SCORED,
@@ -26,7 +27,6 @@ from feedback.models import (
     SurveyQuestion,
     SurveyResponse,
 )
-from loyalty_site.errors import Conflict, Invalid, NotFound
 from rewards.models import ActivityType, MemberTier, Order, OrderStatus
 from rewards.services import ActivityInput, activities_record
 

@@ -11,8 +11,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member, Partner
-from loyalty_site import bulk
-from loyalty_site.errors import Conflict, Invalid
+from core import bulk
+from core.errors import Conflict, Invalid
 from rewards import rules
 from rewards.ledger import Posting, lock_members
 from rewards.models import (

@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.db import transaction
 
 from accounts.models import AuditLog, User
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 from rewards import rules
 from rewards.currencies import is_currency
 from rewards.models import (

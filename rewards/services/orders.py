@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.models import Partner
 from accounts.selectors import partner_member_ids
-from loyalty_site import bulk
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core import bulk
+from core.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import money_str, quantum
 from rewards.ledger import Posting, lock_and_claim, lock_members

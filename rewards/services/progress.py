@@ -19,8 +19,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import Member
 from accounts.services import Note, notify
-from loyalty_site import bulk
-from loyalty_site.errors import Conflict
+from core import bulk
+from core.errors import Conflict
 from rewards import criteria
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
 from rewards.program import current_program, forget_program

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import AuditLog, Member, Partner, User
 from accounts.selectors import partner_member_ids_query
 from accounts.services import CODE_ALPHABET
-from loyalty_site.errors import Conflict, Invalid, NotFound
+from core.errors import Conflict, Invalid, NotFound
 from rewards.ledger import Posting, lock_members
 from rewards.models import (
     Coupon,

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, Member, User
 from accounts.services import Note, notify
-from loyalty_site.errors import Invalid
+from core.errors import Invalid
 from rewards import criteria
 from rewards.models import (
     EntryKind,

@@ -3,7 +3,7 @@ from django.db import transaction
 
 from accounts.models import Scope
 from accounts.services import api_key_create, partner_create
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.models import Partner
-from loyalty_site.errors import DomainError
+from core.errors import DomainError
 from rewards.importing import import_orders
 
 

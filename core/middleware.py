@@ -7,7 +7,7 @@ from urllib.parse import unquote_to_bytes
 from django.conf import settings
 from django.http import HttpResponseBadRequest, JsonResponse
 
-from loyalty_site.api import error_body, payload_too_large
+from core.api import error_body, payload_too_large
 
 
 def _has_nul(request) -> bool:

@@ -16,8 +16,8 @@ from rest_framework import exceptions, parsers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from loyalty_site import errors
-from loyalty_site.text import has_nul
+from core import errors
+from core.text import has_nul
 
 
 class ApiError(exceptions.APIException):

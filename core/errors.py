@@ -1,7 +1,7 @@
 """Domain errors raised by services.
 
 Services do not know about HTTP. The API maps each class to a status (see
-``loyalty_site.api.exception_handler``); portal views show ``message`` next to the form field
+``core.api.exception_handler``); portal views show ``message`` next to the form field
 named in ``fields``.
 """
 
