@@ -10,7 +10,8 @@ from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Channel, Scope
 from accounts.schema import ERRORS, ErrorSerializer, Identifier, Text
 from accounts.selectors import member_api_representation, member_for_partner
-from accounts.services import REFERRAL_HOOKS, member_erase, member_export, member_upsert_for_partner
+from accounts.services import member_erase, member_export, member_upsert_for_partner
+from feedback.services import referral_code_check, referral_link_reported
 
 EMAIL_TAKEN = {409: OpenApiResponse(
     ErrorSerializer, description="`email_taken`: the email belongs to another member (another store's customer, "
@@ -89,16 +90,15 @@ class MemberUpsertApi(APIView):
         external_id = data.pop("external_id")
         consents = data.pop("consents", {})
         code = data.pop("referred_by_code", "").strip()
-        referrals = REFERRAL_HOOKS.get("link")
-        if code and referrals is not None:
-            REFERRAL_HOOKS["check"](code=code, field="referred_by_code")  # an unknown code: 400, nothing saved
+        if code:
+            referral_code_check(code=code, field="referred_by_code")  # an unknown code: 400, nothing saved
         member, created = member_upsert_for_partner(
             partner=request.user, external_id=external_id, data=data, consents=consents
         )
         body = member_api_representation(member=member, partner=request.user, external_id=external_id,
                                          scopes=request.auth.scopes)
-        if code and referrals is not None and created:
-            body["referral"] = referrals(friend=member, code=code, source="api")
+        if code and created:
+            body["referral"] = referral_link_reported(friend=member, code=code, source="api")
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -11,7 +11,7 @@ import time
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey
-from accounts.services import API_KEY_FORGET_HOOKS, api_key_touch, hash_api_key
+from accounts.services import api_key_touch, hash_api_key
 
 KEYWORD = "Api-Key"
 KEY_CACHE_SECONDS = 5.0
@@ -36,8 +36,6 @@ def forget_api_keys() -> None:
     with _cache_lock:
         _cache.clear()
 
-
-API_KEY_FORGET_HOOKS.append(forget_api_keys)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -1,12 +1,15 @@
 """Reads about members that more than one place needs."""
 
 from django.db import connection
+from django.utils.module_loading import import_string
 
 from accounts.models import ExternalId, Member, Partner
 from core.errors import NotFound
 
-# Apps add fields to the partner API's member representation: ``fn(member, partner) -> dict``.
-MEMBER_API_SECTIONS: list = []
+# What other apps add to the partner API's member representation: ``fn(member=, partner=) -> dict``.
+MEMBER_API_SECTIONS = ["rewards.member_data.member_api_points", "rewards.member_data.member_api_progress"]
+# ...and what only keys with a scope see: (scope, path).
+MEMBER_API_SCOPED_SECTIONS = [("insights:read", "insights.selectors.member_api_insights")]
 
 
 def partner_member_ids(partner, external_ids) -> dict[str, int]:
@@ -43,8 +46,6 @@ def partner_member_ids_query(partner: Partner):
     return ExternalId.objects.filter(partner=partner).values("member_id")
 
 
-# (scope, fn(member=, partner=) -> dict): sections only keys with that scope see (insights:read).
-MEMBER_API_SCOPED_SECTIONS: list = []
 
 
 def member_api_representation(*, member: Member, partner: Partner, external_id: str,
@@ -69,9 +70,9 @@ def member_api_representation(*, member: Member, partner: Partner, external_id: 
         "tier": None,
         "badges": [],
     }
-    for section in MEMBER_API_SECTIONS:
-        data.update(section(member=member, partner=partner))
-    for scope, section in MEMBER_API_SCOPED_SECTIONS:
+    for path in MEMBER_API_SECTIONS:
+        data.update(import_string(path)(member=member, partner=partner))
+    for scope, path in MEMBER_API_SCOPED_SECTIONS:
         if scope in scopes:
-            data.update(section(member=member, partner=partner))
+            data.update(import_string(path)(member=member, partner=partner))
     return data

@@ -3,13 +3,13 @@
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import (
     ApiKey,
@@ -25,8 +25,9 @@ from accounts.models import (
     User,
 )
 from accounts.selectors import partner_member_ids
-from core import bulk
+from core import bulk, events
 from core.errors import Conflict, Invalid
+from core.events import Emitted
 from core.rates import parse_rate
 from core.text import IDENTIFIER_RULE, is_identifier
 
@@ -114,14 +115,8 @@ def _member_create(*, email: str = "", first_name: str = "", last_name: str = ""
         email=email, first_name=first_name, last_name=last_name, birthday=birthday, phone=phone,
         user=user, referral_code=referral_code_generate(first_name=first_name),
     )
-    for hook in MEMBERS_CREATED_HOOKS:
-        hook(members=[member])
+    events.emit("member.created", member_id=member.pk, occurred_at=member.created_at)
     return member
-
-
-# Other apps react to new members (a signup bonus, a welcome email) by adding a hook here in
-# their AppConfig.ready(): ``fn(members=[...])``, run inside the transaction that creates them.
-MEMBERS_CREATED_HOOKS: list[Callable[..., None]] = []
 
 
 def referral_codes_generate(first_names: list[str]) -> list[str]:
@@ -205,8 +200,7 @@ def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tu
             # Another process linked some of these ids first: theirs stand.
             linked.update(ExternalId.objects.filter(partner=partner, external_id__in=lost)
                           .values_list("external_id", "member_id"))
-        for hook in MEMBERS_CREATED_HOOKS:
-            hook(members=list(new_members.values()))
+        events.emit_many("member.created", [Emitted(m.pk, at=m.created_at) for m in new_members.values()])
     return {**known, **linked}, len(new_members)
 
 
@@ -217,7 +211,7 @@ _MEMBER_INSERT_FIELDS = ("email", "first_name", "last_name", "phone", "offers_ch
 
 @dataclass(frozen=True, slots=True)
 class NewMember:
-    """What ``MEMBERS_CREATED_HOOKS`` read of a member made in bulk (a full ``Member`` has the same)."""
+    """A member made in bulk: its id and when it was created."""
 
     pk: int
     created_at: datetime
@@ -360,6 +354,7 @@ def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, boo
     changed += _record_consents(member=member, consents=consents, source="api", partner=partner)
     if changed:
         member.save(update_fields=[*changed, "updated_at"])
+        events.emit("member.updated", member_id=member.pk, data={"changed": sorted(changed), "source": "api"})
     return member, created
 
 
@@ -410,21 +405,16 @@ def member_update_profile(*, member: Member, first_name: str, last_name: str, bi
     phone = normalize_phone(phone)
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
-        member.first_name, member.last_name = first_name.strip(), last_name.strip()
-        member.birthday, member.phone = birthday, phone
-        _record_consents(member=member, consents=consents, source="portal")
+        values = {"first_name": first_name.strip(), "last_name": last_name.strip(), "birthday": birthday,
+                  "phone": phone}
+        changed = [field for field, value in values.items() if getattr(member, field) != value]
+        for field, value in values.items():
+            setattr(member, field, value)
+        changed += _record_consents(member=member, consents=consents, source="portal")
         member.save()
-        for hook in PROFILE_UPDATED_HOOKS:
-            hook(member=member)
+        if changed:
+            events.emit("member.updated", member_id=member.pk, data={"changed": sorted(changed), "source": "portal"})
     return member
-
-
-PROFILE_UPDATED_HOOKS: list[Callable[..., None]] = []
-
-# Apps add a section to a member's data export: ``EXPORT_SECTIONS["points"] = fn(member) -> data``.
-EXPORT_SECTIONS: dict[str, Callable[[Member], Any]] = {}
-# Apps erase or anonymise what they hold about a member: ``fn(member) -> None``.
-ERASURE_HOOKS: list[Callable[[Member], None]] = []
 
 
 def member_export(*, member: Member, actor_user: User | None = None,
@@ -456,8 +446,8 @@ def member_export(*, member: Member, actor_user: User | None = None,
             for link in member.external_ids.select_related("partner")
         ],
     }
-    for name, section in EXPORT_SECTIONS.items():
-        data[name] = section(member)
+    for name, path in EXPORT_SECTIONS.items():
+        data[name] = import_string(path)(member)
     return data
 
 
@@ -480,10 +470,10 @@ def member_erase(*, member: Member, actor_user: User | None = None, actor_partne
         member.erased_at = timezone.now()
         member.user = None
         member.save()
+        # Announced before the partners' ids go, so each partner's event can still carry its own id.
+        events.emit("member.erased", member_id=member.pk)
         member.external_ids.all().delete()
         member.consent_events.all().delete()
-        for hook in ERASURE_HOOKS:
-            hook(member)
         _audit(action="member.erased", member=member, actor_user=actor_user, actor_partner=actor_partner,
                subject=f"member:{member.pk}", reason=reason or "erasure requested")
         if user is not None:
@@ -492,6 +482,23 @@ def member_erase(*, member: Member, actor_user: User | None = None, actor_partne
 
 
 # --- Partners and API keys ---------------------------------------------------------------------
+
+# What each app holds about a member, for their data download: section name -> fn(member) -> data.
+EXPORT_SECTIONS = {
+    "points": "rewards.member_data.member_export_points",
+    "progress": "rewards.member_data.member_export_progress",
+    "community_profile": "community.selectors.member_export_profile",
+    "reviews": "community.selectors.member_export_reviews",
+    "feedback": "feedback.selectors.member_export_section",
+}
+
+
+def forget_api_keys() -> None:
+    """After a key or partner changes: this process looks keys up again (others within 5 s)."""
+    from accounts.authentication import forget_api_keys as forget
+
+    forget()
+
 
 def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
@@ -555,13 +562,10 @@ def api_key_set_rate_limit(*, api_key: ApiKey, rate_limit: str, actor_user: User
                    before={"rate_limit": key.rate_limit or "default"}, after={"rate_limit": rate_limit or "default"})
             key.rate_limit = rate_limit
             key.save(update_fields=["rate_limit"])
-    for hook in API_KEY_FORGET_HOOKS:
-        hook()
+    forget_api_keys()
     return key
 
 
-# Called after a key or partner changes, so that cached keys are looked up again.
-API_KEY_FORGET_HOOKS: list[Callable[[], None]] = []
 
 
 def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None, reason: str = "") -> ApiKey:
@@ -570,8 +574,7 @@ def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None, reason: s
         if updated:
             _audit(action="api_key.revoked", actor_user=actor_user, subject=f"api_key:{api_key.pk}",
                    before={"prefix": api_key.prefix}, reason=reason)
-    for hook in API_KEY_FORGET_HOOKS:
-        hook()
+    forget_api_keys()
     api_key.refresh_from_db()
     return api_key
 
@@ -582,8 +585,7 @@ def partner_set_active(*, partner: Partner, active: bool, actor_user: User | Non
         Partner.objects.filter(pk=partner.pk).update(is_active=active)
         _audit(action="partner.resumed" if active else "partner.paused", actor_user=actor_user,
                subject=f"partner:{partner.pk}")
-    for hook in API_KEY_FORGET_HOOKS:
-        hook()
+    forget_api_keys()
     partner.refresh_from_db()
     return partner
 
@@ -642,9 +644,6 @@ class Note:
     url: str = ""
 
 
-# The feedback app links a member a partner creates to a referrer: "check"(code=, field=) raises
-# Invalid for an unknown code; "link"(friend=, code=, source=) -> {"status", "reason"}.
-REFERRAL_HOOKS: dict = {}
 
 NOTIFY_CHUNK = 5000
 

@@ -290,3 +290,30 @@ def private_media_visible(*, name: str, user) -> tuple[bool, bool]:
         public = profile["is_public"]
         return public or is_staff or profile["member_id"] == member_id, public
     return False, False
+
+
+def member_export_profile(member) -> dict | None:
+    """The public profile, for the member's data download."""
+    from community.models import PublicProfile
+
+    profile = PublicProfile.objects.filter(member=member).first()
+    if profile is None:
+        return None
+    return {"is_public": profile.is_public, "display_name": profile.display_name,
+            "avatar": profile.avatar.url if profile.avatar else None}
+
+
+def member_export_reviews(member) -> dict:
+    """Reviews, questions and answers, for the member's data download."""
+    from community.models import Answer, Question, Review
+
+    return {
+        "reviews": [{
+            "product_sku": review.product.sku, "rating": review.rating, "title": review.title, "text": review.text,
+            "status": review.status, "submitted_at": review.submitted_at.isoformat(),
+            "photos": [photo.image.url for photo in review.photos.all()],
+        } for review in Review.objects.filter(member=member).select_related("product").prefetch_related("photos")],
+        "questions": list(Question.objects.filter(member=member).values("product__sku", "text", "status",
+                                                                         "created_at")),
+        "answers": list(Answer.objects.filter(member=member).values("question_id", "text", "status", "created_at")),
+    }

@@ -139,3 +139,22 @@ def survey_csv_rows(*, survey: Survey):
         yield writer.writerow([response.pk, response.member_id, response.round, response.status,
                                response.started_at.isoformat(),
                                response.completed_at.isoformat() if response.completed_at else "", *cells])
+
+
+def member_export_section(member) -> dict:
+    """What the feedback app holds about a member, for their data download."""
+    from feedback.models import Referral, SurveyResponse
+
+    return {
+        "survey_responses": [{
+            "survey": response.survey.name, "round": response.round, "status": response.status,
+            "completed_at": response.completed_at.isoformat() if response.completed_at else None,
+            "answers": [{"question": a.question.text, "score": a.score,
+                         "option": a.question.options[a.option] if 0 <= a.option < len(a.question.options) else None,
+                         "text": a.text} for a in response.answers.all()],
+        } for response in SurveyResponse.objects.filter(member=member).select_related("survey")
+            .prefetch_related("answers__question")],
+        "referred_by": Referral.objects.filter(friend=member).values_list("referrer__referral_code", flat=True)
+        .first(),
+        "friends_referred": Referral.objects.filter(referrer=member).count(),
+    }

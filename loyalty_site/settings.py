@@ -230,8 +230,17 @@ CELERY_BEAT_SCHEDULE: dict = {
     "settle-referrals": {"task": "feedback.settle_referrals", "schedule": 15 * 60},
     "survey-invitations": {"task": "feedback.send_survey_invitations", "schedule": crontab(minute=20)},
     "insights-snapshot": {"task": "insights.nightly_snapshot", "schedule": crontab(hour=2, minute=30)},
+    "relay-outbox": {"task": "core.relay_outbox", "schedule": 60},
+    "purge-outbox": {"task": "core.purge_outbox", "schedule": crontab(hour=4, minute=10)},
 }
-CELERY_IMPORTS = ["core.mail"]
+CELERY_IMPORTS = ["core.mail", "core.tasks"]
+
+# Who the outbox's events are handed to, in order (dotted paths of ``fn(events=[OutboxEvent])``).
+OUTBOX_CONSUMERS: list[str] = []
+# Queue a relay after each commit that wrote events (beat also relays every minute).
+OUTBOX_RELAY_ON_COMMIT = True
+# Days an event stays in the outbox after it was relayed: how far back a replay can reach.
+OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 30, minimum=1)
 
 # A request body (not counting uploaded files) may be this large; the API answers 413 above it.
 # 1,000 orders of a few lines each take about 1 MB.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import Channel, Member
 from community.models import Review, ReviewRequest
@@ -26,7 +26,7 @@ from rewards.program import current_program
 LOOKBACK_DAYS = 14
 # Other apps narrow who is asked (feedback: no requests to a member who was just unhappy).
 # Each takes (orders queryset, now) and returns a narrower one.
-REQUEST_FILTERS: list[Callable] = []
+REQUEST_FILTERS = ["feedback.services.quiet_detractors"]
 
 
 def review_requests_send(*, now: datetime | None = None, batch_size: int = 500) -> int:
@@ -43,8 +43,8 @@ def review_requests_send(*, now: datetime | None = None, batch_size: int = 500) 
                                    member__surveys_channel=Channel.EMAIL, member__erased_at__isnull=True)
               .exclude(status=OrderStatus.REFUNDED).exclude(member__email="")
               .exclude(Exists(ReviewRequest.objects.filter(order_id=OuterRef("pk")))))
-    for narrow in REQUEST_FILTERS:
-        orders = narrow(orders, now)
+    for path in REQUEST_FILTERS:
+        orders = import_string(path)(orders, now)
     order_ids = list(orders.order_by("pk").values_list("pk", flat=True))
     sent = 0
     for start in range(0, len(order_ids), batch_size):

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member, User
-from core.errors import Conflict, Invalid
+from core.errors import Conflict, DomainError, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
 from rewards.ledger import lock_members
 from rewards.models import ActivityType, Order, OrderStatus
@@ -336,3 +336,42 @@ def after_activities(*, member_ids, activity_types) -> None:
 
         transaction.on_commit(lambda: check_referrals.delay(friend_ids=friends))
 
+
+
+def referral_code_check(*, code: str, field: str) -> None:
+    """Refuse an unknown referral code before anything is saved (``Invalid`` naming ``field``)."""
+    if not Member.objects.filter(referral_code__iexact=code.strip(), erased_at__isnull=True).exists():
+        raise Invalid("Unknown referral code.", code="unknown_code", fields={field: "Unknown referral code."})
+
+
+def referral_link_reported(*, friend: Member, code: str, source: str, device: str = "") -> dict:
+    """``referral_link``, with a refusal reported as ``{"status": "refused", "reason"}`` instead of raised
+    (a partner creating a member gets the member even when the referral does not count)."""
+    try:
+        referral = referral_link(friend=friend, code=code, source=source, device=device)
+    except DomainError as exc:
+        return {"status": "refused", "reason": exc.message}
+    return {"status": referral.status, "reason": ""}
+
+
+def pending_referral_link(*, user: User) -> None:
+    """After a sign-up's email is verified: link the referral code the visitor came with, if any."""
+    from feedback.models import PendingReferral
+
+    pending = PendingReferral.objects.filter(user=user).first()
+    if pending is None:
+        return
+    member = getattr(user, "member", None)
+    if member is not None:
+        referral_link_reported(friend=member, code=pending.code, source=pending.source, device=pending.device)
+    pending.delete()
+
+
+def member_feedback_erase(*, member: Member) -> None:
+    """Erasure: the friends' addresses the member invited, and whatever the member wrote in surveys
+    (scores stay, unlinked from any words, for the results)."""
+    from feedback.models import FollowUp, SurveyAnswer
+
+    Invitation.objects.filter(member=member).delete()
+    SurveyAnswer.objects.filter(response__member=member).exclude(text="").update(text="")
+    FollowUp.objects.filter(member=member).update(comment="")

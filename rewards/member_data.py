@@ -1,28 +1,14 @@
-"""How the points engine reacts to the rest of the program (registered in ``RewardsConfig.ready``)."""
+"""What the points engine tells about a member: in their data download (``accounts.services.EXPORT_SECTIONS``)
+and in the partner API's member representation (``accounts.selectors.MEMBER_API_SECTIONS``)."""
 
 from accounts.models import Member, Partner
-from rewards.models import ActivityType, MemberBadge
+from rewards.models import MemberBadge
 from rewards.program import current_program
 from rewards.selectors import expiring_soon, history, tier_progress
-from rewards.services import ActivityInput, activities_record, activity_record
 from rewards.services.tiers import measure_str
 
 
-def on_members_created(*, members: list[Member]) -> None:
-    activities_record(items=[
-        ActivityInput(member_id=member.pk, type=ActivityType.SIGNUP, source_key=f"signup:{member.pk}",
-                      occurred_at=member.created_at, description="Welcome to the program")
-        for member in members
-    ])
-
-
-def on_profile_updated(*, member: Member) -> None:
-    if member.first_name and member.last_name and member.birthday and member.phone:
-        activity_record(member=member, type=ActivityType.PROFILE_COMPLETED, source_key=f"profile:{member.pk}",
-                        description="Completed your profile")
-
-
-def export_points(member: Member) -> dict:
+def member_export_points(member: Member) -> dict:
     return {
         "available": member.points_available,
         "pending": member.points_pending,
@@ -44,7 +30,7 @@ def export_points(member: Member) -> dict:
     }
 
 
-def export_progress(member: Member) -> dict:
+def member_export_progress(member: Member) -> dict:
     """The member's tier history, badges and challenges, for their data download."""
     return {
         "tier_history": [

@@ -1,0 +1,27 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class OutboxEvent(models.Model):
+    """A public domain event (``core.events.CATALOGUE``), written in the transaction of the change it
+    describes. Never updated but for ``relayed_at``; kept ``OUTBOX_RETENTION_DAYS`` for replays."""
+
+    event_id = models.CharField(max_length=40, unique=True, help_text="evt_...; the same on every delivery.")
+    type = models.CharField(max_length=40)
+    member = models.ForeignKey("accounts.Member", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+", db_index=False)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    relayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The relay's queue: small, since relayed rows leave it.
+            models.Index(fields=["id"], condition=Q(relayed_at__isnull=True), name="outbox_unrelayed"),
+            models.Index(fields=["created_at"], name="outbox_created"),
+            models.Index(fields=["member", "created_at"], name="outbox_member"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_id} {self.type}"

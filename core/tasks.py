@@ -1,0 +1,41 @@
+"""Handing the outbox on: ``relay_outbox`` after every commit that wrote events (and every minute,
+to catch up after a crash), and the nightly clean-up."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from core.models import OutboxEvent
+
+RELAY_BATCH = 1000
+
+
+@shared_task(name="core.relay_outbox", acks_late=True)
+def relay_outbox(max_batches: int = 100) -> int:
+    """Give unrelayed events, oldest first, to each consumer in ``OUTBOX_CONSUMERS`` and mark them
+    relayed, in one transaction per batch. Rows are taken with SKIP LOCKED, so relays running at
+    once share the work instead of doing it twice; a relay that dies leaves its batch unrelayed
+    for the next one (consumers must accept an event twice: deliveries are keyed by event id)."""
+    done = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            batch = list(OutboxEvent.objects.select_for_update(skip_locked=True)
+                         .filter(relayed_at__isnull=True).order_by("id")[:RELAY_BATCH])
+            if not batch:
+                break
+            for path in settings.OUTBOX_CONSUMERS:
+                import_string(path)(events=batch)
+            OutboxEvent.objects.filter(pk__in=[e.pk for e in batch]).update(relayed_at=timezone.now())
+        done += len(batch)
+    return done
+
+
+@shared_task(name="core.purge_outbox")
+def purge_outbox() -> int:
+    cutoff = timezone.now() - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
+    deleted, _ = OutboxEvent.objects.filter(relayed_at__isnull=False, created_at__lt=cutoff).delete()
+    return deleted
