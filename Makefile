@@ -25,9 +25,11 @@ run: migrate
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-## The whole test suite on whatever DATABASE_URL / CELERY_BROKER_URL say (SQLite by default).
+## The whole test suite on whatever DATABASE_URL / CELERY_BROKER_URL say (SQLite by default),
+## in PYTEST_WORKERS processes (pytest-xdist; 0 for one process).
+PYTEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

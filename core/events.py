@@ -16,7 +16,7 @@ small JSON ``data``; the names of public events are the partner contract (PRODUC
 
 from __future__ import annotations
 
-import secrets
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,7 +60,7 @@ CATALOGUE: dict[str, EventType] = {event.name: event for event in [
               reactions=("feedback.reactions.check_referrals", "rewards.reactions.check_progress")),
     # --- Points ------------------------------------------------------------------------------
     EventType("points.earned", "Points were credited for an activity. data: {points, pending, available_at, "
-              "activity_type, source}"),
+              "expires_at, description, activity_id, activity_type, partner_id (the store of the activity)}"),
     EventType("points.available", "Pending points became spendable. data: {points}"),
     EventType("points.spent", "Points were spent on a reward. data: {points, reward_id}"),
     EventType("points.reversed", "Points earned were taken back (a refund, a rejected review). data: {points, "
@@ -93,7 +93,8 @@ EVENT_ID_PREFIX = "evt_"
 
 
 def new_event_id() -> str:
-    return EVENT_ID_PREFIX + secrets.token_urlsafe(16)
+    # The same form as the database makes them in one-statement writes: 'evt_' || gen_random_uuid() hex.
+    return EVENT_ID_PREFIX + uuid.uuid4().hex
 
 
 def emit(name: str, *, member_id: int | None, data: dict[str, Any] | None = None,
@@ -122,9 +123,15 @@ def emit_many(name: str, items: Iterable[Emitted], *, occurred_at: datetime | No
         for start in range(0, len(items), 5000):
             bulk.insert(OutboxEvent, fields, [(new_event_id(), name, item.member_id, bulk.json_text(item.data), at)
                                               for item in items[start:start + 5000]], ids=False)
-        if settings.OUTBOX_RELAY_ON_COMMIT:
-            transaction.on_commit(_relay_soon)
+        relay_after_commit()
     return len(items)
+
+
+def relay_after_commit() -> None:
+    """Queue a relay of the outbox once the current transaction commits (writers that put events
+    in the outbox by SQL of their own call this)."""
+    if settings.OUTBOX_RELAY_ON_COMMIT:
+        transaction.on_commit(_relay_soon)
 
 
 def _relay_soon() -> None:

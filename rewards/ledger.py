@@ -23,8 +23,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member
-from core import bulk
+from core import bulk, events
 from core.errors import Conflict
+from core.events import Emitted
 from rewards.models import EntryKind, LedgerEntry, PointsLot
 
 
@@ -335,9 +336,39 @@ class Posting:
         changed = [b for b in self.balances.values() if b.changed]
         if changed:
             write_balances(changed)
+        _announce(self.entries)
         self.entries, self._new_lots, self._touched_lots = [], [], {}
         for balance in changed:
             balance.changed = False
+
+
+# What each kind of ledger entry announces (core.events); every entry is announced with its change.
+_EVENT_OF_KIND = {EntryKind.EARN: "points.earned", EntryKind.RELEASE: "points.available",
+                  EntryKind.REVERSE: "points.reversed", EntryKind.REDEEM: "points.spent",
+                  EntryKind.EXPIRE: "points.expired", EntryKind.ADJUST: "points.adjusted"}
+
+
+def entry_event_data(entry: Entry) -> dict:
+    """The event data of a ledger entry: its points (signed; a reversal that left a debt counts
+    the debt), the moves, when pending points become available, what it was, and whose it was."""
+    return {
+        "points": entry.available_delta + entry.pending_delta - entry.owed_delta,
+        "available_delta": entry.available_delta, "pending_delta": entry.pending_delta,
+        "owed_delta": entry.owed_delta, "pending": entry.pending_delta > 0 and entry.kind == EntryKind.EARN,
+        "available_at": entry.available_at.isoformat() if entry.available_at else None,
+        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+        "description": entry.description, "reason": entry.reason, "activity_id": entry.activity_id,
+        "actor_partner_id": entry.actor_partner_id,
+    }
+
+
+def _announce(entries: list[Entry]) -> None:
+    by_event: dict[str, list[Emitted]] = {}
+    for entry in entries:
+        by_event.setdefault(_EVENT_OF_KIND[entry.kind], []).append(
+            Emitted(entry.member_id, entry_event_data(entry), at=entry.effective_at))
+    for name, items in by_event.items():
+        events.emit_many(name, items)
 
 
 ENTRY_FIELDS = ("member_id", "kind", "available_delta", "pending_delta", "owed_delta", "activity_id",

@@ -114,8 +114,10 @@ def pytest_configure(config):
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-media-")
     settings.PRIVATE_MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-private-media-")
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        # A queue of this run's own: nothing left in Redis by an earlier run reaches our worker.
-        queue = os.environ.setdefault("CELERY_QUEUE", f"tests-{uuid.uuid4().hex[:12]}")
+        # A queue of this run's own, and of this xdist worker's own (each has its own test database
+        # and its own Celery worker): nothing left by an earlier run, or sent by the other, reaches it.
+        queue = f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        os.environ["CELERY_QUEUE"] = queue
         settings.CELERY_TASK_DEFAULT_QUEUE = queue
         from loyalty_site.celery import app
 

@@ -34,7 +34,7 @@ def test_a_new_member_is_announced_in_the_outbox_with_the_change(tea_shop):
     member, _ = member_upsert_for_partner(partner=tea_shop, external_id="c-1", data={"email": "ada@example.com"})
     event = OutboxEvent.objects.get(type="member.created")
     assert event.member_id == member.pk
-    assert event.event_id.startswith("evt_") and len(event.event_id) == 26
+    assert event.event_id.startswith("evt_") and len(event.event_id) == 36
     member_upsert_for_partner(partner=tea_shop, external_id="c-1", data={"first_name": "Ada"})
     updated = OutboxEvent.objects.get(type="member.updated")
     assert updated.data == {"changed": ["first_name"], "source": "api"}
@@ -80,3 +80,31 @@ def test_erasure_is_announced_and_the_other_apps_react(tea_shop, alice):
     member_erase(member=alice)
     assert OutboxEvent.objects.filter(type="member.erased", member=alice).count() == 1
     assert not PublicProfile.objects.filter(member=alice).exists()  # community's reaction ran
+
+
+def _outbox(member_id):
+    return [(e.type, e.data["points"]) for e in OutboxEvent.objects.filter(member_id=member_id).order_by("id")
+            if e.type.startswith("points.")]
+
+
+def test_every_movement_of_points_is_announced_on_every_database(api, tea_shop):
+    from rewards.models import Coupon
+    from rewards.services import points_adjust
+    from tests.factories import RewardFactory, RuleFactory, order_payload, set_program
+
+    set_program(pending_days=14)
+    RuleFactory(name="1 per EUR")
+    member, _ = member_upsert_for_partner(partner=tea_shop, external_id="cust-42", data={})
+    # A single order (on PostgreSQL, the one-statement path) and a batch (the general path).
+    assert api.post("/api/v1/orders/", order_payload("1", "cust-42", lines=(("T", 3, "10.00", "tea"),)),
+                    format="json").status_code == 201
+    api.post("/api/v1/orders/batch/", {"orders": [order_payload("2", "cust-42")]}, format="json")
+    api.post("/api/v1/orders/1/refunds/", {"refund_id": "r-1", "lines": [{"sku": "T", "quantity": 1}]}, format="json")
+    points_adjust(member=member, points=600, reason="goodwill")
+    reward = RewardFactory(points_cost=500)
+    api.post("/api/v1/redemptions/", {"member": "cust-42", "reward": reward.pk}, format="json")
+    assert _outbox(member.pk) == [("points.earned", 30), ("points.earned", 10), ("points.reversed", -10),
+                                  ("points.adjusted", 600), ("points.spent", -500)]
+    earned = OutboxEvent.objects.filter(type="points.earned").order_by("id").first()
+    assert (earned.data["pending"], earned.data["description"]) == (True, "Order 1")
+    assert Coupon.objects.count() == 1

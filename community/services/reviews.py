@@ -30,6 +30,7 @@ from community.services.moderation import (
     relevance,
     text_flags,
 )
+from core import events
 from core.errors import Conflict, Invalid, NotFound
 from rewards.models import Activity, ActivityType, OrderLine, OrderStatus
 from rewards.services import ActivityInput, activities_record, activity_reverse
@@ -213,6 +214,8 @@ def review_approve(*, review_id: int, moderator: User | None, reason: str = "") 
         review.save()
         log(subject=f"review:{review.pk}", action="approved", actor_user=moderator, reason=reason,
             flags=review.flags)
+        events.emit("review.approved", member_id=review.member_id, data={
+            "review_id": review.pk, "sku": review.product.sku, "rating": review.rating})
     return review
 
 
@@ -237,6 +240,8 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
                                  reason=reason, actor_user=moderator)
             review.reward_activity_id = None
         review.save()
+        events.emit("review.rejected", member_id=review.member_id, data={
+            "review_id": review.pk, "sku": review.product.sku, "reason": reason})
         log(subject=f"review:{review.pk}", action="rejected", actor_user=moderator, reason=reason,
             flags=review.flags)
         notify(purpose=None, notes=[Note(

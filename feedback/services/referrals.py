@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member, User
+from core import events
 from core.errors import Conflict, DomainError, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
 from rewards.ledger import lock_members
@@ -213,6 +214,8 @@ def _grant(referral: Referral, *, config: ReferralSettings, now: datetime) -> No
     referral.friend_activity_id = by_key.get(f"referral:{referral.pk}:friend")
     referral.status = ReferralStatus.CONVERTED
     referral.save()
+    for member_id, role in ((referral.referrer_id, "referrer"), (referral.friend_id, "friend")):
+        events.emit("referral.converted", member_id=member_id, data={"referral_id": referral.pk, "role": role})
 
 
 def _void(referral: Referral, *, reason: str, actor_user: User | None, now: datetime) -> None:
@@ -238,6 +241,8 @@ def referrals_settle(*, now: datetime | None = None) -> int:
                 continue
             referral.status, referral.rewarded_at = ReferralStatus.REWARDED, now
             referral.save(update_fields=["status", "rewarded_at"])
+            for member_id, role in ((referral.referrer_id, "referrer"), (referral.friend_id, "friend")):
+                events.emit("referral.rewarded", member_id=member_id, data={"referral_id": referral.pk, "role": role})
         for member_id, kind, reward in ((referral.referrer_id, config.referrer_reward, config.referrer_coupon_reward),
                                         (referral.friend_id, config.friend_reward, config.friend_coupon_reward)):
             if kind == RewardKind.COUPON and reward is not None:

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Channel, Member
+from core import events
 from core.errors import Conflict, Invalid, NotFound
 from feedback.models import (
     CHOICE,
@@ -201,6 +202,7 @@ def response_save(*, member: Member, survey_id: int, round: int, answers: dict, 
             return Saved(response, completed=False)
         response.status, response.completed_at = ResponseStatus.COMPLETED, now
         response.save(update_fields=["status", "completed_at", "nps"])
+        events.emit("survey.completed", member_id=member.pk, data={"survey_id": survey.pk, "nps": response.nps})
         activities_record(items=[ActivityInput(
             member_id=member.pk, type=ActivityType.SURVEY_COMPLETED, occurred_at=now,
             source_key=f"survey:{survey.pk}:{round}:{member.pk}", description=f"Answered: {survey.name}",

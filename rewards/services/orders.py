@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Partner
 from accounts.selectors import partner_member_ids
-from core import bulk
+from core import bulk, events
 from core.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import money_str, quantum
@@ -214,6 +214,17 @@ e AS (
            %(now)s
     FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
 ),
+x AS (
+    -- points.earned in the outbox, in this same statement (core.events; the data of rewards.ledger.entry_event_data)
+    INSERT INTO core_outboxevent (event_id, type, member_id, data, created_at)
+    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'points.earned', a.member_id,
+           jsonb_build_object('points', v.points, 'available_delta', 0, 'pending_delta', v.points, 'owed_delta', 0,
+                              'pending', true, 'available_at', v.available_at, 'expires_at', v.expires_at,
+                              'description', v.description, 'reason', '', 'activity_id', a.id,
+                              'actor_partner_id', NULL),
+           %(now)s
+    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
+),
 t AS (
     SELECT a.member_id, SUM(v.points) AS points, MAX(v.placed_at) AS last
     FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0 GROUP BY a.member_id
@@ -278,8 +289,8 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
     # Named parameters for the repeated ones, positional for the rows: psycopg wants one style.
     sql = sql.replace("%(partner)s", str(int(partner.pk))).replace("%(now)s", "%s::timestamptz")
     params = [*order_params, *line_params]
-    # %(now)s appears in a, o and e, in that order, after the VALUES lists.
-    params += [now, now, now]
+    # %(now)s appears in a, o, e and x, in that order, after the VALUES lists.
+    params += [now, now, now, now]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         outcome = {source_key: (member_id, activity_id) for source_key, member_id, activity_id in cursor.fetchall()}
@@ -296,6 +307,7 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
             results[index] = OrderResult(order.order_id, order.member, "accepted", award=award, member_id=member_id)
     if seen:
         _report_recorded(partner, orders, seen, results)
+    events.relay_after_commit()
     return True
 
 

@@ -19,8 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import Member
 from accounts.services import Note, notify
-from core import bulk
+from core import bulk, events
 from core.errors import Conflict
+from core.events import Emitted
 from rewards import criteria
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
 from rewards.program import current_program, forget_program
@@ -79,6 +80,9 @@ def _award_badges(wanted: list[tuple[int, BadgeLevel]], *, now: datetime) -> int
                                        [(member_id, level.pk, now) for member_id, level in chunk],
                                        unique=("member_id", "level_id"))
             fresh = [(member_id, levels[level_id]) for member_id, level_id in inserted]
+            events.emit_many("badge.awarded", [
+                Emitted(member_id, {"badge": level.badge.name, "slug": level.badge.slug, "level": level.name})
+                for member_id, level in fresh])
             bonuses = [
                 ActivityInput(member_id=member_id, type="badge_earned", source_key=f"badge:{level.pk}:{member_id}",
                               occurred_at=now, description=f"Badge: {level.badge.name} ({level.name})",
@@ -193,6 +197,8 @@ def _complete(challenge: Challenge, member_ids: list[int], entries: dict, now: d
             challenge=challenge, member_id__in=member_ids, completed_at__isnull=True)
         closing = list(still_open.values_list("member_id", flat=True))
         ChallengeEntry.objects.filter(challenge=challenge, member_id__in=closing).update(completed_at=now)
+        events.emit_many("challenge.completed", [Emitted(m, {"challenge_id": challenge.pk, "challenge": challenge.name})
+                                                 for m in closing])
         if challenge.reward_points:
             items = [ActivityInput(member_id=m, type="challenge_completed", source_key=f"challenge:{challenge.pk}:{m}",
                                    occurred_at=now, description=f"Challenge: {challenge.name}",

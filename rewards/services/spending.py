@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import AuditLog, Member, Partner, User
 from accounts.selectors import partner_member_ids_query
 from accounts.services import CODE_ALPHABET
+from core import events
 from core.errors import Conflict, Invalid, NotFound
 from rewards.ledger import Posting, lock_members
 from rewards.models import (
@@ -140,6 +141,10 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
                 break
             except IntegrityError:
                 continue  # 31^12 codes: a collision is rare enough to just draw again
+        coupon = Coupon.objects.get(redemption=redemption)
+        events.emit("reward.redeemed", member_id=member.pk, data={
+            "reward_id": reward.pk, "reward": reward.name, "points": reward.points_cost, "coupon": coupon.code,
+            "expires_at": coupon.expires_at.isoformat(), "partner_id": partner.pk if partner else None})
     return Redemption.objects.select_related("coupon", "reward").get(pk=redemption.pk)
 
 
@@ -149,10 +154,15 @@ def coupon_use(*, code: str, partner: Partner, order_id: str = "") -> Coupon:
     now = timezone.now()
     # A partner sees only its own customers' coupons: another store's code is as unknown as a typo.
     coupons = Coupon.objects.filter(member_id__in=partner_member_ids_query(partner))
-    used = coupons.filter(code=code, used_at__isnull=True, expires_at__gt=now).update(
-        used_at=now, used_by=partner, used_order_id=order_id[:100]
-    )
-    coupon = coupons.select_related("reward", "member").filter(code=code).first()
+    with transaction.atomic():
+        used = coupons.filter(code=code, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now, used_by=partner, used_order_id=order_id[:100]
+        )
+        coupon = coupons.select_related("reward", "member").filter(code=code).first()
+        if used:
+            events.emit("coupon.used", member_id=coupon.member_id, data={
+                "coupon": coupon.code, "reward_id": coupon.reward_id, "order_id": order_id[:100],
+                "partner_id": partner.pk})
     if coupon is None:
         raise NotFound("No such coupon.", code="unknown_coupon", fields={"code": "No such coupon."})
     if not used:

@@ -26,7 +26,9 @@ from django.utils import timezone
 
 from accounts.models import AuditLog, Member, User
 from accounts.services import Note, notify
+from core import events
 from core.errors import Invalid
+from core.events import Emitted
 from rewards import criteria
 from rewards.models import (
     EntryKind,
@@ -192,6 +194,10 @@ def _write(statuses: list[MemberTier], changes: list[TierChange]) -> None:
             )
         if changes:
             TierChange.objects.bulk_create(changes, batch_size=2000)
+            tiers = {tier.pk: tier.name for tier in Tier.objects.all()}
+            events.emit_many("tier.changed", [Emitted(change.member_id, {
+                "from": tiers.get(change.from_tier_id), "to": tiers.get(change.to_tier_id), "cause": change.cause})
+                for change in changes])
 
 
 def measure_str(program: Program, amount: Decimal) -> str:
@@ -229,6 +235,8 @@ def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: st
         status.save()
         TierChange.objects.create(member=member, from_tier=before, to_tier=tier, cause=TierCause.MANUAL,
                                   reason=reason, actor_user=actor_user, created_at=now)
+        events.emit("tier.changed", member_id=member.pk, data={
+            "from": before.name if before else None, "to": tier.name, "cause": TierCause.MANUAL})
         AuditLog.objects.create(action="tier.set_manually", member=member, actor_user=actor_user,
                                 subject=f"member:{member.pk}", before={"tier": str(before) if before else None},
                                 after={"tier": tier.name, "until": until.isoformat()}, reason=reason)
