@@ -16,6 +16,26 @@ from accounts.models import ApiKey, AuditLog, ConsentEvent, ExternalId, Member, 
 from core.errors import DomainError
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    """An admin whose saves go through ``accounts.services.staff_save``: the row, its many-to-many
+    fields and its inlines in one transaction, with one audit row. ``after_save`` is for what the
+    app does next (draw badge images, forget cached rules)."""
+
+    def save_model(self, request, obj, form, change):
+        pass  # saved with its inlines in save_related, in one transaction
+
+    def save_related(self, request, form, formsets, change):
+        obj = services.staff_save(form=form, formsets=formsets, actor_user=request.user)
+        self.after_save(request, obj, change)
+
+    def after_save(self, request, obj, change) -> None:
+        pass
+
+    def has_delete_permission(self, request, obj=None):
+        # Catalogue rows are retired (``is_active``), not deleted: orders, coupons and answers point at them.
+        return False
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -58,8 +78,29 @@ class EraseForm(forms.Form):
     reason = forms.CharField(max_length=500, help_text="Who asked and how, for the audit log (a ticket number).")
 
 
+class MemberForm(forms.ModelForm):
+    """The service's rules, checked here so that a refusal shows next to its field."""
+
+    class Meta:
+        model = Member
+        fields = ["email", "first_name", "last_name", "birthday", "phone"]
+
+    def clean_email(self):
+        email = services.normalize_email(self.cleaned_data.get("email"))
+        if email and Member.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("Another member already uses this email address.")
+        return email
+
+    def clean_phone(self):
+        try:
+            return services.normalize_phone(self.cleaned_data.get("phone"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(admin.ModelAdmin):  # its own service: member_staff_update
+    form = MemberForm
     change_form_template = "admin/accounts/member/change_form.html"
     list_display = ["__str__", "email", "points_available", "points_pending", "created_at", "has_login"]
     list_filter = [("user", admin.EmptyFieldListFilter), ("erased_at", admin.EmptyFieldListFilter)]
@@ -141,13 +182,8 @@ class MemberAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        before = {field: str(form.initial.get(field, "")) for field in form.changed_data}
-        super().save_model(request, obj, form, change)
-        if form.changed_data:
-            AuditLog.objects.create(
-                action="member.profile_edited", member=obj, actor_user=request.user, subject=f"member:{obj.pk}",
-                before=before, after={field: str(form.cleaned_data.get(field, "")) for field in form.changed_data},
-            )
+        services.member_staff_update(member=obj, actor_user=request.user,
+                                     data={field: form.cleaned_data[field] for field in form.changed_data})
 
 
 class ApiKeyInline(ReadOnlyInline):

@@ -679,3 +679,73 @@ def notify(*, notes: list[Note], purpose: str | None = Purpose.REMINDERS) -> int
 
 def notifications_mark_read(*, member: Member) -> int:
     return Notification.objects.filter(member=member, read_at__isnull=True).update(read_at=timezone.now())
+
+
+# --- Staff edits in the admin ----------------------------------------------------------------------
+
+def _shown(value) -> str:
+    return "" if value is None else str(value)
+
+
+def staff_save(*, form, formsets=(), actor_user: User | None, action: str = "") -> Any:
+    """Save what staff edited in the admin (a validated model form and its inline formsets) in one
+    transaction, with one audit row: each changed field before and after, and which inlines changed.
+
+    For settings and catalogue rows (rewards, badges, challenges, surveys, products...). Rows with
+    invariants of their own (a member's balances, a tier's threshold) have their own services.
+    """
+    instance = form.instance
+    meta = instance._meta
+    created = instance.pk is None
+    concrete = {f.name for f in meta.concrete_fields}
+    fields = [name for name in form.changed_data if name in concrete]
+    with transaction.atomic():
+        before = {}
+        if not created and fields:
+            row = type(instance)._default_manager.filter(pk=instance.pk).values(*fields).first() or {}
+            before = {name: _shown(value) for name, value in row.items()}
+        instance = form.save()
+        inlines = []
+        for formset in formsets:
+            formset.instance = instance
+            formset.save()
+            if formset.has_changed():
+                inlines.append(formset.prefix)
+        if created or form.changed_data or inlines:
+            after = {name: _shown(getattr(instance, name)) for name in fields}
+            m2m = [name for name in form.changed_data if name not in concrete]
+            after.update({name: ", ".join(str(o) for o in getattr(instance, name).all()) for name in m2m})
+            if inlines:
+                after["inlines changed"] = ", ".join(inlines)
+            _audit(action=action or f"{meta.model_name}.{'created' if created else 'changed'}", actor_user=actor_user,
+                   subject=f"{meta.model_name}:{instance.pk}", before=before or None, after=after)
+    return instance
+
+
+STAFF_MEMBER_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
+
+
+def member_staff_update(*, member: Member, data: dict[str, Any], actor_user: User | None) -> Member:
+    """Staff correct a member's profile: the same rules as everywhere (email normalised and not
+    another member's, phone in E.164), only the fields named written (never the balances, which
+    only the ledger writes), under the member's lock, audited, announced (``member.updated``)."""
+    data = {key: value for key, value in data.items() if key in STAFF_MEMBER_FIELDS}
+    if "email" in data:
+        data["email"] = normalize_email(data["email"])
+    if "phone" in data:
+        data["phone"] = normalize_phone(data["phone"])
+    with transaction.atomic():
+        member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
+        if "email" in data:
+            _check_email_free(email=data["email"], member=member)
+        changed = [key for key, value in data.items() if getattr(member, key) != value]
+        if not changed:
+            return member
+        before = {key: _shown(getattr(member, key)) for key in changed}
+        for key in changed:
+            setattr(member, key, data[key])
+        member.save(update_fields=[*changed, "updated_at"])
+        _audit(action="member.profile_edited", member=member, actor_user=actor_user, subject=f"member:{member.pk}",
+               before=before, after={key: _shown(getattr(member, key)) for key in changed})
+        events.emit("member.updated", member_id=member.pk, data={"changed": sorted(changed), "source": "staff"})
+    return member

@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from accounts.admin import AuditedAdmin
 from community import services
 from community.models import (
     Answer,
@@ -20,7 +21,7 @@ from community.models import (
     ReviewPhoto,
     Spotlight,
 )
-from community.services import spotlight_create
+from community.services import public_profile_update, spotlight_create
 from core.admin import ReadOnlyAdmin, SingletonAdmin
 from core.errors import DomainError
 
@@ -33,19 +34,33 @@ class PublicProfileAdmin(admin.ModelAdmin):
     fields = ["member", "is_public", "display_name", "avatar"]
     readonly_fields = ["member"]
 
+    def save_model(self, request, obj, form, change):
+        # The member's own path: the picture cleaned (location data gone), the name checked; audited.
+        avatar = form.cleaned_data.get("avatar")
+        new_avatar = avatar if "avatar" in form.changed_data and avatar else None
+        try:
+            public_profile_update(member=obj.member, is_public=obj.is_public, display_name=obj.display_name,
+                                  avatar=new_avatar, remove_avatar=avatar is False, actor_user=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            raise
+
     def has_add_permission(self, request):
         return False  # members make their own profiles
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # erasing the member removes it
+
 
 @admin.register(Spotlight)
-class SpotlightAdmin(admin.ModelAdmin):
+class SpotlightAdmin(AuditedAdmin):
     list_display = ["headline", "member", "starts_at", "ends_at", "created_by"]
     raw_id_fields = ["member"]
     fields = ["member", "headline", "text", "ends_at"]
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            return  # an edit: AuditedAdmin.save_related saves it, audited
         try:
             created = spotlight_create(member=obj.member, headline=obj.headline, text=obj.text,
                                        actor_user=request.user, ends_at=obj.ends_at)
@@ -53,6 +68,10 @@ class SpotlightAdmin(admin.ModelAdmin):
             messages.error(request, exc.message)
             raise
         obj.pk = created.pk
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
 
 
 # --- Products, reviews, questions: the moderation queue ---------------------------------------------
@@ -111,7 +130,7 @@ class DecisionForm(forms.ModelForm):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdmin):
     list_display = ["name", "sku", "category", "partner", "updated_at"]
     search_fields = ["sku", "name"]
     list_filter = ["category"]
@@ -130,6 +149,9 @@ class PhotoInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # photos change with the member's own edit of their review
 
     @admin.display(description="Photo")
     def preview(self, photo):

@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from accounts.admin import AuditedAdmin
 from core.admin import ReadOnlyAdmin, SingletonAdmin
 from core.charts import bar_chart, line_chart
 from core.errors import DomainError
@@ -37,7 +38,7 @@ class QuestionInline(admin.StackedInline):
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(AuditedAdmin):
     list_display = ["name", "audience", "opens_at", "closes_at", "is_active", "results_link"]
     list_filter = ["audience", "is_active"]
     inlines = [QuestionInline]
@@ -114,6 +115,9 @@ class FollowUpAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         services.follow_up_handle(follow_up_id=obj.pk, staff_user=request.user, note=form.cleaned_data["note"])
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # handled, not forgotten
+
 
 class VoidActionForm(ActionForm):
     reason = forms.CharField(required=False, label="Reason (to void)")
@@ -155,6 +159,6 @@ class ReferralAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ReferralSettings)
-class ReferralSettingsAdmin(SingletonAdmin):
+class ReferralSettingsAdmin(SingletonAdmin, AuditedAdmin):
     def settings_row(self):
         return services.referral_settings()

@@ -18,6 +18,9 @@ class MemberInsightInline(admin.StackedInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # written only by the nightly snapshot
+
 
 member_admin = admin.site._registry.get(Member)
 if member_admin is not None:

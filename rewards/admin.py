@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.admin import AuditedAdmin
 from accounts.models import Member, Partner
 from core.admin import ReadOnlyAdmin, SingletonAdmin
 from core.errors import DomainError
@@ -252,7 +253,7 @@ class RewardForm(forms.ModelForm):
 
 
 @admin.register(Reward)
-class RewardAdmin(admin.ModelAdmin):
+class RewardAdmin(AuditedAdmin):
     form = RewardForm
     list_display = ["name", "kind", "points_cost", "stock", "per_member_limit", "valid_from", "valid_to", "is_active",
                     "redeemed"]
@@ -488,7 +489,7 @@ class BadgeLevelInline(admin.TabularInline):
 
 
 @admin.register(Badge)
-class BadgeAdmin(admin.ModelAdmin):
+class BadgeAdmin(AuditedAdmin):
     list_display = ["name", "criterion", "activity_type", "levels_count", "holders", "is_active"]
     list_filter = ["criterion", "is_active"]
     prepopulated_fields = {"slug": ["name"]}
@@ -502,10 +503,9 @@ class BadgeAdmin(admin.ModelAdmin):
     def holders(self, badge):
         return MemberBadge.objects.filter(level__badge=badge).count()
 
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
+    def after_save(self, request, obj, change):
         # Missing images are drawn now; who already qualifies gets it in the background.
-        progress_services.badge_saved(badge=form.instance)
+        progress_services.badge_saved(badge=obj)
         self.message_user(request, "Members who already qualify receive this badge in the background.")
 
     def has_delete_permission(self, request, obj=None):
@@ -538,7 +538,7 @@ class ChallengeForm(forms.ModelForm):
 
 
 @admin.register(Challenge)
-class ChallengeAdmin(admin.ModelAdmin):
+class ChallengeAdmin(AuditedAdmin):
     form = ChallengeForm
     list_display = ["name", "criterion", "threshold", "starts_at", "ends_at", "enrollment", "completed", "is_active"]
     list_filter = ["enrollment", "is_active"]
@@ -547,6 +547,5 @@ class ChallengeAdmin(admin.ModelAdmin):
     def completed(self, challenge):
         return challenge.entries.filter(completed_at__isnull=False).count()
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
+    def after_save(self, request, obj, change):
         transaction.on_commit(forget_program)

@@ -16,9 +16,10 @@ _CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
 
 
 def public_profile_update(*, member: Member, is_public: bool, display_name: str, avatar=None,
-                          remove_avatar: bool = False) -> PublicProfile:
+                          remove_avatar: bool = False, actor_user=None) -> PublicProfile:
     """Save what a member shows in public. Checks everything, processes the avatar (outside the
-    transaction: it is slow), then writes. A public profile needs a display name."""
+    transaction: it is slow), then writes. A public profile needs a display name. Staff editing it
+    (``actor_user``) leave an audit row."""
     display_name = " ".join((display_name or "").split())
     if is_public and len(display_name) < 2:
         raise Invalid("A public profile needs a display name.", fields={"display_name": "At least 2 characters."})
@@ -40,6 +41,11 @@ def public_profile_update(*, member: Member, is_public: bool, display_name: str,
             profile.avatar.save(f"member-{member.pk}.{picture.image.name.rsplit('.', 1)[-1]}", picture.image,
                                 save=False)
         profile.save()
+        if actor_user is not None:
+            AuditLog.objects.create(action="profile.edited_by_staff", member=member, actor_user=actor_user,
+                                    subject=f"member:{member.pk}",
+                                    after={"is_public": is_public, "display_name": display_name, "avatar":
+                                           "replaced" if picture else ("removed" if remove_avatar else "kept")})
     return profile
 
 
