@@ -14,7 +14,7 @@ from rewards.services.tiers import (
     tier_thresholds_plan,
     tiers_evaluate,
 )
-from tests.factories import RuleFactory, customer, make_tiers, place_order, refund, set_program
+from tests.factories import RuleFactory, at, customer, make_tiers, place_order, refund, set_program
 
 pytestmark = pytest.mark.django_db
 
@@ -64,11 +64,13 @@ def test_pending_points_count_towards_the_tier(tea_shop, ada):
 
 def test_no_downgrade_before_the_period_and_grace_end_then_one_step_down(tea_shop, ada):
     buy(tea_shop, "1", "600.00")
-    tiers_evaluate(member_ids=[ada.pk])
+    reached_at = timezone.now()
+    tiers_evaluate(member_ids=[ada.pk], now=reached_at)
     status = MemberTier.objects.get(member=ada)
     assert status.tier.name == "Gold"
     end = status.period_end
-    assert end.date() == (timezone.now() + timedelta(days=365)).date() or end > timezone.now() + timedelta(days=360)
+    # Held for the 12-month window: the same day and time a year on.
+    assert end == reached_at.replace(year=reached_at.year + 1)
     # A year on, the points have left the window. Until the grace period ends, Gold stays.
     assert tiers_evaluate(now=end + timedelta(days=29)).downgraded == 0
     assert tier_of(ada) == "Gold"
@@ -238,3 +240,57 @@ def test_the_tier_page_says_where_the_member_stands(client, alice, tea_shop, tie
     html = page.content.decode()
     assert 'data-testid="tier-name">Silver<' in html
     assert "350 points more to reach Gold" in html
+
+
+class TestTierDecide:
+    """The rule of tiers on its own: no database reads or writes in the decision."""
+
+    @pytest.fixture
+    def program(self, db):
+        make_tiers(("Bronze", 0), ("Silver", 100), ("Gold", 500), ("Platinum", 2000))
+        set_program(tier_grace_days=10, tier_warning_days=30, tier_max_drop=1)
+        from rewards.program import current_program
+
+        return current_program()
+
+    def tier(self, program, name):
+        return next(t for t in program.tiers if t.name == name)
+
+    def status(self, program, name, *, period_end, manual_until=None, warned_for=None):
+        from rewards.models import MemberTier
+
+        return MemberTier(tier=self.tier(program, name), period_end=period_end, manual_until=manual_until,
+                          warned_for=warned_for)
+
+    def decide(self, program, current, status, measure, review=None, now=None):
+        from rewards.services.tiers import tier_decide
+
+        return tier_decide(program=program, current=self.tier(program, current) if current else None, status=status,
+                           measure=Decimal(measure), review_measure=None if review is None else Decimal(review),
+                           now=now or at("2026-06-01 12:00"))
+
+    def test_reaching_a_higher_tier_moves_up_at_once(self, program, django_assert_num_queries):
+        with django_assert_num_queries(0):
+            decision = self.decide(program, "Bronze", None, "650")
+        assert (decision.kind, decision.tier.name) == ("upgrade", "Gold")
+
+    def test_a_review_keeps_a_tier_that_still_qualifies_and_renews_its_period(self, program):
+        status = self.status(program, "Gold", period_end=at("2026-05-01 00:00"))
+        decision = self.decide(program, "Gold", status, "0", review="520")
+        assert (decision.kind, decision.tier.name) == ("renew", "Gold")
+        assert decision.period_end > at("2026-06-01 12:00")
+
+    def test_a_review_drops_at_most_one_step(self, program):
+        status = self.status(program, "Platinum", period_end=at("2026-05-01 00:00"))
+        decision = self.decide(program, "Platinum", status, "0", review="0")
+        assert (decision.kind, decision.tier.name) == ("downgrade", "Gold")
+
+    def test_a_warning_comes_once_a_period_and_never_to_a_tier_set_by_hand(self, program):
+        end = at("2026-06-20 00:00")
+        assert self.decide(program, "Gold", self.status(program, "Gold", period_end=end), "100").kind == "warn"
+        warned = self.status(program, "Gold", period_end=end, warned_for=end)
+        assert self.decide(program, "Gold", warned, "100").kind == "none"
+        manual = self.status(program, "Gold", period_end=end, manual_until=end)
+        assert self.decide(program, "Gold", manual, "100").kind == "none"
+        far = self.status(program, "Gold", period_end=at("2026-09-01 00:00"))
+        assert self.decide(program, "Gold", far, "100").kind == "none"

@@ -129,63 +129,98 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
     base = program.base_tier
     changed: list[MemberTier] = []
     notes: list[Note] = []
+    warnings: list[Emitted] = []
     for member_id in set(statuses) | set(now_measures):
         measure = now_measures.get(member_id, Decimal(0))
         status = statuses.get(member_id)
         current = by_id[status.tier_id] if status else base
-        reached = program.tier_for(measure)
-        if reached is not None and (current is None or reached.rank > current.rank):
-            status = status or MemberTier(member_id=member_id)
-            status.tier, status.since = reached, now
-            status.period_end, status.warned_for = period_end_after(program, now), None
-            changed.append(status)
+        decision = tier_decide(program=program, current=current, status=status, measure=measure,
+                               review_measure=review_measures.get(member_id), now=now)
+        if decision.kind == "none":
+            continue
+        status = status or MemberTier(member_id=member_id)
+        status.period_end, status.warned_for = decision.period_end, decision.warned_for
+        if decision.kind in ("renew", "downgrade") and status.manual_until is not None and status.manual_until <= now:
+            status.manual_until = None
+        changed.append(status)
+        if decision.kind == "upgrade":
+            status.tier, status.since = decision.tier, now
             run.upgraded += 1
-            run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=reached,
+            run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
                                           cause=TierCause.QUALIFIED, measure=measure, created_at=now))
-            notes.append(Note(member_id, "tier_up", f"Welcome to {reached.name}!",
-                              f"You have reached the {reached.name} tier.", "/rewards/tier/"))
-        elif member_id in review_measures:
-            kept = program.tier_for(review_measures[member_id])
-            end = status.period_end
-            while end + timedelta(days=program.settings.tier_grace_days) <= now:
-                end = period_end_after(program, end)  # catch up on periods missed while nobody looked
-            status.period_end, status.warned_for = end, None
-            if status.manual_until is not None and status.manual_until <= now:
-                status.manual_until = None
-            if kept is not None and kept.rank >= current.rank:
-                run.renewed += 1
-                run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=current,
-                                              cause=TierCause.RENEWED, measure=review_measures[member_id],
-                                              created_at=now))
-            else:
-                lowest = max(kept.rank if kept else -1, current.rank - program.settings.tier_max_drop)
-                new = next((t for t in program.tiers if t.rank == lowest), None) or (kept or program.tiers[0])
-                status.tier, status.since = new, now
-                run.downgraded += 1
-                run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=new,
-                                              cause=TierCause.DOWNGRADED, measure=review_measures[member_id],
-                                              created_at=now))
-                notes.append(Note(member_id, "tier_down", f"You are now {new.name}",
-                                  f"Your {current.name} period has ended; you are now {new.name}.",
-                                  "/rewards/tier/"))
-            changed.append(status)
-        elif status is not None and status.manual_until is None and status.warned_for != status.period_end:
-            warn_from = status.period_end - timedelta(days=program.settings.tier_warning_days)
-            if warn_from <= now and measure < current.threshold:
-                status.warned_for = status.period_end
-                changed.append(status)
-                run.warned += 1
-                needed = current.threshold - measure
-                keep_by = timezone.localtime(status.period_end, program.tz)
-                notes.append(Note(member_id, "tier_warning", f"Keep {current.name}",
-                                  f"To keep {current.name} after {keep_by:%d %b %Y}: "
-                                  f"{describe_measure(program, needed)} more before then.", "/rewards/tier/"))
-    _write(changed, run.changes)
+            notes.append(Note(member_id, "tier_up", f"Welcome to {decision.tier.name}!",
+                              f"You have reached the {decision.tier.name} tier.", "/rewards/tier/"))
+        elif decision.kind == "renew":
+            run.renewed += 1
+            run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=current,
+                                          cause=TierCause.RENEWED, measure=review_measures[member_id],
+                                          created_at=now))
+        elif decision.kind == "downgrade":
+            status.tier, status.since = decision.tier, now
+            run.downgraded += 1
+            run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
+                                          cause=TierCause.DOWNGRADED, measure=review_measures[member_id],
+                                          created_at=now))
+            notes.append(Note(member_id, "tier_down", f"You are now {decision.tier.name}",
+                              f"Your {current.name} period has ended; you are now {decision.tier.name}.",
+                              "/rewards/tier/"))
+        else:  # warn
+            run.warned += 1
+            keep_by = timezone.localtime(status.period_end, program.tz)
+            notes.append(Note(member_id, "tier_warning", f"Keep {current.name}",
+                              f"To keep {current.name} after {keep_by:%d %b %Y}: "
+                              f"{describe_measure(program, decision.needed)} more before then.", "/rewards/tier/"))
+            warnings.append(Emitted(member_id, {"tier": current.name, "period_end": status.period_end.isoformat(),
+                                                "needed": measure_str(program, decision.needed)}))
+    _write(changed, run.changes, warnings)
     notify(notes=notes)
     return run
 
 
-def _write(statuses: list[MemberTier], changes: list[TierChange]) -> None:
+@dataclass(frozen=True)
+class TierDecision:
+    """What happens to one member's tier now. ``kind``: upgrade, renew, downgrade, warn or none."""
+
+    kind: str
+    tier: Tier | None = None
+    period_end: datetime | None = None
+    warned_for: datetime | None = None
+    needed: Decimal | None = None
+
+
+def tier_decide(*, program: Program, current: Tier | None, status: MemberTier | None, measure: Decimal,
+                review_measure: Decimal | None, now: datetime) -> TierDecision:
+    """The rule of tiers, for one member, without touching the database.
+
+    Up at once when the measure reaches a higher tier (a new period starts). At a review (the
+    period ended and the grace days passed; ``review_measure`` is the measure over the window
+    ending at the period's end): kept if it still qualifies (the period renewed), otherwise down
+    to what it qualifies for, but at most ``tier_max_drop`` steps. Before a review, within
+    ``tier_warning_days`` of the period's end, one warning per period to a member who would not
+    keep their tier, unless staff set it by hand.
+    """
+    reached = program.tier_for(measure)
+    if reached is not None and (current is None or reached.rank > current.rank):
+        return TierDecision("upgrade", tier=reached, period_end=period_end_after(program, now))
+    if review_measure is not None and status is not None:
+        kept = program.tier_for(review_measure)
+        end = status.period_end
+        while end + timedelta(days=program.settings.tier_grace_days) <= now:
+            end = period_end_after(program, end)  # catch up on periods missed while nobody looked
+        if kept is not None and kept.rank >= current.rank:
+            return TierDecision("renew", tier=current, period_end=end)
+        lowest = max(kept.rank if kept else -1, current.rank - program.settings.tier_max_drop)
+        new = next((t for t in program.tiers if t.rank == lowest), None) or (kept or program.tiers[0])
+        return TierDecision("downgrade", tier=new, period_end=end)
+    if status is not None and status.manual_until is None and status.warned_for != status.period_end:
+        warn_from = status.period_end - timedelta(days=program.settings.tier_warning_days)
+        if warn_from <= now and measure < current.threshold:
+            return TierDecision("warn", tier=current, period_end=status.period_end, warned_for=status.period_end,
+                                needed=current.threshold - measure)
+    return TierDecision("none")
+
+
+def _write(statuses: list[MemberTier], changes: list[TierChange], warnings: list[Emitted] = ()) -> None:
     with transaction.atomic():
         if statuses:
             MemberTier.objects.bulk_create(
@@ -197,7 +232,8 @@ def _write(statuses: list[MemberTier], changes: list[TierChange]) -> None:
             tiers = {tier.pk: tier.name for tier in Tier.objects.all()}
             events.emit_many("tier.changed", [Emitted(change.member_id, {
                 "from": tiers.get(change.from_tier_id), "to": tiers.get(change.to_tier_id), "cause": change.cause})
-                for change in changes])
+                for change in changes if change.from_tier_id != change.to_tier_id])
+        events.emit_many("tier.downgrade_warning", warnings)
 
 
 def measure_str(program: Program, amount: Decimal) -> str:
