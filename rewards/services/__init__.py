@@ -6,7 +6,12 @@
 - ``activities``: signups, birthdays, partner events and the activities other apps report;
 - ``spending``: adjustments, redemptions, coupons;
 - ``schedule``: pending points becoming available, expiry;
-- ``configuration``: program settings and earning rules.
+- ``configuration``: program settings and earning rules;
+- ``tiers``: tier evaluation (the rule itself is ``tiers.tier_decide``), thresholds, tiers set by hand;
+- ``progress``: badges and challenges, awarded in sets; ``progress_hook``: announcing activities.
+
+Every movement of points is announced as a domain event (``core.events``) from ``rewards.ledger``.
+The tier and progress functions are imported from their modules (``rewards.services.tiers``...).
 """
 
 from rewards.services.activities import (
