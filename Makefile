@@ -43,8 +43,10 @@ bench: install
 fuzz: install
 	$(BIN)/python -m fuzz.run
 
+## A worker for every queue (QUEUES=webhooks for one that only delivers webhooks).
+QUEUES ?= celery,webhooks
 worker: install
-	$(BIN)/celery -A loyalty_site worker --loglevel=INFO
+	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --loglevel=INFO
 
 beat: install
 	$(BIN)/celery -A loyalty_site beat --loglevel=INFO

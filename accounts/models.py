@@ -172,6 +172,7 @@ class Scope(models.TextChoices):
     PRODUCTS_WRITE = "products:write"
     REVIEWS_READ = "reviews:read"
     INSIGHTS_READ = "insights:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 class ApiKey(models.Model):

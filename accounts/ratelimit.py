@@ -35,13 +35,13 @@ def rate_limit_take(*, key_id: int, rate: Rate, now: float | None = None) -> tup
     index = int(now // rate.seconds)
     reset = max(1, int((index + 1) * rate.seconds - now + 0.999))
     name = f"ratelimit:{key_id}:{rate.seconds}:{index}"
-    # add() sets the counter only if no process did yet; incr() is atomic in Redis and in-process.
-    cache.add(name, 0, timeout=rate.seconds + 5)
+    # incr() is atomic in Redis and in-process; the first call of a window finds no counter and
+    # add()s it (one round trip on every other call). Two first calls at once: add() lets one win,
+    # and the other counts on top of it.
     try:
         used = cache.incr(name)
-    except ValueError:  # expired between add() and incr()
-        cache.add(name, 1, timeout=rate.seconds + 5)
-        used = 1
+    except ValueError:
+        used = 1 if cache.add(name, 1, timeout=rate.seconds + 5) else cache.incr(name)
     return used <= rate.calls, Window(rate.calls, max(0, rate.calls - used), reset)
 
 

@@ -470,8 +470,10 @@ def member_erase(*, member: Member, actor_user: User | None = None, actor_partne
         member.erased_at = timezone.now()
         member.user = None
         member.save()
-        # Announced before the partners' ids go, so each partner's event can still carry its own id.
-        events.emit("member.erased", member_id=member.pk)
+        # Announced before the partners' ids go, carrying them: each partner is told with its own id.
+        events.emit("member.erased", member_id=member.pk, data={"external_ids": {
+            str(partner_id): external_id
+            for partner_id, external_id in member.external_ids.values_list("partner_id", "external_id")}})
         member.external_ids.all().delete()
         member.consent_events.all().delete()
         _audit(action="member.erased", member=member, actor_user=actor_user, actor_partner=actor_partner,

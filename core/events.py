@@ -16,6 +16,7 @@ small JSON ``data``; the names of public events are the partner contract (PRODUC
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -134,7 +135,18 @@ def relay_after_commit() -> None:
         transaction.on_commit(_relay_soon)
 
 
+_last_relay_queued = 0.0
+
+
 def _relay_soon() -> None:
+    """Queue a relay a second from now, at most one every half second per process: every event
+    committed before the relay runs is in it, and a burst of writes costs one task, not one each."""
+    global _last_relay_queued
     from core.tasks import relay_outbox
 
-    relay_outbox.delay()
+    now = time.monotonic()
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        relay_outbox.delay()
+    elif now - _last_relay_queued >= 0.5:
+        _last_relay_queued = now
+        relay_outbox.apply_async(countdown=1)

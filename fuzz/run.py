@@ -58,7 +58,7 @@ def main() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL")}
     env.update(DATABASE_URL=f"sqlite:///{workdir / 'fuzz.sqlite3'}", MEDIA_ROOT=str(workdir / "media"),
-               PRIVATE_MEDIA_ROOT=str(workdir / "private"), LOG_LEVEL="ERROR",
+               PRIVATE_MEDIA_ROOT=str(workdir / "private"), LOG_LEVEL="ERROR", WEBHOOKS_SEND="0",
                DJANGO_SETTINGS_MODULE="loyalty_site.settings")
     key = prepare(env)
     gunicorn = Path(sys.executable).with_name("gunicorn")

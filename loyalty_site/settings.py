@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "community",
     "feedback",
     "insights",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -232,11 +233,29 @@ CELERY_BEAT_SCHEDULE: dict = {
     "insights-snapshot": {"task": "insights.nightly_snapshot", "schedule": crontab(hour=2, minute=30)},
     "relay-outbox": {"task": "core.relay_outbox", "schedule": 60},
     "purge-outbox": {"task": "core.purge_outbox", "schedule": crontab(hour=4, minute=10)},
+    "deliver-webhooks": {"task": "webhooks.deliver_due", "schedule": 15},
 }
 CELERY_IMPORTS = ["core.mail", "core.tasks"]
+# Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.
+WEBHOOKS_QUEUE = env_str("WEBHOOKS_QUEUE", "webhooks")
+CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOKS_QUEUE}}
+
+# --- Webhooks ------------------------------------------------------------------------------------
+# Seconds before each retry of a failed delivery (then it is given up), with +-10% jitter.
+WEBHOOK_RETRY_DELAYS = [int(s) for s in env_list("WEBHOOK_RETRY_DELAYS", ["5", "300", "1800", "7200", "18000",
+                                                                          "36000", "36000"])]
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1)
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5, minimum=1)
+WEBHOOK_ENDPOINT_CONCURRENCY = env_int("WEBHOOK_ENDPOINT_CONCURRENCY", 4, minimum=1)
+# http:// and private, loopback and link-local addresses: only for development and tests.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+# 0: deliveries are recorded but nothing is sent (make fuzz: its endpoints are made-up hosts).
+WEBHOOKS_SEND = env_bool("WEBHOOKS_SEND", True)
+# Fernet key (32 url-safe base64 bytes) that encrypts endpoints' secrets; derived from SECRET_KEY if empty.
+WEBHOOK_SECRETS_KEY = env_str("WEBHOOK_SECRETS_KEY")
 
 # Who the outbox's events are handed to, in order (dotted paths of ``fn(events=[OutboxEvent])``).
-OUTBOX_CONSUMERS: list[str] = []
+OUTBOX_CONSUMERS: list[str] = ["webhooks.services.deliveries_create"]
 # Queue a relay after each commit that wrote events (beat also relays every minute).
 OUTBOX_RELAY_ON_COMMIT = True
 # Days an event stays in the outbox after it was relayed: how far back a replay can reach.

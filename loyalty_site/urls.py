@@ -10,6 +10,7 @@ from community import views as community_views
 from core import api
 from loyalty_site import views
 from rewards import apis as rewards_apis
+from webhooks import apis as webhook_apis
 
 admin.site.site_header = f"{settings.PROGRAM_NAME} administration"
 admin.site.site_title = f"{settings.PROGRAM_NAME} admin"
@@ -32,6 +33,12 @@ api_v1 = [
     path("coupons/<str:code>/use/", rewards_apis.CouponUseApi.as_view(), name="coupon-use"),
     path("products/", community_apis.ProductUpsertApi.as_view(), name="products"),
     path("products/<str:sku>/reviews/", community_apis.ProductReviewsApi.as_view(), name="product-reviews"),
+    path("webhooks/", webhook_apis.EndpointListApi.as_view(), name="webhooks"),
+    path("webhooks/<int:endpoint_id>/", webhook_apis.EndpointDetailApi.as_view(), name="webhook-detail"),
+    path("webhooks/<int:endpoint_id>/rotate-secret/", webhook_apis.RotateSecretApi.as_view(), name="webhook-rotate"),
+    path("webhooks/<int:endpoint_id>/test/", webhook_apis.TestApi.as_view(), name="webhook-test"),
+    path("webhooks/<int:endpoint_id>/deliveries/", webhook_apis.DeliveriesApi.as_view(), name="webhook-deliveries"),
+    path("webhooks/<int:endpoint_id>/replay/", webhook_apis.ReplayApi.as_view(), name="webhook-replay"),
 ]
 
 urlpatterns = [

@@ -1,0 +1,156 @@
+"""Webhooks against a real receiver on loopback: signed per Standard Webhooks (verified with the
+``standardwebhooks`` library), retried with the same id, 410 disables, replay, ping, rotation,
+and each partner told only about its own customers."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from core.models import OutboxEvent
+from core.tasks import relay_outbox
+from tests.factories import RuleFactory, customer, order_payload, same_store
+from tests.receiver import Receiver
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
+from webhooks.services import delivery_attempt
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver(settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    found = Receiver()
+    yield found
+    found.stop()
+
+
+def subscribe(api, url, events=("*",)):
+    response = api.post("/api/v1/webhooks/", {"url": url, "events": list(events)}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def deliver_all():
+    """What the relay and the webhooks worker do after commit, here in the test's transaction."""
+    relay_outbox()
+    for delivery_id in WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).values_list("pk", flat=True):
+        delivery_attempt(delivery_id=delivery_id)
+
+
+def bodies(receiver):
+    return [json.loads(body) for _, body in receiver.requests]
+
+
+def test_a_delivery_is_signed_and_verifies_with_the_standard_library_and_a_tampered_one_does_not(api, receiver):
+    endpoint = subscribe(api, receiver.url, ["member.created"])
+    assert endpoint["secret"].startswith("whsec_") and endpoint["events"] == ["member.created"]
+    api.post("/api/v1/members/", {"external_id": "cust-42", "email": "ada@example.com"}, format="json")
+    deliver_all()
+    [(headers, body)] = receiver.requests
+    verified = Webhook(endpoint["secret"]).verify(body, headers)
+    assert (verified["type"], verified["data"]["member"]) == ("member.created", "cust-42")
+    assert headers["webhook-id"] == verified["id"] == OutboxEvent.objects.get(type="member.created").event_id
+    with pytest.raises(WebhookVerificationError):
+        Webhook(endpoint["secret"]).verify(body.replace(b"cust-42", b"cust-43"), headers)
+
+
+def test_a_failed_delivery_is_retried_with_the_same_id_and_410_disables(api, tea_shop, receiver):
+    subscribe(api, receiver.url)
+    receiver.statuses = [500]
+    customer(tea_shop, "cust-42")
+    deliver_all()
+    delivery = WebhookDelivery.objects.get(type="member.created")
+    assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 1
+    assert timedelta(seconds=4) <= delivery.next_attempt_at - timezone.now() <= timedelta(seconds=6)
+    assert delivery_attempt(delivery_id=delivery.pk) == "not due"
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    assert delivery_attempt(delivery_id=delivery.pk) == "delivered"
+    assert [h["webhook-id"] for h, _ in receiver.requests] == [delivery.event_id] * 2
+    log = api.get(f"/api/v1/webhooks/{delivery.endpoint_id}/deliveries/").json()["results"]
+    assert [(a["status_code"], a["type"]) for a in log] == [(200, "member.created"), (500, "member.created")]
+    receiver.statuses = [410]
+    customer(tea_shop, "cust-43")
+    deliver_all()
+    endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.active, endpoint.disabled_reason) == (False, "The endpoint answered 410 Gone.")
+
+
+def test_each_partner_hears_only_of_its_own_customers_with_its_own_ids(api, coffee_api, tea_shop, coffee_bar,
+                                                                      receiver):
+    from tests.receiver import Receiver
+
+    other = Receiver()
+    try:
+        subscribe(api, receiver.url, ["points.earned"])
+        subscribe(coffee_api, other.url, ["points.earned"])
+        RuleFactory(name="1 per EUR")
+        customer(tea_shop, "ada-at-tea", email="ada@example.com")
+        api.post("/api/v1/orders/", order_payload("T-1", "ada-at-tea", lines=(("TEA", 3, "10.00", "tea"),)),
+                 format="json")
+        deliver_all()
+        assert [b["data"]["member"] for b in bodies(receiver)] == ["ada-at-tea"]
+        assert other.requests == []  # the coffee bar does not know Ada
+        same_store(tea_shop, coffee_bar)
+        customer(coffee_bar, "ada-at-coffee", email="ada@example.com")
+        api.post("/api/v1/orders/", order_payload("T-2", "ada-at-tea"), format="json")
+        deliver_all()
+        [told] = bodies(other)
+        assert (told["data"]["member"], told["data"]["own"]) == ("ada-at-coffee", False)
+        assert told["data"]["description"] == "Activity with another store"  # nothing of the tea shop's order
+        mine = bodies(receiver)[-1]
+        assert (mine["data"]["member"], mine["data"]["own"], mine["data"]["description"]) == (
+            "ada-at-tea", True, "Order T-2")
+    finally:
+        other.stop()
+
+
+def test_ping_rotation_and_replay(api, tea_shop, receiver):
+    endpoint = subscribe(api, receiver.url)
+    assert api.post(f"/api/v1/webhooks/{endpoint['id']}/test/", format="json").status_code == 202
+    deliver_all()
+    assert bodies(receiver)[-1]["type"] == "ping"
+    new = api.post(f"/api/v1/webhooks/{endpoint['id']}/rotate-secret/", format="json").json()["secret"]
+    customer(tea_shop, "cust-42")
+    deliver_all()
+    headers, body = receiver.requests[-1]
+    assert len(headers["webhook-signature"].split(" ")) == 2  # old and new sign for 24 hours
+    Webhook(new).verify(body, headers)
+    Webhook(endpoint["secret"]).verify(body, headers)
+    first_id = headers["webhook-id"]
+    since = (timezone.now() - timedelta(minutes=5)).isoformat()
+    replayed = api.post(f"/api/v1/webhooks/{endpoint['id']}/replay/", {"since": since}, format="json")
+    assert replayed.status_code == 202 and replayed.json()["queued"] >= 1
+    deliver_all()
+    assert first_id in [h["webhook-id"] for h, _ in receiver.requests[-replayed.json()["queued"]:]]
+
+
+def test_bad_input_and_other_partners_endpoints(api, coffee_api, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    plain = api.post("/api/v1/webhooks/", {"url": "http://shop.example.com/hooks", "events": ["*"]}, format="json")
+    assert (plain.status_code, list(plain.json()["error"]["fields"])) == (400, ["url"])
+    unknown = api.post("/api/v1/webhooks/", {"url": "https://shop.example.com/h", "events": ["points.stolen"]},
+                       format="json")
+    assert (unknown.status_code, list(unknown.json()["error"]["fields"])) == (400, ["events.0"])
+    mine = subscribe(api, "https://shop.example.com/hooks")
+    assert coffee_api.post(f"/api/v1/webhooks/{mine['id']}/rotate-secret/", format="json").status_code == 404
+    assert coffee_api.get(f"/api/v1/webhooks/{mine['id']}/").status_code == 404
+    assert coffee_api.get("/api/v1/webhooks/").json()["results"] == []
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_at_delivery(api, tea_shop, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    subscribe(api, "https://localhost:9/hooks")
+    customer(tea_shop, "cust-42")
+    deliver_all()
+    delivery = WebhookDelivery.objects.get()
+    attempt = delivery.tries.get()
+    assert attempt.status_code is None and "private, loopback" in attempt.error
+
+
+def test_secrets_are_stored_encrypted(api):
+    created = subscribe(api, "https://shop.example.com/hooks")
+    stored = WebhookEndpoint.objects.get().secret_encrypted
+    assert created["secret"] not in stored and created["secret"][6:] not in stored

@@ -1,0 +1,299 @@
+"""Writes of webhooks: partners' endpoints, fanning the outbox out to them, and recording each try.
+
+Flow: a change writes its event to the outbox (``core.events``); ``core.tasks.relay_outbox`` hands
+the new events to ``deliveries_create``, which makes one delivery per subscribed endpoint of each
+partner linked to the event's member (their own ``external_id`` in the body), and queues the first
+try after commit. ``delivery_attempt`` sends one try; failures are retried after
+``WEBHOOK_RETRY_DELAYS`` (``deliveries_due`` picks them up), 410 disables the endpoint at once, and
+an endpoint failing for ``WEBHOOK_DISABLE_AFTER_DAYS`` is disabled and staff are told.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import mail_admins
+from django.db import transaction
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from accounts.models import AuditLog, ExternalId, Partner
+from core import bulk
+from core.errors import Invalid, NotFound
+from core.events import CATALOGUE, new_event_id
+from core.models import OutboxEvent
+from rewards.models import Activity
+from webhooks.keys import secret_decrypt, secret_encrypt, secret_new
+from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from webhooks.sending import post, url_check
+
+PUBLIC_EVENTS = sorted(name for name, event in CATALOGUE.items() if event.public)
+# Internal keys of an event's data that never leave: whose activity it was is told as own/not own.
+_INTERNAL = {"activity_id", "actor_partner_id", "partner_id", "external_ids", "source"}
+_POINTS_PRIVATE = {"description", "reason"}
+ROTATION_OVERLAP = timedelta(hours=24)
+LEASE = timedelta(seconds=60)
+
+
+def _events_clean(events) -> list[str]:
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise Invalid("events must be a non-empty list of event types, or [\"*\"].",
+                      fields={"events": "A non-empty list of event types, or [\"*\"]."})
+    unknown = sorted(set(events) - {*PUBLIC_EVENTS, "*"})
+    if unknown:
+        raise Invalid(f"Unknown event types: {', '.join(unknown)}.",
+                      fields={"events": f"Unknown: {', '.join(unknown)}. Known: {', '.join(PUBLIC_EVENTS)}."})
+    return ["*"] if "*" in events else sorted(set(events))
+
+
+def endpoint_create(*, partner: Partner, url: str, events: list[str], description: str = "") -> tuple[
+        WebhookEndpoint, str]:
+    """A new endpoint and its secret (returned once, stored encrypted)."""
+    url, events = url_check(url), _events_clean(events)
+    secret = secret_new()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(partner=partner, url=url, events=events,
+                                                  description=description[:200],
+                                                  secret_encrypted=secret_encrypt(secret))
+        AuditLog.objects.create(action="webhook.created", actor_partner=partner, subject=f"webhook:{endpoint.pk}",
+                                after={"url": url, "events": events})
+    return endpoint, secret
+
+
+def endpoint_update(*, endpoint: WebhookEndpoint, changes: dict) -> WebhookEndpoint:
+    """Change an endpoint's url, events, description or active flag; re-activating clears the reason."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        before = {key: getattr(endpoint, key) for key in changes}
+        if "url" in changes:
+            endpoint.url = url_check(changes["url"])
+        if "events" in changes:
+            endpoint.events = _events_clean(changes["events"])
+        if "description" in changes:
+            endpoint.description = changes["description"][:200]
+        if "active" in changes:
+            endpoint.active = bool(changes["active"])
+            if endpoint.active:
+                endpoint.disabled_reason, endpoint.failing_since = "", None
+        endpoint.save()
+        AuditLog.objects.create(action="webhook.changed", actor_partner=endpoint.partner,
+                                subject=f"webhook:{endpoint.pk}", before=before,
+                                after={key: getattr(endpoint, key) for key in changes})
+    return endpoint
+
+
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+    with transaction.atomic():
+        AuditLog.objects.create(action="webhook.deleted", actor_partner=endpoint.partner,
+                                subject=f"webhook:{endpoint.pk}", before={"url": endpoint.url})
+        endpoint.delete()
+
+
+def endpoint_rotate_secret(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> str:
+    """A new secret; the old one keeps signing beside it for 24 hours (two signatures per delivery)."""
+    now = now or timezone.now()
+    secret = secret_new()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        endpoint.previous_secret_encrypted = endpoint.secret_encrypted
+        endpoint.previous_secret_until = now + ROTATION_OVERLAP
+        endpoint.secret_encrypted = secret_encrypt(secret)
+        endpoint.save(update_fields=["secret_encrypted", "previous_secret_encrypted", "previous_secret_until"])
+        AuditLog.objects.create(action="webhook.secret_rotated", actor_partner=endpoint.partner,
+                                subject=f"webhook:{endpoint.pk}")
+    return secret
+
+
+def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
+    """Queue a ``ping`` to the endpoint now."""
+    now = timezone.now()
+    event_id = new_event_id()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint, event_id=event_id, type="ping", next_attempt_at=now,
+            payload={"id": event_id, "type": "ping", "created_at": now.isoformat(), "data": {}})
+        _queue_after_commit([delivery.pk])
+    return delivery
+
+
+def _queue_after_commit(delivery_ids: list[int]) -> None:
+    from webhooks.tasks import deliver
+
+    for delivery_id in delivery_ids:
+        transaction.on_commit(lambda delivery_id=delivery_id: deliver.delay(delivery_id=delivery_id))
+
+
+# --- Fan-out --------------------------------------------------------------------------------------
+
+def _payload(event: OutboxEvent, *, partner_id: int, external_id: str, own: bool) -> dict:
+    data = {key: value for key, value in event.data.items() if key not in _INTERNAL}
+    if event.type.startswith("points.") and not own:
+        for key in _POINTS_PRIVATE & set(data):
+            data[key] = "Activity with another store" if key == "description" else ""
+    if event.type.startswith("points."):
+        data["own"] = own
+    return {"id": event.event_id, "type": event.type, "created_at": event.created_at.isoformat(),
+            "data": {"member": external_id, **data}}
+
+
+def deliveries_create(*, events: list[OutboxEvent]) -> int:
+    """The outbox consumer: one delivery per endpoint that wants each event and whose partner knows
+    its member. Safe to run twice (one delivery per endpoint and event id)."""
+    endpoints = list(WebhookEndpoint.objects.filter(active=True))
+    if not endpoints or not events:
+        return 0
+    by_partner: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in endpoints:
+        by_partner.setdefault(endpoint.partner_id, []).append(endpoint)
+    member_ids = {e.member_id for e in events if e.member_id}
+    links: dict[int, dict[int, str]] = {}
+    for member_id, partner_id, external_id in ExternalId.objects.filter(
+            member_id__in=member_ids, partner_id__in=by_partner).values_list("member_id", "partner_id", "external_id"):
+        links.setdefault(member_id, {})[partner_id] = external_id
+    activity_ids = {e.data.get("activity_id") for e in events if e.data.get("activity_id")}
+    activity_partner = dict(Activity.objects.filter(pk__in=activity_ids).values_list("pk", "partner_id"))
+    now = timezone.now()
+    rows = []
+    for event in events:
+        known = links.get(event.member_id, {})
+        if event.type == "member.erased":  # the ids were forgotten with the member: the event carried them
+            known = {int(p): x for p, x in event.data.get("external_ids", {}).items() if int(p) in by_partner}
+        source = activity_partner.get(event.data.get("activity_id")) or event.data.get("actor_partner_id") \
+            or event.data.get("partner_id")
+        for partner_id, external_id in known.items():
+            for endpoint in by_partner.get(partner_id, []):
+                if endpoint.wants(event.type):
+                    payload = _payload(event, partner_id=partner_id, external_id=external_id,
+                                       own=source in (None, partner_id))
+                    rows.append((endpoint.pk, event.event_id, event.type, bulk.json_text(payload),
+                                 DeliveryStatus.PENDING, 0, now, now))
+    if not rows:
+        return 0
+    inserted = bulk.insert_new(WebhookDelivery, ("endpoint_id", "event_id", "type", "payload", "status", "attempts",
+                                                 "next_attempt_at", "created_at"), rows,
+                               unique=("endpoint_id", "event_id"))
+    _queue_after_commit(sorted(inserted.values()))
+    return len(inserted)
+
+
+def replay(*, endpoint: WebhookEndpoint, since: datetime) -> int:
+    """Send again every event since ``since`` (same event ids) that this endpoint wants."""
+    events = list(OutboxEvent.objects.filter(created_at__gte=since).order_by("id")[:100_000])
+    with transaction.atomic():
+        created = deliveries_create(events=events)
+        again = list(WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=[e.event_id for e in events])
+                     .exclude(status=DeliveryStatus.PENDING).values_list("pk", flat=True))
+        WebhookDelivery.objects.filter(pk__in=again).update(status=DeliveryStatus.PENDING,
+                                                             next_attempt_at=timezone.now())
+        _queue_after_commit(again)
+    return created + len(again)
+
+
+# --- Sending ----------------------------------------------------------------------------------------
+
+def signature_headers(*, endpoint: WebhookEndpoint, event_id: str, body: str, now: datetime) -> dict[str, str]:
+    signatures = [Webhook(secret_decrypt(endpoint.secret_encrypted)).sign(event_id, now, body)]
+    if endpoint.previous_secret_encrypted and endpoint.previous_secret_until and endpoint.previous_secret_until > now:
+        signatures.append(Webhook(secret_decrypt(endpoint.previous_secret_encrypted)).sign(event_id, now, body))
+    return {"webhook-id": event_id, "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": " ".join(signatures)}
+
+
+def _delay(attempts: int, retry_after: int | None) -> timedelta | None:
+    delays = settings.WEBHOOK_RETRY_DELAYS
+    if attempts > len(delays):
+        return None
+    seconds = delays[attempts - 1] * random.uniform(0.9, 1.1)  # jitter: retries of many spread out
+    return timedelta(seconds=max(seconds, retry_after or 0))
+
+
+def delivery_attempt(*, delivery_id: int) -> str:
+    """Send one try of a delivery, if it is due; returns what happened.
+
+    The try is claimed first (its next attempt moved a lease ahead), so two workers never send it at
+    once; the HTTP call runs outside any transaction; a worker that dies mid-call leaves the claim
+    to expire and the try to be made again, with the same ``webhook-id``.
+    """
+    if not settings.WEBHOOKS_SEND:
+        return "sending off"
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint")
+                    .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
+        if delivery is None:
+            return "not due"
+        endpoint = delivery.endpoint
+        if not endpoint.active:
+            return "endpoint disabled"
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + LEASE)
+    body = json.dumps(delivery.payload, separators=(",", ":"))
+    headers = signature_headers(endpoint=endpoint, event_id=delivery.event_id, body=body, now=now)
+    answer = post(endpoint.url, body.encode(), headers)
+    ok = answer.status_code is not None and 200 <= answer.status_code < 300
+    done = timezone.now()
+    with transaction.atomic():
+        attempts = delivery.attempts + 1
+        retry = None if ok or answer.status_code == 410 else _delay(attempts, answer.retry_after)
+        fields = {"attempts": attempts}
+        if ok:
+            fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=done, next_attempt_at=None)
+        elif retry is None:
+            fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
+        else:
+            fields.update(next_attempt_at=done + retry)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+        WebhookAttempt.objects.create(delivery=delivery, endpoint=endpoint, at=now, status_code=answer.status_code,
+                                      duration_ms=answer.duration_ms, error=answer.error[:300],
+                                      next_retry_at=fields.get("next_attempt_at"))
+        _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
+    return "delivered" if ok else ("retry" if retry else "gave up")
+
+
+def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: datetime) -> None:
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if ok:
+        if endpoint.failing_since:
+            endpoint.failing_since = None
+            endpoint.save(update_fields=["failing_since"])
+        return
+    reason = ""
+    if gone:
+        reason = "The endpoint answered 410 Gone."
+    else:
+        endpoint.failing_since = endpoint.failing_since or now
+        if now - endpoint.failing_since >= timedelta(days=settings.WEBHOOK_DISABLE_AFTER_DAYS):
+            reason = f"Every delivery failed for {settings.WEBHOOK_DISABLE_AFTER_DAYS} days."
+    if reason and endpoint.active:
+        endpoint.active, endpoint.disabled_reason = False, reason
+        AuditLog.objects.create(action="webhook.disabled", actor_partner=None, subject=f"webhook:{endpoint.pk}",
+                                reason=reason)
+        transaction.on_commit(lambda: mail_admins(f"Webhook endpoint disabled: {endpoint.url}",
+                                                  f"{endpoint.partner}: {reason} Re-enable it once it answers."))
+    endpoint.save(update_fields=["active", "disabled_reason", "failing_since"])
+
+
+def deliveries_due(*, now: datetime | None = None, per_endpoint: int | None = None) -> int:
+    """Queue the tries that are due, at most ``WEBHOOK_ENDPOINT_CONCURRENCY`` per endpoint per sweep,
+    so that one slow endpoint's backlog never crowds out the others."""
+    from webhooks.tasks import deliver
+
+    now = now or timezone.now()
+    per_endpoint = per_endpoint or settings.WEBHOOK_ENDPOINT_CONCURRENCY
+    queued = 0
+    for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
+        due = WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING,
+                                             next_attempt_at__lte=now).order_by("next_attempt_at")
+        for delivery_id in due.values_list("pk", flat=True)[:per_endpoint]:
+            deliver.delay(delivery_id=delivery_id)
+            queued += 1
+    return queued
+
+
+def endpoint_for_partner(*, partner: Partner, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(partner=partner, pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound("No such webhook endpoint.", fields={"id": "No such webhook endpoint."})
+    return endpoint
