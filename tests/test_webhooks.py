@@ -154,3 +154,17 @@ def test_secrets_are_stored_encrypted(api):
     created = subscribe(api, "https://shop.example.com/hooks")
     stored = WebhookEndpoint.objects.get().secret_encrypted
     assert created["secret"] not in stored and created["secret"][6:] not in stored
+
+
+def test_staff_see_an_endpoints_health_and_enable_it_again(api, tea_shop, receiver, admin_client):
+    endpoint = subscribe(api, receiver.url)
+    receiver.statuses = [410]
+    customer(tea_shop, "cust-42")
+    deliver_all()
+    page = admin_client.get("/admin/webhooks/webhookendpoint/")
+    assert b"The endpoint answered 410 Gone." in page.content and b"0% of 1" in page.content
+    response = admin_client.post("/admin/webhooks/webhookendpoint/", {
+        "action": "enable", "_selected_action": [str(endpoint["id"])]})
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get().active is True
+    assert api.get(f"/api/v1/webhooks/{endpoint['id']}/").json()["disabled_reason"] == ""

@@ -292,6 +292,15 @@ def deliveries_due(*, now: datetime | None = None, per_endpoint: int | None = No
     return queued
 
 
+def deliveries_retry(*, delivery_ids: list[int]) -> int:
+    """Staff: send these deliveries again now, with their own event ids."""
+    with transaction.atomic():
+        updated = WebhookDelivery.objects.filter(pk__in=delivery_ids).update(
+            status=DeliveryStatus.PENDING, next_attempt_at=timezone.now())
+        _queue_after_commit(delivery_ids)
+    return updated
+
+
 def endpoint_for_partner(*, partner: Partner, endpoint_id: int) -> WebhookEndpoint:
     endpoint = WebhookEndpoint.objects.filter(partner=partner, pk=endpoint_id).first()
     if endpoint is None:
