@@ -170,7 +170,8 @@ class WorkerHandle:
         return self.wait_for(find, timeout, "an email from the worker")
 
 
-def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, include: str = "") -> subprocess.Popen:
+def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, include: str = "",
+                 queues: str = "") -> subprocess.Popen:
     """A real ``celery worker`` process on the test database, consuming ``queue``."""
     from django.db import connection
 
@@ -182,7 +183,7 @@ def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, i
     with open(log_path, "a") as log:
         return subprocess.Popen(
             [str(celery), "-A", "loyalty_site", "worker", "--pool=solo", "--loglevel=INFO",
-             "-Q", queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-Q", queues or queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--hostname", f"tests-{uuid.uuid4().hex[:6]}@%h", *(["--include", include] if include else [])],
             cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -2,11 +2,12 @@
 statuses it is told (then 200)."""
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Receiver:
-    def __init__(self):
+    def __init__(self, delay: float = 0.0):
         self.requests: list[tuple[dict, bytes]] = []
         self.statuses: list[int] = []
         receiver = self
@@ -14,6 +15,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if delay:
+                    time.sleep(delay)  # a receiver that takes its time: the burst is still going when it matters
                 receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)

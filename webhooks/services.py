@@ -35,7 +35,6 @@ PUBLIC_EVENTS = sorted(name for name, event in CATALOGUE.items() if event.public
 _INTERNAL = {"activity_id", "actor_partner_id", "partner_id", "external_ids", "source"}
 _POINTS_PRIVATE = {"description", "reason"}
 ROTATION_OVERLAP = timedelta(hours=24)
-LEASE = timedelta(seconds=60)
 
 
 def _events_clean(events) -> list[str]:
@@ -228,7 +227,9 @@ def delivery_attempt(*, delivery_id: int) -> str:
         endpoint = delivery.endpoint
         if not endpoint.active:
             return "endpoint disabled"
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + LEASE)
+        # The claim: if this worker dies, the sweep sends the try again once the lease is over.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS))
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = signature_headers(endpoint=endpoint, event_id=delivery.event_id, body=body, now=now)
     answer = post(endpoint.url, body.encode(), headers)
