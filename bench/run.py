@@ -647,6 +647,10 @@ def main() -> None:
         bench_surveys(rows)
     if wanted("insights"):
         bench_insights(rows)
+    if wanted("webhooks"):
+        from bench.webhooks import bench_webhooks
+
+        bench_webhooks(rows, Row)
     if wanted("ratelimit"):
         from bench.ratelimit import bench_ratelimit
 

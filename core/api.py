@@ -152,8 +152,8 @@ def _check_json(value, path: str = "") -> None:
 class StrictJSONParser(parsers.JSONParser):
     """JSON that is UTF-8, at most 32 deep, with no NUL anywhere: anything else is a 400 naming the place.
 
-    The standard parser lets a NUL through (a 500 when it reaches PostgreSQL) and dies with a
-    RecursionError on deep nesting before any check could run.
+    The standard parser lets a NUL through (a 500 when it reaches PostgreSQL) and lets a
+    RecursionError from deep nesting become a 500.
     """
 
     def parse(self, stream, media_type=None, parser_context=None):
@@ -162,11 +162,12 @@ class StrictJSONParser(parsers.JSONParser):
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise exceptions.ParseError("The body is not valid UTF-8.") from None
-        if _too_deep(text):
-            raise ApiError(status_code=400, code="too_deep", message=f"JSON nested deeper than {MAX_JSON_DEPTH}.",
-                           fields={"non_field_errors": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]})
         try:
             data = json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError:
+            # Nested past Python's own limit (about a thousand): refused like any depth over 32.
+            raise ApiError(status_code=400, code="too_deep", message=f"JSON nested deeper than {MAX_JSON_DEPTH}.",
+                           fields={"non_field_errors": [f"Nested deeper than {MAX_JSON_DEPTH} levels."]}) from None
         except ValueError as exc:
             raise exceptions.ParseError(f"JSON parse error: {exc.__class__.__name__} at character "
                                         f"{getattr(exc, 'pos', '?')}.") from None
@@ -176,31 +177,6 @@ class StrictJSONParser(parsers.JSONParser):
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
-
-
-def _too_deep(text: str) -> bool:
-    """A quick scan for brackets deeper than the limit, outside strings, before ``json.loads``
-    recurses into them (it would hit Python's recursion limit at about 1,000)."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif ch in "]}":
-            depth -= 1
-    return False
 
 
 def _too_large_body() -> dict:

@@ -168,3 +168,17 @@ def test_staff_see_an_endpoints_health_and_enable_it_again(api, tea_shop, receiv
     assert response.status_code == 302
     assert WebhookEndpoint.objects.get().active is True
     assert api.get(f"/api/v1/webhooks/{endpoint['id']}/").json()["disabled_reason"] == ""
+
+
+def test_five_days_of_failure_disable_the_endpoint_and_tell_staff(api, tea_shop, receiver, staff, mailoutbox,
+                                                                 django_capture_on_commit_callbacks):
+    endpoint = subscribe(api, receiver.url)
+    WebhookEndpoint.objects.filter(pk=endpoint["id"]).update(failing_since=timezone.now() - timedelta(days=5))
+    receiver.statuses = [503]
+    customer(tea_shop, "cust-42")
+    with django_capture_on_commit_callbacks(execute=True):
+        deliver_all()
+    found = WebhookEndpoint.objects.get()
+    assert (found.active, found.disabled_reason) == (False, "Every delivery failed for 5 days.")
+    [mail] = [m for m in mailoutbox if "Webhook endpoint disabled" in m.subject]
+    assert mail.to == ["staff@example.com"] and receiver.url in mail.body

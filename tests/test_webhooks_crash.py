@@ -13,11 +13,12 @@ from tests.conftest import WorkerHandle, start_worker
 from tests.receiver import Receiver
 from webhooks.services import deliveries_due, endpoint_create
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 BURST = 150
 
 
+@pytest.mark.celery_worker
 def test_a_killed_worker_loses_no_delivery(tmp_path, settings):
     from loyalty_site.celery import app
 
@@ -68,4 +69,28 @@ def test_a_killed_worker_loses_no_delivery(tmp_path, settings):
             if handle.process.poll() is None:
                 handle.process.kill()
                 handle.process.wait(timeout=10)
+        receiver.stop()
+
+
+@pytest.mark.postgres
+def test_tries_to_one_endpoint_at_once_do_not_skip_each_other(settings):
+    from core.tasks import relay_outbox
+    from tests.concurrency import run_concurrently
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import delivery_attempt
+
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    settings.OUTBOX_RELAY_ON_COMMIT = False
+    receiver = Receiver(delay=0.05)
+    try:
+        partner = partner_create(name="Tea Shop")
+        endpoint_create(partner=partner, url=receiver.url, events=["member.created"])
+        members_ensure_for_partner(partner=partner, rows={f"c{n}": {} for n in range(8)})
+        relay_outbox()
+        ids = list(WebhookDelivery.objects.values_list("pk", flat=True))
+        assert len(ids) == 8
+        outcomes = run_concurrently(lambda i: delivery_attempt(delivery_id=ids[i]), 8)
+        assert outcomes == ["delivered"] * 8
+        assert len(receiver.requests) == 8
+    finally:
         receiver.stop()

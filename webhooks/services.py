@@ -15,12 +15,12 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import mail_admins
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from accounts.models import AuditLog, ExternalId, Partner
+from accounts.models import AuditLog, ExternalId, Partner, User
 from core import bulk
 from core.errors import Invalid, NotFound
 from core.events import CATALOGUE, new_event_id
@@ -220,7 +220,8 @@ def delivery_attempt(*, delivery_id: int) -> str:
         return "sending off"
     now = timezone.now()
     with transaction.atomic():
-        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True).select_related("endpoint")
+        # Only the delivery's row: locking its endpoint too would make tries to one endpoint skip each other.
+        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("endpoint")
                     .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
         if delivery is None:
             return "not due"
@@ -254,12 +255,11 @@ def delivery_attempt(*, delivery_id: int) -> str:
 
 
 def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: datetime) -> None:
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     if ok:
-        if endpoint.failing_since:
-            endpoint.failing_since = None
-            endpoint.save(update_fields=["failing_since"])
+        if endpoint.failing_since:  # one conditional UPDATE, no lock: successes are the common case
+            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
         return
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     reason = ""
     if gone:
         reason = "The endpoint answered 410 Gone."
@@ -271,8 +271,13 @@ def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: da
         endpoint.active, endpoint.disabled_reason = False, reason
         AuditLog.objects.create(action="webhook.disabled", actor_partner=None, subject=f"webhook:{endpoint.pk}",
                                 reason=reason)
-        transaction.on_commit(lambda: mail_admins(f"Webhook endpoint disabled: {endpoint.url}",
-                                                  f"{endpoint.partner}: {reason} Re-enable it once it answers."))
+        staff = list(User.objects.filter(is_staff=True, is_active=True).exclude(email="")
+                     .values_list("email", flat=True))
+        transaction.on_commit(lambda: send_mail(
+            f"Webhook endpoint disabled: {endpoint.url}",
+            f"{endpoint.partner}'s endpoint {endpoint.url} was disabled. {reason}\n"
+            "Re-enable it in the admin (Webhooks > endpoints) once it answers again.", None, staff)
+            if staff else None)
     endpoint.save(update_fields=["active", "disabled_reason", "failing_since"])
 
 
