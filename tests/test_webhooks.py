@@ -182,3 +182,21 @@ def test_five_days_of_failure_disable_the_endpoint_and_tell_staff(api, tea_shop,
     assert (found.active, found.disabled_reason) == (False, "Every delivery failed for 5 days.")
     [mail] = [m for m in mailoutbox if "Webhook endpoint disabled" in m.subject]
     assert mail.to == ["staff@example.com"] and receiver.url in mail.body
+
+
+def test_a_burst_starts_only_a_few_tries_per_endpoint_and_each_try_starts_the_next(
+        api, tea_shop, receiver, settings, django_capture_on_commit_callbacks):
+    settings.WEBHOOK_ENDPOINT_CONCURRENCY = 2
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # with workers to protect (the callbacks are only counted here)
+    subscribe(api, receiver.url, ["member.created"])
+    from accounts.services import members_ensure_for_partner
+
+    members_ensure_for_partner(partner=tea_shop, rows={f"c{n}": {} for n in range(10)})
+    with django_capture_on_commit_callbacks() as queued:
+        relay_outbox()
+    assert WebhookDelivery.objects.count() == 10
+    assert len(queued) == 2  # two chains for this endpoint, not ten tries at once
+    first = WebhookDelivery.objects.order_by("id").first()
+    with django_capture_on_commit_callbacks() as after_one:
+        delivery_attempt(delivery_id=first.pk)
+    assert len(after_one) == 1  # ...and the try, once done, starts the endpoint's next one

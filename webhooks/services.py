@@ -174,7 +174,15 @@ def deliveries_create(*, events: list[OutboxEvent]) -> int:
     inserted = bulk.insert_new(WebhookDelivery, ("endpoint_id", "event_id", "type", "payload", "status", "attempts",
                                                  "next_attempt_at", "created_at"), rows,
                                unique=("endpoint_id", "event_id"))
-    _queue_after_commit(sorted(inserted.values()))
+    # At most WEBHOOK_ENDPOINT_CONCURRENCY tries per endpoint start now; each, when done, starts the
+    # endpoint's next due one. A slow or dead endpoint so holds at most that many workers.
+    # (Run eagerly, in-process, there are no workers to hold: every try starts, none chains.)
+    limit = len(inserted) if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_ENDPOINT_CONCURRENCY
+    first: dict[int, list[int]] = {}
+    for (endpoint_id, _event_id), delivery_id in sorted(inserted.items(), key=lambda item: item[1]):
+        if len(first.setdefault(endpoint_id, [])) < limit:
+            first[endpoint_id].append(delivery_id)
+    _queue_after_commit(sorted(pk for ids in first.values() for pk in ids))
     return len(inserted)
 
 
@@ -251,6 +259,11 @@ def delivery_attempt(*, delivery_id: int) -> str:
                                       duration_ms=answer.duration_ms, error=answer.error[:300],
                                       next_retry_at=fields.get("next_attempt_at"))
         _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
+        following = (WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING,
+                                                    next_attempt_at__lte=done)
+                     .order_by("next_attempt_at", "id").values_list("pk", flat=True).first())
+        if following is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+            _queue_after_commit([following])
     return "delivered" if ok else ("retry" if retry else "gave up")
 
 
