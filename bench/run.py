@@ -634,6 +634,10 @@ def main() -> None:
             bench_ingest(key, rows)
         if wanted("single"):
             bench_single(key, rows)
+        if wanted("ingest_webhooks"):
+            from bench.webhooks import bench_ingest_with_webhooks
+
+            bench_ingest_with_webhooks(key, rows, Row, drive, order)
         if wanted("reviews"):
             bench_reviews(rows)
     finally:

@@ -71,3 +71,54 @@ def bench_webhooks(rows: list, Row) -> None:
     rows.append(Row(f"Webhook deliveries, {ENDPOINTS} endpoints x {EVENTS} events, {WORKERS} workers, loopback",
                     f"{rate:,.0f} deliveries/s ({delivered} of {len(todo)}); {seconds / reference:.1f}x the time of "
                     f"bare POSTs ({len(todo) / reference:,.0f}/s)", ">= 100/s", delivered == len(todo) and rate >= 100))
+
+
+def bench_ingest_with_webhooks(key: str, rows: list, Row, drive, order) -> None:
+    """Batch ingest with no endpoint, then with an endpoint for every points.earned and a worker
+    relaying and delivering to a loopback receiver beside the server, on the same machine: what the
+    outbox and its deliveries cost the ingest. 20,000 orders each way, in batches of 1,000."""
+    import json
+    import os
+    import random
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from accounts.models import Partner
+    from tests.receiver import Receiver
+    from webhooks import services
+
+    root = Path(__file__).resolve().parent.parent
+
+    def ingest(tag: str) -> float:
+        rng = random.Random(7)
+        placed = datetime.now(UTC) - timedelta(days=2)
+        batches = [("/api/v1/orders/batch/", json.dumps({"orders": [order(f"W{tag}{b}-{i}", rng, placed)
+                                                                      for i in range(1000)]}).encode(), {})
+                   for b in range(20)]
+        elapsed, results = drive("POST", [batches[0::2], batches[1::2]], key)
+        assert all(status == 200 for _, status in results), {status for _, status in results}
+        return 20_000 / elapsed
+
+    off = ingest("off")
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    receiver = Receiver()
+    services.endpoint_create(partner=Partner.objects.get(name="Bench Store"), url=receiver.url,
+                             events=["points.earned"])
+    env = {**os.environ, "WEBHOOKS_ALLOW_PRIVATE": "1", "LOG_LEVEL": "WARNING"}
+    celery = Path(sys.executable).with_name("celery")
+    worker = subprocess.Popen([str(celery), "-A", "loyalty_site", "worker", "-Q", "celery,webhooks", "--concurrency",
+                               "2", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+                              cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        on = ingest("on")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        receiver.stop()
+    rows.append(Row("Batch ingest, 20,000 orders: no endpoint vs an endpoint for every points.earned with a worker "
+                    "delivering beside the server", f"{off:,.0f} vs {on:,.0f} orders/s ({on / off:.2f}); "
+                    f"{len(receiver.requests):,} delivered meanwhile", ">= 0.85", on / off >= 0.85))
