@@ -87,8 +87,10 @@ class MemberForm(forms.ModelForm):
 
     def clean_email(self):
         email = services.normalize_email(self.cleaned_data.get("email"))
-        if email and Member.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError("Another member already uses this email address.")
+        try:
+            services.member_email_check(email=email, member=self.instance)
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
         return email
 
     def clean_phone(self):

@@ -267,7 +267,8 @@ def _email_taken() -> Conflict:
     )
 
 
-def _check_email_free(*, email: str, member: Member | None) -> None:
+def member_email_check(*, email: str, member: Member | None) -> None:
+    """``Conflict`` (email_taken) when another member than ``member`` has ``email``."""
     if not email:
         return
     clash = Member.objects.filter(email=email).exclude(pk=member.pk if member else None).exists()
@@ -323,7 +324,7 @@ def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, boo
     if link is not None:
         member = Member.objects.select_for_update(no_key=True).get(pk=link.member_id)
         if "email" in data:
-            _check_email_free(email=data["email"], member=member)
+            member_email_check(email=data["email"], member=member)
     else:
         member = None
         if data.get("email"):
@@ -393,7 +394,7 @@ def member_change_email(*, member: Member, email: str) -> Member:
     """Follow the login's new primary email, unless another member already has it."""
     email = normalize_email(email)
     with transaction.atomic():
-        _check_email_free(email=email, member=member)
+        member_email_check(email=email, member=member)
         member.email = email
         member.save(update_fields=["email", "updated_at"])
     return member
@@ -739,7 +740,7 @@ def member_staff_update(*, member: Member, data: dict[str, Any], actor_user: Use
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
         if "email" in data:
-            _check_email_free(email=data["email"], member=member)
+            member_email_check(email=data["email"], member=member)
         changed = [key for key, value in data.items() if getattr(member, key) != value]
         if not changed:
             return member

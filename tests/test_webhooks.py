@@ -200,3 +200,29 @@ def test_a_burst_starts_only_a_few_tries_per_endpoint_and_each_try_starts_the_ne
     with django_capture_on_commit_callbacks() as after_one:
         delivery_attempt(delivery_id=first.pk)
     assert len(after_one) == 1  # ...and the try, once done, starts the endpoint's next one
+
+
+def test_a_replay_sends_to_its_own_endpoint_only(api, tea_shop, receiver):
+    first = subscribe(api, receiver.url)
+    customer(tea_shop, "cust-42")
+    deliver_all()
+    later = subscribe(api, receiver.url + "/later")  # made after the event: it never asked for it
+    since = (timezone.now() - timedelta(minutes=5)).isoformat()
+    api.post(f"/api/v1/webhooks/{first['id']}/replay/", {"since": since}, format="json")
+    assert not WebhookDelivery.objects.filter(endpoint_id=later["id"]).exists()
+    assert WebhookDelivery.objects.filter(endpoint_id=first["id"], status=DeliveryStatus.PENDING).count() == 1
+
+
+def test_the_sweep_queues_a_few_due_tries_per_endpoint(api, tea_shop, receiver, settings, eager_tasks):
+    from accounts.services import members_ensure_for_partner
+    from webhooks.services import deliveries_due
+
+    settings.OUTBOX_RELAY_ON_COMMIT = False
+    subscribe(api, receiver.url)
+    subscribe(api, receiver.url + "/two")
+    members_ensure_for_partner(partner=tea_shop, rows={f"c{n}": {} for n in range(6)})
+    relay_outbox()
+    assert WebhookDelivery.objects.count() == 12
+    assert deliveries_due(per_endpoint=2) == 4
+    assert len(receiver.requests) == 4
+    assert WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).values("endpoint_id").distinct().count() == 2

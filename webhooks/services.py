@@ -17,12 +17,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from accounts.models import AuditLog, ExternalId, Partner, User
 from core import bulk
-from core.errors import Invalid, NotFound
+from core.errors import Invalid
 from core.events import CATALOGUE, new_event_id
 from core.models import OutboxEvent
 from rewards.models import Activity
@@ -138,10 +140,11 @@ def _payload(event: OutboxEvent, *, partner_id: int, external_id: str, own: bool
             "data": {"member": external_id, **data}}
 
 
-def deliveries_create(*, events: list[OutboxEvent]) -> int:
+def deliveries_create(*, events: list[OutboxEvent], endpoints: list[WebhookEndpoint] | None = None) -> int:
     """The outbox consumer: one delivery per endpoint that wants each event and whose partner knows
-    its member. Safe to run twice (one delivery per endpoint and event id)."""
-    endpoints = list(WebhookEndpoint.objects.filter(active=True))
+    its member (of ``endpoints``, or every active one). Safe to run twice (one delivery per endpoint
+    and event id)."""
+    endpoints = list(WebhookEndpoint.objects.filter(active=True)) if endpoints is None else endpoints
     if not endpoints or not events:
         return 0
     by_partner: dict[int, list[WebhookEndpoint]] = {}
@@ -187,10 +190,14 @@ def deliveries_create(*, events: list[OutboxEvent]) -> int:
 
 
 def replay(*, endpoint: WebhookEndpoint, since: datetime) -> int:
-    """Send again every event since ``since`` (same event ids) that this endpoint wants."""
-    events = list(OutboxEvent.objects.filter(created_at__gte=since).order_by("id")[:100_000])
+    """Send again every event since ``since`` (same event ids) that this endpoint wants; no other
+    endpoint is touched."""
+    events = OutboxEvent.objects.filter(created_at__gte=since).order_by("id")
+    if "*" not in endpoint.events:
+        events = events.filter(type__in=endpoint.events)
+    events = list(events[:100_000])
     with transaction.atomic():
-        created = deliveries_create(events=events)
+        created = deliveries_create(events=events, endpoints=[endpoint])
         again = list(WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=[e.event_id for e in events])
                      .exclude(status=DeliveryStatus.PENDING).values_list("pk", flat=True))
         WebhookDelivery.objects.filter(pk__in=again).update(status=DeliveryStatus.PENDING,
@@ -301,13 +308,16 @@ def deliveries_due(*, now: datetime | None = None, per_endpoint: int | None = No
 
     now = now or timezone.now()
     per_endpoint = per_endpoint or settings.WEBHOOK_ENDPOINT_CONCURRENCY
+    # One query for every endpoint: the first few due tries of each, ranked within their endpoint.
+    due = (WebhookDelivery.objects.filter(endpoint__active=True, status=DeliveryStatus.PENDING,
+                                          next_attempt_at__lte=now)
+           .annotate(rank=Window(RowNumber(), partition_by=[F("endpoint_id")], order_by=[F("next_attempt_at"),
+                                                                                        F("id")]))
+           .filter(rank__lte=per_endpoint).values_list("pk", flat=True))
     queued = 0
-    for endpoint_id in WebhookEndpoint.objects.filter(active=True).values_list("pk", flat=True):
-        due = WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING,
-                                             next_attempt_at__lte=now).order_by("next_attempt_at")
-        for delivery_id in due.values_list("pk", flat=True)[:per_endpoint]:
-            deliver.delay(delivery_id=delivery_id)
-            queued += 1
+    for delivery_id in due:
+        deliver.delay(delivery_id=delivery_id)
+        queued += 1
     return queued
 
 
@@ -318,10 +328,3 @@ def deliveries_retry(*, delivery_ids: list[int]) -> int:
             status=DeliveryStatus.PENDING, next_attempt_at=timezone.now())
         _queue_after_commit(delivery_ids)
     return updated
-
-
-def endpoint_for_partner(*, partner: Partner, endpoint_id: int) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.objects.filter(partner=partner, pk=endpoint_id).first()
-    if endpoint is None:
-        raise NotFound("No such webhook endpoint.", fields={"id": "No such webhook endpoint."})
-    return endpoint
