@@ -2,6 +2,7 @@ import re
 
 import pytest
 from django.core import mail
+from playwright.sync_api import expect
 
 from accounts.models import Member
 from tests.browser import chromium, page  # noqa: F401  (fixtures)
@@ -52,4 +53,4 @@ def test_shopper_signs_up_verifies_logs_in_and_edits_profile(live_server, page):
     assert member.phone == "+12025550147"
     assert member.offers_channel == "email"
     page.get_by_role("link", name="Dashboard", exact=True).click()
-    assert page.get_by_role("heading", name="Hello, Grace").is_visible()
+    expect(page.get_by_role("heading", name="Hello, Grace")).to_be_visible()

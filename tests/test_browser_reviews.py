@@ -3,6 +3,7 @@ shopper finds it on the product page and marks it helpful."""
 
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from community.models import Review
 from community.services import product_upsert, review_approve
@@ -38,7 +39,7 @@ def test_a_buyer_reviews_with_a_photo_and_another_member_finds_it_helpful(live_s
     log_in(page, live_server.url, "alice@example.com")
     page.goto(f"{live_server.url}/products/KETTLE-1/")
     page.get_by_role("link", name="Write a review").click()
-    assert page.get_by_text("Verified buyer").first.is_visible()
+    expect(page.get_by_text("Verified buyer").first).to_be_visible()
     page.get_by_label("4 stars").check()
     page.get_by_label("Title").fill("Pours well")
     page.get_by_label("Your review").fill("No drips, and the glass stays clear.")

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from feedback.models import FollowUp, Survey, SurveyQuestion, SurveyResponse
 from tests.browser import chromium, page  # noqa: F401  (fixtures)
@@ -28,12 +29,13 @@ def test_a_detractor_sees_the_follow_up_and_lands_on_the_follow_up_list(live_ser
     page.get_by_role("link", name="Surveys").click()
     page.get_by_role("link", name="Start").click()
     follow_up = page.get_by_label("What could we do better?")
-    assert not follow_up.is_visible()
     scale = page.get_by_role("radiogroup", name="Would you recommend us?")
+    expect(scale).to_be_visible()
+    expect(follow_up).to_be_hidden()
     scale.get_by_label("9", exact=True).check()
-    assert not follow_up.is_visible()
+    expect(follow_up).to_be_hidden()
     scale.get_by_label("3", exact=True).check()
-    assert follow_up.is_visible()
+    expect(follow_up).to_be_visible()
     page.get_by_role("button", name="Save and finish later").click()
     page.get_by_text("Your answers are saved").wait_for()
 
