@@ -13,13 +13,13 @@ from core.errors import DomainError, Invalid
 from feedback import services
 from feedback.forms import InvitationForm
 from feedback.models import QuestionKind, Referral, ResponseStatus, RewardKind, Survey, SurveyResponse
-from feedback.services.surveys import is_for
+from feedback.selectors import is_for, surveys_for
 from rewards.models import EntryKind, LedgerEntry
 
 
 @member_required
 def surveys(request):
-    return render(request, "feedback/surveys.html", {"found": services.surveys_for(member=request.member)})
+    return render(request, "feedback/surveys.html", {"found": surveys_for(member=request.member)})
 
 
 def _answers_from(post, questions) -> dict:

@@ -2,7 +2,7 @@
 
 from accounts.models import Member
 from community.selectors import bought_not_reviewed
-from feedback.services import surveys_for
+from feedback.selectors import surveys_for
 from rewards import selectors as rewards_selectors
 from rewards.models import MemberBadge
 

@@ -4,8 +4,7 @@ and in the partner API's member representation (``accounts.selectors.MEMBER_API_
 from accounts.models import Member, Partner
 from rewards.models import MemberBadge
 from rewards.program import current_program
-from rewards.selectors import expiring_soon, history, tier_progress
-from rewards.services.tiers import measure_str
+from rewards.selectors import expiring_soon, history, measure_str, tier_progress
 
 
 def member_export_points(member: Member) -> dict:

@@ -306,3 +306,16 @@ def explain(specs: list[RuleSpec], occasion: Occasion) -> list[tuple[RuleSpec, s
         else:
             out.append((spec, "stopped by a higher-priority rule that does not stack"))
     return out
+
+
+def order_line_values(order, lines) -> list[LineValue]:
+    """Each line's merchandise value for earning: price x quantity, less its share of the order's
+    discount and less what was refunded on it (``order`` has ``discount``; each line ``unit_price``,
+    ``quantity``, ``sku``, ``category`` and perhaps ``refunded_value``)."""
+    merchandise = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
+    keep = (merchandise - order.discount) / merchandise if merchandise else Decimal(0)
+    values = []
+    for line in lines:
+        value = line.unit_price * line.quantity * keep - getattr(line, "refunded_value", Decimal(0))
+        values.append(LineValue(sku=line.sku, category=line.category, value=max(value, Decimal(0))))
+    return values

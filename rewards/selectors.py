@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
@@ -11,7 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Member, Notification
-from rewards import criteria
+from rewards import criteria, rules
 from rewards.models import (
     Badge,
     BadgeLevel,
@@ -22,12 +23,39 @@ from rewards.models import (
     LedgerEntry,
     MemberBadge,
     MemberTier,
+    Order,
+    OrderStatus,
+    PointsAward,
     PointsLot,
     Redemption,
     Reward,
+    TierMeasure,
+    TierWindow,
 )
-from rewards.program import current_program
-from rewards.services import reward_check
+from rewards.program import Program, add_months, current_program
+
+
+def reward_check(*, reward: Reward, member: Member, tier_id: int | None, now: datetime | None = None) -> str | None:
+    """Why ``member`` (in tier ``tier_id``) cannot redeem ``reward`` now (None when they can),
+    without the balance. Reads the reward's tiers: prefetch ``tiers`` and ``early_access_tiers``."""
+    now = now or timezone.now()
+    if not reward.is_active:
+        return "This reward is not offered any more."
+    only = list(reward.tiers.all())
+    if only and tier_id not in {tier.pk for tier in only}:
+        return f"For {' and '.join(tier.name for tier in only)} members."
+    if reward.valid_from and now < reward.valid_from:
+        early = {tier.pk for tier in reward.early_access_tiers.all()}
+        if tier_id in early and reward.early_access_from and reward.early_access_from <= now:
+            return None if not (reward.stock is not None and reward.stock <= 0) else "Out of stock."
+        if tier_id in early and reward.early_access_from:
+            return f"Early access for you from {timezone.localtime(reward.early_access_from):%d %b %Y}."
+        return f"Available from {timezone.localtime(reward.valid_from):%d %b %Y}."
+    if reward.valid_to and now >= reward.valid_to:
+        return "This reward has ended."
+    if reward.stock is not None and reward.stock <= 0:
+        return "Out of stock."
+    return None
 
 
 @dataclass
@@ -116,8 +144,6 @@ def catalog(*, member: Member | None, now: datetime | None = None) -> list[Catal
     )
     tier_id = None
     if member is not None and current_program().tiers:
-        from rewards.services.tiers import member_tier_ids
-
         tier_id = member_tier_ids([member.pk])[member.pk]
     counts: dict[int, int] = {}
     if member is not None:
@@ -183,14 +209,13 @@ def order_preview(*, partner, member, currency: str, placed_at, discount, lines)
     """What an order would earn now, rule by rule, without recording anything (staff preview)."""
     from types import SimpleNamespace
 
-    from rewards import rules
     from rewards.payloads import LineInput
-    from rewards.services import CapTracker, order_line_values
 
     program = current_program()
     inputs = [LineInput(sku, "", category, quantity, price) for sku, category, quantity, price in lines]
+    values = rules.order_line_values(SimpleNamespace(discount=discount), inputs)
     occasion = rules.Occasion(activity_type="order", at=placed_at, partner_id=partner.pk if partner else None,
-                              currency=currency, lines=order_line_values(SimpleNamespace(discount=discount), inputs))
+                              currency=currency, lines=values)
     specs = list(program.specs)
     results = rules.evaluate(rules.select(specs, occasion), occasion)
     if member is not None:
@@ -230,22 +255,20 @@ class TierProgress:
 
 def tier_progress(*, member: Member, now: datetime | None = None) -> TierProgress | None:
     """Where a member stands, in plain words: their tier, what the next one takes, what keeps this one."""
-    from rewards.services import tiers as tier_rules
-
     program = current_program()
     if not program.tiers:
         return None
     now = now or timezone.now()
     status = MemberTier.objects.filter(member=member).select_related("tier").first()
-    measure = tier_rules.measures(program, member_ids=[member.pk], end=now).get(member.pk, Decimal(0))
+    measure = measures(program, member_ids=[member.pk], end=now).get(member.pk, Decimal(0))
     current = next((t for t in program.tiers if status and t.pk == status.tier_id), program.base_tier)
     rank = current.rank if current else -1
     next_tier = next((t for t in program.tiers if t.rank > rank), None)
-    window = tier_rules.window_ending(program, now)
+    window = window_ending(program, now)
     to_next, to_next_text = None, ""
     if next_tier is not None:
         to_next = max(next_tier.threshold - measure, Decimal(0))
-        counted = tier_rules.describe_measure(program, to_next)
+        counted = describe_measure(program, to_next)
         if program.settings.tier_window == "calendar_year":
             year_end = datetime(window.start.year + 1, 1, 1, tzinfo=program.tz) - timedelta(days=1)
             to_next_text = f"{counted} more to reach {next_tier.name}, by {year_end:%d %b %Y}."
@@ -260,7 +283,7 @@ def tier_progress(*, member: Member, now: datetime | None = None) -> TierProgres
         elif measure >= current.threshold:
             keep_text = f"You have done enough to keep {current.name} after {until:%d %b %Y}."
         else:
-            needed = tier_rules.describe_measure(program, current.threshold - measure)
+            needed = describe_measure(program, current.threshold - measure)
             keep_text = f"{current.name} is yours until {until:%d %b %Y}. To keep it after that: {needed} more."
     low = current.threshold if current else Decimal(0)
     high = next_tier.threshold if next_tier else None
@@ -345,3 +368,115 @@ def challenge_cards(*, member: Member, now: datetime | None = None, include_fini
 
 def notifications(*, member: Member, limit: int = 5):
     return Notification.objects.filter(member=member).order_by("-created_at", "-id")[:limit]
+
+
+def window_ending(program: Program, end: datetime) -> criteria.Window:
+    """The measuring window that ends at ``end``."""
+    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
+        local = (end - timedelta(microseconds=1)).astimezone(program.tz)
+        return criteria.Window(datetime(local.year, 1, 1, tzinfo=program.tz), end)
+    return criteria.Window(add_months(end, -program.settings.tier_window_months), end)
+
+
+def period_end_after(program: Program, start: datetime) -> datetime:
+    """How long a tier reached (or renewed) at ``start`` is held."""
+    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
+        local = start.astimezone(program.tz)
+        return datetime(local.year + 1, 1, 1, tzinfo=program.tz)
+    return add_months(start, program.settings.tier_window_months)
+
+
+def measures(program: Program, *, member_ids, end: datetime) -> dict[int, Decimal]:
+    """Each member's qualifying measure over the window ending at ``end`` (0 when absent)."""
+    window = window_ending(program, end)
+    measure = program.settings.tier_measure
+    if measure == TierMeasure.POINTS:
+        rows = LedgerEntry.objects.filter(kind__in=[EntryKind.EARN, EntryKind.REVERSE],
+                                          effective_at__gte=window.start, effective_at__lt=window.end)
+        if member_ids is not None:
+            rows = rows.filter(member_id__in=list(member_ids))
+        # What was earned: spendable, pending and what went to repay owed points; reversals count back.
+        total = Sum(F("available_delta") + F("pending_delta") - F("owed_delta"))
+        return {m: Decimal(v) for m, v in rows.values_list("member_id").annotate(v=total).order_by()}
+    if measure == TierMeasure.SPEND:
+        return criteria.values(criteria.Criterion.SPEND, member_ids=member_ids, window=window,
+                               currency=program.settings.currency, now=end)
+    rows = Order.objects.exclude(status=OrderStatus.REFUNDED).filter(placed_at__gte=window.start,
+                                                                     placed_at__lt=window.end)
+    if member_ids is not None:
+        rows = rows.filter(member_id__in=list(member_ids))
+    return {m: Decimal(n) for m, n in rows.values_list("member_id").annotate(n=Count("pk")).order_by()}
+
+
+def measure_str(program: Program, amount: Decimal) -> str:
+    """A measure as data: whole points or orders, money with two decimals."""
+    if program.settings.tier_measure == TierMeasure.SPEND:
+        return str(amount.quantize(Decimal("0.01")))
+    return str(int(amount.to_integral_value(rounding="ROUND_CEILING")))
+
+
+def describe_measure(program: Program, amount: Decimal) -> str:
+    measure = program.settings.tier_measure
+    if measure == TierMeasure.POINTS:
+        return f"{int(amount.to_integral_value(rounding='ROUND_CEILING')):,} points"
+    if measure == TierMeasure.SPEND:
+        return f"{amount.quantize(Decimal('0.01'))} {program.settings.currency} in orders"
+    count = int(amount.to_integral_value(rounding="ROUND_CEILING"))
+    return f"{count} order{'s' if count != 1 else ''}"
+
+
+def member_tier_ids(member_ids) -> dict[int, int | None]:
+    """Each member's tier id (the entry tier for members without a tier row)."""
+    program = current_program()
+    base = program.base_tier.pk if program.base_tier else None
+    found = dict(MemberTier.objects.filter(member_id__in=list(member_ids)).values_list("member_id", "tier_id"))
+    return {member_id: found.get(member_id, base) for member_id in member_ids}
+
+
+def partner_tier_ids(partner, external_ids) -> dict[str, int | None]:
+    """The tier id of each customer a partner names (the entry tier without a tier row)."""
+    program = current_program()
+    base = program.base_tier.pk if program.base_tier else None
+    rows = (
+        Member.objects.filter(external_ids__partner=partner, external_ids__external_id__in=list(external_ids))
+        .values_list("external_ids__external_id", "tier_status__tier_id")
+    )
+    return {external_id: tier_id or base for external_id, tier_id in rows}
+
+
+class CapTracker:
+    """Points each capped rule already gave each member on a day and in a month (program time zone)."""
+
+    def __init__(self, program: Program, member_ids, moments: list[datetime]):
+        self.program = program
+        self.capped = [s.id for s in program.specs if s.cap_per_day is not None or s.cap_per_month is not None]
+        self.by_day: dict[tuple[int, int, date], int] = defaultdict(int)
+        if not self.capped or not moments:
+            return
+        days = [program.local_date(m) for m in moments]
+        # Whole months, both ends: an activity dated the 1st that arrives after one dated the 2nd
+        # must count the 2nd against the month's cap (arrival order is not the order of days).
+        last = max(days).replace(day=1)
+        after_last_month = (last + timedelta(days=32)).replace(day=1)
+        rows = (
+            PointsAward.objects.filter(member_id__in=set(member_ids), rule_id__in=self.capped,
+                                       day__gte=min(days).replace(day=1), day__lt=after_last_month)
+            .values_list("member_id", "rule_id", "day").annotate(total=Sum("points"))
+        )
+        for member_id, rule_id, day, total in rows:
+            self.by_day[(member_id, rule_id, day)] += total
+
+    def used(self, member_id: int, day: date) -> tuple[dict, dict]:
+        today, month = {}, {}
+        for (m, rule_id, d), total in self.by_day.items():
+            if m != member_id:
+                continue
+            if d == day:
+                today[rule_id] = today.get(rule_id, 0) + total
+            if (d.year, d.month) == (day.year, day.month):
+                month[rule_id] = month.get(rule_id, 0) + total
+        return today, month
+
+    def add(self, member_id: int, rule_id: int | None, day: date, points: int) -> None:
+        if rule_id in self.capped:
+            self.by_day[(member_id, rule_id, day)] += points

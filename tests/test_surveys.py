@@ -130,9 +130,9 @@ def test_a_repeating_survey_opens_a_new_round_after_its_interval(nps_survey, tea
     member = customer(tea_shop, "ada")
     assert nps_survey.round_at(timezone.now()) == 2
     answer(member, nps_survey, p1="9")
-    assert services.surveys_for(member=member) == []
+    assert selectors.surveys_for(member=member) == []
     later = timezone.now() + timedelta(days=85)
-    assert [found.round for found in services.surveys_for(member=member, now=later)] == [3]
+    assert [found.round for found in selectors.surveys_for(member=member, now=later)] == [3]
 
 
 def test_audiences_by_tier_and_by_order_age(nps_survey, tea_shop):
@@ -148,15 +148,15 @@ def test_audiences_by_tier_and_by_order_age(nps_survey, tea_shop):
     tiers_evaluate()
     nps_survey.audience, nps_survey.tier = "tier", gold
     nps_survey.save()
-    assert [f.survey for f in services.surveys_for(member=rich)] == [nps_survey]
-    assert services.surveys_for(member=poor) == []
+    assert [f.survey for f in selectors.surveys_for(member=rich)] == [nps_survey]
+    assert selectors.surveys_for(member=poor) == []
     with pytest.raises(Conflict) as outside:
         answer(poor, nps_survey, p1="9")
     assert outside.value.code == "not_in_audience"
     nps_survey.audience, nps_survey.days_after_order = "post_purchase", 7
     nps_survey.save()
-    assert [f.survey for f in services.surveys_for(member=rich)] == [nps_survey]  # 10 days old
-    assert services.surveys_for(member=poor) == []  # 2 days old: not yet
+    assert [f.survey for f in selectors.surveys_for(member=rich)] == [nps_survey]  # 10 days old
+    assert selectors.surveys_for(member=poor) == []  # 2 days old: not yet
 
 
 # --- Results --------------------------------------------------------------------------------------
@@ -318,5 +318,5 @@ def test_a_survey_without_questions_is_not_offered_or_sent(tea_shop, mailoutbox)
     member = customer(tea_shop, "ada", email="ada@example.com")
     member.surveys_channel = Channel.EMAIL
     member.save(update_fields=["surveys_channel"])
-    assert services.surveys_for(member=member) == []
+    assert selectors.surveys_for(member=member) == []
     assert services.survey_invitations_send() == 0

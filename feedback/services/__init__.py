@@ -26,12 +26,11 @@ from feedback.services.surveys import (
     quiet_detractors,
     response_save,
     survey_invitations_send,
-    surveys_for,
 )
 
 __all__ = [
     "after_activities", "device_of", "email_pattern", "follow_up_handle", "identity_email", "invitation_send",
     "member_feedback_erase", "pending_referral_link", "referral_code_check", "referral_link_reported",
     "quiet_detractors", "referral_approve", "referral_link", "referral_settings", "referral_void",
-    "referrals_check", "referrals_settle", "response_save", "survey_invitations_send", "surveys_for",
+    "referrals_check", "referrals_settle", "response_save", "survey_invitations_send",
 ]

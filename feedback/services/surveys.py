@@ -18,7 +18,6 @@ from core.errors import Conflict, Invalid, NotFound
 from feedback.models import (
     CHOICE,
     SCORED,
-    Audience,
     FollowUp,
     QuestionKind,
     ResponseStatus,
@@ -28,61 +27,12 @@ from feedback.models import (
     SurveyQuestion,
     SurveyResponse,
 )
-from rewards.models import ActivityType, MemberTier, Order, OrderStatus
+from feedback.selectors import DETRACTOR, PROMOTER, audience, is_for
+from rewards.models import ActivityType
 from rewards.services import ActivityInput, activities_record
 
-# A post-purchase survey asks about orders from this window: N to N + 30 days old.
-POST_PURCHASE_SPAN_DAYS = 30
-PROMOTER, DETRACTOR = 9, 6
 # After an NPS of 0 to 6 a member gets no review request for this long.
 DETRACTOR_QUIET_DAYS = 30
-
-
-def audience(*, survey: Survey, now: datetime) -> QuerySet[Member]:
-    """The members a survey is for, now (whether or not they answered)."""
-    members = Member.objects.filter(erased_at__isnull=True)
-    if survey.audience == Audience.TIER:
-        return members.filter(tier_status__tier_id=survey.tier_id)
-    if survey.audience == Audience.POST_PURCHASE:
-        newest = now - timedelta(days=survey.days_after_order)
-        orders = Order.objects.filter(member_id=OuterRef("pk"), placed_at__lte=newest,
-                                      placed_at__gt=newest - timedelta(days=POST_PURCHASE_SPAN_DAYS)).exclude(
-            status=OrderStatus.REFUNDED)
-        return members.filter(Exists(orders))
-    return members
-
-
-def is_for(*, survey: Survey, member: Member, now: datetime) -> bool:
-    return audience(survey=survey, now=now).filter(pk=member.pk).exists()
-
-
-@dataclass
-class SurveyForYou:
-    survey: Survey
-    round: int
-    response: SurveyResponse | None
-
-
-def surveys_for(*, member: Member, now: datetime | None = None) -> list[SurveyForYou]:
-    """Open surveys the member is in the audience of and has not finished this round."""
-    now = now or timezone.now()
-    found = []
-    open_surveys = Survey.objects.filter(is_active=True, opens_at__lte=now).filter(
-        Q(closes_at__isnull=True) | Q(closes_at__gt=now)).filter(
-        Exists(SurveyQuestion.objects.filter(survey=OuterRef("pk"))))  # one still being written: not yet
-    tier_id = MemberTier.objects.filter(member=member).values_list("tier_id", flat=True).first()
-    responses = {(r.survey_id, r.round): r for r in SurveyResponse.objects.filter(member=member,
-                                                                                 survey__in=open_surveys)}
-    for survey in open_surveys:
-        if survey.audience == Audience.TIER and survey.tier_id != tier_id:
-            continue
-        if survey.audience == Audience.POST_PURCHASE and not is_for(survey=survey, member=member, now=now):
-            continue
-        round_ = survey.round_at(now)
-        response = responses.get((survey.pk, round_))
-        if response is None or response.status != ResponseStatus.COMPLETED:
-            found.append(SurveyForYou(survey, round_, response))
-    return found
 
 
 # --- Answering ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from rewards.services.activities import (
     event_record,
 )
 from rewards.services.configuration import earning_rule_problems, earning_rule_save, program_settings_update
-from rewards.services.earning import ActivityResult, AwardResult, CapTracker, OrderResult, order_line_values
+from rewards.services.earning import ActivityResult, AwardResult, OrderResult
 from rewards.services.orders import RefundResult, order_record, order_refund, orders_record
 from rewards.services.schedule import pending_release_due, points_expire_due
 from rewards.services.spending import (
@@ -31,14 +31,13 @@ from rewards.services.spending import (
     coupon_use,
     normalize_coupon_code,
     points_adjust,
-    reward_check,
     reward_redeem,
 )
 
 __all__ = [
-    "ActivityInput", "ActivityResult", "AwardResult", "CapTracker", "OrderResult", "RefundResult",
+    "ActivityInput", "ActivityResult", "AwardResult", "OrderResult", "RefundResult",
     "activities_record", "activity_record", "activity_reverse", "birthdays_award", "coupon_code_generate", "coupon_use",
-    "earning_rule_problems", "earning_rule_save", "event_record", "normalize_coupon_code", "order_line_values",
+    "earning_rule_problems", "earning_rule_save", "event_record", "normalize_coupon_code",
     "order_record", "order_refund", "orders_record", "pending_release_due", "points_adjust", "points_expire_due",
-    "program_settings_update", "reward_check", "reward_redeem",
+    "program_settings_update", "reward_redeem",
 ]

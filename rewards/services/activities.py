@@ -24,19 +24,18 @@ from rewards.models import (
 )
 from rewards.payloads import EventInput
 from rewards.program import current_program
+from rewards.selectors import CapTracker, member_tier_ids
 from rewards.services.earning import (
     ACTIVITY_FIELDS,
     AWARD_FIELDS,
     ActivityResult,
     AwardResult,
-    CapTracker,
     Earning,
     award_of_recorded,
     evaluate_award,
     post_earning,
 )
 from rewards.services.progress_hook import progress_check_after_commit
-from rewards.services.tiers import member_tier_ids
 
 # --- Other activities (signup, birthday, reviews, surveys, referrals, partner events) -----------------
 

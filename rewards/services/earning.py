@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal
-
-from django.db.models import Sum
+from datetime import datetime
 
 from rewards import rules
 from rewards.ledger import Posting
@@ -15,11 +11,10 @@ from rewards.models import (
     Activity,
     EntryKind,
     LedgerEntry,
-    Order,
     PointsAward,
 )
-from rewards.payloads import OrderInput
 from rewards.program import Program
+from rewards.selectors import CapTracker
 
 # --- Results ---------------------------------------------------------------------------------------
 
@@ -56,42 +51,6 @@ class ActivityResult:
 # --- Rule evaluation shared by orders and other activities -------------------------------------------
 
 
-class CapTracker:
-    """Points each capped rule already gave each member on a day and in a month (program time zone)."""
-
-    def __init__(self, program: Program, member_ids, moments: list[datetime]):
-        self.program = program
-        self.capped = [s.id for s in program.specs if s.cap_per_day is not None or s.cap_per_month is not None]
-        self.by_day: dict[tuple[int, int, date], int] = defaultdict(int)
-        if not self.capped or not moments:
-            return
-        days = [program.local_date(m) for m in moments]
-        # Whole months, both ends: an activity dated the 1st that arrives after one dated the 2nd
-        # must count the 2nd against the month's cap (arrival order is not the order of days).
-        last = max(days).replace(day=1)
-        after_last_month = (last + timedelta(days=32)).replace(day=1)
-        rows = (
-            PointsAward.objects.filter(member_id__in=set(member_ids), rule_id__in=self.capped,
-                                       day__gte=min(days).replace(day=1), day__lt=after_last_month)
-            .values_list("member_id", "rule_id", "day").annotate(total=Sum("points"))
-        )
-        for member_id, rule_id, day, total in rows:
-            self.by_day[(member_id, rule_id, day)] += total
-
-    def used(self, member_id: int, day: date) -> tuple[dict, dict]:
-        today, month = {}, {}
-        for (m, rule_id, d), total in self.by_day.items():
-            if m != member_id:
-                continue
-            if d == day:
-                today[rule_id] = today.get(rule_id, 0) + total
-            if (d.year, d.month) == (day.year, day.month):
-                month[rule_id] = month.get(rule_id, 0) + total
-        return today, month
-
-    def add(self, member_id: int, rule_id: int | None, day: date, points: int) -> None:
-        if rule_id in self.capped:
-            self.by_day[(member_id, rule_id, day)] += points
 
 
 def _evaluate(program: Program, occasion: rules.Occasion, caps: CapTracker, member_id: int) -> list[rules.RulePoints]:
@@ -156,16 +115,6 @@ def post_earning(posting: Posting, earning: Earning) -> None:
         posting.credit_available(earning.member_id, award.points, kind=EntryKind.EARN, **common)
 
 
-def order_line_values(order: OrderInput | Order, lines) -> list[rules.LineValue]:
-    """Each line's merchandise value for earning: price x quantity, less its share of the discount
-    and less what was refunded on it."""
-    merchandise = sum((line.unit_price * line.quantity for line in lines), Decimal(0))
-    keep = (merchandise - order.discount) / merchandise if merchandise else Decimal(0)
-    values = []
-    for line in lines:
-        value = line.unit_price * line.quantity * keep - getattr(line, "refunded_value", Decimal(0))
-        values.append(rules.LineValue(sku=line.sku, category=line.category, value=max(value, Decimal(0))))
-    return values
 
 
 

@@ -30,20 +30,18 @@ from rewards.models import (
 )
 from rewards.payloads import OrderInput, RefundInput
 from rewards.program import current_program
+from rewards.selectors import CapTracker, member_tier_ids, partner_tier_ids
 from rewards.services.earning import (
     ACTIVITY_FIELDS,
     AWARD_FIELDS,
     AwardResult,
-    CapTracker,
     Earning,
     OrderResult,
     award_of_recorded,
     evaluate_award,
-    order_line_values,
     post_earning,
 )
 from rewards.services.progress_hook import progress_check_after_commit
-from rewards.services.tiers import member_tier_ids, partner_tier_ids
 
 # --- Orders ------------------------------------------------------------------------------------------
 
@@ -142,7 +140,7 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
     for index in fresh:
         order, activity_id = orders[index], inserted[source[index]]
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
-                                  currency=order.currency, lines=order_line_values(order, order.lines),
+                                  currency=order.currency, lines=rules.order_line_values(order, order.lines),
                                   tier_id=tier_ids.get(links[order.member]))
         earning = evaluate_award(
             program=program, caps=caps, member_id=links[order.member], activity_id=activity_id, occasion=occasion,
@@ -262,7 +260,7 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
     for index in todo:
         order = orders[index]
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
-                                  currency=order.currency, lines=order_line_values(order, order.lines),
+                                  currency=order.currency, lines=rules.order_line_values(order, order.lines),
                                   tier_id=tiers.get(order.member))
         given = rules.evaluate(rules.select(specs, occasion), occasion)
         points = sum(r.points for r in given)
@@ -385,7 +383,7 @@ def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> Ref
 
         program = current_program()
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
-                                  currency=order.currency, lines=order_line_values(order, lines))
+                                  currency=order.currency, lines=rules.order_line_values(order, lines))
         after = rules.reevaluate(order.rules_applied, occasion)
         reverse = order.points - sum(r.points for r in after)
         now = timezone.now()

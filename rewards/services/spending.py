@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -23,7 +23,7 @@ from rewards.models import (
     Reward,
 )
 from rewards.program import current_program
-from rewards.services.tiers import member_tier_ids
+from rewards.selectors import member_tier_ids, reward_check
 
 # --- Adjustments -------------------------------------------------------------------------------------
 
@@ -70,29 +70,6 @@ def coupon_code_generate() -> str:
 def normalize_coupon_code(code: str) -> str:
     raw = "".join(ch for ch in (code or "").upper() if ch.isalnum())
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}" if len(raw) == 12 else raw
-
-
-def reward_check(*, reward: Reward, member: Member, tier_id: int | None, now: datetime | None = None) -> str | None:
-    """Why ``member`` (in tier ``tier_id``) cannot redeem ``reward`` now (None when they can),
-    without the balance. Reads the reward's tiers: prefetch ``tiers`` and ``early_access_tiers``."""
-    now = now or timezone.now()
-    if not reward.is_active:
-        return "This reward is not offered any more."
-    only = list(reward.tiers.all())
-    if only and tier_id not in {tier.pk for tier in only}:
-        return f"For {' and '.join(tier.name for tier in only)} members."
-    if reward.valid_from and now < reward.valid_from:
-        early = {tier.pk for tier in reward.early_access_tiers.all()}
-        if tier_id in early and reward.early_access_from and reward.early_access_from <= now:
-            return None if not (reward.stock is not None and reward.stock <= 0) else "Out of stock."
-        if tier_id in early and reward.early_access_from:
-            return f"Early access for you from {timezone.localtime(reward.early_access_from):%d %b %Y}."
-        return f"Available from {timezone.localtime(reward.valid_from):%d %b %Y}."
-    if reward.valid_to and now >= reward.valid_to:
-        return "This reward has ended."
-    if reward.stock is not None and reward.stock <= 0:
-        return "Out of stock."
-    return None
 
 
 def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = None) -> Redemption:

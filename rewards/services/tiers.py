@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, User
@@ -29,20 +28,14 @@ from accounts.services import Note, notify
 from core import events
 from core.errors import Invalid
 from core.events import Emitted
-from rewards import criteria
 from rewards.models import (
-    EntryKind,
-    LedgerEntry,
     MemberTier,
-    Order,
-    OrderStatus,
     Tier,
     TierCause,
     TierChange,
-    TierMeasure,
-    TierWindow,
 )
-from rewards.program import Program, add_months, current_program, forget_program
+from rewards.program import Program, current_program, forget_program
+from rewards.selectors import describe_measure, measure_str, measures, period_end_after
 
 
 @dataclass
@@ -54,42 +47,10 @@ class TierRun:
     changes: list[TierChange] = field(default_factory=list)
 
 
-def window_ending(program: Program, end: datetime) -> criteria.Window:
-    """The measuring window that ends at ``end``."""
-    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
-        local = (end - timedelta(microseconds=1)).astimezone(program.tz)
-        return criteria.Window(datetime(local.year, 1, 1, tzinfo=program.tz), end)
-    return criteria.Window(add_months(end, -program.settings.tier_window_months), end)
 
 
-def period_end_after(program: Program, start: datetime) -> datetime:
-    """How long a tier reached (or renewed) at ``start`` is held."""
-    if program.settings.tier_window == TierWindow.CALENDAR_YEAR:
-        local = start.astimezone(program.tz)
-        return datetime(local.year + 1, 1, 1, tzinfo=program.tz)
-    return add_months(start, program.settings.tier_window_months)
 
 
-def measures(program: Program, *, member_ids, end: datetime) -> dict[int, Decimal]:
-    """Each member's qualifying measure over the window ending at ``end`` (0 when absent)."""
-    window = window_ending(program, end)
-    measure = program.settings.tier_measure
-    if measure == TierMeasure.POINTS:
-        rows = LedgerEntry.objects.filter(kind__in=[EntryKind.EARN, EntryKind.REVERSE],
-                                          effective_at__gte=window.start, effective_at__lt=window.end)
-        if member_ids is not None:
-            rows = rows.filter(member_id__in=list(member_ids))
-        # What was earned: spendable, pending and what went to repay owed points; reversals count back.
-        total = Sum(F("available_delta") + F("pending_delta") - F("owed_delta"))
-        return {m: Decimal(v) for m, v in rows.values_list("member_id").annotate(v=total).order_by()}
-    if measure == TierMeasure.SPEND:
-        return criteria.values(criteria.Criterion.SPEND, member_ids=member_ids, window=window,
-                               currency=program.settings.currency, now=end)
-    rows = Order.objects.exclude(status=OrderStatus.REFUNDED).filter(placed_at__gte=window.start,
-                                                                     placed_at__lt=window.end)
-    if member_ids is not None:
-        rows = rows.filter(member_id__in=list(member_ids))
-    return {m: Decimal(n) for m, n in rows.values_list("member_id").annotate(n=Count("pk")).order_by()}
 
 
 def _review_due(status: MemberTier, program: Program) -> datetime:
@@ -236,21 +197,8 @@ def _write(statuses: list[MemberTier], changes: list[TierChange], warnings: list
         events.emit_many("tier.downgrade_warning", warnings)
 
 
-def measure_str(program: Program, amount: Decimal) -> str:
-    """A measure as data: whole points or orders, money with two decimals."""
-    if program.settings.tier_measure == TierMeasure.SPEND:
-        return str(amount.quantize(Decimal("0.01")))
-    return str(int(amount.to_integral_value(rounding="ROUND_CEILING")))
 
 
-def describe_measure(program: Program, amount: Decimal) -> str:
-    measure = program.settings.tier_measure
-    if measure == TierMeasure.POINTS:
-        return f"{int(amount.to_integral_value(rounding='ROUND_CEILING')):,} points"
-    if measure == TierMeasure.SPEND:
-        return f"{amount.quantize(Decimal('0.01'))} {program.settings.currency} in orders"
-    count = int(amount.to_integral_value(rounding="ROUND_CEILING"))
-    return f"{count} order{'s' if count != 1 else ''}"
 
 
 def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: str, actor_user: User) -> MemberTier:
@@ -355,23 +303,8 @@ def tier_thresholds_apply(*, thresholds: dict[int, Decimal], actor_user: User, r
     return plan
 
 
-def member_tier_ids(member_ids) -> dict[int, int | None]:
-    """Each member's tier id (the entry tier for members without a tier row)."""
-    program = current_program()
-    base = program.base_tier.pk if program.base_tier else None
-    found = dict(MemberTier.objects.filter(member_id__in=list(member_ids)).values_list("member_id", "tier_id"))
-    return {member_id: found.get(member_id, base) for member_id in member_ids}
 
 
-def partner_tier_ids(partner, external_ids) -> dict[str, int | None]:
-    """The tier id of each customer a partner names (the entry tier without a tier row)."""
-    program = current_program()
-    base = program.base_tier.pk if program.base_tier else None
-    rows = (
-        Member.objects.filter(external_ids__partner=partner, external_ids__external_id__in=list(external_ids))
-        .values_list("external_ids__external_id", "tier_status__tier_id")
-    )
-    return {external_id: tier_id or base for external_id, tier_id in rows}
 
 
 def tier_save(*, tier: Tier, actor_user: User | None = None) -> Tier:
