@@ -15,7 +15,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import Scope, User
-from accounts.services import api_key_create, member_attach_user, partner_create
+from accounts.services import api_key_create, member_attach_user, member_staff_update, partner_create
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -48,10 +48,8 @@ def make_portal_member(email: str, password: str = "correct-horse-battery", **pr
     user = User.objects.create_user(email, password)
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     member = member_attach_user(user=user, email=email)
-    for key, value in profile.items():
-        setattr(member, key, value)
     if profile:
-        member.save()
+        member = member_staff_update(member=member, data=profile, actor_user=None)
     return member
 
 

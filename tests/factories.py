@@ -1,13 +1,23 @@
-"""Test data made through the real services (factory-boy where a model has many fields)."""
+"""Test data made the way the code makes it: through the services, never by writing rows.
 
+Factories (factory-boy) for the rows staff keep in the admin save through the admin's own path
+(a model form validated and written by ``accounts.services.staff_save``, audited); members,
+orders and refunds go through the partner services.
+"""
+
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import factory
+from django.db import models
+from django.forms import modelform_factory
 from django.utils import timezone
+from django.utils.text import slugify
 
-from accounts.services import member_upsert_for_partner, partner_set_sharing
-from rewards.models import EarningRule, Reward, RuleKind
+from accounts.services import member_upsert_for_partner, partner_set_sharing, staff_save
+from feedback.models import Survey, SurveyQuestion
+from rewards.models import Badge, BadgeLevel, Challenge, EarningRule, Reward, RuleKind
 from rewards.payloads import parse_order, parse_refund
 from rewards.program import current_program
 from rewards.services import (
@@ -42,7 +52,32 @@ class RuleFactory(factory.Factory):
                                  tier_ids=[t.pk for t in tiers])
 
 
-class RewardFactory(factory.django.DjangoModelFactory):
+def _form_value(field, value):
+    if isinstance(field, models.ManyToManyField):
+        return [getattr(item, "pk", item) for item in value]
+    if isinstance(field, models.JSONField):
+        return json.dumps(value)
+    return getattr(value, "pk", value)
+
+
+class StaffSavedFactory(factory.Factory):
+    """A row saved as staff save it in the admin: the model form of the fields given, validated
+    (a test that sets up something the admin would refuse fails here, naming the field)."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        form_class = modelform_factory(model_class, fields=list(kwargs))
+        data = {name: _form_value(model_class._meta.get_field(name), value) for name, value in kwargs.items()}
+        form = form_class(data=data)
+        if not form.is_valid():
+            raise ValueError(f"{model_class.__name__}: {form.errors.get_json_data()}")
+        return staff_save(form=form, actor_user=None)
+
+
+class RewardFactory(StaffSavedFactory):
     class Meta:
         model = Reward
 
@@ -96,20 +131,61 @@ def make_tiers(*specs):
             for rank, (name, threshold) in enumerate(specs)]
 
 
+class SurveyFactory(StaffSavedFactory):
+    class Meta:
+        model = Survey
+
+    name = factory.Sequence(lambda n: f"Survey {n}")
+    opens_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+
+
+class SurveyQuestionFactory(StaffSavedFactory):
+    class Meta:
+        model = SurveyQuestion
+
+    position = factory.Sequence(lambda n: n + 1)
+    kind = "nps"
+    text = "How likely are you to recommend us to a friend?"
+
+
+class ChallengeFactory(StaffSavedFactory):
+    class Meta:
+        model = Challenge
+
+    name = factory.Sequence(lambda n: f"Challenge {n}")
+    criterion = "activity_count"
+    threshold = Decimal(1)
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
+    ends_at = factory.LazyAttribute(lambda challenge: challenge.starts_at + timedelta(days=7))
+
+
+class BadgeFactory(StaffSavedFactory):
+    """``BadgeFactory(name="Reviewer", criterion="activity_count", levels=[("Bronze", 1, 0)])``: the
+    badge, then each level (name, threshold, points bonus) with its drawn image, as the admin does."""
+
+    class Meta:
+        model = Badge
+
+    name = factory.Sequence(lambda n: f"Badge {n}")
+    slug = factory.LazyAttribute(lambda badge: slugify(badge.name))
+    criterion = "activity_count"
+
+    @classmethod
+    def _create(cls, model_class, *args, levels=(), **kwargs):
+        from rewards.program import forget_program
+        from rewards.services.progress import badge_level_ensure_image
+
+        badge = super()._create(model_class, **kwargs)
+        for number, (level_name, threshold, bonus) in enumerate(levels, start=1):
+            level = StaffSavedFactory._create(BadgeLevel, badge=badge, level=number, name=level_name,
+                                              threshold=Decimal(threshold), points_bonus=bonus)
+            badge_level_ensure_image(level=level)
+        forget_program()
+        return badge
+
+
 def make_badge(name, criterion, *levels, activity_type="", slug=None):
-    """``make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 5, 100), activity_type=...)``;
-    levels are (name, threshold, points bonus). Saved the way the admin saves a badge."""
-    from django.utils.text import slugify
-
-    from rewards.models import Badge, BadgeLevel
-    from rewards.services.progress import badge_level_ensure_image
-
-    badge = Badge.objects.create(name=name, slug=slug or slugify(name), criterion=criterion,
-                                 activity_type=activity_type)
-    for number, (level_name, threshold, bonus) in enumerate(levels, start=1):
-        badge_level_ensure_image(level=BadgeLevel.objects.create(
-            badge=badge, level=number, name=level_name, threshold=Decimal(threshold), points_bonus=bonus))
-    from rewards.program import forget_program
-
-    forget_program()
-    return badge
+    """``make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), ("Silver", 5, 100), activity_type=...)``:
+    shorthand for ``BadgeFactory``; levels are (name, threshold, points bonus)."""
+    return BadgeFactory(name=name, slug=slug or slugify(name), criterion=criterion, activity_type=activity_type,
+                        levels=levels)

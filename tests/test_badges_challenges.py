@@ -9,11 +9,11 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import Notification
-from rewards.models import Challenge, ChallengeEntry, MemberBadge
+from rewards.models import ChallengeEntry, MemberBadge
 from rewards.services import activity_record
 from rewards.services.progress import badge_backfill, badges_evaluate, challenge_join, challenges_evaluate
 from rewards.services.tiers import tier_set_manually
-from tests.factories import customer, make_badge, make_tiers, place_order, refund, set_program
+from tests.factories import ChallengeFactory, customer, make_badge, make_tiers, place_order, refund, set_program
 
 pytestmark = pytest.mark.django_db
 
@@ -151,7 +151,7 @@ class TestChallenges:
     @pytest.fixture
     def may(self):
         start = timezone.now() - timedelta(days=10)
-        return Challenge.objects.create(name="Review 3 products in May", criterion="activity_count",
+        return ChallengeFactory(name="Review 3 products in May", criterion="activity_count",
                                         activity_type="review_approved", threshold=Decimal(3), starts_at=start,
                                         ends_at=start + timedelta(days=20), reward_points=300)
 
@@ -178,7 +178,7 @@ class TestChallenges:
 
     def test_opt_in_challenges_count_only_for_members_who_joined_and_can_give_a_badge(self, tea_shop, ada):
         badge = make_badge("Explorer", "first", ("Explorer", 1, 0), activity_type="exploration")
-        challenge = Challenge.objects.create(
+        challenge = ChallengeFactory(
             name="Two categories this month", criterion="distinct_categories", threshold=Decimal(2),
             starts_at=timezone.now() - timedelta(days=1), ends_at=timezone.now() + timedelta(days=5),
             enrollment="opt_in", reward_badge=badge.levels.get(),
@@ -227,7 +227,7 @@ def test_the_data_download_lists_tier_history_badges_and_challenges(client, alic
                       actor_user=staff)
     make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
     start = timezone.now() - timedelta(days=1)
-    Challenge.objects.create(name="One review this week", criterion="activity_count", activity_type="review_approved",
+    ChallengeFactory(name="One review this week", criterion="activity_count", activity_type="review_approved",
                              threshold=Decimal(1), starts_at=start, ends_at=start + timedelta(days=7))
     review(alice, 1, at=timezone.now())
     badges_evaluate(member_ids=[alice.pk])

@@ -7,17 +7,18 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from feedback.models import FollowUp, Survey, SurveyQuestion, SurveyResponse
+from feedback.models import FollowUp, SurveyResponse
 from tests.browser import chromium, page  # noqa: F401  (fixtures)
 from tests.conftest import make_portal_member
+from tests.factories import SurveyFactory, SurveyQuestionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_detractor_sees_the_follow_up_and_lands_on_the_follow_up_list(live_server, page):  # noqa: F811
-    survey = Survey.objects.create(name="How are we doing?", opens_at=timezone.now() - timedelta(days=1))
-    nps = SurveyQuestion.objects.create(survey=survey, position=1, kind="nps", text="Would you recommend us?")
-    SurveyQuestion.objects.create(survey=survey, position=2, kind="text", text="What could we do better?",
+    survey = SurveyFactory(name="How are we doing?", opens_at=timezone.now() - timedelta(days=1))
+    nps = SurveyQuestionFactory(survey=survey, position=1, kind="nps", text="Would you recommend us?")
+    SurveyQuestionFactory(survey=survey, position=2, kind="text", text="What could we do better?",
                                   show_if_question=nps, show_if_min=0, show_if_max=6)
     make_portal_member("alice@example.com", first_name="Alice")
     page.goto(f"{live_server.url}/accounts/login/")

@@ -13,7 +13,7 @@ from community.services import ReviewInput
 from rewards.models import ActivityType
 from rewards.selectors import ledger_discrepancies
 from tests.concurrency import run_concurrently
-from tests.factories import RuleFactory, customer, place_order, set_program
+from tests.factories import RuleFactory, SurveyFactory, SurveyQuestionFactory, customer, place_order, set_program
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -102,12 +102,12 @@ def test_referral_checks_racing_convert_once_and_respect_the_monthly_cap(tea_sho
 
 def test_one_member_sending_a_survey_from_eight_tabs_gets_one_response_and_points_once(tea_shop):
     from feedback import services as feedback
-    from feedback.models import Survey, SurveyQuestion, SurveyResponse
+    from feedback.models import SurveyResponse
 
     set_program(pending_days=0, expiry_policy="never")
     RuleFactory(name="Survey", kind="fixed", activity_type="survey_completed", points=30, points_per_unit=None)
-    survey = Survey.objects.create(name="NPS", opens_at=timezone.now() - timedelta(days=1))
-    question = SurveyQuestion.objects.create(survey=survey, kind="nps", text="Recommend us?")
+    survey = SurveyFactory(name="NPS", opens_at=timezone.now() - timedelta(days=1))
+    question = SurveyQuestionFactory(survey=survey, kind="nps", text="Recommend us?")
     member = customer(tea_shop, "ada")
     results = run_concurrently(lambda i: feedback.response_save(
         member=member, survey_id=survey.pk, round=1, answers={f"q{question.pk}": str(i)}, finish=True), 8)

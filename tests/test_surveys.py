@@ -13,9 +13,17 @@ from accounts.models import Channel
 from community import services as community
 from core.errors import Conflict, Invalid
 from feedback import selectors, services
-from feedback.models import FollowUp, Survey, SurveyAnswer, SurveyQuestion, SurveyResponse
+from feedback.models import FollowUp, SurveyAnswer, SurveyResponse
 from rewards.models import ActivityType
-from tests.factories import RuleFactory, customer, make_tiers, place_order, set_program
+from tests.factories import (
+    RuleFactory,
+    SurveyFactory,
+    SurveyQuestionFactory,
+    customer,
+    make_tiers,
+    place_order,
+    set_program,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,18 +31,18 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def nps_survey(db):
     set_program(pending_days=0, expiry_policy="never")
-    survey = Survey.objects.create(name="How are we doing?", opens_at=timezone.now() - timedelta(days=1))
-    nps = SurveyQuestion.objects.create(survey=survey, position=1, kind="nps",
+    survey = SurveyFactory(name="How are we doing?", opens_at=timezone.now() - timedelta(days=1))
+    nps = SurveyQuestionFactory(survey=survey, position=1, kind="nps",
                                         text="How likely are you to recommend us to a friend?")
-    SurveyQuestion.objects.create(survey=survey, position=2, kind="text", text="What could we do better?",
+    SurveyQuestionFactory(survey=survey, position=2, kind="text", text="What could we do better?",
                                   required=True, show_if_question=nps, show_if_min=0, show_if_max=6)
-    SurveyQuestion.objects.create(survey=survey, position=3, kind="csat", text="How satisfied are you with delivery?",
+    SurveyQuestionFactory(survey=survey, position=3, kind="csat", text="How satisfied are you with delivery?",
                                   required=False)
-    SurveyQuestion.objects.create(survey=survey, position=4, kind="multiple", text="What do you buy?",
+    SurveyQuestionFactory(survey=survey, position=4, kind="multiple", text="What do you buy?",
                                   options=["Tea", "Coffee", "Teaware"], required=False)
-    SurveyQuestion.objects.create(survey=survey, position=5, kind="single", text="How did you find us?",
+    SurveyQuestionFactory(survey=survey, position=5, kind="single", text="How did you find us?",
                                   options=["Search", "A friend", "Social media"], required=False)
-    SurveyQuestion.objects.create(survey=survey, position=6, kind="rating", text="Rate our website", scale_max=7,
+    SurveyQuestionFactory(survey=survey, position=6, kind="rating", text="Rate our website", scale_max=7,
                                   required=False)
     return survey
 
@@ -314,7 +322,7 @@ def test_the_dashboard_invites_to_open_surveys_and_to_review_what_was_bought(nps
 
 
 def test_a_survey_without_questions_is_not_offered_or_sent(tea_shop, mailoutbox):
-    Survey.objects.create(name="Draft", opens_at=timezone.now() - timedelta(days=1))
+    SurveyFactory(name="Draft", opens_at=timezone.now() - timedelta(days=1))
     member = customer(tea_shop, "ada", email="ada@example.com")
     member.surveys_channel = Channel.EMAIL
     member.save(update_fields=["surveys_channel"])

@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.models import ExternalId, Member
 from community.models import Product
-from tests.factories import customer, make_tiers
+from tests.factories import SurveyFactory, SurveyQuestionFactory, customer, make_tiers
 
 pytestmark = pytest.mark.django_db
 
@@ -155,10 +155,9 @@ class TestIdempotencyOnEveryWrite:
 def _survey(**fields):
     from django.utils import timezone
 
-    from feedback.models import Survey, SurveyQuestion
 
-    survey = Survey.objects.create(name="How was it?", opens_at=timezone.now() - timedelta(days=1), **fields)
-    question = SurveyQuestion.objects.create(survey=survey, position=1, kind="nps",
+    survey = SurveyFactory(name="How was it?", opens_at=timezone.now() - timedelta(days=1), **fields)
+    question = SurveyQuestionFactory(survey=survey, position=1, kind="nps",
                                              text="Would you recommend us?")
     return survey, question
 
