@@ -15,7 +15,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.models import Scope, User
-from accounts.services import api_key_create, member_attach_user, member_staff_update, partner_create
+from accounts.services import api_key_create, member_attach_user, member_update_profile, partner_create
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -49,7 +49,11 @@ def make_portal_member(email: str, password: str = "correct-horse-battery", **pr
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
     member = member_attach_user(user=user, email=email)
     if profile:
-        member = member_staff_update(member=member, data=profile, actor_user=None)
+        # ...and then filled in their profile in the portal.
+        member = member_update_profile(member=member, first_name=profile.pop("first_name", ""),
+                                       last_name=profile.pop("last_name", ""), birthday=profile.pop("birthday", None),
+                                       phone=profile.pop("phone", ""), consents=profile.pop("consents", {}))
+    assert not profile, f"make_portal_member does not set {sorted(profile)}"
     return member
 
 
