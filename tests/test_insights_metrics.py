@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Member
@@ -172,8 +174,10 @@ def test_pages_run_a_constant_number_of_queries(history, client, staff, tea_shop
                     placed_at=at("2026-06-25 10:00") - timedelta(days=n))
     snapshot_compute(day=DAY)
     for url, count in counts.items():
-        with django_assert_max_num_queries(count):
+        with CaptureQueriesContext(connection) as captured:
             client.get(url)
+        # (Once, in CI on PostgreSQL, a page ran 11 queries where it had run 4: the message names them.)
+        assert len(captured.captured_queries) <= count, (url, [q["sql"][:200] for q in captured.captured_queries])
 
 
 def test_staff_recompute_now_and_see_it_done(history, client, staff, django_capture_on_commit_callbacks,
