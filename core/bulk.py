@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import connection
 from django.db.models import Model
@@ -35,10 +36,16 @@ def _unnest(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) ->
     """``unnest(%s::type[], ...)`` and one list per column: the SQL text is the same for one row or
     a thousand, so PostgreSQL prepares it once, and psycopg has a handful of parameters to pass
     instead of one per value."""
-    types = [model._meta.get_field(name).db_type(connection) for name in fields]
-    # %b: binary parameters, which psycopg dumps in C (text arrays are built in Python).
-    sql = "unnest(" + ", ".join(f"%b::{db_type}[]" for db_type in types) + ")"
+    sql = _UNNEST_SQL.get((model, tuple(fields)))
+    if sql is None:
+        # Field.db_type() is slow enough to show in a single order's profile: once per table.
+        types = [model._meta.get_field(name).db_type(connection) for name in fields]
+        # %b: binary parameters, which psycopg dumps in C (text arrays are built in Python).
+        sql = _UNNEST_SQL[(model, tuple(fields))] = "unnest(" + ", ".join(f"%b::{t}[]" for t in types) + ")"
     return sql, [list(column) for column in zip(*rows, strict=True)]
+
+
+_UNNEST_SQL: dict[tuple, str] = {}
 
 
 def insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, ids: bool = True) -> list[int]:
@@ -53,7 +60,7 @@ def insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, 
     columns = _columns(model, fields)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            if len(rows) < COPY_FROM:
+            if len(rows) < COPY_FROM or _in_pipeline():
                 # Rows come back from INSERT ... SELECT FROM unnest in input order (bulk_create relies on it too).
                 quoted = ", ".join(f'"{column}"' for column in columns)
                 source, params = _unnest(model, fields, rows)
@@ -85,15 +92,27 @@ def insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, 
 
 @contextmanager
 def pipeline():
-    """On PostgreSQL, send the statements inside without waiting for each answer (one round trip
-    for the lot; errors surface when the block ends). Elsewhere, or for COPY, it changes nothing:
-    only use it around small writes."""
+    """On PostgreSQL, send the statements inside without waiting for each answer: they go out
+    together when a result is read or the block ends (errors surface then). For the few rows of
+    one API call; inside it ``insert`` never uses COPY, which pipeline mode cannot carry.
+    Elsewhere it changes nothing."""
     if connection.vendor != "postgresql":
         yield
         return
     connection.ensure_connection()
-    with connection.connection.pipeline():
-        yield
+    token = _PIPELINE.set(True)
+    try:
+        with connection.connection.pipeline():
+            yield
+    finally:
+        _PIPELINE.reset(token)
+
+
+_PIPELINE: ContextVar[bool] = ContextVar("bulk_pipeline", default=False)
+
+
+def _in_pipeline() -> bool:
+    return _PIPELINE.get()
 
 
 def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *,

@@ -198,11 +198,27 @@ def _value_qualifies(spec: RuleSpec, occasion: Occasion) -> bool:
     return spec.min_order_value is None or occasion.order_value >= spec.min_order_value
 
 
-def select(specs: list[RuleSpec], occasion: Occasion) -> list[RuleSpec]:
+_ORDERED: dict[int, tuple] = {}
+
+
+def _ordered(specs) -> tuple[list[RuleSpec], list[RuleSpec]]:
+    """Base rules and multipliers, each by priority: sorted once per program (``specs`` is the
+    program's tuple, kept in the cache so that its id is not reused), not once per order."""
+    found = _ORDERED.get(id(specs))
+    if found is None or found[0] is not specs:
+        if len(_ORDERED) > 8:
+            _ORDERED.clear()
+        found = _ORDERED[id(specs)] = (specs, *(
+            sorted((s for s in specs if s.family == family), key=lambda s: (-s.priority, s.id or 0))
+            for family in ("base", "multiplier")
+        ))
+    return found[1], found[2]
+
+
+def select(specs: tuple[RuleSpec, ...], occasion: Occasion) -> list[RuleSpec]:
     """The rules that apply to this occasion, after priorities and stacking."""
     chosen: list[RuleSpec] = []
-    for family in ("base", "multiplier"):
-        ordered = sorted((s for s in specs if s.family == family), key=lambda s: (-s.priority, s.id or 0))
+    for ordered in _ordered(specs):
         for spec in ordered:
             if _matches(spec, occasion):
                 chosen.append(spec)
@@ -216,11 +232,12 @@ def evaluate(selected: list[RuleSpec], occasion: Occasion) -> list[RulePoints]:
     live = [s for s in selected if _value_qualifies(s, occasion)]
     bases = [s for s in live if s.family == "base"]
     multipliers = [s for s in live if s.family == "multiplier"]
-    totals: dict[RuleSpec, int] = {s: 0 for s in selected}
+    # Keyed by identity: hashing a frozen dataclass hashes every field, and this runs per order.
+    totals: dict[int, int] = {id(s): 0 for s in selected}
     for base in bases:
         parts = KINDS[base.kind].base_values(base, occasion)
         previous = round_points(sum((value for _, value in parts), Decimal(0)), base.rounding)
-        totals[base] += previous
+        totals[id(base)] += previous
         factors = [Decimal(1)] * len(parts)
         for multiplier in multipliers:
             factors = [
@@ -229,9 +246,9 @@ def evaluate(selected: list[RuleSpec], occasion: Occasion) -> list[RulePoints]:
             current = round_points(
                 sum((value * f for f, (_, value) in zip(factors, parts, strict=True)), Decimal(0)), base.rounding
             )
-            totals[multiplier] += current - previous
+            totals[id(multiplier)] += current - previous
             previous = current
-    return [RulePoints(spec, totals[spec]) for spec in selected]
+    return [RulePoints(spec, totals[id(spec)]) for spec in selected]
 
 
 def apply_caps(results: list[RulePoints], *, used_today: dict, used_this_month: dict) -> list[RulePoints]:

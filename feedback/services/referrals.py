@@ -20,6 +20,7 @@ from accounts.models import ExternalId, Member, User
 from core import events
 from core.errors import Conflict, DomainError, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
+from feedback.selectors import open_referral_friend_ids
 from rewards.ledger import lock_members
 from rewards.models import ActivityType, Order, OrderStatus
 from rewards.program import current_program
@@ -334,8 +335,7 @@ def after_activities(*, member_ids, activity_types) -> None:
     check their referrals once the transaction commits."""
     if not ({ActivityType.ORDER, ActivityType.REFUND} & set(activity_types)):
         return
-    friends = list(Referral.objects.filter(friend_id__in=list(member_ids)).exclude(
-        status__in=[ReferralStatus.VOID, ReferralStatus.REWARDED]).values_list("friend_id", flat=True))
+    friends = open_referral_friend_ids(member_ids)
     if friends:
         from feedback.tasks import check_referrals
 

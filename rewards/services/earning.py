@@ -54,7 +54,7 @@ class ActivityResult:
 
 
 def _evaluate(program: Program, occasion: rules.Occasion, caps: CapTracker, member_id: int) -> list[rules.RulePoints]:
-    selected = rules.select(list(program.specs), occasion)
+    selected = rules.select(program.specs, occasion)
     results = rules.evaluate(selected, occasion)
     if caps.capped:
         today, month = caps.used(member_id, program.local_date(occasion.at))
