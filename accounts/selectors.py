@@ -4,6 +4,7 @@ from django.db import connection
 from django.utils.module_loading import import_string
 
 from accounts.models import ExternalId, Member, Partner
+from core import bulk
 from core.errors import NotFound
 
 # What other apps add to the partner API's member representation: ``fn(member=, partner=) -> dict``.
@@ -14,18 +15,11 @@ MEMBER_API_SCOPED_SECTIONS = [("insights:read", "insights.selectors.member_api_i
 
 def partner_member_ids(partner, external_ids) -> dict[str, int]:
     """``{external id: member id}`` for the customers a partner names, without locking anyone."""
-    wanted = sorted(set(external_ids))
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'SELECT external_id, member_id FROM "{ExternalId._meta.db_table}" '
-                "WHERE partner_id = %s AND external_id = ANY(%s)",
-                [partner.pk, wanted],
-            )
-            return dict(cursor.fetchall())
-    return dict(
-        ExternalId.objects.filter(partner=partner, external_id__in=wanted).values_list("external_id", "member_id")
-    )
+    matches, params = bulk.any_of("external_id", sorted(set(external_ids)))
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT external_id, member_id FROM "{ExternalId._meta.db_table}" '
+                       f"WHERE partner_id = %s AND {matches}", [partner.pk, *params])
+        return dict(cursor.fetchall())
 
 
 def member_for_partner(*, partner: Partner, external_id: str, lock: bool = False) -> Member:

@@ -144,13 +144,10 @@ def referral_codes_generate(first_names: list[str]) -> list[str]:
 
 
 def _referral_codes_taken(codes: list[str]) -> set[str]:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f'SELECT referral_code FROM "{Member._meta.db_table}" WHERE referral_code = ANY(%s)', [codes]
-            )
-            return {row[0] for row in cursor.fetchall()}
-    return set(Member.objects.filter(referral_code__in=codes).values_list("referral_code", flat=True))
+    matches, params = bulk.any_of("referral_code", codes)
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT referral_code FROM "{Member._meta.db_table}" WHERE {matches}', params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tuple[dict[str, int], int]:

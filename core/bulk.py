@@ -1,4 +1,7 @@
-"""Fast inserts of many rows, for the batch paths (order ingest, imports, backfills).
+"""Fast writes of many rows, and every difference between the databases we run on.
+
+This is the one module that asks which database it is talking to (``connection.vendor``); the
+rest of the code calls these functions and runs the same way on PostgreSQL and on SQLite.
 
 Django's ``bulk_create`` turns every value into a prepared expression and psycopg quotes each one;
 for the five tables a batch of 1,000 orders writes, that is most of a second of Python. Here rows
@@ -17,6 +20,7 @@ import json
 from collections.abc import Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 
 from django.db import connection
 from django.db.models import Model
@@ -179,3 +183,93 @@ def _sqlite_insert(cursor, table: str, columns: list[str], rows: list[tuple]) ->
         return
     quoted = ", ".join(f'"{column}"' for column in columns)
     cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))})', rows)
+
+
+# --- Reads, locks and updates that differ by database -----------------------------------------------
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def any_of(column: str, values) -> tuple[str, list]:
+    """SQL for "``column`` is one of ``values``" and its parameters: ``= ANY(%s)`` with one array on
+    PostgreSQL (the same text for any count, so it is prepared once), ``IN (%s, ...)`` elsewhere."""
+    values = list(values)
+    if _postgres():
+        return f"{column} = ANY(%s)", [values]
+    if not values:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
+
+def lock_clause(of: str = "") -> str:
+    """``FOR NO KEY UPDATE [OF of]`` on PostgreSQL: row locks that do not conflict with the key-share
+    locks of rows inserted beside them. Nothing on SQLite, where a write transaction (IMMEDIATE)
+    already keeps every other writer out."""
+    if not _postgres():
+        return ""
+    return " FOR NO KEY UPDATE" + (f" OF {of}" if of else "")
+
+
+def aware(value):
+    """A timestamp read by raw SQL, as an aware datetime (SQLite hands them back as UTC text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def update(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Set ``fields`` on rows of ``model``: each row is ``(id, *values)``. One ``UPDATE ... FROM
+    unnest(arrays)`` on PostgreSQL (Django's ``bulk_update`` builds a CASE per row and costs seconds
+    for a thousand rows); one prepared UPDATE run per row on SQLite."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    columns = _columns(model, fields)
+    with connection.cursor() as cursor:
+        if _postgres():
+            source, params = _unnest(model, ("id", *fields), rows)
+            assignments = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+            names = ", ".join(f'"{c}"' for c in ("id", *columns))
+            cursor.execute(f'UPDATE "{table}" AS t SET {assignments} FROM {source} AS v({names}) WHERE t.id = v.id',
+                           params)
+            return
+        assignments = ", ".join(f'"{c}" = %s' for c in columns)
+        cursor.executemany(f'UPDATE "{table}" SET {assignments} WHERE id = %s', [(*row[1:], row[0]) for row in rows])
+
+
+@contextmanager
+def big_read():
+    """A transaction for one large aggregate or sort: on PostgreSQL with room to sort in memory."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if _postgres():
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield cursor
+
+
+def read_rows(queryset) -> list[tuple]:
+    """The rows of a big ``values_list`` read. On PostgreSQL straight from the driver, in binary
+    (psycopg loads numbers and times in C), with room to sort: the ORM's per-row conversions would
+    cost more than the query. Elsewhere through the ORM."""
+    if not _postgres():
+        return list(queryset)
+    sql, params = queryset.query.sql_with_params()
+    with big_read() as cursor:
+        cursor.cursor.execute(sql, params, binary=True)
+        return cursor.cursor.fetchall()
+
+
+def writes_in_one_statement() -> bool:
+    """Whether one statement may insert into several tables and update another (INSERT and UPDATE
+    inside WITH: PostgreSQL; not SQLite)."""
+    return _postgres()
+
+
+def parallel_writers() -> bool:
+    """Whether other processes can write beside this one now: PostgreSQL, outside a transaction
+    (others cannot see an open transaction's rows, and an SQLite file has one writer)."""
+    return _postgres() and not connection.in_atomic_block

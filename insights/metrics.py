@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection, transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Min, Q, Sum, Window
 from django.db.models.functions import ExtractMonth, ExtractYear, Ntile
 
 from accounts.models import Member
 from community.models import ModerationStatus, Review
+from core import bulk
 from feedback.models import ResponseStatus, SurveyResponse
 from rewards.models import EntryKind, LedgerEntry, Order, OrderStatus
 
@@ -134,9 +134,7 @@ def cohort_counts(*, currency: str, end: datetime, tz) -> list[tuple[int, int, i
              "SELECT first.cohort, p.month - first.cohort, COUNT(DISTINCT p.member_id) FROM p "
              "JOIN first ON first.member_id = p.member_id GROUP BY first.cohort, p.month - first.cohort "
              "ORDER BY 1, 2")
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+    with bulk.big_read() as cursor:
         cursor.execute(query, params)
         return [(int(c), int(k), int(n)) for c, k, n in cursor.fetchall()]
 
@@ -205,21 +203,7 @@ def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
                       f=Window(Ntile(5), order_by=[F("orders").asc(), F("member_id").asc()]),
                       m=Window(Ntile(5), order_by=[F("revenue").asc(), F("member_id").asc()]))
             .order_by("member_id").values_list("member_id", "orders", "revenue", "first", "last", "r", "f", "m"))
-    return [RfmRow(*row) for row in _fetch(rows)]
-
-
-def _fetch(queryset) -> list[tuple]:
-    """Rows of a big read. On PostgreSQL straight from the driver (which already makes datetimes
-    and Decimals), with room to sort in memory: the ORM's per-row conversions would cost more than
-    the query."""
-    if connection.vendor != "postgresql":
-        return list(queryset)
-    sql, params = queryset.query.sql_with_params()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '64MB'")
-        # Binary results: psycopg loads numbers and times in C, several times faster than text.
-        cursor.cursor.execute(sql, params, binary=True)
-        return cursor.cursor.fetchall()
+    return [RfmRow(*row) for row in bulk.read_rows(rows)]
 
 
 # --- Program impact -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from django.db import OperationalError
 
 from accounts.models import Partner
 from accounts.services import members_ensure_for_partner
+from core import bulk
 from core.errors import Invalid
 from rewards.payloads import OrderInput, parse_order
 from rewards.program import current_program
@@ -184,10 +185,7 @@ def import_orders(*, partner: Partner, lines: Iterable[str], batch_size: int = 1
     if missing:
         raise Invalid(f"The header lacks: {', '.join(missing)}.", fields={"header": f"Missing {', '.join(missing)}"})
     groups = _group(reader, start_line=2)
-    from django.db import connection
-
-    if connection.in_atomic_block or connection.vendor != "postgresql":
-        # Other processes cannot see an open transaction's rows, nor share an SQLite file's lock.
+    if not bulk.parallel_writers():
         workers = 1
     if workers > 1:
         report = _import_parallel(partner=partner, groups=groups, batch_size=batch_size,

@@ -86,99 +86,56 @@ def lock_members(member_ids) -> dict[int, Balance]:
     ``FOR NO KEY UPDATE``: the ledger rows we insert take key-share locks on these members through
     their foreign keys; a plain ``FOR UPDATE`` taken later in the same pattern could deadlock.
     """
-    ids = sorted(set(member_ids))
-    if connection.vendor == "postgresql":
-        # One array parameter instead of a thousand placeholders for psycopg to parse.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, points_available, points_pending, points_owed, last_activity_at "
-                f'FROM "{Member._meta.db_table}" WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE',
-                [ids],
-            )
-            rows = cursor.fetchall()
-    else:
-        rows = (
-            Member.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
-            .values_list("pk", "points_available", "points_pending", "points_owed", "last_activity_at")
+    matches, params = bulk.any_of("id", sorted(set(member_ids)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, points_available, points_pending, points_owed, last_activity_at "
+            f'FROM "{Member._meta.db_table}" WHERE {matches} ORDER BY id{bulk.lock_clause()}',
+            params,
         )
-    return {pk: Balance(pk, available, pending, owed, last) for pk, available, pending, owed, last in rows}
+        rows = cursor.fetchall()
+    return {pk: Balance(pk, available, pending, owed, bulk.aware(last)) for pk, available, pending, owed, last in rows}
 
 
 def lock_partner_members(partner, external_ids) -> tuple[dict[int, Balance], dict[str, int]]:
     """``lock_members`` for the customers a partner names by its own ids, in one query; returns
     the balances and ``{external id: member id}`` for those that exist."""
-    wanted = sorted(set(external_ids))
     # Raw SQL: this runs once per API order, and the ORM would spend longer building it than
     # PostgreSQL spends running it.
     member, link = Member._meta.db_table, ExternalId._meta.db_table
+    matches, params = bulk.any_of("x.external_id", sorted(set(external_ids)))
     with connection.cursor() as cursor:
         cursor.execute(
             f'SELECT m.id, x.external_id, m.points_available, m.points_pending, m.points_owed, m.last_activity_at '
             f'FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id '
-            f"WHERE x.partner_id = %s AND x.external_id IN ({', '.join(['%s'] * len(wanted))}) "
-            f"ORDER BY m.id" + (" FOR NO KEY UPDATE OF m" if connection.vendor == "postgresql" else ""),
-            [partner.pk, *wanted],
+            f"WHERE x.partner_id = %s AND {matches} ORDER BY m.id{bulk.lock_clause(of='m')}",
+            [partner.pk, *params],
         )
         rows = cursor.fetchall()
     balances, links = {}, {}
     for pk, external_id, available, pending, owed, last in rows:
-        if isinstance(last, str):  # SQLite hands raw timestamps back as text, in UTC
-            last = datetime.fromisoformat(last)
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        balances[pk] = Balance(pk, available, pending, owed, last)
+        balances[pk] = Balance(pk, available, pending, owed, bulk.aware(last))
         links[external_id] = pk
     return balances, links
 
 
 def lock_and_claim(partner, claims: list[tuple[str, str, datetime]], *, activity_type: str, now: datetime
                    ) -> tuple[dict[int, Balance], dict[str, int], dict[str, int]]:
-    """Lock the members a partner names and insert their new activities, in one statement.
+    """Lock the members a partner names and insert their new activities.
 
     ``claims`` are ``(external id, source key, occurred at)``. Returns the locked balances,
     ``{external id: member id}`` and ``{source key: activity id}`` for the activities inserted: a
-    source key seen before, or a customer the partner never sent, gets no row. On PostgreSQL both
-    happen in one round trip (the lock is taken first: the insert reads the locked rows).
+    source key seen before, or a customer the partner never sent, gets no row (the unique key
+    decides between concurrent copies; the loser waits for the winner's commit, then gets none).
     """
     from rewards.models import Activity
 
-    if connection.vendor != "postgresql":
-        balances, links = lock_partner_members(partner, {external for external, _, _ in claims})
-        inserted = bulk.insert_new(Activity, ("member_id", "partner_id", "type", "source_key", "occurred_at",
-                                              "properties", "created_at"), [
-            (links[external], partner.pk, activity_type, key, at, "{}", now)
-            for external, key, at in claims if external in links
-        ], unique="source_key")
-        return balances, links, inserted
-    wanted = sorted({external for external, _, _ in claims})
-    member, link, activity = Member._meta.db_table, ExternalId._meta.db_table, Activity._meta.db_table
-    values = ", ".join(["(%s::text, %s::text, %s::timestamptz)"] * len(claims))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH locked AS ("
-            f'  SELECT m.id, x.external_id, m.points_available, m.points_pending, m.points_owed, m.last_activity_at'
-            f'  FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id'
-            f"  WHERE x.partner_id = %s AND x.external_id IN ({', '.join(['%s'] * len(wanted))})"
-            f"  ORDER BY m.id FOR NO KEY UPDATE OF m"
-            f"), fresh AS ("
-            f'  INSERT INTO "{activity}" (member_id, partner_id, type, source_key, occurred_at, properties, created_at)'
-            f"  SELECT l.id, %s, %s, v.source_key, v.occurred_at, '{{}}'::jsonb, %s::timestamptz"
-            f"  FROM (VALUES {values}) AS v(external_id, source_key, occurred_at)"
-            f"  JOIN locked l ON l.external_id = v.external_id"
-            f"  ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key"
-            f") SELECT id, external_id, points_available, points_pending, points_owed, last_activity_at, "
-            f"NULL::bigint, NULL::text FROM locked "
-            f"UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, id, source_key FROM fresh",
-            [partner.pk, *wanted, partner.pk, activity_type, now, *[x for claim in claims for x in claim]],
-        )
-        rows = cursor.fetchall()
-    balances, links, inserted = {}, {}, {}
-    for pk, external_id, available, pending, owed, last, activity_id, source_key in rows:
-        if activity_id is None:
-            balances[pk] = Balance(pk, available, pending, owed, last)
-            links[external_id] = pk
-        else:
-            inserted[source_key] = activity_id
+    balances, links = lock_partner_members(partner, {external for external, _, _ in claims})
+    inserted = bulk.insert_new(Activity, ("member_id", "partner_id", "type", "source_key", "occurred_at",
+                                          "properties", "created_at"), [
+        (links[external], partner.pk, activity_type, key, at, "{}", now)
+        for external, key, at in claims if external in links
+    ], unique="source_key")
     return balances, links, inserted
 
 
@@ -378,36 +335,12 @@ LOT_FIELDS = ("member_id", "entry_id", "points", "remaining", "expires_at", "cre
 
 
 def write_lot_remaining(lots: list[PointsLot]) -> None:
-    if connection.vendor != "postgresql":
-        PointsLot.objects.bulk_update(lots, ["remaining"], batch_size=500)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{PointsLot._meta.db_table}" AS l SET remaining = v.remaining '
-            "FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, remaining) WHERE l.id = v.id",
-            [[lot.pk for lot in lots], [lot.remaining for lot in lots]],
-        )
+    bulk.update(PointsLot, ("remaining",), [(lot.pk, lot.remaining) for lot in lots])
 
 
 def write_balances(balances: list[Balance]) -> None:
-    """Store new balances: one ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL (Django's
-    ``bulk_update`` builds a CASE per row and costs seconds for a thousand members)."""
-    if connection.vendor != "postgresql":
-        Member.objects.bulk_update(
-            [Member(pk=b.member_id, points_available=b.available, points_pending=b.pending, points_owed=b.owed,
-                    last_activity_at=b.last_activity_at) for b in balances],
-            ["points_available", "points_pending", "points_owed", "last_activity_at"], batch_size=500,
-        )
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f'UPDATE "{Member._meta.db_table}" AS m SET points_available = v.available, points_pending = v.pending, '
-            "points_owed = v.owed, last_activity_at = v.last_activity_at "
-            "FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::timestamptz[]) "
-            "AS v(id, available, pending, owed, last_activity_at) WHERE m.id = v.id",
-            [[b.member_id for b in balances], [b.available for b in balances], [b.pending for b in balances],
-             [b.owed for b in balances], [b.last_activity_at for b in balances]],
-        )
+    bulk.update(Member, ("points_available", "points_pending", "points_owed", "last_activity_at"),
+                [(b.member_id, b.available, b.pending, b.owed, b.last_activity_at) for b in balances])
 
 
 _NEVER = datetime(9999, 12, 31, tzinfo=UTC)

@@ -68,6 +68,20 @@ def test_twenty_posts_of_one_order_without_a_key_still_count_it_once(api, ada):
     assert LedgerEntry.objects.filter(kind="earn").count() == 1
 
 
+def test_one_call_after_another_on_one_connection_each_gets_its_answer(api, ada):
+    """Outside any test transaction, as a web process runs: new orders, a repeat, an unknown
+    customer and a conflicting copy, one after another on the same database connection."""
+    sent = [order_payload(f"s{i}", "cust-42") for i in range(13)]
+    statuses = [api.post("/api/v1/orders/", payload, format="json").status_code for payload in sent[:12]]
+    renamed = {**sent[4], "lines": [{**sent[4]["lines"][0], "name": "Another name"}]}
+    for payload in (sent[3], order_payload("s99", "nobody"), renamed, sent[12]):
+        statuses.append(api.post("/api/v1/orders/", payload, format="json").status_code)
+    assert statuses == [201] * 12 + [200, 400, 409, 201]
+    ada.refresh_from_db()
+    assert ada.points_pending == 13 * 10
+    assert list(ledger_discrepancies()) == []
+
+
 def test_one_coupon_used_at_two_checkouts_at_once_succeeds_once(api, ada):
     from rewards.services import reward_redeem
 

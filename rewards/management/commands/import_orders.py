@@ -2,9 +2,9 @@ import os
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 
 from accounts.models import Partner
+from core import bulk
 from core.errors import DomainError
 from rewards.importing import import_orders
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, file, partner, no_create_members, batch_size, workers, **options):
         if workers is None:
-            workers = (os.cpu_count() or 1) if connection.vendor == "postgresql" else 1
+            workers = (os.cpu_count() or 1) if bulk.parallel_writers() else 1
         partner_obj = Partner.objects.filter(name=partner).first()
         if partner_obj is None:
             raise CommandError(f"No partner named {partner!r}; create it with partner_create.")
