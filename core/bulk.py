@@ -211,6 +211,12 @@ def lock_clause(of: str = "") -> str:
     return " FOR NO KEY UPDATE" + (f" OF {of}" if of else "")
 
 
+def skip_locked() -> str:
+    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL: rows another transaction holds are passed over, so
+    workers taking jobs from one table share them. Nothing on SQLite (one writer at a time)."""
+    return " FOR UPDATE SKIP LOCKED" if _postgres() else ""
+
+
 def aware(value):
     """A timestamp read by raw SQL, as an aware datetime (SQLite hands them back as UTC text)."""
     if isinstance(value, str):

@@ -9,7 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from core import selectors
 from core.models import OutboxEvent
+from core.services import outbox_mark_relayed
 
 RELAY_BATCH = 1000
 
@@ -21,15 +23,15 @@ def relay_outbox(max_batches: int = 100) -> int:
     once share the work instead of doing it twice; a relay that dies leaves its batch unrelayed
     for the next one (consumers must accept an event twice: deliveries are keyed by event id)."""
     done = 0
+    consumers = [import_string(path) for path in settings.OUTBOX_CONSUMERS]
     for _ in range(max_batches):
         with transaction.atomic():
-            batch = list(OutboxEvent.objects.select_for_update(skip_locked=True)
-                         .filter(relayed_at__isnull=True).order_by("id")[:RELAY_BATCH])
+            batch = selectors.outbox_unrelayed(limit=RELAY_BATCH, lock=True)
             if not batch:
                 break
-            for path in settings.OUTBOX_CONSUMERS:
-                import_string(path)(events=batch)
-            OutboxEvent.objects.filter(pk__in=[e.pk for e in batch]).update(relayed_at=timezone.now())
+            for consume in consumers:
+                consume(events=batch)
+            outbox_mark_relayed(ids=[e.pk for e in batch])
         done += len(batch)
     return done
 

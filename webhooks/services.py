@@ -22,12 +22,12 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from accounts.models import AuditLog, ExternalId, Partner, User
+from accounts.models import AuditLog, Partner, User
 from core import bulk
 from core.errors import Invalid
 from core.events import CATALOGUE, new_event_id
 from core.models import OutboxEvent
-from rewards.models import Activity
+from webhooks import selectors
 from webhooks.keys import secret_decrypt, secret_encrypt, secret_new
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.sending import post, url_check
@@ -140,23 +140,20 @@ def _payload(event: OutboxEvent, *, partner_id: int, external_id: str, own: bool
             "data": {"member": external_id, **data}}
 
 
-def deliveries_create(*, events: list[OutboxEvent], endpoints: list[WebhookEndpoint] | None = None) -> int:
+def deliveries_create(*, events: list, endpoints: list[WebhookEndpoint] | None = None) -> int:
     """The outbox consumer: one delivery per endpoint that wants each event and whose partner knows
-    its member (of ``endpoints``, or every active one). Safe to run twice (one delivery per endpoint
-    and event id)."""
+    its member (of ``endpoints``, or every active one). ``events`` are ``OutboxEvent`` rows or the
+    relay's ``core.selectors.OutboxRow``. Safe to run twice (one delivery per endpoint and event id)."""
     endpoints = list(WebhookEndpoint.objects.filter(active=True)) if endpoints is None else endpoints
     if not endpoints or not events:
         return 0
     by_partner: dict[int, list[WebhookEndpoint]] = {}
     for endpoint in endpoints:
         by_partner.setdefault(endpoint.partner_id, []).append(endpoint)
-    member_ids = {e.member_id for e in events if e.member_id}
-    links: dict[int, dict[int, str]] = {}
-    for member_id, partner_id, external_id in ExternalId.objects.filter(
-            member_id__in=member_ids, partner_id__in=by_partner).values_list("member_id", "partner_id", "external_id"):
-        links.setdefault(member_id, {})[partner_id] = external_id
-    activity_ids = {e.data.get("activity_id") for e in events if e.data.get("activity_id")}
-    activity_partner = dict(Activity.objects.filter(pk__in=activity_ids).values_list("pk", "partner_id"))
+    links = selectors.partner_links(member_ids={e.member_id for e in events if e.member_id},
+                                    partner_ids=list(by_partner))
+    activity_partner = selectors.activity_partners(
+        activity_ids={e.data["activity_id"] for e in events if e.data.get("activity_id")})
     now = timezone.now()
     rows = []
     for event in events:
