@@ -2,8 +2,12 @@
 ``standardwebhooks`` library), retried with the same id, 410 disables, replay, ping, rotation,
 and each partner told only about its own customers."""
 
+import base64
 import json
+import shutil
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -55,6 +59,34 @@ def test_a_delivery_is_signed_and_verifies_with_the_standard_library_and_a_tampe
     assert headers["webhook-id"] == verified["id"] == OutboxEvent.objects.get(type="member.created").event_id
     with pytest.raises(WebhookVerificationError):
         Webhook(endpoint["secret"]).verify(body.replace(b"cust-42", b"cust-43"), headers)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_the_node_snippet_in_the_docs_verifies_a_real_delivery_and_refuses_forgeries(api, receiver, tmp_path):
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "webhooks.md").read_text()
+    snippet = docs.split("<!-- verify-node -->\n```js\n", 1)[1].split("```", 1)[0]
+    endpoint = subscribe(api, receiver.url, ["member.created"])
+    api.post("/api/v1/members/", {"external_id": "cust-42", "email": "ada@example.com"}, format="json")
+    deliver_all()
+    [(headers, body)] = receiver.requests
+    cases = {"real": (endpoint["secret"], headers, body),
+             "tampered": (endpoint["secret"], headers, body.replace(b"cust-42", b"cust-43")),
+             "other secret": (subscribe(api, receiver.url, ["ping"])["secret"], headers, body),
+             "replayed an hour later": (endpoint["secret"], {**headers, "webhook-timestamp": str(
+                 int(headers["webhook-timestamp"]) - 3600)}, body)}
+    script = tmp_path / "verify.js"
+    script.write_text(snippet + """
+const cases = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+const out = {};
+for (const [name, [secret, headers, body]] of Object.entries(cases))
+  out[name] = verifyWebhook(secret, headers, Buffer.from(body, "base64"));
+console.log(JSON.stringify(out));
+""")
+    given = {name: [secret, h, base64.b64encode(b).decode()] for name, (secret, h, b) in cases.items()}
+    run = subprocess.run(["node", str(script)], input=json.dumps(given), capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"real": True, "tampered": False, "other secret": False,
+                                      "replayed an hour later": False}
 
 
 def test_a_failed_delivery_is_retried_with_the_same_id_and_410_disables(api, tea_shop, receiver):
