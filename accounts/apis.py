@@ -1,4 +1,3 @@
-from datetime import date
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -10,7 +9,8 @@ from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Channel, Scope
 from accounts.schema import ERRORS, ErrorSerializer, Identifier, Text
 from accounts.selectors import member_api_representation, member_for_partner
-from accounts.services import member_erase, member_export, member_upsert_for_partner
+from accounts.services import check_birthday, member_erase, member_export, member_upsert_for_partner
+from core.errors import DomainError
 from feedback.services import referral_code_check, referral_link_reported
 
 EMAIL_TAKEN = {409: OpenApiResponse(
@@ -38,9 +38,10 @@ class MemberInSerializer(serializers.Serializer):
         help_text="The referral code the customer came with; linked when the member is new.")
 
     def validate_birthday(self, value):
-        if value and not (date(1900, 1, 1) <= value <= date.today()):
-            raise serializers.ValidationError("Must be a date between 1900-01-01 and today.")
-        return value
+        try:
+            return check_birthday(value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.message) from None
 
 
 class PointsOutSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 from django import forms
 
 from accounts.models import Channel, Member, Purpose
-from accounts.services import normalize_phone
+from accounts.services import check_birthday, normalize_phone
 from core.errors import DomainError
 
 
@@ -28,6 +28,12 @@ class ProfileForm(forms.ModelForm):
             "reminders_channel": forms.RadioSelect,
             "surveys_channel": forms.RadioSelect,
         }
+
+    def clean_birthday(self):
+        try:
+            return check_birthday(self.cleaned_data["birthday"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_phone(self):
         try:

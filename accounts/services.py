@@ -42,6 +42,14 @@ def normalize_email(email: str | None) -> str:
     return (email or "").strip().lower()
 
 
+def check_birthday(birthday: date | None) -> date | None:
+    """A birthday from 1900-01-01 to today (the member's own clock aside), or ``Invalid`` naming it."""
+    if birthday is not None and not (date(1900, 1, 1) <= birthday <= timezone.localdate()):
+        raise Invalid("Must be a date between 1900-01-01 and today.",
+                      fields={"birthday": "Must be a date between 1900-01-01 and today."})
+    return birthday
+
+
 def normalize_phone(phone: str | None) -> str:
     """Return the phone in E.164 (``+441234567890``), or raise ``Invalid``.
 
@@ -400,7 +408,7 @@ def member_change_email(*, member: Member, email: str) -> Member:
 def member_update_profile(*, member: Member, first_name: str, last_name: str, birthday: date | None,
                           phone: str, consents: dict[str, str]) -> Member:
     """Save the member's own profile edits from the portal."""
-    phone = normalize_phone(phone)
+    phone, birthday = normalize_phone(phone), check_birthday(birthday)
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
         values = {"first_name": first_name.strip(), "last_name": last_name.strip(), "birthday": birthday,
@@ -734,6 +742,8 @@ def member_staff_update(*, member: Member, data: dict[str, Any], actor_user: Use
         data["email"] = normalize_email(data["email"])
     if "phone" in data:
         data["phone"] = normalize_phone(data["phone"])
+    if "birthday" in data:
+        data["birthday"] = check_birthday(data["birthday"])
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
         if "email" in data:

@@ -214,8 +214,10 @@ def order_preview(*, partner, member, currency: str, placed_at, discount, lines)
     program = current_program()
     inputs = [LineInput(sku, "", category, quantity, price) for sku, category, quantity, price in lines]
     values = rules.order_line_values(SimpleNamespace(discount=discount), inputs)
+    # The member's tier counts, as it does when the order arrives (a Gold multiplier applies to Gold).
+    tier_id = member_tier_ids([member.pk])[member.pk] if member is not None and program.rules_need_tiers else None
     occasion = rules.Occasion(activity_type="order", at=placed_at, partner_id=partner.pk if partner else None,
-                              currency=currency, lines=values)
+                              currency=currency, lines=values, tier_id=tier_id)
     specs = list(program.specs)
     results = rules.evaluate(rules.select(specs, occasion), occasion)
     if member is not None:

@@ -1,8 +1,10 @@
 """Staff running the points program from the admin."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import AuditLog
 from rewards.models import EarningRule, LedgerEntry, ProgramSettings
@@ -62,6 +64,23 @@ def test_preview_says_what_an_order_would_earn_and_why_a_rule_did_not_apply(staf
     assert "This order would earn 58 points" in html  # 33 at 1 per EUR, +25 for doubling the tea
     assert "not applied: order value below 100" in html
     assert not LedgerEntry.objects.exists()
+
+
+def test_preview_for_a_member_counts_their_tier(staff_client, tea_shop, staff):
+    from rewards.services.tiers import tier_set_manually
+    from tests.factories import make_tiers
+
+    _, gold = make_tiers(("Bronze", 0), ("Gold", 500))
+    RuleFactory(name="1 per EUR")
+    RuleFactory(name="Gold 1.5x", kind="multiplier", points_per_unit=None, multiplier=Decimal("1.5"), tiers=[gold])
+    ada = customer(tea_shop, "ada", email="ada@example.com")
+    tier_set_manually(member=ada, tier=gold, until=timezone.now() + timedelta(days=30), reason="VIP", actor_user=staff)
+    ask = {"currency": "EUR", "placed_at": "2026-05-01 10:00", "discount": "0", "lines": "TEA-1, tea, 2, 20.00"}
+    anyone = staff_client.post("/admin/rewards/earningrule/preview/", ask).content.decode()
+    assert "This order would earn 40 points" in anyone  # no member: no tier
+    gold_member = staff_client.post("/admin/rewards/earningrule/preview/",
+                                    {**ask, "member_email": "ada@example.com"}).content.decode()
+    assert "This order would earn 60 points" in gold_member  # what Ada's order will earn
 
 
 def test_changing_settings_is_audited_with_old_and_new_values(staff_client, staff):

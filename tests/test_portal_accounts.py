@@ -170,6 +170,23 @@ def test_bad_phone_is_reported_next_to_the_phone_field(alice_client, alice):
 
 
 @pytest.mark.django_db
+def test_a_birthday_in_the_future_is_refused_next_to_the_field_in_the_portal_and_the_admin(alice_client, alice,
+                                                                                           staff):
+    response = alice_client.post(reverse("accounts:profile"), _profile_data(birthday="2099-01-01"))
+    assert response.status_code == 200
+    assert response.context["form"].errors["birthday"] == ["Must be a date between 1900-01-01 and today."]
+    assert 'value="2099-01-01"' in response.content.decode()  # what was typed stays in the field
+    alice.refresh_from_db()
+    assert alice.birthday is None
+    from accounts.services import member_staff_update
+    from core.errors import Invalid
+
+    with pytest.raises(Invalid) as refused:
+        member_staff_update(member=alice, data={"birthday": date(2099, 1, 1)}, actor_user=staff)
+    assert "birthday" in refused.value.fields
+
+
+@pytest.mark.django_db
 def test_sms_without_a_phone_is_refused_on_that_preference(alice_client, alice):
     response = alice_client.post(reverse("accounts:profile"), _profile_data(phone="", reminders_channel="sms"))
     assert response.status_code == 200
