@@ -4,7 +4,6 @@ from accounts.models import Member
 from community.selectors import bought_not_reviewed
 from feedback.selectors import surveys_for
 from rewards import selectors as rewards_selectors
-from rewards.models import MemberBadge
 
 
 def dashboard_context(*, member: Member) -> dict:
@@ -16,8 +15,7 @@ def dashboard_context(*, member: Member) -> dict:
         "recent": list(rewards_selectors.recent_entries(member=member, limit=8)),
         "next_rewards": [item for item in rewards_selectors.catalog(member=member) if not item.blocked][:3],
         "tier": rewards_selectors.tier_progress(member=member),
-        "new_badges": list(MemberBadge.objects.filter(member=member).select_related("level__badge")
-                           .order_by("-awarded_at")[:4]),
+        "new_badges": rewards_selectors.badges_latest(member=member, limit=4),
         "challenges": active_challenges[:3],
         "notes": list(rewards_selectors.notifications(member=member, limit=5)),
         "surveys": surveys_for(member=member)[:2],

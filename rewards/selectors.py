@@ -482,3 +482,19 @@ class CapTracker:
     def add(self, member_id: int, rule_id: int | None, day: date, points: int) -> None:
         if rule_id in self.capped:
             self.by_day[(member_id, rule_id, day)] += points
+
+
+def badges_latest(*, member: Member, limit: int = 4) -> list[MemberBadge]:
+    """The member's most recently earned badges, each once, at the highest level held (levels
+    awarded in one evaluation share a timestamp, so the latest rows alone could show Bronze where
+    Silver is held, and crowd another badge out)."""
+    rows = list(MemberBadge.objects.filter(member=member).select_related("level__badge")
+                .order_by("-level__level", "-awarded_at"))
+    best: dict[int, MemberBadge] = {}
+    latest: dict[int, datetime] = {}
+    for row in rows:
+        badge_id = row.level.badge_id
+        best.setdefault(badge_id, row)
+        latest[badge_id] = max(latest.get(badge_id, row.awarded_at), row.awarded_at)
+    ordered = sorted(best.values(), key=lambda row: (latest[row.level.badge_id], -row.level.badge_id), reverse=True)
+    return ordered[:limit]

@@ -37,6 +37,23 @@ def test_dashboard_shows_available_pending_with_dates_expiring_and_recent(alice_
     assert "Order 1001" in html and "Adjustment" in html
 
 
+def test_dashboard_shows_each_badge_once_at_the_level_held_when_levels_came_together(alice_client, alice, shop):
+    from rewards.services.progress import badges_evaluate
+    from tests.factories import make_badge
+
+    make_badge("Regular", "activity_count", ("Bronze", 1, 0), ("Silver", 2, 0), activity_type="order")
+    for name in ("Explorer", "Night owl", "Collector", "Early bird"):
+        make_badge(name, "activity_count", ("Bronze", 1, 0), activity_type="order")
+    place_order(shop, "1", "alice-1")
+    place_order(shop, "2", "alice-1")
+    badges_evaluate(member_ids=[alice.pk])  # six levels awarded at one moment
+    html = alice_client.get(reverse("dashboard")).content.decode()
+    card = html[html.index('id="badges-heading"'):html.index("All badges")]
+    assert 'Regular <span class="pill">Silver</span>' in card
+    assert 'Regular <span class="pill">Bronze</span>' not in card
+    assert card.count('class="pill"') == 4  # four different badges, none twice
+
+
 def test_dashboard_queries_stay_constant_with_500_ledger_entries(
     alice_client, alice, shop, django_assert_max_num_queries
 ):
