@@ -22,7 +22,7 @@ migrate: install
 
 ## Serve the portal on http://127.0.0.1:8000 with demo data (SQLite, eager Celery, console email).
 run: migrate
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## The whole test suite on whatever DATABASE_URL / CELERY_BROKER_URL say (SQLite by default),

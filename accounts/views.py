@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -56,5 +57,9 @@ def delete_account(request):
 @member_required
 @require_http_methods(["POST"])
 def notifications_read(request):
-    notifications_mark_read(member=request.member)
-    return redirect("dashboard")
+    marked = notifications_mark_read(member=request.member)
+    if marked:
+        messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked as read.")
+    else:
+        messages.info(request, "Nothing new: every notification was already read.")
+    return redirect(f"{reverse('dashboard')}#notes-heading")

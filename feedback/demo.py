@@ -33,7 +33,7 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
 def _seed_surveys(*, rng, context, now) -> None:
     from accounts.models import ExternalId
 
-    survey = Survey.objects.create(name="How are we doing?", intro="Two minutes, three questions. Thank you!",
+    survey = Survey.objects.create(name="How are we doing?", intro="Two minutes, a few questions. Thank you!",
                                    opens_at=now - timedelta(days=60), repeat_every_days=None)
     nps = SurveyQuestion.objects.create(survey=survey, position=1, kind="nps",
                                         text="How likely are you to recommend us to a friend?")

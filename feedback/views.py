@@ -15,6 +15,7 @@ from feedback.forms import InvitationForm
 from feedback.models import QuestionKind, Referral, ResponseStatus, RewardKind, Survey, SurveyResponse
 from feedback.selectors import is_for, surveys_for
 from rewards.models import EntryKind, LedgerEntry
+from rewards.program import current_program
 
 
 @member_required
@@ -113,7 +114,8 @@ def referral_landing(request, code: str):
     if referrer is None:
         raise Http404("Unknown referral link.")
     config = services.referral_settings()
-    response = render(request, "feedback/landing.html", {"referrer": referrer, "config": config})
+    response = render(request, "feedback/landing.html", {"referrer": referrer, "config": config,
+                                                         "currency": current_program().settings.currency})
     response.set_cookie("ref", referrer.referral_code, max_age=config.attribution_days * 86400, samesite="Lax",
                         httponly=True, secure=request.is_secure())
     return response
@@ -143,6 +145,7 @@ def refer(request):
     config = services.referral_settings()
     return render(request, "feedback/refer.html", {
         "form": form, "link": link, "config": config, "points_kind": RewardKind.POINTS,
+        "currency": current_program().settings.currency,
         # A void referral's points were reversed: it earned nothing.
         "rows": [(r, r.friend.first_name or "A friend", 0 if r.status == "void" else
                   earned.get(f"referral:{r.pk}:referrer", 0)) for r in referrals],

@@ -130,7 +130,8 @@ class OrderStreak:
         return out
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
-        return f"orders in {int(needed)} more months in a row"
+        months = int(needed)
+        return f"orders in {months} more month{'s' if months != 1 else ''} in a row"
 
 
 class DistinctCategories:

@@ -237,3 +237,14 @@ def test_the_data_download_lists_tier_history_badges_and_challenges(client, alic
     assert [(b["badge"], b["level"]) for b in progress["badges"]] == [("Reviewer", "Bronze")]
     assert [c["challenge"] for c in progress["challenges"]] == ["One review this week"]
     assert progress["challenges"][0]["completed_at"] is not None
+
+
+def test_what_is_left_reads_as_english_for_one_and_for_many():
+    from rewards import criteria
+
+    assert criteria.to_go("order_streak", activity_type="", needed=Decimal(1), currency="EUR") == \
+        "orders in 1 more month in a row"
+    assert criteria.to_go("order_streak", activity_type="", needed=Decimal(3), currency="EUR") == \
+        "orders in 3 more months in a row"
+    assert criteria.to_go("distinct_categories", activity_type="", needed=Decimal(1), currency="EUR") == \
+        "orders from 1 more category"

@@ -193,8 +193,10 @@ def test_seed_demo_is_idempotent():
 
     call_command("seed_demo", stdout=StringIO())
     counts = (Member.objects.count(), User.objects.count(), Partner.objects.count())
-    call_command("seed_demo", stdout=StringIO())
+    printed = StringIO()
+    call_command("seed_demo", url="http://127.0.0.1:8080", stdout=printed)  # make run PORT=8080
     assert (Member.objects.count(), User.objects.count(), Partner.objects.count()) == counts
+    assert "(http://127.0.0.1:8080/admin/)" in printed.getvalue() and ":8000" not in printed.getvalue()
     assert counts[0] >= 300
     demo = Member.objects.get(email="member@example.com")
     assert demo.user is not None and demo.external_ids.count() == 1

@@ -267,3 +267,17 @@ def test_home_page_invites_anonymous_visitors_to_join(client):
     page = client.get("/")
     assert page.status_code == 200
     assert reverse("account_signup").encode() in page.content
+
+
+@pytest.mark.django_db
+def test_marking_notifications_read_says_what_it_did(alice_client, alice):
+    from accounts.services import Note, notify
+
+    notify(notes=[Note(alice.pk, "tier", "You reached Silver"), Note(alice.pk, "badge", "New badge: Explorer")],
+           purpose=None)
+    page = alice_client.post(reverse("accounts:notifications-read"), follow=True)
+    assert page.redirect_chain[-1][0].endswith("#notes-heading")
+    assert "2 notifications marked as read." in page.content.decode()
+    assert 'class="unread"' not in page.content.decode()
+    again = alice_client.post(reverse("accounts:notifications-read"), follow=True)
+    assert "Nothing new: every notification was already read." in again.content.decode()

@@ -13,7 +13,11 @@ from accounts.demo import DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD, DEMO_STAFF_EM
 class Command(BaseCommand):
     help = "Fill the database with a believable demo program. Safe to run again: it adds only what is missing."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--url", default=settings.SITE_URL,
+                            help="Where the portal is served, for the logins printed at the end (make run passes it).")
+
+    def handle(self, *args, url, **options):
         # Demo shoppers are made up: what the program would email them is not sent anywhere.
         # Nor is every eager task it runs worth a log line.
         trace = logging.getLogger("celery.app.trace")
@@ -25,8 +29,9 @@ class Command(BaseCommand):
         finally:
             trace.setLevel(level)
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
-        self.stdout.write(f"  member portal: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}")
-        self.stdout.write(f"  staff admin:   {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}  (http://127.0.0.1:8000/admin/)")
+        url = url.rstrip("/")
+        self.stdout.write(f"  member portal: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}  ({url}/)")
+        self.stdout.write(f"  staff admin:   {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}  ({url}/admin/)")
 
     def _seed(self):
         rng = random.Random(20261123)
