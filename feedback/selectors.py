@@ -15,6 +15,7 @@ from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from accounts.models import Member
+from core import bulk
 from feedback.models import (
     Audience,
     QuestionKind,
@@ -231,10 +232,8 @@ def open_referral_friend_ids(member_ids) -> list[int]:
     ids = sorted(set(member_ids))
     if not ids:
         return []
+    matches, params = bulk.any_of("friend_id", ids)  # one array on PostgreSQL: a batch's 1,000 ids, one parameter
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'SELECT friend_id FROM "{Referral._meta.db_table}" WHERE friend_id IN ({", ".join(["%s"] * len(ids))}) '
-            "AND status NOT IN (%s, %s)",
-            [*ids, ReferralStatus.VOID, ReferralStatus.REWARDED],
-        )
+        cursor.execute(f'SELECT friend_id FROM "{Referral._meta.db_table}" WHERE {matches} AND status NOT IN (%s, %s)',
+                       [*params, ReferralStatus.VOID, ReferralStatus.REWARDED])
         return [row[0] for row in cursor.fetchall()]
