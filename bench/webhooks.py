@@ -26,6 +26,8 @@ def bench_webhooks(rows: list, Row) -> None:
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     throwaway = f"bench-hooks-{uuid.uuid4().hex[:8]}"
     app.conf.task_routes = {"webhooks.deliver": {"queue": throwaway}}
+    app.amqp.flush_routes()  # Celery builds its router once per process
+    app.amqp.__dict__.pop("router", None)
     receiver = Receiver()
     try:
         partner = partner_create(name=f"Hooks {uuid.uuid4().hex[:6]}")
