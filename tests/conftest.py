@@ -173,8 +173,9 @@ class WorkerHandle:
 
 
 def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, include: str = "",
-                 queues: str = "") -> subprocess.Popen:
-    """A real ``celery worker`` process on the test database, consuming ``queue``."""
+                 queues: str = "", threads: int = 0) -> subprocess.Popen:
+    """A real ``celery worker`` process on the test database, consuming ``queue``: one task at a
+    time, or ``threads`` at once."""
     from django.db import connection
 
     database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
@@ -184,7 +185,8 @@ def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, i
     celery = Path(sys.executable).with_name("celery")
     with open(log_path, "a") as log:
         return subprocess.Popen(
-            [str(celery), "-A", "loyalty_site", "worker", "--pool=solo", "--loglevel=INFO",
+            [str(celery), "-A", "loyalty_site", "worker", "--loglevel=INFO",
+             *(["--pool=threads", f"--concurrency={threads}"] if threads else ["--pool=solo"]),
              "-Q", queues or queue, "--without-gossip", "--without-mingle", "--without-heartbeat",
              "--hostname", f"tests-{uuid.uuid4().hex[:6]}@%h", *(["--include", include] if include else [])],
             cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -212,13 +214,13 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
-def eager_tasks():
+def eager_tasks(settings):
     """Tasks run inline when queued, whatever the broker: for tests about what queues a task,
-    not about the worker (those use ``celery_worker``)."""
+    not about the worker (those use ``celery_worker``). The code that asks sees it too."""
     from loyalty_site.celery import app
 
     before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
+    app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.task_always_eager = before
 

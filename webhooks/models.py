@@ -47,12 +47,17 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while a worker sends it: no other worker takes it, and it counts against the endpoint's
+    # concurrency; a worker that dies leaves it to expire (WEBHOOK_LEASE_SECONDS).
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")]
-        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_due")]
+        indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_due"),
+                   models.Index(fields=["endpoint", "claimed_until"], condition=Q(claimed_until__isnull=False),
+                                name="webhook_in_flight")]
 
     def __str__(self):
         return f"{self.type} {self.event_id} -> {self.endpoint_id}"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -37,6 +37,8 @@ PUBLIC_EVENTS = sorted(name for name, event in CATALOGUE.items() if event.public
 _INTERNAL = {"activity_id", "actor_partner_id", "partner_id", "external_ids", "source"}
 _POINTS_PRIVATE = {"description", "reason"}
 ROTATION_OVERLAP = timedelta(hours=24)
+# A worker goes on with an endpoint's next due try for this long, then hands the chain to a new task.
+CHAIN_SECONDS = 2.0
 
 
 def _events_clean(events) -> list[str]:
@@ -120,11 +122,21 @@ def endpoint_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     return delivery
 
 
-def _queue_after_commit(delivery_ids: list[int]) -> None:
+def _queue_now(*, delivery_ids: list[int] = (), endpoint_ids: list[int] = ()) -> None:
+    """Queue tries: of these deliveries, and of each endpoint's next due one (once per id given)."""
     from webhooks.tasks import deliver
 
     for delivery_id in delivery_ids:
-        transaction.on_commit(lambda delivery_id=delivery_id: deliver.delay(delivery_id=delivery_id))
+        deliver.delay(delivery_id=delivery_id)
+    for endpoint_id in endpoint_ids:
+        deliver.delay(endpoint_id=endpoint_id)
+
+
+def _queue_after_commit(delivery_ids: list[int] = (), *, endpoint_ids: list[int] = ()) -> None:
+    for delivery_id in delivery_ids:
+        transaction.on_commit(lambda delivery_id=delivery_id: _queue_now(delivery_ids=[delivery_id]))
+    for endpoint_id in endpoint_ids:
+        transaction.on_commit(lambda endpoint_id=endpoint_id: _queue_now(endpoint_ids=[endpoint_id]))
 
 
 # --- Fan-out --------------------------------------------------------------------------------------
@@ -176,8 +188,7 @@ def deliveries_create(*, events: list, endpoints: list[WebhookEndpoint] | None =
                                unique=("endpoint_id", "event_id"))
     # At most WEBHOOK_ENDPOINT_CONCURRENCY tries per endpoint start now; each, when done, starts the
     # endpoint's next due one. A slow or dead endpoint so holds at most that many workers.
-    # (Run eagerly, in-process, there are no workers to hold: every try starts, none chains.)
-    limit = len(inserted) if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_ENDPOINT_CONCURRENCY
+    limit = _limit() or len(inserted)
     first: dict[int, list[int]] = {}
     for (endpoint_id, _event_id), delivery_id in sorted(inserted.items(), key=lambda item: item[1]):
         if len(first.setdefault(endpoint_id, [])) < limit:
@@ -221,28 +232,72 @@ def _delay(attempts: int, retry_after: int | None) -> timedelta | None:
     return timedelta(seconds=max(seconds, retry_after or 0))
 
 
-def delivery_attempt(*, delivery_id: int) -> str:
-    """Send one try of a delivery, if it is due; returns what happened.
+def _limit() -> int | None:
+    """Tries to one endpoint at once. Run eagerly, in-process, there are no workers to hold: no limit."""
+    return None if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_ENDPOINT_CONCURRENCY
 
-    The try is claimed first (its next attempt moved a lease ahead), so two workers never send it at
-    once; the HTTP call runs outside any transaction; a worker that dies mid-call leaves the claim
-    to expire and the try to be made again, with the same ``webhook-id``.
+
+def _unclaimed(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
+
+
+def _claim(*, delivery_id: int | None, endpoint_id: int | None, now: datetime) -> WebhookDelivery | str:
+    """Claim a due try: this delivery, or the endpoint's next due one, if fewer than the endpoint's
+    limit are being sent. Claims on one endpoint take turns (its row is locked for the claim only)."""
+    with transaction.atomic():
+        if endpoint_id is None:
+            endpoint_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        if endpoint is None:
+            return "not due"
+        if not endpoint.active:
+            return "endpoint disabled"
+        limit, in_flight = _limit(), WebhookDelivery.objects.filter(endpoint=endpoint, claimed_until__gt=now)
+        if limit is not None and in_flight.count() >= limit:
+            return "busy"  # the tries in flight, when done, take the next due one: this one included
+        due = WebhookDelivery.objects.filter(_unclaimed(now), endpoint=endpoint, status=DeliveryStatus.PENDING,
+                                             next_attempt_at__lte=now)
+        if delivery_id is not None:
+            due = due.filter(pk=delivery_id)
+        delivery = due.select_for_update(skip_locked=True).order_by("next_attempt_at", "id").first()
+        if delivery is None:
+            return "not due"
+        delivery.claimed_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_until=delivery.claimed_until)
+    delivery.endpoint = endpoint
+    return delivery
+
+
+def delivery_attempt(*, delivery_id: int | None = None, endpoint_id: int | None = None,
+                     seconds: float = 0) -> str:
+    """Send a try, if it is due: of this delivery, or the endpoint's next due one; returns what
+    happened to it.
+
+    The try is claimed first, so two workers never send it at once and an endpoint has at most
+    ``WEBHOOK_ENDPOINT_CONCURRENCY`` in flight; the HTTP call runs outside any transaction; a
+    worker that dies mid-call leaves the claim to expire and the try to be made again, with the
+    same ``webhook-id``. A finished try goes on with the endpoint's next due one (for up to
+    ``seconds``, then in a new task, so other endpoints' tries get their turn): each of the
+    endpoint's chains keeps going while there is work, each on a try of its own.
     """
     if not settings.WEBHOOKS_SEND:
         return "sending off"
+    started = time.monotonic()
+    outcome, more = _attempt(delivery_id=delivery_id, endpoint_id=endpoint_id)
+    while more and time.monotonic() - started < seconds:
+        _, more = _attempt(delivery_id=None, endpoint_id=more)
+    if more:
+        _queue_after_commit(endpoint_ids=[more])
+    return outcome
+
+
+def _attempt(*, delivery_id: int | None, endpoint_id: int | None) -> tuple[str, int | None]:
+    """One try; and the endpoint's id if it has more due that its chain should go on with."""
     now = timezone.now()
-    with transaction.atomic():
-        # Only the delivery's row: locking its endpoint too would make tries to one endpoint skip each other.
-        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",)).select_related("endpoint")
-                    .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now).first())
-        if delivery is None:
-            return "not due"
-        endpoint = delivery.endpoint
-        if not endpoint.active:
-            return "endpoint disabled"
-        # The claim: if this worker dies, the sweep sends the try again once the lease is over.
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            next_attempt_at=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS))
+    delivery = _claim(delivery_id=delivery_id, endpoint_id=endpoint_id, now=now)
+    if isinstance(delivery, str):
+        return delivery, None
+    endpoint = delivery.endpoint
     body = json.dumps(delivery.payload, separators=(",", ":"))
     headers = signature_headers(endpoint=endpoint, event_id=delivery.event_id, body=body, now=now)
     answer = post(endpoint.url, body.encode(), headers)
@@ -251,24 +306,22 @@ def delivery_attempt(*, delivery_id: int) -> str:
     with transaction.atomic():
         attempts = delivery.attempts + 1
         retry = None if ok or answer.status_code == 410 else _delay(attempts, answer.retry_after)
-        fields = {"attempts": attempts}
+        fields = {"attempts": attempts, "claimed_until": None}
         if ok:
             fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=done, next_attempt_at=None)
         elif retry is None:
             fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
         else:
             fields.update(next_attempt_at=done + retry)
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+        # Only while the claim is ours: if it ran out and another worker took the try, theirs counts.
+        WebhookDelivery.objects.filter(pk=delivery.pk, claimed_until=delivery.claimed_until).update(**fields)
         WebhookAttempt.objects.create(delivery=delivery, endpoint=endpoint, at=now, status_code=answer.status_code,
                                       duration_ms=answer.duration_ms, error=answer.error[:300],
                                       next_retry_at=fields.get("next_attempt_at"))
         _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
-        following = (WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING,
-                                                    next_attempt_at__lte=done)
-                     .order_by("next_attempt_at", "id").values_list("pk", flat=True).first())
-        if following is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
-            _queue_after_commit([following])
-    return "delivered" if ok else ("retry" if retry else "gave up")
+        more = _limit() is not None and WebhookDelivery.objects.filter(
+            _unclaimed(done), endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=done).exists()
+    return ("delivered" if ok else ("retry" if retry else "gave up")), (endpoint.pk if more else None)
 
 
 def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: datetime) -> None:
@@ -299,23 +352,20 @@ def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: da
 
 
 def deliveries_due(*, now: datetime | None = None, per_endpoint: int | None = None) -> int:
-    """Queue the tries that are due, at most ``WEBHOOK_ENDPOINT_CONCURRENCY`` per endpoint per sweep,
-    so that one slow endpoint's backlog never crowds out the others."""
-    from webhooks.tasks import deliver
-
+    """Start tries that are due and that no chain is sending (their worker died, or their retry time
+    came): up to the endpoint's free places (``WEBHOOK_ENDPOINT_CONCURRENCY`` less the tries in
+    flight), so one slow endpoint's backlog never crowds out the others."""
     now = now or timezone.now()
     per_endpoint = per_endpoint or settings.WEBHOOK_ENDPOINT_CONCURRENCY
-    # One query for every endpoint: the first few due tries of each, ranked within their endpoint.
-    due = (WebhookDelivery.objects.filter(endpoint__active=True, status=DeliveryStatus.PENDING,
-                                          next_attempt_at__lte=now)
-           .annotate(rank=Window(RowNumber(), partition_by=[F("endpoint_id")], order_by=[F("next_attempt_at"),
-                                                                                        F("id")]))
-           .filter(rank__lte=per_endpoint).values_list("pk", flat=True))
-    queued = 0
-    for delivery_id in due:
-        deliver.delay(delivery_id=delivery_id)
-        queued += 1
-    return queued
+    due = dict(WebhookDelivery.objects.filter(_unclaimed(now), endpoint__active=True, status=DeliveryStatus.PENDING,
+                                              next_attempt_at__lte=now)
+               .values("endpoint_id").annotate(n=Count("id")).values_list("endpoint_id", "n"))
+    in_flight = dict(WebhookDelivery.objects.filter(endpoint_id__in=list(due), claimed_until__gt=now)
+                     .values("endpoint_id").annotate(n=Count("id")).values_list("endpoint_id", "n"))
+    starts = [endpoint_id for endpoint_id, n in sorted(due.items())
+              for _ in range(max(0, min(n, per_endpoint - in_flight.get(endpoint_id, 0))))]
+    _queue_now(endpoint_ids=starts)
+    return len(starts)
 
 
 def deliveries_retry(*, delivery_ids: list[int]) -> int:
