@@ -61,10 +61,39 @@ def test_a_delivery_is_signed_and_verifies_with_the_standard_library_and_a_tampe
         Webhook(endpoint["secret"]).verify(body.replace(b"cust-42", b"cust-43"), headers)
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
-def test_the_node_snippet_in_the_docs_verifies_a_real_delivery_and_refuses_forgeries(api, receiver, tmp_path):
+# Each snippet of docs/webhooks.md, then a few lines that read the cases (secret, headers, base64
+# body) as JSON on stdin and print what the snippet said of each.
+SNIPPETS = {
+    "node": ("js", ["node"], """
+const cases = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+const out = {};
+for (const [name, [secret, headers, body]] of Object.entries(cases))
+  out[name] = verifyWebhook(secret, headers, Buffer.from(body, "base64"));
+console.log(JSON.stringify(out));
+"""),
+    "php": ("php", ["php"], """
+$out = [];
+foreach (json_decode(stream_get_contents(STDIN), true) as $name => [$secret, $headers, $body]) {
+    $out[$name] = verify_webhook($secret, $headers, base64_decode($body));
+}
+echo json_encode($out);
+"""),
+    "ruby": ("ruby", ["ruby"], """
+require "json"
+cases = JSON.parse($stdin.read)
+out = cases.transform_values { |secret, headers, body| verify_webhook(secret, headers, Base64.decode64(body)) }
+puts JSON.generate(out)
+"""),
+}
+
+
+@pytest.mark.parametrize("language", sorted(SNIPPETS))
+def test_each_snippet_in_the_docs_verifies_a_real_delivery_and_refuses_forgeries(api, receiver, tmp_path, language):
+    fence, command, harness = SNIPPETS[language]
+    if shutil.which(command[0]) is None:
+        pytest.skip(f"needs {command[0]} (CI installs it)")
     docs = (Path(__file__).resolve().parent.parent / "docs" / "webhooks.md").read_text()
-    snippet = docs.split("<!-- verify-node -->\n```js\n", 1)[1].split("```", 1)[0]
+    snippet = docs.split(f"<!-- verify-{language} -->\n```{fence}\n", 1)[1].split("```", 1)[0]
     endpoint = subscribe(api, receiver.url, ["member.created"])
     api.post("/api/v1/members/", {"external_id": "cust-42", "email": "ada@example.com"}, format="json")
     deliver_all()
@@ -74,17 +103,12 @@ def test_the_node_snippet_in_the_docs_verifies_a_real_delivery_and_refuses_forge
              "other secret": (subscribe(api, receiver.url, ["ping"])["secret"], headers, body),
              "replayed an hour later": (endpoint["secret"], {**headers, "webhook-timestamp": str(
                  int(headers["webhook-timestamp"]) - 3600)}, body)}
-    script = tmp_path / "verify.js"
-    script.write_text(snippet + """
-const cases = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
-const out = {};
-for (const [name, [secret, headers, body]] of Object.entries(cases))
-  out[name] = verifyWebhook(secret, headers, Buffer.from(body, "base64"));
-console.log(JSON.stringify(out));
-""")
+    script = tmp_path / f"verify.{fence}"
+    script.write_text(snippet + harness)
     given = {name: [secret, h, base64.b64encode(b).decode()] for name, (secret, h, b) in cases.items()}
-    run = subprocess.run(["node", str(script)], input=json.dumps(given), capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
+    run = subprocess.run([*command, str(script)], input=json.dumps(given), capture_output=True, text=True,
+                         timeout=30)
+    assert run.returncode == 0, run.stderr + run.stdout
     assert json.loads(run.stdout) == {"real": True, "tampered": False, "other secret": False,
                                       "replayed an hour later": False}
 
