@@ -1,5 +1,6 @@
 """Demo insights for ``seed_demo``: members get join dates before their first order (the demo
-creates everyone at once), then yesterday's snapshot is computed so the staff pages show curves."""
+creates everyone at once), and the badges for years of membership that those dates earn; then
+yesterday's snapshot is computed so the staff pages show curves."""
 
 import random
 from datetime import timedelta
@@ -10,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Member
 from insights.models import Snapshot
 from insights.services import snapshot_compute
+from rewards.services.progress import badges_evaluate
 
 
 def seed(*, rng: random.Random, stdout, context: dict) -> dict:
@@ -23,5 +25,6 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
         member.created_at = (first or now) - timedelta(days=rng.randint(0, 60), hours=rng.randint(0, 23))
         changed.append(member)
     Member.objects.bulk_update(changed, ["created_at"], batch_size=500)
+    badges_evaluate(member_ids=[member.pk for member in changed])  # "Old friend" for those who joined a year ago
     snapshot_compute()
     return {}

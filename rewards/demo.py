@@ -99,13 +99,15 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
         points_expire_due()
         member = context["member"]
         member.refresh_from_db()
+        # Redeemed over the last weeks, before yesterday's insights snapshot: it counts them.
         if member.points_available >= 300:
-            reward_redeem(member=member, reward=rewards[0])
+            reward_redeem(member=member, reward=rewards[0], now=now - timedelta(days=3))
         points_adjust(member=member, points=120, reason="Sorry your parcel was late", actor_user=context.get("staff"))
         for other in ExternalId.objects.filter(partner=partner).select_related("member")[:40]:
             other.member.refresh_from_db()
             if other.member.points_available >= 500:
-                reward_redeem(member=other.member, reward=rewards[1])
+                reward_redeem(member=other.member, reward=rewards[1],
+                              now=now - timedelta(days=rng.randint(2, 25), hours=rng.randint(0, 12)))
     if not Tier.objects.exists():
         _seed_progress(now=now, staff=context.get("staff"))
     return {"rewards": rewards, "products": PRODUCTS}

@@ -200,3 +200,24 @@ def test_seed_demo_is_idempotent():
     assert counts[0] >= 300
     demo = Member.objects.get(email="member@example.com")
     assert demo.user is not None and demo.external_ids.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_demo_history_hangs_together():
+    """What a visitor of the demo saw: the member who joined over a year ago had no "Old friend"
+    badge, and the insights said nobody redeemed (the redemptions came after the snapshot)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Member
+    from insights.models import Snapshot
+    from rewards.models import MemberBadge
+
+    call_command("seed_demo", stdout=StringIO())
+    demo = Member.objects.get(email="member@example.com")
+    assert demo.created_at < timezone.now() - timedelta(days=366)
+    held = set(MemberBadge.objects.filter(member=demo).values_list("level__badge__name", "level__name"))
+    assert ("Old friend", "1 year") in held
+    month = Snapshot.objects.latest().overview["30"]["current"]
+    assert month["points_redeemed"] > 0 and month["redeemed_share"] > 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -72,15 +72,17 @@ def normalize_coupon_code(code: str) -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}" if len(raw) == 12 else raw
 
 
-def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = None) -> Redemption:
+def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = None,
+                  now: datetime | None = None) -> Redemption:
     """Spend points on a reward and issue its coupon.
 
     Under the member's lock: the reward is open, in stock (decremented by a conditional update, so
     stock never goes below zero), within the member's limit, and affordable; the points leave the
     soonest-expiring lots. Twenty simultaneous redemptions by one member get exactly as many
-    coupons as the balance pays for; the rest get ``Conflict``.
+    coupons as the balance pays for; the rest get ``Conflict``. ``now`` is for history told after
+    the fact (the demo's).
     """
-    now = timezone.now()
+    now = now or timezone.now()
     with transaction.atomic():
         balances = lock_members([member.pk])
         tier_id = member_tier_ids([member.pk])[member.pk] if current_program().tiers else None
