@@ -103,8 +103,15 @@ def liability(*, point_value: Decimal) -> dict:
     return {"outstanding_points": int(outstanding), "liability": _money(Decimal(outstanding) * point_value)}
 
 
+def month_unfinished(end: datetime, tz) -> bool:
+    """Whether ``end`` falls inside a month (its figures so far are not the month's)."""
+    local = end.astimezone(tz)
+    return (local.day, local.hour, local.minute, local.second, local.microsecond) != (1, 0, 0, 0, 0)
+
+
 def monthly(*, currency: str, end: datetime, tz, months: int = 12) -> list[dict]:
-    """Revenue, orders and active members per calendar month, the last ``months`` up to ``end``."""
+    """Revenue, orders and active members per calendar month, the last ``months`` up to ``end``;
+    the month ``end`` falls in is marked ``partial``."""
     current = month_number(end - timedelta(microseconds=1), tz)
     first = current - months + 1
     start = datetime(first // 12, first % 12 + 1, 1, tzinfo=tz)
@@ -115,7 +122,8 @@ def monthly(*, currency: str, end: datetime, tz, months: int = 12) -> list[dict]
     for number in range(first, current + 1):
         row = found.get(number, {})
         out.append({"month": f"{number // 12}-{number % 12 + 1:02d}", "orders": row.get("orders", 0),
-                    "revenue": _money(row.get("revenue") or 0), "active_members": row.get("active", 0)})
+                    "revenue": _money(row.get("revenue") or 0), "active_members": row.get("active", 0),
+                    "partial": number == current and month_unfinished(end, tz)})
     return out
 
 
@@ -144,9 +152,10 @@ def month_number(at: datetime, tz) -> int:
     return local.year * 12 + local.month - 1
 
 
-def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int = 12) -> dict:
+def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int = 12, partial: bool = False) -> dict:
     """The heatmap: the last ``last`` cohorts up to month ``current``, each with its size and the
-    share of it buying in month 0, 1, 2, ... after its first purchase (month 0 is always 100%)."""
+    share of it buying in month 0, 1, 2, ... after its first purchase (month 0 is always 100%).
+    ``partial``: month ``current`` is not over (every row's last share is so far)."""
     found = {(c, k): n for c, k, n in counts}
     cohorts = sorted({c for c, _, _ in counts})[-last:]
     rows = []
@@ -154,7 +163,7 @@ def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int 
         size = found[(c, 0)]
         rows.append({"cohort": f"{c // 12}-{c % 12 + 1:02d}", "size": size,
                      "shares": [round(100 * found.get((c, k), 0) / size, 1) for k in range(current - c + 1)]})
-    return {"rows": rows, "months": max((len(r["shares"]) for r in rows), default=0)}
+    return {"rows": rows, "months": max((len(r["shares"]) for r in rows), default=0), "partial": partial}
 
 
 # --- RFM ------------------------------------------------------------------------------------------

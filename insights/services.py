@@ -59,7 +59,8 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
 
     _step(run, "Cohorts")
     cohorts = metrics.cohort_table(metrics.cohort_counts(currency=currency, end=end, tz=tz),
-                                   current=metrics.month_number(end - timedelta(microseconds=1), tz))
+                                   current=metrics.month_number(end - timedelta(microseconds=1), tz),
+                                   partial=metrics.month_unfinished(end, tz))
 
     _step(run, "RFM segments")
     rows = metrics.rfm(currency=currency, end=end)

@@ -3,6 +3,7 @@ page of members: a constant number of queries however many orders and members th
 
 import csv
 import io
+from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -22,12 +23,31 @@ FIGURES = [
     ("retention_rate", "Retention rate", "%", True), ("churn_rate", "Churn rate", "%", False),
     ("repeat_purchase_rate", "Repeat purchase rate", "%", True), ("orders", "Orders", "", True),
     ("revenue", "Revenue from members", "money", True), ("average_order_value", "Average order value", "money", True),
-    ("purchase_frequency", "Purchase frequency", "", True), ("historic_clv", "Historic CLV", "money", True),
+    ("purchase_frequency", "Purchase frequency", "", True),
+    ("lifespan_periods", "Average lifespan (periods of this length)", "", True),
+    ("historic_clv", "Historic CLV", "money", True),
     ("earned_share", "Members who earned", "%", True), ("redeemed_share", "Members who redeemed", "%", True),
     ("points_issued", "Points issued", "", None), ("points_redeemed", "Points redeemed", "", None),
     ("points_expired", "Points expired", "", None), ("breakage_rate", "Breakage", "%", None),
     ("nps", "NPS", "", True),
 ]
+
+
+def shown(value, unit: str, *, signed: bool = False) -> str:
+    """A figure as the page shows it: counts whole, money with cents, shares with one decimal,
+    thousands separated; a change signed, in percentage points for shares."""
+    if value is None:
+        return "-"
+    number = Decimal(str(value))
+    if unit == "money":
+        text = f"{number:,.2f}"
+    elif unit == "%":
+        text = f"{number:,.1f}" + (" pts" if signed else "%")
+    elif number == number.to_integral_value():
+        text = f"{int(number):,}"
+    else:
+        text = f"{number:,.2f}"
+    return f"+{text}" if signed and number > 0 else text
 
 
 def _render(request, template: str, context: dict):
@@ -63,18 +83,22 @@ def overview(request):
             now, before = data["current"].get(key), data["previous"].get(key)
             change = None
             if now is not None and before is not None:
-                change = round(float(now) - float(before), 2)
-            rows.append({"key": key, "label": label, "unit": unit, "now": now, "before": before, "change": change,
+                change = Decimal(str(now)) - Decimal(str(before))
+            rows.append({"key": key, "label": label, "unit": unit, "now": now, "before": before,
+                         "shown": (shown(now, unit), shown(before, unit), shown(change, unit, signed=True)),
                          "good": None if higher is None or not change else (change > 0) == higher})
         if request.GET.get("format") == "csv":
             return _csv(f"overview-{snapshot.day}-{period}d", ["metric", "this period", "previous period"],
                         [(r["label"], r["now"], r["before"]) for r in rows])
         monthly = snapshot.overview.get("monthly", [])
+        finished = [m for m in monthly if not m.get("partial")]  # a month so far is no collapse: not plotted
         context.update(rows=rows, current=data["current"], previous=data["previous"], monthly=monthly,
                        liability=snapshot.overview["liability"], model=snapshot.model,
-                       revenue_chart=bar_chart([(m["month"][2:], float(m["revenue"])) for m in monthly],
+                       outstanding=shown(snapshot.overview["liability"]["outstanding_points"], ""),
+                       liability_shown=shown(snapshot.overview["liability"]["liability"], "money"),
+                       revenue_chart=bar_chart([(m["month"][2:], float(m["revenue"])) for m in finished],
                                                title="Revenue per month"),
-                       active_chart=line_chart([(m["month"][2:], m["active_members"]) for m in monthly], low=0,
+                       active_chart=line_chart([(m["month"][2:], m["active_members"]) for m in finished], low=0,
                                                title="Active members per month"))
     return _render(request, "insights/overview.html", context)
 
@@ -94,10 +118,13 @@ def cohorts(request):
         months = snapshot.cohorts["months"]
         return _csv(f"cohorts-{snapshot.day}", ["cohort", "members", *[f"month {k}" for k in range(months)]],
                     [[row["cohort"], row["size"], *row["shares"]] for row in snapshot.cohorts["rows"]])
-    rows = [{**row, "cells": [(share, f"{share / 100:.2f}") for share in row["shares"]]}
+    partial = bool(snapshot and snapshot.cohorts.get("partial"))
+    rows = [{**row, "cells": [(share, f"{share / 100:.2f}", partial and k == len(row["shares"]) - 1)
+                              for k, share in enumerate(row["shares"])]}
             for row in (snapshot.cohorts["rows"] if snapshot else [])]
     return _render(request, "insights/cohorts.html", {
         "snapshot": snapshot, "rows": rows, "months": range(snapshot.cohorts["months"]) if snapshot else [],
+        "partial": partial,
     })
 
 

@@ -82,6 +82,28 @@ def test_cohorts_group_members_by_their_first_purchase_month(history):
                                {"cohort": "2026-06", "size": 2, "shares": [100.0]}]
 
 
+def test_a_month_not_over_is_marked_and_not_plotted_as_a_collapse(history, client, staff):
+    """Seen in the demo: the current month plotted as revenue 0 and every cohort's last cell 0%."""
+    from datetime import date
+
+    finished = snapshot_compute(day=DAY)  # 30 June: June is over
+    assert finished.overview["monthly"][-1]["month"] == "2026-06" and not finished.overview["monthly"][-1]["partial"]
+    assert finished.cohorts["partial"] is False
+    midway = snapshot_compute(day=date(2026, 6, 15))
+    assert midway.overview["monthly"][-1] == {**midway.overview["monthly"][-1], "month": "2026-06", "partial": True}
+    assert midway.cohorts["partial"] is True
+    client.force_login(staff)
+    overview = client.get("/insights/").content.decode()  # the latest snapshot: 30 June
+    assert "so far" not in overview and ">26-06<" in overview.replace("</text>", "<")
+    Snapshot.objects.filter(day=DAY).delete()
+    overview = client.get("/insights/").content.decode()
+    assert "2026-06 (so far; not plotted)" in overview
+    assert ">26-06<" not in overview.replace("</text>", "<") and ">26-05<" in overview.replace("</text>", "<")
+    cohorts = client.get("/insights/cohorts/").content.decode()
+    assert cohorts.count('class="so-far"') == 2  # the June cell of each of the two cohorts
+    assert "This month so far" in cohorts
+
+
 def test_rfm_quintiles_and_segments(history):
     snapshot_compute(day=DAY)
     found = {i.member.email[0].upper(): (i.r, i.f, i.m, i.segment, i.orders, str(i.revenue))
@@ -137,6 +159,30 @@ def test_program_impact_compares_engaged_members_with_the_rest(history):
 
 
 # --- Pages and the API ------------------------------------------------------------------------------
+
+def test_the_overview_table_shows_counts_whole_money_with_cents_and_changes_signed(history, client, staff):
+    """Seen by a store owner: counts with decimals ("-6.0"), no sign on changes of shares, and the
+    liability's points in the "change" column."""
+    import re
+
+    snapshot_compute(day=DAY)
+    client.force_login(staff)
+    html = client.get("/insights/?period=30").content.decode()
+
+    def cells(metric):
+        row = re.search(rf'<tr data-metric="{metric}">(.*?)</tr>', html, re.S).group(1)
+        return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)][1:]
+
+    assert cells("orders") == ["4", "2", "+2"]
+    assert cells("active_members") == ["3", "2", "+1"]
+    assert cells("revenue") == ["190.00", "70.00", "+120.00"]
+    assert cells("points_issued")[0] == "310"
+    assert cells("earned_share")[0] == "60.0%" and cells("earned_share")[2].endswith(" pts")
+    assert cells("lifespan_periods")[0] == "2"
+    liability = re.search(r"<tr><td>Points liability.*?</tr>", html, re.S).group(0)
+    assert "260 points outstanding" in liability and "2.60" in liability
+    assert re.findall(r"<td[^>]*>(.*?)</td>", liability, re.S)[-1] == "-"
+
 
 def test_staff_pages_show_the_snapshot_and_others_are_sent_to_log_in(history, client, staff, alice_client):
     snapshot_compute(day=DAY)
