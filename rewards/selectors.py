@@ -106,8 +106,15 @@ def recent_entries(*, member: Member, limit: int = 8):
 
 
 def history(*, member: Member, kind: str | None = None):
-    """A member's ledger, newest first by when it happened (an imported order sits at its own date)."""
-    entries = LedgerEntry.objects.filter(member=member).order_by("-effective_at", "-id")
+    """A member's ledger, newest first by when it happened (an imported order sits at its own date).
+    Each entry carries the entry it releases or takes back (``related_entry``) and, for pending
+    points, how many were taken back before they became available (``pending_taken_back``)."""
+    taken_back = (LedgerEntry.objects.filter(related_entry=OuterRef("pk"), kind=EntryKind.REVERSE)
+                  .values("related_entry").annotate(total=Sum(F("pending_delta") * -1)).values("total"))
+    entries = (LedgerEntry.objects.filter(member=member).select_related("related_entry")
+               .annotate(pending_taken_back=Coalesce(Subquery(taken_back, output_field=IntegerField()), 0))
+               .annotate(pending_left=F("pending_delta") - F("pending_taken_back"))
+               .order_by("-effective_at", "-id"))
     if kind:
         entries = entries.filter(kind=kind)
     return entries

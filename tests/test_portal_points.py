@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from rewards.models import Coupon
 from rewards.services import points_adjust
-from tests.factories import RewardFactory, RuleFactory, customer, place_order, set_program
+from tests.factories import RewardFactory, RuleFactory, customer, place_order, refund, set_program
 
 pytestmark = pytest.mark.django_db
 
@@ -80,6 +80,26 @@ def test_history_is_paginated_and_filtered_by_kind(alice_client, alice, shop):
     assert first.context["page"].paginator.count == 31  # 30 adjustments and 1 order
     earned = alice_client.get(reverse("rewards:history"), {"kind": "earn"})
     assert [e.description for e in earned.context["page"]] == ["Order 1001"]
+
+
+def test_history_tells_which_pending_entry_a_refund_took_back(alice_client, alice, shop):
+    """Seen: after a refund, the order's pending entry still said "pending until ..." and nothing
+    told which entry the reversal cancelled."""
+    import re
+
+    place_order(shop, "1001", "alice-1", lines=(("TEA-1", 1, "25.00", "tea"),))
+    place_order(shop, "1002", "alice-1", lines=(("TEA-1", 2, "20.00", "tea"),))
+    refund(shop, "1001", refund_id="r1")  # in full
+    refund(shop, "1002", refund_id="r2", lines=[{"sku": "TEA-1", "quantity": 1}])  # half
+    html = alice_client.get(reverse("rewards:history")).content.decode()
+    rows = {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip(): row_id
+            for row_id, row in re.findall(r'<tr id="entry-(\d+)">(.*?)</tr>', html, re.S)}
+    full = next(text for text in rows if "Order 1001 " in text and "Takes back" not in text)
+    assert "cancelled before it became available" in full and "pending until" not in full
+    half = next(text for text in rows if "Order 1002 " in text and "Takes back" not in text)
+    assert "20 pending until" in half and "20 cancelled" in half
+    reversal = next(text for text in rows if "Takes back: Order 1001 of" in text)
+    assert f'href="#entry-{rows[full]}"' in html and reversal
 
 
 def test_catalog_shows_what_is_affordable_and_how_far_the_rest_is(alice_client, alice, shop):
