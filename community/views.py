@@ -1,6 +1,7 @@
 import json
 import mimetypes
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseRedirect
@@ -93,7 +94,24 @@ def _form_errors(form, exc: DomainError) -> None:
 def product(request, sku: str):
     """A product's page: rating summary, reviews (sorted, filtered, paginated), questions, and
     JSON-LD for search engines. A constant number of queries however many reviews it has."""
-    product = _product_or_404(sku)
+    return _product_page(request, _product_or_404(sku))
+
+
+def _question_form(data=None):
+    return QuestionForm(data, auto_id="id_question_%s")
+
+
+def _answer_form(question_id: int, data=None):
+    return AnswerForm(data, auto_id=f"id_answer_{question_id}_%s")
+
+
+def _report_form(review_id: int, data=None):
+    return ReportForm(data, auto_id=f"id_report_{review_id}_%s")
+
+
+def _product_page(request, product, *, sent: tuple[str, int | None, forms.Form] | None = None):
+    """The page; ``sent``: a question, answer or report form that came back with errors, shown in
+    its place with the text kept (each form has ids of its own: one label, one box)."""
     sort = request.GET.get("sort") if request.GET.get("sort") in selectors.SORTS else "relevant"
     rating = request.GET.get("rating")
     rating = int(rating) if rating in {"1", "2", "3", "4", "5"} else None
@@ -104,11 +122,16 @@ def product(request, sku: str):
     if rating is None and not with_photos:
         paginator.count = summary.count  # known already: saves a COUNT over the reviews
     page = paginator.get_page(request.GET.get("page"))
-    reviews = [(review, selectors.author_name(review.member)) for review in page.object_list]
+    sent_kind, sent_pk, sent_form = sent or ("", None, None)
+    reviews = [(review, selectors.author_name(review.member),
+                sent_form if sent_kind == "report" and sent_pk == review.pk else _report_form(review.pk))
+               for review in page.object_list]
+    questions = [(question, sent_form if sent_kind == "answer" and sent_pk == question.pk
+                  else _answer_form(question.pk)) for question in selectors.product_questions(product=product)]
     member = member_get_or_create_for_user(user=request.user) if request.user.is_authenticated else None
     voted, mine = set(), None
     if member is not None:
-        voted = set(HelpfulVote.objects.filter(member=member, review_id__in=[r.pk for r, _ in reviews])
+        voted = set(HelpfulVote.objects.filter(member=member, review_id__in=[r.pk for r, _, _ in reviews])
                     .values_list("review_id", flat=True))
         mine = Review.objects.filter(member=member, product=product).only("pk", "status").first()
     url = request.build_absolute_uri(reverse("community:product", args=[product.sku]))
@@ -119,8 +142,8 @@ def product(request, sku: str):
     return render(request, "community/product.html", {
         "product": product, "summary": summary, "page": page, "reviews": reviews, "sorts": selectors.SORTS,
         "sort": sort, "rating": rating, "with_photos": with_photos, "member": member, "voted": voted, "mine": mine,
-        "questions": selectors.product_questions(product=product), "json_ld": mark_safe(json_ld),
-        "question_form": QuestionForm(), "answer_form": AnswerForm(), "report_form": ReportForm(),
+        "questions": questions, "json_ld": mark_safe(json_ld), "sent": sent_kind,
+        "question_form": sent_form if sent_kind == "question" else _question_form(),
         "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
     })
 
@@ -154,15 +177,14 @@ def review(request, sku: str):
     })
 
 
-def _act(request, *, sku: str | None, anchor: str, action, done: str = "", refused: str = ""):
-    """Run a member's action from a product page and go back to it, saying how it went there."""
+def _act(request, *, sku: str | None, anchor: str, action, done: str = ""):
+    """Run a one-click action from a product page (a vote) and go back to it, saying how it went."""
     if sku is None:
         raise Http404
     try:
         action()
     except DomainError as exc:
-        reason = exc.fields.get("text", [exc.message])[0] if refused else exc.message
-        messages.error(request, f"{refused}{reason}")
+        messages.error(request, exc.message)
     else:
         if done:
             messages.success(request, done)
@@ -181,34 +203,58 @@ def review_helpful(request, review_id: int):
                 done="Thanks for your vote.")
 
 
+def _send(request, *, product, kind: str, pk: int | None, form, action, done: str, anchor: str):
+    """A question, answer or report from the product page: sent and back to the page with thanks,
+    or the page again with the message next to the box and the text kept."""
+    if form.is_valid():
+        try:
+            action(form.cleaned_data)
+        except DomainError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, done)
+            return redirect(reverse("community:product", args=[product.sku]) + anchor)
+    for name in form.errors:  # the browser takes the reader to the box to correct
+        if name in form.fields:
+            form.fields[name].widget.attrs["autofocus"] = True
+            break
+    return _product_page(request, product, sent=(kind, pk, form))
+
+
 @member_required
 @require_POST
 def review_report(request, review_id: int):
-    reason = ReportForm(request.POST).data.get("reason", "")
-    return _act(request, sku=_sku_of(Review, review_id, "product__sku"), anchor=f"#review-{review_id}",
-                action=lambda: services.review_report(review_id=review_id, member=request.member, reason=reason),
-                done="Thank you. Our moderators will look at this review.")
+    review = Review.objects.select_related("product").filter(pk=review_id).first()
+    if review is None:
+        raise Http404
+    return _send(request, product=review.product, kind="report", pk=review_id,
+                 form=_report_form(review_id, request.POST), anchor=f"#review-{review_id}",
+                 action=lambda data: services.review_report(review_id=review_id, member=request.member,
+                                                            reason=data["reason"]),
+                 done="Thank you. Our moderators will look at this review.")
 
 
 @member_required
 @require_POST
 def question_ask(request, sku: str):
     product = _product_or_404(sku)
-    text = request.POST.get("text", "")
-    return _act(request, sku=product.sku, anchor="#questions",
-                action=lambda: services.question_ask(member=request.member, product=product, text=text),
-                done="Thank you! Your question appears once a moderator has read it.",
-                refused="Your question was not sent: ")
+    return _send(request, product=product, kind="question", pk=None, form=_question_form(request.POST),
+                 anchor="#questions",
+                 action=lambda data: services.question_ask(member=request.member, product=product, text=data["text"]),
+                 done="Thank you! Your question appears once a moderator has read it.")
 
 
 @member_required
 @require_POST
 def answer_post(request, question_id: int):
-    text = request.POST.get("text", "")
-    return _act(request, sku=_sku_of(Question, question_id, "product__sku"), anchor="#questions",
-                action=lambda: services.answer_post(question_id=question_id, member=request.member, text=text),
-                done="Thank you! Your answer appears once a moderator has read it.",
-                refused="Your answer was not sent: ")
+    question = Question.objects.select_related("product").filter(pk=question_id).first()
+    if question is None:
+        raise Http404
+    return _send(request, product=question.product, kind="answer", pk=question_id,
+                 form=_answer_form(question_id, request.POST), anchor=f"#question-{question_id}",
+                 action=lambda data: services.answer_post(question_id=question_id, member=request.member,
+                                                          text=data["text"]),
+                 done="Thank you! Your answer appears once a moderator has read it.")
 
 
 @member_required
