@@ -117,6 +117,18 @@ def _record_consents(*, member: Member, consents: dict[str, str], source: str,
     return changed
 
 
+def member_consents_set(*, member: Member, consents: dict[str, str], source: str) -> Member:
+    """Change a member's communication preferences (an unsubscribe link, the preference centre),
+    each change logged as proof of consent."""
+    with transaction.atomic():
+        member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
+        changed = _record_consents(member=member, consents=consents, source=source)
+        if changed:
+            member.save(update_fields=[*changed, "updated_at"])
+            events.emit("member.updated", member_id=member.pk, data={"changed": sorted(changed), "source": source})
+    return member
+
+
 def _member_create(*, email: str = "", first_name: str = "", last_name: str = "",
                    birthday: date | None = None, phone: str = "", user: User | None = None) -> Member:
     member = Member.objects.create(
@@ -642,48 +654,6 @@ def api_key_touch(*, api_key: ApiKey) -> None:
 
 
 # --- Notifications ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Note:
-    member_id: int
-    kind: str
-    title: str
-    body: str = ""
-    url: str = ""
-
-
-
-NOTIFY_CHUNK = 5000
-
-
-def notify(*, notes: list[Note], purpose: str | None = Purpose.REMINDERS) -> int:
-    """Tell members something in the portal, and by email those whose preference for ``purpose``
-    is email. ``purpose=None`` is a message about the member's own doings (an answer to their
-    question, a decision on their review): it is emailed to every member with an address, like a
-    password reset. Emails leave after the transaction commits. Returns how many notes were made."""
-    if not notes:
-        return 0
-    from django.conf import settings
-    from django.core.mail import send_mail
-
-    now = timezone.now()
-    # In slices: a nightly tier review can tell a hundred thousand members at once, and one
-    # statement may carry at most 65,535 parameters.
-    for start in range(0, len(notes), NOTIFY_CHUNK):
-        part = notes[start:start + NOTIFY_CHUNK]
-        bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
-                    [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part], ids=False)
-        emails = dict(
-            Member.objects.filter(pk__in={n.member_id for n in part}, erased_at__isnull=True,
-                                  **({f"{purpose}_channel": Channel.EMAIL} if purpose else {}))
-            .exclude(email="").values_list("pk", "email")
-        )
-        for note in part:
-            if note.member_id in emails:
-                link = f"\n\n{settings.SITE_URL}{note.url}" if note.url else ""
-                send_mail(note.title, f"{note.body}{link}", None, [emails[note.member_id]])
-    return len(notes)
-
 
 def notifications_mark_read(*, member: Member) -> int:
     return Notification.objects.filter(member=member, read_at__isnull=True).update(read_at=timezone.now())

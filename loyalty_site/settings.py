@@ -5,6 +5,7 @@ eagerly in the web process, email printed to the console. ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` switch it to PostgreSQL and Redis. Every variable is listed in the README.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -63,6 +64,8 @@ INSTALLED_APPS = [
     "feedback",
     "insights",
     "webhooks",
+    "messaging",
+    "anymail",
 ]
 
 MIDDLEWARE = [
@@ -170,19 +173,30 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password": "20/m/ip,5/m/key",
 }
 
-# --- Email ------------------------------------------------------------------------------------
-# Every email is queued as a Celery task (after the transaction commits) and delivered by the
-# backend below: SMTP when EMAIL_HOST is set, files in EMAIL_FILE_PATH when that is set (for
-# staging), the console otherwise.
-EMAIL_BACKEND = "core.mail.QueuedEmailBackend"
+# --- Email and SMS ----------------------------------------------------------------------------
+# Every message goes through the outbox (messaging): Django's mail API included, so allauth's
+# mails are queued like the rest and sent after commit. What delivers them: EMAIL_DELIVERY_BACKEND
+# when set (for example anymail.backends.postmark.EmailBackend, with its settings in ANYMAIL_*),
+# else SMTP when EMAIL_HOST is set, files in EMAIL_FILE_PATH when that is set (staging), the
+# console otherwise.
+EMAIL_BACKEND = "messaging.backends.OutboxEmailBackend"
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH")
-if EMAIL_HOST:
+if env_str("EMAIL_DELIVERY_BACKEND"):
+    EMAIL_DELIVERY_BACKEND = env_str("EMAIL_DELIVERY_BACKEND")
+elif EMAIL_HOST:
     EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 elif EMAIL_FILE_PATH:
     EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 else:
     EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# django-anymail's settings, from the environment: ANYMAIL_POSTMARK_SERVER_TOKEN=... becomes
+# ANYMAIL["POSTMARK_SERVER_TOKEN"] (see https://anymail.dev for each provider's names).
+ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items() if name.startswith("ANYMAIL_")}
+SMS_BACKEND = env_str("SMS_BACKEND", "messaging.sms.ConsoleBackend")
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+TWILIO_FROM = env_str("TWILIO_FROM")
 EMAIL_PORT = env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
@@ -234,11 +248,16 @@ CELERY_BEAT_SCHEDULE: dict = {
     "relay-outbox": {"task": "core.relay_outbox", "schedule": 60},
     "purge-outbox": {"task": "core.purge_outbox", "schedule": crontab(hour=4, minute=10)},
     "deliver-webhooks": {"task": "webhooks.deliver_due", "schedule": 15},
+    "send-messages": {"task": "messaging.send_due", "schedule": 60},
 }
-CELERY_IMPORTS = ["core.mail", "core.tasks"]
+CELERY_IMPORTS = ["core.tasks"]
 # Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.
 WEBHOOKS_QUEUE = env_str("WEBHOOKS_QUEUE", "webhooks")
-CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOKS_QUEUE}}
+# Messages to members have theirs: a campaign of 100,000 mails never delays points or webhooks.
+MESSAGES_QUEUE = env_str("MESSAGES_QUEUE", "messages")
+# A worker that takes a message holds it this long; if it dies, the message is sent again after.
+MESSAGE_LEASE_SECONDS = env_int("MESSAGE_LEASE_SECONDS", 120, minimum=1)
+CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOKS_QUEUE}, "messaging.send": {"queue": MESSAGES_QUEUE}}
 
 # --- Webhooks ------------------------------------------------------------------------------------
 # Seconds before each retry of a failed delivery (then it is given up), with +-10% jitter.

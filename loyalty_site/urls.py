@@ -52,6 +52,8 @@ urlpatterns = [
     path("", include("community.urls")),
     path("", include("feedback.urls")),
     path("insights/", include("insights.urls")),
+    path("messages/", include("messaging.urls")),
+    path("messages/providers/", include("anymail.urls")),  # bounce and complaint reports
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -119,11 +119,16 @@ def pytest_configure(config):
         # A queue of this run's own, and of this xdist worker's own (each has its own test database
         # and its own Celery worker): nothing left by an earlier run, or sent by the other, reaches it.
         queue = f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-        os.environ["CELERY_QUEUE"] = queue
-        settings.CELERY_TASK_DEFAULT_QUEUE = queue
+        # Messages have a queue of their own here too, which only the tests about sending them read
+        # (tests/test_messaging_worker.py): elsewhere what waits is sent by reading ``mailoutbox``.
+        messages = f"{queue}-messages"
+        os.environ["CELERY_QUEUE"], os.environ["MESSAGES_QUEUE"] = queue, messages
+        settings.CELERY_TASK_DEFAULT_QUEUE, settings.MESSAGES_QUEUE = queue, messages
         from loyalty_site.celery import app
 
         app.conf.task_default_queue = queue
+        app.conf.task_routes = {**settings.CELERY_TASK_ROUTES, "messaging.send": {"queue": messages}}
+        settings.CELERY_TASK_ROUTES = app.conf.task_routes
     # Each xdist worker gets its own Redis cache database, so clearing it between tests (login
     # rate limits live there) never touches another worker's keys.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -223,6 +228,68 @@ def eager_tasks(settings):
     app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.task_always_eager = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _messages_through_the_outbox(django_test_environment):
+    """Django's test set-up sends mail straight to its memory backend; here, as in production,
+    mail goes through the outbox, and what finally delivers it is the memory backend (mail.outbox)
+    and, for SMS, messaging.sms.outbox."""
+    settings.EMAIL_BACKEND = "messaging.backends.OutboxEmailBackend"
+    settings.EMAIL_DELIVERY_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SMS_BACKEND = "messaging.sms.MemoryBackend"
+
+
+class SentMail:
+    """What the program sent, as ``mailoutbox`` gives it. Reading it first sends what waits in
+    the outbox, as the worker does after commit (a test's transaction never commits, and tests
+    on PostgreSQL queue to a broker no worker reads): the same claim, rendering and delivery."""
+
+    def _sent(self) -> list:
+        from django.core import mail
+        from django.utils import timezone
+
+        from messaging.models import Message, MessageStatus
+        from messaging.services import messages_send
+
+        due = Message.objects.filter(status=MessageStatus.QUEUED, send_after__lte=timezone.now())
+        messages_send(message_ids=list(due.order_by("-priority", "id").values_list("pk", flat=True)))
+        return mail.outbox
+
+    def __len__(self):
+        return len(self._sent())
+
+    def __getitem__(self, index):
+        return self._sent()[index]
+
+    def __iter__(self):
+        return iter(self._sent())
+
+    def __eq__(self, other):
+        return self._sent() == other
+
+    def __bool__(self):
+        return bool(self._sent())
+
+
+@pytest.fixture
+def mailoutbox(_dj_autoclear_mailbox):
+    return SentMail()
+
+
+@pytest.fixture
+def sms_outbox(mailoutbox):
+    """The SMS sent (reading it sends what waits, like ``mailoutbox``)."""
+    from messaging import sms
+
+    class Texts(SentMail):
+        def _sent(self):
+            super()._sent()
+            return sms.outbox
+
+    sms.outbox.clear()
+    yield Texts()
+    sms.outbox.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ def inline_management(page) -> dict:
                 data[f"{formset.prefix}-{index}-{fk.name}"] = str(formset.instance.pk)
     return data
 
-OUR_APPS = {"accounts", "rewards", "community", "feedback", "insights", "core"}
+OUR_APPS = {"accounts", "rewards", "community", "feedback", "insights", "core", "webhooks", "messaging"}
 # Django's own user admin: logins, passwords and permissions, saved by Django's forms.
 EXEMPT = {"accounts.user"}
 

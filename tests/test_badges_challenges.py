@@ -134,8 +134,10 @@ def test_activities_queue_the_badge_check_after_commit(ada, django_capture_on_co
     make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
     with django_capture_on_commit_callbacks(execute=True) as queued:
         review(ada, 1)
-    # After commit: the badge check, and the relay of the outbox (review.approved, points.earned).
-    assert [getattr(f, "__qualname__", "") for f in queued] == ["check_progress.<locals>.<lambda>", "_relay_soon"]
+    # After commit: the badge check, and the relay of the outbox (review.approved, points.earned);
+    # then, the badge awarded, the message telling the member.
+    assert [getattr(f, "__qualname__", "") for f in queued] == ["check_progress.<locals>.<lambda>", "_relay_soon",
+                                                                "_send_after_commit.<locals>.<lambda>"]
     assert held(ada) == ["reviewer:Bronze"]
 
 

@@ -1,7 +1,6 @@
 import re
 
 import pytest
-from django.core import mail
 from playwright.sync_api import expect
 
 from accounts.models import Member
@@ -10,7 +9,7 @@ from tests.browser import chromium, page  # noqa: F401  (fixtures)
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_shopper_signs_up_verifies_logs_in_and_edits_profile(live_server, page):  # noqa: F811
+def test_shopper_signs_up_verifies_logs_in_and_edits_profile(live_server, page, mailoutbox):  # noqa: F811
     page.goto(f"{live_server.url}/")
     page.get_by_role("link", name="Join for free").click()
     page.get_by_label("Email").fill("grace@example.com")
@@ -19,7 +18,7 @@ def test_shopper_signs_up_verifies_logs_in_and_edits_profile(live_server, page):
     page.get_by_role("button", name="Sign Up").click()
     page.get_by_role("heading", name="Verify Your Email Address").wait_for()
 
-    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body).group(0)
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mailoutbox[-1].body).group(0)
     page.goto(link)
     page.get_by_role("button", name="Confirm").click()
     page.get_by_role("heading", name="Hello").wait_for()

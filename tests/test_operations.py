@@ -7,14 +7,12 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core import mail
 from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, AuditLog, Partner
 from accounts.services import hash_api_key
-from core.mail import deliver_email, message_to_payload
 from loyalty_site import views
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,50 +97,6 @@ def test_a_malformed_setting_stops_the_process():
     result = _run(["manage.py", "check"], DEBUG="ture")
     assert result.returncode != 0
     assert "DEBUG='ture' is not a boolean" in result.stderr
-
-
-@pytest.mark.django_db
-def test_emails_are_queued_only_when_the_transaction_commits(django_capture_on_commit_callbacks):
-    from django.core.mail import send_mail
-    from django.db import transaction
-
-    with override_settings(EMAIL_BACKEND="core.mail.QueuedEmailBackend"):
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            with transaction.atomic():
-                send_mail("Hello", "Body", "from@example.com", ["to@example.com"], html_message="<p>Body</p>")
-            assert mail.outbox == []
-        assert len(callbacks) == 1
-        with django_capture_on_commit_callbacks(execute=False) as rolled_back:
-            with pytest.raises(RuntimeError), transaction.atomic():
-                send_mail("Never", "Body", "from@example.com", ["to@example.com"])
-                raise RuntimeError("the change fails")
-        assert rolled_back == []
-    assert mail.outbox == []
-
-
-def test_the_email_task_delivers_the_message_as_it_was_written():
-    from django.core.mail import EmailMultiAlternatives
-
-    message = EmailMultiAlternatives(
-        "Hello", "Body", "from@example.com", ["to@example.com"], reply_to=["r@example.com"]
-    )
-    message.attach_alternative("<p>Body</p>", "text/html")
-    with override_settings(EMAIL_DELIVERY_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-        deliver_email(message_to_payload(message))
-    sent = mail.outbox[0]
-    assert (sent.subject, sent.body, sent.to, sent.reply_to) == ("Hello", "Body", ["to@example.com"], ["r@example.com"])
-    assert list(sent.alternatives[0]) == ["<p>Body</p>", "text/html"]
-
-
-@pytest.mark.celery_worker
-@pytest.mark.django_db(transaction=True)
-def test_a_real_worker_delivers_queued_email(celery_worker):
-    from django.core.mail import send_mail
-
-    with override_settings(EMAIL_BACKEND="core.mail.QueuedEmailBackend"):
-        send_mail("Worker hello", "Sent by the worker", "from@example.com", ["to@example.com"])
-    delivered = celery_worker.wait_for_email(lambda text: "Worker hello" in text)
-    assert "Sent by the worker" in delivered
 
 
 @pytest.mark.django_db

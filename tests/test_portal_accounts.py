@@ -4,7 +4,6 @@ from datetime import date
 
 import pytest
 from allauth.account.models import EmailAddress
-from django.core import mail
 from django.urls import reverse
 
 from accounts.models import AuditLog, Channel, ConsentEvent, Member, User
@@ -22,18 +21,18 @@ def _confirmation_link(message) -> str:
 
 
 @pytest.mark.django_db
-def test_signup_sends_a_verification_link_that_logs_the_shopper_in(client):
+def test_signup_sends_a_verification_link_that_logs_the_shopper_in(client, mailoutbox):
     response = _signup(client, "Carol@Example.com")
     assert response.status_code == 302
     assert response["Location"] == reverse("account_email_verification_sent")
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["carol@example.com"]
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["carol@example.com"]
 
     # Before verifying, the dashboard is out of reach.
     assert client.get(reverse("dashboard")).status_code == 302
     assert Member.objects.count() == 0
 
-    link = _confirmation_link(mail.outbox[0])
+    link = _confirmation_link(mailoutbox[0])
     page = client.get(link)
     assert page.status_code == 200 and b"Confirm" in page.content
     response = client.post(link)
@@ -58,24 +57,24 @@ def test_unverified_shopper_cannot_log_in(client):
 
 
 @pytest.mark.django_db
-def test_signup_with_a_taken_email_tells_the_owner_and_creates_nobody(client, alice):
+def test_signup_with_a_taken_email_tells_the_owner_and_creates_nobody(client, alice, mailoutbox):
     # The page does not reveal that the address is taken (no account enumeration); the owner
     # gets an email saying someone tried to sign up with it.
     response = _signup(client, "ALICE@example.com")
     assert response.status_code == 302
     assert User.objects.filter(email__iexact="alice@example.com").count() == 1
     assert Member.objects.count() == 1
-    assert mail.outbox[0].to == ["alice@example.com"]
-    assert "already" in mail.outbox[0].body
+    assert mailoutbox[0].to == ["alice@example.com"]
+    assert "already" in mailoutbox[0].body
 
 
 @pytest.mark.django_db
-def test_member_created_by_partner_becomes_the_same_member_after_signup(client, tea_shop):
+def test_member_created_by_partner_becomes_the_same_member_after_signup(client, tea_shop, mailoutbox):
     partner_member, _ = member_upsert_for_partner(
         partner=tea_shop, external_id="cust-42", data={"email": "ada@example.com", "first_name": "Ada"}
     )
     _signup(client, "ada@example.com")
-    client.post(_confirmation_link(mail.outbox[0]))
+    client.post(_confirmation_link(mailoutbox[0]))
 
     assert Member.objects.count() == 1
     partner_member.refresh_from_db()
@@ -95,10 +94,10 @@ def test_signup_without_verification_does_not_claim_a_partner_member(client, tea
 
 
 @pytest.mark.django_db
-def test_password_reset_by_email(client, alice):
+def test_password_reset_by_email(client, alice, mailoutbox):
     client.post(reverse("account_reset_password"), {"email": "alice@example.com"})
-    assert len(mail.outbox) == 1
-    link = re.search(r"https?://[^/\s]+(/accounts/password/reset/key/[^\s]+/)", mail.outbox[0].body).group(1)
+    assert len(mailoutbox) == 1
+    link = re.search(r"https?://[^/\s]+(/accounts/password/reset/key/[^\s]+/)", mailoutbox[0].body).group(1)
     form_page = client.get(link, follow=True)
     assert form_page.status_code == 200
     response = client.post(form_page.redirect_chain[-1][0] if form_page.redirect_chain else link,
@@ -251,12 +250,12 @@ def test_delete_account_erases_personal_data_and_keeps_the_books(alice_client, a
 
 
 @pytest.mark.django_db
-def test_after_deletion_the_same_email_can_join_again_as_a_new_member(client, alice):
+def test_after_deletion_the_same_email_can_join_again_as_a_new_member(client, alice, mailoutbox):
     from accounts.services import member_erase
 
     member_erase(member=alice)
     _signup(client, "alice@example.com")
-    client.post(_confirmation_link(mail.outbox[-1]))
+    client.post(_confirmation_link(mailoutbox[-1]))
     new = Member.objects.get(email="alice@example.com")
     assert new.pk != alice.pk
     assert new.points_available == 0
@@ -271,10 +270,11 @@ def test_home_page_invites_anonymous_visitors_to_join(client):
 
 @pytest.mark.django_db
 def test_marking_notifications_read_says_what_it_did(alice_client, alice):
-    from accounts.services import Note, notify
+    from messaging.models import Purpose
+    from messaging.services import Note, notify
 
     notify(notes=[Note(alice.pk, "tier", "You reached Silver"), Note(alice.pk, "badge", "New badge: Explorer")],
-           purpose=None)
+           purpose=Purpose.TRANSACTIONAL)
     page = alice_client.post(reverse("accounts:notifications-read"), follow=True)
     assert page.redirect_chain[-1][0].endswith("#notes-heading")
     assert "2 notifications marked as read." in page.content.decode()

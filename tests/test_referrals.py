@@ -5,7 +5,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -231,7 +230,7 @@ def test_staff_void_reverses_points_and_needs_a_reason(ada, tea_shop, staff, cli
 
 # --- Ways in ----------------------------------------------------------------------------------------
 
-def test_a_friend_who_signs_up_after_the_link_is_linked_once_verified(ada, client):
+def test_a_friend_who_signs_up_after_the_link_is_linked_once_verified(ada, client, mailoutbox):
     landing = client.get(f"/r/{ada.referral_code.lower()}/")
     assert landing.status_code == 200 and b"250 welcome points" in landing.content
     assert "of at least 20 EUR is past its return window" in landing.content.decode()  # an amount has its currency
@@ -239,7 +238,7 @@ def test_a_friend_who_signs_up_after_the_link_is_linked_once_verified(ada, clien
     assert landing.cookies["ref"]["max-age"] == 30 * 86400
     client.post(reverse("account_signup"), {"email": "carol@example.com", "password1": "a-long-passphrase-1",
                                             "password2": "a-long-passphrase-1"})
-    confirm = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+/)", mail.outbox[-1].body).group(1)
+    confirm = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+/)", mailoutbox[-1].body).group(1)
     client.post(confirm)
     referral = Referral.objects.get()
     assert (referral.referrer, referral.friend.email, referral.source) == (ada, "carol@example.com", "link")

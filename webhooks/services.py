@@ -16,7 +16,6 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -27,6 +26,8 @@ from core import bulk
 from core.errors import Invalid
 from core.events import CATALOGUE, new_event_id
 from core.models import OutboxEvent
+from messaging.models import Purpose
+from messaging.services import Outgoing, messages_queue
 from webhooks import selectors
 from webhooks.keys import secret_decrypt, secret_encrypt, secret_new
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -343,11 +344,11 @@ def _endpoint_health(*, endpoint: WebhookEndpoint, ok: bool, gone: bool, now: da
                                 reason=reason)
         staff = list(User.objects.filter(is_staff=True, is_active=True).exclude(email="")
                      .values_list("email", flat=True))
-        transaction.on_commit(lambda: send_mail(
-            f"Webhook endpoint disabled: {endpoint.url}",
-            f"{endpoint.partner}'s endpoint {endpoint.url} was disabled. {reason}\n"
-            "Re-enable it in the admin (Webhooks > endpoints) once it answers again.", None, staff)
-            if staff else None)
+        messages_queue(now=now, items=[Outgoing(
+            template="webhook_disabled", purpose=Purpose.TRANSACTIONAL, to=email,
+            key=f"webhook_disabled:{endpoint.pk}:{now.isoformat()}:{email}",
+            context={"partner": str(endpoint.partner), "url": endpoint.url, "reason": reason,
+                     "endpoint_id": endpoint.pk}) for email in staff])
     endpoint.save(update_fields=["active", "disabled_reason", "failing_since"])
 
 

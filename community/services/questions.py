@@ -8,11 +8,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Member, User
-from accounts.services import Note, notify
 from community.models import Answer, AnswerVote, Flag, ModerationStatus, Product, Question
 from community.services.moderation import community_settings, fingerprint, log, posting_allowed, text_flags
 from community.services.reviews import bought
 from core.errors import Conflict, Invalid, NotFound
+from messaging.models import Purpose
+from messaging.services import Note, notify
 
 
 def _text(text: str, *, field: str = "text", low: int = 10, high: int = 1000) -> str:
@@ -81,7 +82,7 @@ def answer_post(*, question_id: int, text: str, member: Member | None = None, st
 def _tell_asker(answer: Answer, question: Question) -> None:
     if answer.member_id == question.member_id:
         return
-    notify(purpose=None, notes=[Note(
+    notify(purpose=Purpose.TRANSACTIONAL, notes=[Note(
         member_id=question.member_id, kind="question_answered",
         title=f"Your question about {question.product.name} has an answer",
         body=answer.text[:300], url=reverse("community:product", args=[question.product.sku]) + "#questions")])

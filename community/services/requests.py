@@ -7,17 +7,17 @@ import secrets
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from accounts.models import Channel, Member
+from accounts.models import Channel
 from community.models import Review, ReviewRequest
 from community.services.reviews import product_ensure
+from messaging.models import Purpose
+from messaging.services import Outgoing, messages_queue
 from rewards.models import Order, OrderLine, OrderStatus
 from rewards.program import current_program
 
@@ -30,18 +30,18 @@ REQUEST_FILTERS = ["feedback.services.quiet_detractors"]
 
 
 def review_requests_send(*, now: datetime | None = None, batch_size: int = 500) -> int:
-    """Email members who agreed to review requests (the "surveys and review requests" email
-    preference) about orders whose pending period has just ended and that were not refunded in
+    """Ask members who agreed to review requests (the "surveys and review requests" preference,
+    by e-mail or SMS) about orders whose pending period has just ended and that were not refunded in
     full: one email per member per run, never twice for one order, nothing for items they have
     already reviewed. Safe to run twice or concurrently: each order is claimed by one run with
-    a unique row before its email is queued (and the email leaves only if that commits). Returns
-    how many emails were sent."""
+    a unique row before its message is queued (and the message leaves only if that commits).
+    Returns how many messages were queued."""
     program = current_program()
     now = now or timezone.now()
     due_before = now - timedelta(days=program.settings.pending_days)
     orders = (Order.objects.filter(placed_at__lte=due_before, placed_at__gt=due_before - timedelta(days=LOOKBACK_DAYS),
-                                   member__surveys_channel=Channel.EMAIL, member__erased_at__isnull=True)
-              .exclude(status=OrderStatus.REFUNDED).exclude(member__email="")
+                                   member__erased_at__isnull=True)
+              .exclude(member__surveys_channel=Channel.NONE).exclude(status=OrderStatus.REFUNDED)
               .exclude(Exists(ReviewRequest.objects.filter(order_id=OuterRef("pk")))))
     for path in REQUEST_FILTERS:
         orders = import_string(path)(orders, now)
@@ -71,20 +71,19 @@ def _send_batch(order_ids: list[int], *, now: datetime) -> int:
             for _, sku, name in lines[order_id]:
                 wanted[member_id][sku] = name
         reviewed = set(Review.objects.filter(member_id__in=list(wanted)).values_list("member_id", "product__sku"))
-        emails = dict(Member.objects.filter(pk__in=list(wanted)).values_list("pk", "email"))
-        sent = 0
+        requests = dict(ReviewRequest.objects.filter(order_id__in=list(lines), claim=claim)
+                        .values_list("member_id", "pk"))
+        outgoing = []
         for member_id, items in wanted.items():
             todo = [(sku, name) for sku, name in items.items() if (member_id, sku) not in reviewed]
             if not todo:
                 continue
             for sku, _ in todo:
                 product_ensure(sku=sku)
-            links = "\n".join(f"- {name or sku}: {settings.SITE_URL}{reverse('community:review', args=[sku])}"
-                              for sku, name in todo)
-            send_mail(f"How do you like what you bought? Tell others at {settings.PROGRAM_NAME}",
-                      "Thank you for your order. Your review helps other shoppers, and approved reviews earn "
-                      f"points.\n\n{links}\n\nYou get these emails because you asked for review requests; change "
-                      f"that at {settings.SITE_URL}{reverse('accounts:profile')}.",
-                      None, [emails[member_id]])
-            sent += 1
-    return sent
+            outgoing.append(Outgoing(
+                template="review_request", purpose=Purpose.REVIEWS, member_id=member_id,
+                key=f"review_request:{requests[member_id]}",
+                context={"items": [{"name": name or sku, "url": reverse("community:review", args=[sku])}
+                                   for sku, name in todo]}))
+        messages_queue(items=outgoing, now=now)
+    return len(outgoing)

@@ -10,7 +10,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Member, Partner, User
-from accounts.services import Note, notify
 from community.images import CleanImage, clean_image
 from community.models import (
     CommunitySettings,
@@ -32,6 +31,8 @@ from community.services.moderation import (
 )
 from core import events
 from core.errors import Conflict, Invalid, NotFound
+from messaging.models import Purpose
+from messaging.services import Note, notify
 from rewards.models import Activity, ActivityType, OrderLine, OrderStatus
 from rewards.services import ActivityInput, activities_record, activity_reverse
 
@@ -244,7 +245,7 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
             "review_id": review.pk, "sku": review.product.sku, "reason": reason})
         log(subject=f"review:{review.pk}", action="rejected", actor_user=moderator, reason=reason,
             flags=review.flags)
-        notify(purpose=None, notes=[Note(
+        notify(purpose=Purpose.TRANSACTIONAL, notes=[Note(
             member_id=review.member_id, kind="review_rejected",
             title=f"Your review of {review.product.name} was not published",
             body=f"Our moderators said: {reason}\nYou can edit it and send it again.",

@@ -10,7 +10,6 @@ import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -21,6 +20,8 @@ from core import events
 from core.errors import Conflict, DomainError, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
 from feedback.selectors import open_referral_friend_ids
+from messaging.models import Purpose
+from messaging.services import Outgoing, messages_queue
 from rewards.ledger import lock_members
 from rewards.models import ActivityType, Order, OrderStatus
 from rewards.program import current_program
@@ -323,10 +324,11 @@ def invitation_send(*, member: Member, email: str, now: datetime | None = None) 
                            fields={"email": "Already invited in the last 30 days."})
         invitation = Invitation.objects.create(member=member, email=email, sent_at=now)
         link = f"{settings.SITE_URL}{reverse('feedback:referral-landing', args=[member.referral_code])}"
-        name = member.first_name or "A friend"
-        send_mail(f"{name} invites you to {settings.PROGRAM_NAME}",
-                  f"{name} thinks you would like {settings.PROGRAM_NAME}. "
-                  f"Join with this link: {referral_settings().friend_offer}.\n\n{link}", None, [email])
+        messages_queue(now=now, items=[Outgoing(
+            template="referral_invitation", purpose=Purpose.REFERRALS, to=email,
+            key=f"referral_invitation:{invitation.pk}",
+            context={"inviter": member.first_name or "A friend", "offer": referral_settings().friend_offer,
+                     "url": link})])
     return invitation
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
@@ -28,6 +26,8 @@ from feedback.models import (
     SurveyResponse,
 )
 from feedback.selectors import DETRACTOR, PROMOTER, audience, is_for
+from messaging.models import Purpose
+from messaging.services import Outgoing, messages_queue
 from rewards.models import ActivityType
 from rewards.services import ActivityInput, activities_record
 
@@ -198,20 +198,18 @@ def survey_invitations_send(*, now: datetime | None = None, batch_size: int = 10
         invited = SurveyInvite.objects.filter(survey=survey, round=round_, member_id=OuterRef("pk"))
         answered = SurveyResponse.objects.filter(survey=survey, round=round_, member_id=OuterRef("pk"),
                                                  status=ResponseStatus.COMPLETED)
-        ids = list(audience(survey=survey, now=now).filter(surveys_channel=Channel.EMAIL).exclude(email="")
+        ids = list(audience(survey=survey, now=now).exclude(surveys_channel=Channel.NONE)
                    .exclude(Exists(invited)).exclude(Exists(answered)).order_by("pk").values_list("pk", flat=True))
-        link = f"{settings.SITE_URL}{reverse('feedback:survey', args=[survey.pk])}"
+        context = {"survey": survey.name, "intro": survey.intro,
+                   "url": reverse("feedback:survey", args=[survey.pk])}
         for start in range(0, len(ids), batch_size):
             part = ids[start:start + batch_size]
             with transaction.atomic():
                 SurveyInvite.objects.bulk_create([SurveyInvite(survey=survey, member_id=pk, round=round_, sent_at=now)
                                                   for pk in part], ignore_conflicts=True)
-                mine = SurveyInvite.objects.filter(survey=survey, round=round_, member_id__in=part, sent_at=now)
-                emails = dict(Member.objects.filter(pk__in=mine.values("member_id")).values_list("pk", "email"))
-                for email in emails.values():
-                    send_mail(f"{survey.name}: two minutes of your time?",
-                              f"{survey.intro or 'We would love to hear what you think.'}\n\n{link}\n\n"
-                              f"You get this because you asked for survey emails; change that at "
-                              f"{settings.SITE_URL}{reverse('accounts:profile')}.", None, [email])
-                sent += len(emails)
+                mine = list(SurveyInvite.objects.filter(survey=survey, round=round_, member_id__in=part, sent_at=now)
+                            .values_list("pk", "member_id"))
+                sent += messages_queue(now=now, items=[
+                    Outgoing(template="survey_invitation", purpose=Purpose.SURVEYS, member_id=member_id,
+                             key=f"survey_invitation:{pk}", context=context) for pk, member_id in mine])
     return sent

@@ -18,10 +18,10 @@ from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import Member
-from accounts.services import Note, notify
 from core import bulk, events
 from core.errors import Conflict
 from core.events import Emitted
+from messaging.services import Note, notify
 from rewards import criteria
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
 from rewards.program import current_program, forget_program

@@ -24,10 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, User
-from accounts.services import Note, notify
 from core import events
 from core.errors import Invalid
 from core.events import Emitted
+from messaging.services import Note, notify
 from rewards.models import (
     MemberTier,
     Tier,

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+
+
+class MessagingConfig(AppConfig):
+    name = "messaging"
+    verbose_name = "Messages"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # What e-mail providers report back (bounces, complaints), through django-anymail's
+        # tracking webhooks (/messages/providers/<provider>/tracking/).
+        from anymail.signals import tracking
+
+        from messaging.receivers import provider_reported
+
+        tracking.connect(provider_reported, dispatch_uid="messaging.provider_reported")

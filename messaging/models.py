@@ -1,0 +1,105 @@
+"""The outbox of every message the program sends: to members (e-mail or SMS, by their choice per
+purpose), to friends they invite and to staff. A row is written in the same transaction as the
+change that asks for it and sent after commit on the ``messages`` queue; a worker that dies
+leaves its claim to expire and the message to be sent again (``messaging.services``)."""
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Member
+
+
+class Purpose(models.TextChoices):
+    """What a message is for. Marketing purposes count against the weekly cap, wait out quiet
+    hours and carry one-click unsubscribe; the others are sent at once."""
+
+    TRANSACTIONAL = "transactional", "About the member's own account and doings"
+    REMINDERS = "reminders", "Points reminders"
+    OFFERS = "offers", "Offers and news"
+    SURVEYS = "surveys", "Surveys"
+    REVIEWS = "reviews", "Review requests"
+    REFERRALS = "referrals", "Invitations from a friend"
+
+
+MARKETING = frozenset({Purpose.REMINDERS, Purpose.OFFERS, Purpose.SURVEYS, Purpose.REVIEWS})
+# The member's own choice of channel for a purpose (accounts.Member.<field>).
+PREFERENCE_FIELD = {Purpose.REMINDERS: "reminders_channel", Purpose.OFFERS: "offers_channel",
+                    Purpose.SURVEYS: "surveys_channel", Purpose.REVIEWS: "surveys_channel"}
+
+
+class MessageChannel(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    SMS = "sms", "SMS"
+
+
+class MessageStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting to be sent"
+    SENT = "sent", "Sent"
+    SKIPPED = "skipped", "Not sent"
+    FAILED = "failed", "Failed"
+
+
+class Message(models.Model):
+    member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+                               db_index=False, help_text="Empty for a friend invited or for staff.")
+    to = models.CharField(max_length=254, help_text="The address or phone number it goes to.")
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    channel = models.CharField(max_length=5, choices=MessageChannel.choices, default=MessageChannel.EMAIL)
+    template = models.CharField(max_length=60, help_text="messages/<template>.html")
+    context = models.JSONField(default=dict, blank=True)
+    key = models.CharField(max_length=200, unique=True, help_text="One message per key, however often it is asked for.")
+    priority = models.PositiveSmallIntegerField(default=50, help_text="Higher goes first when two compete for the cap.")
+    status = models.CharField(max_length=8, choices=MessageStatus.choices, default=MessageStatus.QUEUED)
+    send_after = models.DateTimeField(default=timezone.now, help_text="Quiet hours and the cap move this on.")
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider_id = models.CharField(max_length=200, blank=True, help_text="The provider's id for the sent message.")
+    error = models.CharField(max_length=300, blank=True, help_text="Why it was not sent, or the last failure.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["send_after"], condition=Q(status="queued"), name="message_due"),
+            models.Index(fields=["member", "-created_at"], name="message_member"),
+            models.Index(fields=["member", "sent_at"], condition=Q(status="sent"), name="message_member_sent"),
+        ]
+
+    def __str__(self):
+        return f"{self.template} to {self.to} ({self.get_status_display().lower()})"
+
+
+class Suppression(models.Model):
+    """An address or number nothing is sent to: it bounced, its owner complained, unsubscribed
+    from everything (a friend invited) or answered STOP."""
+
+    address = models.CharField(max_length=254, unique=True, help_text="Lower-case e-mail, or an E.164 number.")
+    reason = models.CharField(max_length=20)
+    detail = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.address} ({self.reason})"
+
+
+class MessagingSettings(models.Model):
+    """How often the program may write to a member: a single row (pk 1), changed through
+    ``messaging.services.messaging_settings_update`` (audited)."""
+
+    weekly_cap = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)],
+        help_text="Most marketing messages (reminders, offers, surveys, review requests) one member gets in any "
+        "seven days. Messages about their own account are not counted.")
+    quiet_from = models.TimeField(null=True, blank=True, help_text="Quiet hours start, in the program's time zone "
+                                  "(for example 21:00): marketing messages wait until they end. Empty: none.")
+    quiet_until = models.TimeField(null=True, blank=True, help_text="Quiet hours end (for example 08:00).")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "messaging settings"
+
+    def __str__(self):
+        return "Messaging settings"

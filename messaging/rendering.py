@@ -1,0 +1,99 @@
+"""One template per message, ``messages/<template>.html`` extending ``messages/base.html`` (the
+program's name, colours and a link back): its ``subject`` block is the subject, the page is the
+HTML part, and the text part and the SMS are made from the same page, so the three never say
+different things."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+SMS_LENGTH = 320
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    sms: str
+
+
+class _Text(HTMLParser):
+    """The text of the message's body: paragraphs on their own lines, links as "text: url"."""
+
+    BREAKS = {"p", "div", "br", "h1", "h2", "h3", "li", "tr", "table"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"style", "script", "title"}:
+            self.skip += 1
+        if tag in self.BREAKS:
+            self.parts.append("\n\n" if tag not in {"br", "li", "tr"} else "\n")
+        if tag == "li":
+            self.parts.append("- ")
+        if tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag):
+        if tag in {"style", "script", "title"}:
+            self.skip -= 1
+        if tag == "a" and self.links:
+            href = self.links.pop()
+            if href and not href.startswith("mailto:"):
+                self.parts.append(f": {href}")
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(markup: str) -> str:
+    parser = _Text()
+    parser.feed(markup)
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def _body(markup: str) -> str:
+    found = re.search(r"<!-- body -->(.*)<!-- /body -->", markup, re.S)
+    return found.group(1) if found else markup
+
+
+def render(*, template: str, context: dict, member=None, unsubscribe_url: str = "",
+           preferences_url: str = "") -> Rendered:
+    """Render a message from the outbox. ``raw`` messages (mail any code sent through Django's
+    ``send_mail``, allauth's among them) carry their subject and text and get the same layout."""
+    base = {"program_name": settings.PROGRAM_NAME, "site_url": settings.SITE_URL, "member": member,
+            "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url, **context}
+    if template == "raw":
+        subject, text = str(context.get("subject", "")), str(context.get("body", ""))
+        markup = context.get("html") or render_to_string("messages/raw.html", {**base, "member": None,
+                                                                                "subject": subject, "text": text})
+        return Rendered(subject, text, markup, _sms(subject, text))
+    markup = render_to_string(f"messages/{template}.html", base)
+    found = re.search(r"<title>(.*?)</title>", markup, re.S)
+    subject = html.unescape(found.group(1)).strip() if found else settings.PROGRAM_NAME
+    text = html_to_text(_body(markup))
+    footer = f"\n--\n{settings.PROGRAM_NAME}: {settings.SITE_URL}/\n"
+    if unsubscribe_url:
+        footer += f"Unsubscribe: {unsubscribe_url}\n"
+    return Rendered(subject, text + footer, markup, _sms(subject, text))
+
+
+def _sms(subject: str, text: str) -> str:
+    words = " ".join(text.split())
+    message = f"{settings.PROGRAM_NAME}: {words}" if words else f"{settings.PROGRAM_NAME}: {subject}"
+    return message if len(message) <= SMS_LENGTH else message[:SMS_LENGTH - 1] + "…"

@@ -1,0 +1,392 @@
+"""Writes of messaging: putting messages in the outbox, sending them, unsubscribing.
+
+Flow: a sender calls ``messages_queue`` inside its own transaction (a message exists only if the
+change that asked for it does); after commit the ids go to ``messaging.send`` on the ``messages``
+queue, and ``messages_due`` (beat, every minute) picks up whatever a dead worker or a stopped
+broker left. ``message_send`` claims a message, holds back marketing messages in quiet hours or
+over the weekly cap (checked under the member's lock, so two workers cannot both pass it),
+refuses suppressed addresses, renders ``messages/<template>.html`` and hands it to the channel.
+Delivery is at least once: a worker that dies after the provider took the message but before it
+was recorded sends it again once its claim expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import AuditLog, Member, Notification, User
+from core import bulk
+from core.errors import Invalid
+from messaging import rendering, sms
+from messaging.models import (
+    MARKETING,
+    PREFERENCE_FIELD,
+    Message,
+    MessageChannel,
+    MessageStatus,
+    MessagingSettings,
+    Purpose,
+    Suppression,
+)
+
+RETRY_DELAYS = [60, 300, 1800, 7200, 21600]  # seconds after each failed try; then it is given up
+SEND_CHUNK = 50
+_TOKEN_SALT = "messaging.unsubscribe"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to put in the outbox: to a member (on the channel they chose for ``purpose``),
+    or to an address (``to``: a friend invited, staff). ``key`` makes it once-only."""
+
+    template: str
+    purpose: str
+    key: str
+    member_id: int | None = None
+    to: str = ""
+    context: dict = field(default_factory=dict)
+    priority: int = 50
+
+
+def messaging_settings() -> MessagingSettings:
+    row, _ = MessagingSettings.objects.get_or_create(pk=1)
+    return row
+
+
+def messaging_settings_update(*, actor_user: User | None, changes: dict) -> MessagingSettings:
+    allowed = {"weekly_cap", "quiet_from", "quiet_until"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
+    with transaction.atomic():
+        row = MessagingSettings.objects.select_for_update().get(pk=messaging_settings().pk)
+        before = {name: str(getattr(row, name)) for name in changes}
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.full_clean()
+        row.save()
+        AuditLog.objects.create(action="messaging.settings", actor_user=actor_user, subject="messaging_settings",
+                                before=before, after={name: str(getattr(row, name)) for name in changes})
+    return row
+
+
+# --- Into the outbox -------------------------------------------------------------------------------
+
+def _route(item: Outgoing, member: Member | None) -> tuple[str, str] | None:
+    """(channel, address) for a message, or None when it must not be sent at all."""
+    if item.member_id is None:
+        to = item.to.strip()
+        if not to:
+            return None
+        return (MessageChannel.SMS, to) if to.startswith("+") else (MessageChannel.EMAIL, to.lower())
+    if member is None:  # erased, or gone
+        return None
+    if item.purpose in PREFERENCE_FIELD:
+        chosen = getattr(member, PREFERENCE_FIELD[item.purpose])
+        if chosen == MessageChannel.SMS and member.phone:
+            return MessageChannel.SMS, member.phone
+        if chosen == MessageChannel.EMAIL and member.email:
+            return MessageChannel.EMAIL, member.email.lower()
+        return None
+    return (MessageChannel.EMAIL, member.email.lower()) if member.email else None
+
+
+def messages_queue(*, items: list[Outgoing], now: datetime | None = None) -> int:
+    """Put messages in the outbox, in the caller's transaction; each is sent after it commits.
+    A member gets a marketing message only on the channel they chose for its purpose (nothing is
+    written when they chose none); a key already used writes nothing; a suppressed address is
+    recorded as not sent. Returns how many messages were written."""
+    if not items:
+        return 0
+    written = timezone.now()
+    now = now or written
+    member_ids = {item.member_id for item in items if item.member_id is not None}
+    members = {member.pk: member for member in Member.objects.filter(pk__in=member_ids, erased_at__isnull=True)
+               .only("pk", "email", "phone", "first_name", *set(PREFERENCE_FIELD.values()))} if member_ids else {}
+    routed = [(item, route) for item in items if (route := _route(item, members.get(item.member_id)))]
+    if not routed:
+        return 0
+    suppressed = dict(Suppression.objects.filter(address__in={to for _, (_, to) in routed})
+                      .values_list("address", "reason"))
+    rows = []
+    for item, (channel, to) in routed:
+        status, error = MessageStatus.QUEUED, ""
+        if to in suppressed:
+            status, error = MessageStatus.SKIPPED, f"The address is suppressed ({suppressed[to]})."
+        # Due from when it is written (``now`` may be the time a run stands for, in history or ahead).
+        rows.append((item.member_id, to, item.purpose, channel, item.template, bulk.json_text(item.context),
+                     item.key[:200], item.priority, status, written, 0, "", error, now))
+    inserted = bulk.insert_new(Message, ("member_id", "to", "purpose", "channel", "template", "context", "key",
+                                         "priority", "status", "send_after", "attempts", "provider_id", "error",
+                                         "created_at"), rows, unique="key")
+    queued = {row[6] for row in rows if row[8] == MessageStatus.QUEUED}
+    ids = sorted(pk for key, pk in inserted.items() if key in queued)
+    _send_after_commit(ids)
+    return len(inserted)
+
+
+def _send_after_commit(ids: list[int]) -> None:
+    from messaging.tasks import send
+
+    for start in range(0, len(ids), SEND_CHUNK):
+        chunk = ids[start:start + SEND_CHUNK]
+        transaction.on_commit(lambda chunk=chunk: send.delay(message_ids=chunk))
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something to tell a member in the portal (a notification), and by message if they agreed."""
+
+    member_id: int
+    kind: str
+    title: str
+    body: str = ""
+    url: str = ""
+
+
+NOTIFY_CHUNK = 5000
+
+
+def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
+    """Tell members something in the portal, and as a message on the channel they chose for
+    ``purpose`` (``transactional``: about their own doings, an answer to their question, a decision
+    on their review, to every member with an address). Returns how many notes were made."""
+    if not notes:
+        return 0
+    now = timezone.now()
+    # In slices: a nightly tier review can tell a hundred thousand members at once, and one
+    # statement may carry at most 65,535 parameters.
+    for start in range(0, len(notes), NOTIFY_CHUNK):
+        part = notes[start:start + NOTIFY_CHUNK]
+        ids = bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
+                          [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part])
+        messages_queue(now=now, items=[
+            Outgoing(template="note", purpose=purpose, key=f"notification:{pk}", member_id=note.member_id,
+                     context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind})
+            for pk, note in zip(ids, part, strict=True)])
+    return len(notes)
+
+
+# --- Sending -----------------------------------------------------------------------------------------
+
+def _quiet_end(now: datetime, row: MessagingSettings, tz) -> datetime | None:
+    """When quiet hours are over, if ``now`` is in them."""
+    local = now.astimezone(tz)
+    start, end, t = row.quiet_from, row.quiet_until, local.time()
+    if start is None or end is None or start == end:
+        return None
+    inside = start <= t < end if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=tz)
+
+
+def _cap_wait(message: Message, now: datetime, cap: int) -> datetime | None:
+    """When this marketing message may go, if the member's week is full. Called under the
+    member's lock: messages being sent count, and due ones of higher priority go first."""
+    week = now - timedelta(days=7)
+    used = list(Message.objects.filter(Q(status=MessageStatus.SENT, sent_at__gt=week) | Q(
+        status=MessageStatus.QUEUED, claimed_until__gt=now), member_id=message.member_id, purpose__in=MARKETING)
+        .exclude(pk=message.pk).values_list("sent_at", flat=True))
+    ahead = Message.objects.filter(member_id=message.member_id, purpose__in=MARKETING, status=MessageStatus.QUEUED,
+                                   send_after__lte=now, priority__gt=message.priority).exclude(pk=message.pk).count()
+    if len(used) + ahead < cap:
+        return None
+    sent = sorted(at for at in used if at is not None)
+    if len(sent) >= cap:  # room again when the oldest of the week's messages is a week old
+        return sent[len(sent) - cap] + timedelta(days=7, seconds=1)
+    return now + timedelta(minutes=15)  # behind messages in flight or of higher priority
+
+
+def _unclaimed(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
+
+
+def _claim(message_id: int, now: datetime) -> Message | str:
+    from rewards.program import current_program
+
+    with transaction.atomic():
+        message = (Message.objects.select_for_update(skip_locked=True)
+                   .filter(_unclaimed(now), pk=message_id, status=MessageStatus.QUEUED, send_after__lte=now).first())
+        if message is None:
+            return "not due"
+        suppressed = Suppression.objects.filter(address=message.to).values_list("reason", flat=True).first()
+        if suppressed:
+            Message.objects.filter(pk=message.pk).update(status=MessageStatus.SKIPPED,
+                                                         error=f"The address is suppressed ({suppressed}).")
+            return "suppressed"
+        if message.purpose in MARKETING and message.member_id is not None:
+            row = messaging_settings()
+            wait = _quiet_end(now, row, current_program().tz)
+            if wait is None:
+                # The member's lock: two workers sending to one member count each other's messages.
+                Member.objects.select_for_update(no_key=True).filter(pk=message.member_id).values_list("pk").first()
+                wait = _cap_wait(message, now, row.weekly_cap)
+            if wait is not None:
+                Message.objects.filter(pk=message.pk).update(send_after=wait)
+                return "waiting"
+        message.claimed_until = now + timedelta(seconds=settings.MESSAGE_LEASE_SECONDS)
+        message.attempts += 1
+        Message.objects.filter(pk=message.pk).update(claimed_until=message.claimed_until, attempts=message.attempts)
+    return message
+
+
+def message_send(*, message_id: int, now: datetime | None = None) -> str:
+    """Send one message if it is due; returns what happened."""
+    now = now or timezone.now()
+    message = _claim(message_id, now)
+    if isinstance(message, str):
+        return message
+    try:
+        provider_id = _deliver(message)
+    except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
+        error = f"{exc.__class__.__name__}: {exc}"[:300]
+        retry = message.attempts <= len(RETRY_DELAYS)
+        Message.objects.filter(pk=message.pk, claimed_until=message.claimed_until).update(
+            claimed_until=None, error=error, status=MessageStatus.QUEUED if retry else MessageStatus.FAILED,
+            send_after=now + timedelta(seconds=RETRY_DELAYS[message.attempts - 1] if retry else 0))
+        return "retry" if retry else "failed"
+    Message.objects.filter(pk=message.pk).update(status=MessageStatus.SENT, sent_at=timezone.now(),
+                                                 claimed_until=None, provider_id=provider_id[:200], error="")
+    return "sent"
+
+
+def _deliver(message: Message) -> str:
+    """Hand the message to its channel; the provider's id for it."""
+    member = Member.objects.filter(pk=message.member_id).only("pk", "first_name", "last_name").first() \
+        if message.member_id else None
+    unsubscribe = unsubscribe_url(member_id=message.member_id, address=message.to, purpose=message.purpose) \
+        if message.purpose in MARKETING or message.purpose == Purpose.REFERRALS else ""
+    rendered = rendering.render(template=message.template, context=message.context, member=member,
+                                unsubscribe_url=unsubscribe,
+                                preferences_url=preferences_url(member_id=member.pk) if member else "")
+    if message.channel == MessageChannel.SMS:
+        return sms.backend().send(to=message.to, text=rendered.sms)
+    from django.core.mail import EmailMultiAlternatives, get_connection
+
+    headers = {"X-Loyalty-Message": str(message.pk)}
+    if unsubscribe:  # RFC 8058: mail clients offer one-click unsubscribe
+        headers.update({"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+    email = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=[message.to], headers=headers,
+                                   connection=get_connection(settings.EMAIL_DELIVERY_BACKEND))
+    email.attach_alternative(rendered.html, "text/html")
+    email.send()
+    status = getattr(email, "anymail_status", None)  # set by django-anymail's providers
+    return (status.message_id or "") if status is not None else ""
+
+
+def messages_send(*, message_ids: list[int]) -> dict[str, int]:
+    outcomes: dict[str, int] = {}
+    for message_id in message_ids:
+        outcome = message_send(message_id=message_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def messages_due(*, now: datetime | None = None, limit: int = 20_000) -> int:
+    """Queue what is due and not being sent: after quiet hours, a full week, a retry delay, or a
+    worker that died with its claim."""
+    from messaging.tasks import send
+
+    now = now or timezone.now()
+    ids = list(Message.objects.filter(_unclaimed(now), status=MessageStatus.QUEUED, send_after__lte=now)
+               .order_by("-priority", "send_after", "id").values_list("pk", flat=True)[:limit])
+    for start in range(0, len(ids), SEND_CHUNK):
+        send.delay(message_ids=ids[start:start + SEND_CHUNK])
+    return len(ids)
+
+
+# --- Unsubscribing ------------------------------------------------------------------------------------
+
+def unsubscribe_token(*, member_id: int | None, address: str, purpose: str) -> str:
+    return signing.dumps({"m": member_id, "a": "" if member_id else address, "p": purpose}, salt=_TOKEN_SALT,
+                         compress=True)
+
+
+def unsubscribe_url(*, member_id: int | None, address: str, purpose: str) -> str:
+    token = unsubscribe_token(member_id=member_id, address=address, purpose=purpose)
+    return f"{settings.SITE_URL}/messages/unsubscribe/{token}/"
+
+
+def purpose_label(purpose: str) -> str:
+    return Purpose(purpose).label if purpose in Purpose.values else "messages"
+
+
+def preferences_url(*, member_id: int) -> str:
+    token = unsubscribe_token(member_id=member_id, address="", purpose="")
+    return f"{settings.SITE_URL}/messages/preferences/{token}/"
+
+
+def unsubscribe_read(token: str) -> dict:
+    """What a token unsubscribes: ``{"member": Member | None, "address": str, "purpose": str}``."""
+    try:
+        data = signing.loads(token, salt=_TOKEN_SALT)
+    except signing.BadSignature:
+        raise Invalid("This unsubscribe link is not valid.", fields={"token": "Not a valid link."}) from None
+    member = Member.objects.filter(pk=data.get("m"), erased_at__isnull=True).first() if data.get("m") else None
+    if data.get("m") and member is None:
+        raise Invalid("This member is no longer in the program.", fields={"token": "Unknown member."})
+    return {"member": member, "address": data.get("a", ""), "purpose": data.get("p", "")}
+
+
+def unsubscribe(*, token: str) -> str:
+    """One click, no login: the member stops getting this purpose (their choice becomes "none"),
+    or an address that is not a member's (a friend invited) gets nothing more. Returns what was
+    stopped, in words."""
+    from accounts.services import member_consents_set
+
+    found = unsubscribe_read(token)
+    member, purpose = found["member"], found["purpose"]
+    if member is not None and purpose in PREFERENCE_FIELD:
+        field_name = PREFERENCE_FIELD[purpose]
+        member_consents_set(member=member, consents={field_name.removesuffix("_channel"): "none"},
+                            source="unsubscribe")
+        return Purpose(purpose).label
+    address = found["address"] or (member.email if member else "")
+    if address:
+        suppression_add(address=address, reason="unsubscribed")
+    return "every message"
+
+
+def suppression_add(*, address: str, reason: str, detail: str = "", actor_user: User | None = None) -> Suppression:
+    """Send nothing more to this address: every queued message to it is not sent either."""
+    address = address.strip().lower()
+    if not address:
+        raise Invalid("An address is needed.", fields={"address": "This field is required."})
+    with transaction.atomic():
+        row, created = Suppression.objects.get_or_create(address=address, defaults={"reason": reason[:20],
+                                                                                      "detail": detail[:300]})
+        Message.objects.filter(to=address, status=MessageStatus.QUEUED).update(
+            status=MessageStatus.SKIPPED, error=f"The address is suppressed ({row.reason}).")
+        if created and actor_user is not None:
+            AuditLog.objects.create(action="messaging.suppressed", actor_user=actor_user,
+                                    subject=f"address:{address}"[:120], reason=reason)
+    return row
+
+
+def suppression_remove(*, address: str, actor_user: User | None) -> int:
+    """Send to this address again (its owner asked)."""
+    with transaction.atomic():
+        removed, _ = Suppression.objects.filter(address=address.strip().lower()).delete()
+        if removed:
+            AuditLog.objects.create(action="messaging.unsuppressed", actor_user=actor_user,
+                                    subject=f"address:{address.strip().lower()}"[:120])
+    return removed
+
+
+def tracking_event(*, event_type: str, recipient: str, description: str = "") -> bool:
+    """A provider's report (django-anymail's tracking signal): a hard bounce, a complaint or an
+    unsubscribe puts the address on the suppression list. Returns whether it did."""
+    reasons = {"bounced": "bounced", "complained": "complained", "unsubscribed": "unsubscribed"}
+    if event_type not in reasons or not recipient:
+        return False
+    suppression_add(address=recipient, reason=reasons[event_type], detail=description)
+    return True

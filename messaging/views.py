@@ -1,0 +1,53 @@
+"""Unsubscribing without logging in: the signed link in every marketing message (one click, RFC
+8058: mail clients POST to it), and the preference centre it leads to."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from accounts.services import member_consents_set
+from core.errors import DomainError
+from messaging import services
+from messaging.forms import PreferencesForm
+
+
+def _found(token: str) -> dict:
+    try:
+        return services.unsubscribe_read(token)
+    except DomainError:
+        raise Http404("This link is not valid.") from None
+
+
+# No CSRF token: the signed token is the proof, and one-click unsubscribe comes from mail providers.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token: str):
+    found = _found(token)
+    if request.method == "POST":
+        stopped = services.unsubscribe(token=token)
+        return render(request, "messaging/unsubscribed.html", {"stopped": stopped, "token": token,
+                                                                "member": found["member"]})
+    return render(request, "messaging/unsubscribe.html", {"found": found, "token": token,
+                                                           "purpose_label": services.purpose_label(found["purpose"])})
+
+
+@require_http_methods(["GET", "POST"])
+def preferences(request, token: str):
+    found = _found(token)
+    member = found["member"]
+    if member is None:
+        raise Http404("This link is not about a member.")
+    form = PreferencesForm(request.POST or None, member=member)
+    if request.method == "POST" and form.is_valid():
+        try:
+            member_consents_set(member=member, consents=form.cleaned_data, source="preferences")
+        except DomainError as exc:
+            for name, problem in exc.fields.items():
+                form.add_error(name.removeprefix("consents.") if name.removeprefix("consents.") in form.fields
+                               else None, problem)
+        else:
+            messages.success(request, "Your preferences are saved.")
+            return redirect("messaging:preferences", token=token)
+    return render(request, "messaging/preferences.html", {"form": form, "member": member})
