@@ -44,7 +44,7 @@ fuzz: install
 	$(BIN)/python -m fuzz.run
 
 ## A worker for every queue (QUEUES=webhooks for one that only delivers webhooks).
-QUEUES ?= celery,webhooks
+QUEUES ?= celery,webhooks,messages
 worker: install
 	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --loglevel=INFO
 
