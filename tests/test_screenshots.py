@@ -59,4 +59,34 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.screenshot(path=str(OUT / "insights.png"), full_page=True)
     page.goto(f"{live_server.url}/insights/cohorts/")
     page.screenshot(path=str(OUT / "insights-cohorts.png"), full_page=True)
+    _messages(page, live_server)
     assert (OUT / "dashboard.png").stat().st_size > 10_000
+
+
+def _messages(page, live_server):  # noqa: F811
+    """Three e-mails as the demo member gets them (their HTML part, rendered by Chromium), and the
+    preference centre their footer links to."""
+    from accounts.models import Member
+    from messaging import rendering, services
+
+    member = Member.objects.get(email="member@example.com")
+    unsubscribe = services.unsubscribe_url(member_id=member.pk, address=member.email, purpose="reminders")
+    preferences = services.preferences_url(member_id=member.pk)
+    mails = {
+        "email-tier": ("note", {"title": "Welcome to Gold!", "body": "You earn 1.5x points on every order now, "
+                                "and Gold rewards are yours to redeem.", "url": "/rewards/tier/"}, unsubscribe),
+        "email-review-request": ("review_request", {"items": [
+            {"name": "Sencha, 100 g", "url": "/products/TEA-SENCHA/review/"},
+            {"name": "Stoneware cup", "url": "/products/CUP-STONE/review/"}]}, unsubscribe),
+        "email-survey": ("survey_invitation", {"survey": "How are we doing?", "intro": "Four quick questions "
+                         "about your last order.", "url": "/surveys/1/"}, unsubscribe),
+    }
+    for name, (template, context, link) in mails.items():
+        rendered = rendering.render(template=template, context=context, member=member, unsubscribe_url=link,
+                                    preferences_url=preferences)
+        page.set_viewport_size({"width": 700, "height": 600})
+        page.set_content(rendered.html)
+        page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(preferences.replace("http://127.0.0.1:8000", live_server.url))
+    page.screenshot(path=str(OUT / "preferences.png"), full_page=True)
