@@ -676,6 +676,10 @@ def main() -> None:
         bench_surveys(rows)
     if wanted("insights"):
         bench_insights(rows)
+    if wanted("messaging"):
+        from bench.messaging import bench_messaging
+
+        bench_messaging(rows, Row, ensure_members)
     if wanted("webhooks"):
         from bench.webhooks import bench_webhooks
 

@@ -178,11 +178,18 @@ def _sqlite_ids(cursor, table: str, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
+def _sqlite_row(row: tuple) -> tuple:
+    """Timestamps as the ORM writes them on SQLite (naive UTC text), so that a value written here
+    compares equal to the same value in an ORM filter."""
+    return tuple(connection.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in row)
+
+
 def _sqlite_insert(cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
     if not rows:
         return
     quoted = ", ".join(f'"{column}"' for column in columns)
-    cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))})', rows)
+    cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))})',
+                       [_sqlite_row(row) for row in rows])
 
 
 # --- Reads, locks and updates that differ by database -----------------------------------------------
@@ -243,7 +250,8 @@ def update(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) -> 
                            params)
             return
         assignments = ", ".join(f'"{c}" = %s' for c in columns)
-        cursor.executemany(f'UPDATE "{table}" SET {assignments} WHERE id = %s', [(*row[1:], row[0]) for row in rows])
+        cursor.executemany(f'UPDATE "{table}" SET {assignments} WHERE id = %s',
+                           [_sqlite_row((*row[1:], row[0])) for row in rows])
 
 
 @contextmanager

@@ -189,80 +189,133 @@ def _quiet_end(now: datetime, row: MessagingSettings, tz) -> datetime | None:
     return datetime.combine(day, end, tzinfo=tz)
 
 
-def _cap_wait(message: Message, now: datetime, cap: int) -> datetime | None:
-    """When this marketing message may go, if the member's week is full. Called under the
-    member's lock: messages being sent count, and due ones of higher priority go first."""
-    week = now - timedelta(days=7)
-    used = list(Message.objects.filter(Q(status=MessageStatus.SENT, sent_at__gt=week) | Q(
-        status=MessageStatus.QUEUED, claimed_until__gt=now), member_id=message.member_id, purpose__in=MARKETING)
-        .exclude(pk=message.pk).values_list("sent_at", flat=True))
-    ahead = Message.objects.filter(member_id=message.member_id, purpose__in=MARKETING, status=MessageStatus.QUEUED,
-                                   send_after__lte=now, priority__gt=message.priority).exclude(pk=message.pk).count()
-    if len(used) + ahead < cap:
-        return None
-    sent = sorted(at for at in used if at is not None)
-    if len(sent) >= cap:  # room again when the oldest of the week's messages is a week old
-        return sent[len(sent) - cap] + timedelta(days=7, seconds=1)
-    return now + timedelta(minutes=15)  # behind messages in flight or of higher priority
-
-
 def _unclaimed(now: datetime) -> Q:
     return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
 
 
-def _claim(message_id: int, now: datetime) -> Message | str:
+def _week_full_until(sent: list[datetime], cap: int, now: datetime) -> datetime:
+    """When a member whose week is full may get the next marketing message."""
+    if len(sent) >= cap:  # room again when the oldest of the week's last ``cap`` messages is a week old
+        return sorted(sent)[len(sent) - cap] + timedelta(days=7, seconds=1)
+    return now + timedelta(minutes=15)  # behind messages being sent, or of higher priority
+
+
+def _marketing_waits(batch: list[Message], now: datetime) -> dict[int, datetime]:
+    """Which marketing messages of the batch must wait, and until when: quiet hours, then the
+    weekly cap per member (under the members' locks, so two workers sending to one member at once
+    count each other's messages), higher priority first, with due messages outside the batch."""
     from rewards.program import current_program
 
+    marketing = [m for m in batch if m.purpose in MARKETING and m.member_id is not None]
+    if not marketing:
+        return {}
+    row = messaging_settings()
+    quiet = _quiet_end(now, row, current_program().tz)
+    if quiet is not None:
+        return {m.pk: quiet for m in marketing}
+    member_ids = sorted({m.member_id for m in marketing})
+    list(Member.objects.select_for_update(no_key=True).filter(pk__in=member_ids).order_by("pk").values_list("pk"))
+    in_batch = {m.pk for m in batch}
+    sent: dict[int, list[datetime]] = {}
+    busy: dict[int, int] = {}
+    for member_id, status, sent_at in (Message.objects.filter(
+            Q(status=MessageStatus.SENT, sent_at__gt=now - timedelta(days=7))
+            | Q(status=MessageStatus.QUEUED, claimed_until__gt=now),
+            member_id__in=member_ids, purpose__in=MARKETING).values_list("member_id", "status", "sent_at")):
+        if status == MessageStatus.SENT:
+            sent.setdefault(member_id, []).append(sent_at)
+        else:
+            busy[member_id] = busy.get(member_id, 0) + 1
+    waiting: dict[int, list[int]] = {}  # due messages outside the batch, by member: their priorities
+    for member_id, priority, pk in Message.objects.filter(
+            _unclaimed(now), member_id__in=member_ids, purpose__in=MARKETING, status=MessageStatus.QUEUED,
+            send_after__lte=now).values_list("member_id", "priority", "pk"):
+        if pk not in in_batch:
+            waiting.setdefault(member_id, []).append(priority)
+    waits: dict[int, datetime] = {}
+    taken: dict[int, int] = {}
+    for message in sorted(marketing, key=lambda m: (-m.priority, m.pk)):
+        member = message.member_id
+        used = len(sent.get(member, [])) + busy.get(member, 0) + taken.get(member, 0)
+        ahead = sum(1 for priority in waiting.get(member, []) if priority > message.priority)
+        if used + ahead < row.weekly_cap:
+            taken[member] = taken.get(member, 0) + 1
+        else:
+            waits[message.pk] = _week_full_until(sent.get(member, []) + [now] * taken.get(member, 0),
+                                                 row.weekly_cap, now)
+    return waits
+
+
+def _claim(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[int, str]]:
+    """Claim the due messages among these: those that may go now, and what became of the others."""
+    outcomes: dict[int, str] = {}
     with transaction.atomic():
-        message = (Message.objects.select_for_update(skip_locked=True)
-                   .filter(_unclaimed(now), pk=message_id, status=MessageStatus.QUEUED, send_after__lte=now).first())
-        if message is None:
-            return "not due"
-        suppressed = Suppression.objects.filter(address=message.to).values_list("reason", flat=True).first()
+        batch = list(Message.objects.select_for_update(skip_locked=True)
+                     .filter(_unclaimed(now), pk__in=message_ids, status=MessageStatus.QUEUED, send_after__lte=now)
+                     .order_by("pk"))
+        suppressed = dict(Suppression.objects.filter(address__in={m.to for m in batch})
+                          .values_list("address", "reason"))
         if suppressed:
-            Message.objects.filter(pk=message.pk).update(status=MessageStatus.SKIPPED,
-                                                         error=f"The address is suppressed ({suppressed}).")
-            return "suppressed"
-        if message.purpose in MARKETING and message.member_id is not None:
-            row = messaging_settings()
-            wait = _quiet_end(now, row, current_program().tz)
-            if wait is None:
-                # The member's lock: two workers sending to one member count each other's messages.
-                Member.objects.select_for_update(no_key=True).filter(pk=message.member_id).values_list("pk").first()
-                wait = _cap_wait(message, now, row.weekly_cap)
-            if wait is not None:
-                Message.objects.filter(pk=message.pk).update(send_after=wait)
-                return "waiting"
-        message.claimed_until = now + timedelta(seconds=settings.MESSAGE_LEASE_SECONDS)
-        message.attempts += 1
-        Message.objects.filter(pk=message.pk).update(claimed_until=message.claimed_until, attempts=message.attempts)
-    return message
+            bulk.update(Message, ("status", "error"), [
+                (m.pk, MessageStatus.SKIPPED, f"The address is suppressed ({suppressed[m.to]}).")
+                for m in batch if m.to in suppressed])
+            outcomes.update({m.pk: "suppressed" for m in batch if m.to in suppressed})
+            batch = [m for m in batch if m.to not in suppressed]
+        waits = _marketing_waits(batch, now)
+        if waits:
+            bulk.update(Message, ("send_after",), list(waits.items()))
+            outcomes.update({pk: "waiting" for pk in waits})
+            batch = [m for m in batch if m.pk not in waits]
+        lease = now + timedelta(seconds=settings.MESSAGE_LEASE_SECONDS)
+        for message in batch:
+            message.claimed_until, message.attempts = lease, message.attempts + 1
+        bulk.update(Message, ("claimed_until", "attempts"), [(m.pk, m.claimed_until, m.attempts) for m in batch])
+    return batch, outcomes
+
+
+def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[int, str]:
+    """Send these messages, those that are due; returns what happened to each (the others: not due).
+    Claimed together in one transaction; each is then handed to its channel, outside any
+    transaction, and the outcomes are recorded together."""
+    now = now or timezone.now()
+    batch, outcomes = _claim(list(message_ids), now)
+    members = {m.pk: m for m in Member.objects.filter(pk__in={m.member_id for m in batch if m.member_id})
+               .only("pk", "first_name", "last_name")}
+    sent, failed = [], []
+    for message in batch:
+        try:
+            provider_id = _deliver(message, members.get(message.member_id))
+        except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
+            failed.append((message, f"{exc.__class__.__name__}: {exc}"[:300]))
+        else:
+            sent.append((message, provider_id[:200]))
+    done = timezone.now()
+    with transaction.atomic():
+        # Only while the claim is ours: if it ran out and another worker took the message, theirs counts.
+        ours = set(Message.objects.filter(pk__in=[m.pk for m in batch], claimed_until=batch[0].claimed_until)
+                   .values_list("pk", flat=True)) if batch else set()
+        bulk.update(Message, ("status", "sent_at", "claimed_until", "provider_id", "error"), [
+            (m.pk, MessageStatus.SENT, done, None, provider_id, "") for m, provider_id in sent if m.pk in ours])
+        retries = []
+        for message, error in failed:
+            retry = message.attempts <= len(RETRY_DELAYS)
+            delay = timedelta(seconds=RETRY_DELAYS[message.attempts - 1]) if retry else timedelta()
+            retries.append((message.pk, MessageStatus.QUEUED if retry else MessageStatus.FAILED, None, error,
+                            done + delay))
+            outcomes[message.pk] = "retry" if retry else "failed"
+        bulk.update(Message, ("status", "claimed_until", "error", "send_after"),
+                    [row for row in retries if row[0] in ours])
+    outcomes.update({m.pk: "sent" for m, _ in sent})
+    return {pk: outcomes.get(pk, "not due") for pk in message_ids}
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:
     """Send one message if it is due; returns what happened."""
-    now = now or timezone.now()
-    message = _claim(message_id, now)
-    if isinstance(message, str):
-        return message
-    try:
-        provider_id = _deliver(message)
-    except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
-        error = f"{exc.__class__.__name__}: {exc}"[:300]
-        retry = message.attempts <= len(RETRY_DELAYS)
-        Message.objects.filter(pk=message.pk, claimed_until=message.claimed_until).update(
-            claimed_until=None, error=error, status=MessageStatus.QUEUED if retry else MessageStatus.FAILED,
-            send_after=now + timedelta(seconds=RETRY_DELAYS[message.attempts - 1] if retry else 0))
-        return "retry" if retry else "failed"
-    Message.objects.filter(pk=message.pk).update(status=MessageStatus.SENT, sent_at=timezone.now(),
-                                                 claimed_until=None, provider_id=provider_id[:200], error="")
-    return "sent"
+    return messages_send(message_ids=[message_id], now=now)[message_id]
 
 
-def _deliver(message: Message) -> str:
+def _deliver(message: Message, member: Member | None) -> str:
     """Hand the message to its channel; the provider's id for it."""
-    member = Member.objects.filter(pk=message.member_id).only("pk", "first_name", "last_name").first() \
-        if message.member_id else None
     unsubscribe = unsubscribe_url(member_id=message.member_id, address=message.to, purpose=message.purpose) \
         if message.purpose in MARKETING or message.purpose == Purpose.REFERRALS else ""
     rendered = rendering.render(template=message.template, context=message.context, member=member,
@@ -281,14 +334,6 @@ def _deliver(message: Message) -> str:
     email.send()
     status = getattr(email, "anymail_status", None)  # set by django-anymail's providers
     return (status.message_id or "") if status is not None else ""
-
-
-def messages_send(*, message_ids: list[int]) -> dict[str, int]:
-    outcomes: dict[str, int] = {}
-    for message_id in message_ids:
-        outcome = message_send(message_id=message_id)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
 
 
 def messages_due(*, now: datetime | None = None, limit: int = 20_000) -> int:
