@@ -3,7 +3,7 @@
 from django.db import connection
 from django.utils.module_loading import import_string
 
-from accounts.models import ExternalId, Member, Partner
+from accounts.models import ExternalId, Member, Notification, Partner
 from core import bulk
 from core.errors import NotFound
 
@@ -70,3 +70,15 @@ def member_api_representation(*, member: Member, partner: Partner, external_id: 
         if scope in scopes:
             data.update(import_string(path)(member=member, partner=partner))
     return data
+
+
+def notifications(*, member: Member):
+    """A member's notifications, newest first."""
+    return Notification.objects.filter(member=member).order_by("-created_at", "-id")
+
+
+def unread_notifications(*, user) -> int:
+    """How many notifications the member behind this login has not read (0 for anyone else)."""
+    if not getattr(user, "is_authenticated", False):
+        return 0
+    return Notification.objects.filter(member__user=user, read_at__isnull=True).count()

@@ -2,12 +2,14 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from accounts import selectors
 from accounts.decorators import member_required
 from accounts.forms import DeleteAccountForm, ProfileForm
 from accounts.services import member_erase, member_export, member_update_profile, notifications_mark_read
@@ -55,6 +57,12 @@ def delete_account(request):
 
 
 @member_required
+def notifications(request):
+    page = Paginator(selectors.notifications(member=request.member), 25).get_page(request.GET.get("page"))
+    return render(request, "accounts/notifications.html", {"page": page})
+
+
+@member_required
 @require_http_methods(["POST"])
 def notifications_read(request):
     marked = notifications_mark_read(member=request.member)
@@ -62,4 +70,7 @@ def notifications_read(request):
         messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked as read.")
     else:
         messages.info(request, "Nothing new: every notification was already read.")
+    back = request.POST.get("next")
+    if back == "notifications":
+        return redirect("accounts:notifications")
     return redirect(f"{reverse('dashboard')}#notes-heading")

@@ -1,5 +1,6 @@
 """What the member portal's dashboard shows, gathered from the apps that own each part."""
 
+from accounts import selectors as accounts_selectors
 from accounts.models import Member
 from community.selectors import bought_not_reviewed
 from feedback.selectors import surveys_for
@@ -17,7 +18,7 @@ def dashboard_context(*, member: Member) -> dict:
         "tier": rewards_selectors.tier_progress(member=member),
         "new_badges": rewards_selectors.badges_latest(member=member, limit=4),
         "challenges": active_challenges[:3],
-        "notes": list(rewards_selectors.notifications(member=member, limit=5)),
+        "notes": list(accounts_selectors.notifications(member=member)[:5]),
         "surveys": surveys_for(member=member)[:2],
         "to_review": bought_not_reviewed(member=member, limit=3),
     }

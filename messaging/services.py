@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import AuditLog, Member, Notification, User
 from core import bulk
 from core.errors import Invalid
-from messaging import rendering, sms
+from messaging import rendering, selectors, sms
 from messaging.models import (
     MARKETING,
     PREFERENCE_FIELD,
@@ -35,9 +35,10 @@ from messaging.models import (
     Purpose,
     Suppression,
 )
+from messaging.selectors import Recipient
 
 RETRY_DELAYS = [60, 300, 1800, 7200, 21600]  # seconds after each failed try; then it is given up
-SEND_CHUNK = 50
+SEND_CHUNK = 200  # messages per task: a worker claims and records them together
 _TOKEN_SALT = "messaging.unsubscribe"
 
 
@@ -79,7 +80,7 @@ def messaging_settings_update(*, actor_user: User | None, changes: dict) -> Mess
 
 # --- Into the outbox -------------------------------------------------------------------------------
 
-def _route(item: Outgoing, member: Member | None) -> tuple[str, str] | None:
+def _route(item: Outgoing, member: Recipient | None) -> tuple[str, str] | None:
     """(channel, address) for a message, or None when it must not be sent at all."""
     if item.member_id is None:
         to = item.to.strip()
@@ -89,7 +90,7 @@ def _route(item: Outgoing, member: Member | None) -> tuple[str, str] | None:
     if member is None:  # erased, or gone
         return None
     if item.purpose in PREFERENCE_FIELD:
-        chosen = getattr(member, PREFERENCE_FIELD[item.purpose])
+        chosen = member.channels[PREFERENCE_FIELD[item.purpose]]
         if chosen == MessageChannel.SMS and member.phone:
             return MessageChannel.SMS, member.phone
         if chosen == MessageChannel.EMAIL and member.email:
@@ -107,14 +108,11 @@ def messages_queue(*, items: list[Outgoing], now: datetime | None = None) -> int
         return 0
     written = timezone.now()
     now = now or written
-    member_ids = {item.member_id for item in items if item.member_id is not None}
-    members = {member.pk: member for member in Member.objects.filter(pk__in=member_ids, erased_at__isnull=True)
-               .only("pk", "email", "phone", "first_name", *set(PREFERENCE_FIELD.values()))} if member_ids else {}
+    members = selectors.recipients(item.member_id for item in items if item.member_id is not None)
     routed = [(item, route) for item in items if (route := _route(item, members.get(item.member_id)))]
     if not routed:
         return 0
-    suppressed = dict(Suppression.objects.filter(address__in={to for _, (_, to) in routed})
-                      .values_list("address", "reason"))
+    suppressed = selectors.suppressed(to for _, (_, to) in routed)
     rows = []
     for item, (channel, to) in routed:
         status, error = MessageStatus.QUEUED, ""
@@ -253,8 +251,7 @@ def _claim(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[i
         batch = list(Message.objects.select_for_update(skip_locked=True)
                      .filter(_unclaimed(now), pk__in=message_ids, status=MessageStatus.QUEUED, send_after__lte=now)
                      .order_by("pk"))
-        suppressed = dict(Suppression.objects.filter(address__in={m.to for m in batch})
-                          .values_list("address", "reason"))
+        suppressed = selectors.suppressed(m.to for m in batch)
         if suppressed:
             bulk.update(Message, ("status", "error"), [
                 (m.pk, MessageStatus.SKIPPED, f"The address is suppressed ({suppressed[m.to]}).")

@@ -11,7 +11,7 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import Member, Notification
+from accounts.models import Member
 from rewards import criteria, rules
 from rewards.models import (
     Badge,
@@ -373,10 +373,6 @@ def challenge_cards(*, member: Member, now: datetime | None = None, include_fini
         for e in entries.values() if e.completed_at is not None and e.challenge.ends_at <= now
     ]
     return cards, finished
-
-
-def notifications(*, member: Member, limit: int = 5):
-    return Notification.objects.filter(member=member).order_by("-created_at", "-id")[:limit]
 
 
 def window_ending(program: Program, end: datetime) -> criteria.Window:

@@ -281,3 +281,28 @@ def test_marking_notifications_read_says_what_it_did(alice_client, alice):
     assert 'class="unread"' not in page.content.decode()
     again = alice_client.post(reverse("accounts:notifications-read"), follow=True)
     assert "Nothing new: every notification was already read." in again.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_notifications_page_lists_them_all_and_the_navigation_counts_the_unread(
+        alice_client, alice, django_assert_max_num_queries):
+    """Seen: no page to read past the dashboard's five, no unread count anywhere."""
+    from messaging.models import Purpose
+    from messaging.services import Note, notify
+
+    notify(notes=[Note(alice.pk, "badge", f"Badge number {n}", url="/rewards/badges/") for n in range(30)],
+           purpose=Purpose.TRANSACTIONAL)
+    page = alice_client.get(reverse("accounts:notifications")).content.decode()
+    assert page.count('class="unread"') == 25 and "Badge number 29" in page and "Page 1 of 2" in page
+    assert 'data-testid="unread">30<' in page and "30</span><span class=\"visually-hidden\"> unread" in page
+    older = alice_client.get(reverse("accounts:notifications"), {"page": 2}).content.decode()
+    assert "Badge number 0" in older and "Badge number 29" not in older
+    with django_assert_max_num_queries(12) as counted:
+        alice_client.get(reverse("accounts:notifications"))
+    notify(notes=[Note(alice.pk, "badge", f"More {n}") for n in range(50)], purpose=Purpose.TRANSACTIONAL)
+    with django_assert_max_num_queries(len(counted.captured_queries)):
+        alice_client.get(reverse("accounts:notifications"))
+    done = alice_client.post(reverse("accounts:notifications-read"), {"next": "notifications"}, follow=True)
+    assert done.redirect_chain[-1][0] == reverse("accounts:notifications")
+    assert "80 notifications marked as read." in done.content.decode()
+    assert 'data-testid="unread"' not in done.content.decode() and 'class="unread"' not in done.content.decode()
