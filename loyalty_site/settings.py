@@ -249,6 +249,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "purge-outbox": {"task": "core.purge_outbox", "schedule": crontab(hour=4, minute=10)},
     "deliver-webhooks": {"task": "webhooks.deliver_due", "schedule": 15},
     "send-messages": {"task": "messaging.send_due", "schedule": 60},
+    "expiry-reminders": {"task": "messaging.expiry_reminders", "schedule": crontab(hour=9, minute=5)},
 }
 CELERY_IMPORTS = ["core.tasks"]
 # Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.

@@ -50,7 +50,7 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 @admin.register(MessagingSettings)
 class MessagingSettingsAdmin(SingletonAdmin):
-    fields = ["weekly_cap", "quiet_from", "quiet_until"]
+    fields = ["weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"]
 
     def settings_row(self):
         return services.messaging_settings()

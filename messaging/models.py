@@ -96,6 +96,12 @@ class MessagingSettings(models.Model):
     quiet_from = models.TimeField(null=True, blank=True, help_text="Quiet hours start, in the program's time zone "
                                   "(for example 21:00): marketing messages wait until they end. Empty: none.")
     quiet_until = models.TimeField(null=True, blank=True, help_text="Quiet hours end (for example 08:00).")
+    expiry_reminder_days = models.PositiveSmallIntegerField(
+        default=14, help_text="Remind members this many days before their points expire (0: never). The "
+        "points.expiring event goes to webhooks at the same time, for stores that send their own mail.")
+    expiry_reminder_min_points = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)],
+        help_text="...when at least this many points expire (a smaller amount is not worth a message).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -103,3 +109,19 @@ class MessagingSettings(models.Model):
 
     def __str__(self):
         return "Messaging settings"
+
+
+class ExpiryReminder(models.Model):
+    """A member was told that points expire on a day: once per member and day, however often the
+    daily job runs."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    expires_on = models.DateField()
+    points = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "expires_on"], name="expiry_reminder_once")]
+
+    def __str__(self):
+        return f"{self.points} points of member #{self.member_id} expiring on {self.expires_on}"

@@ -22,12 +22,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, Notification, User
-from core import bulk
+from core import bulk, events
 from core.errors import Invalid
+from core.events import Emitted
 from messaging import rendering, selectors, sms
 from messaging.models import (
     MARKETING,
     PREFERENCE_FIELD,
+    ExpiryReminder,
     Message,
     MessageChannel,
     MessageStatus,
@@ -62,7 +64,7 @@ def messaging_settings() -> MessagingSettings:
 
 
 def messaging_settings_update(*, actor_user: User | None, changes: dict) -> MessagingSettings:
-    allowed = {"weekly_cap", "quiet_from", "quiet_until"}
+    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
@@ -170,6 +172,42 @@ def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
                      context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind})
             for pk, note in zip(ids, part, strict=True)])
     return len(notes)
+
+
+# --- Lifecycle messages -------------------------------------------------------------------------------
+
+def expiry_reminders_send(*, now: datetime | None = None) -> int:
+    """Tell members whose points expire within ``expiry_reminder_days`` (at least
+    ``expiry_reminder_min_points`` of them), once per member and expiry day: a portal note, a
+    reminder on their channel, and ``points.expiring`` for the store's webhooks. Safe to run twice.
+    Returns how many members were told."""
+    from rewards.program import current_program
+    from rewards.selectors import expiring_by_member
+
+    now = now or timezone.now()
+    row = messaging_settings()
+    if not row.expiry_reminder_days:
+        return 0
+    tz = current_program().tz
+    found = expiring_by_member(start=now, end=now + timedelta(days=row.expiry_reminder_days),
+                               min_points=row.expiry_reminder_min_points)
+    told = 0
+    for start in range(0, len(found), NOTIFY_CHUNK):
+        part = {(member_id, first.astimezone(tz).date()): (points, first)
+                for member_id, points, first in found[start:start + NOTIFY_CHUNK]}
+        with transaction.atomic():
+            fresh = bulk.insert_new(ExpiryReminder, ("member_id", "expires_on", "points", "created_at"),
+                                    [(member_id, day, points, now) for (member_id, day), (points, _) in part.items()],
+                                    unique=("member_id", "expires_on"))
+            events.emit_many("points.expiring", [
+                Emitted(member_id, {"points": part[(member_id, day)][0], "expires_at": part[(member_id, day)][1]
+                                    .isoformat()}) for member_id, day in fresh])
+            notify(notes=[Note(member_id, "points_expiring",
+                               f"{part[(member_id, day)][0]:,} of your points expire on {day:%-d %B %Y}",
+                               "Spend them on a reward before then, or earn more to keep them.", "/rewards/")
+                          for member_id, day in fresh])
+        told += len(fresh)
+    return told
 
 
 # --- Sending -----------------------------------------------------------------------------------------

@@ -14,3 +14,8 @@ def send(*, message_ids: list[int]) -> dict:
 @shared_task(name="messaging.send_due")
 def send_due() -> int:
     return services.messages_due()
+
+
+@shared_task(name="messaging.expiry_reminders")
+def expiry_reminders() -> int:
+    return services.expiry_reminders_send()

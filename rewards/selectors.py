@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -99,6 +99,15 @@ def expiring_soon(*, member_ids, now: datetime | None = None) -> dict[int, list[
     for row in rows:
         out[row["member_id"]].append(ExpiringBatch(row["points"], row["expires_at"]))
     return out
+
+
+def expiring_by_member(*, start: datetime, end: datetime, min_points: int) -> list[tuple[int, int, datetime]]:
+    """(member, points, first expiry) for members with at least ``min_points`` available points
+    expiring in (start, end]: one grouped query over the open lots."""
+    return list(PointsLot.objects.filter(remaining__gt=0, expires_at__gt=start, expires_at__lte=end,
+                                         member__erased_at__isnull=True)
+                .values("member_id").annotate(points=Sum("remaining"), first=Min("expires_at"))
+                .filter(points__gte=min_points).order_by("member_id").values_list("member_id", "points", "first"))
 
 
 def recent_entries(*, member: Member, limit: int = 8):

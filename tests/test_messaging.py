@@ -202,3 +202,33 @@ def test_two_workers_at_once_cannot_both_pass_the_cap():
     outcomes = run_concurrently(lambda i: services.message_send(message_id=ids[i]), len(ids))
     assert sorted(outcomes) == ["sent"] + ["waiting"] * 5, outcomes
     assert Message.objects.filter(status=MessageStatus.SENT).count() == 1
+
+
+def test_members_hear_once_that_points_worth_a_message_expire_soon(tea_shop, mailoutbox):
+    from datetime import timedelta as days_
+
+    from core.models import OutboxEvent
+    from tests.factories import RuleFactory, customer, place_order
+
+    set_program(pending_days=0, expiry_policy="rolling", expiry_months=12)
+    RuleFactory(name="1 per EUR")
+    soon, small, later = (customer(tea_shop, name, email=f"{name}@example.com") for name in ("soon", "small", "later"))
+    year_ago = timezone.now() - days_(days=356)  # 12 months after it: in about 9 days
+    place_order(tea_shop, "1", "soon", lines=(("TEA-1", 1, "150.00", "tea"),), placed_at=year_ago)
+    place_order(tea_shop, "2", "small", lines=(("TEA-1", 1, "40.00", "tea"),), placed_at=year_ago)
+    place_order(tea_shop, "3", "later", lines=(("TEA-1", 1, "150.00", "tea"),),
+                placed_at=timezone.now() - days_(days=330))  # in about 35 days: not yet
+    services.messaging_settings_update(actor_user=None, changes={"expiry_reminder_days": 14,
+                                                                  "expiry_reminder_min_points": 100})
+    assert services.expiry_reminders_send() == 1
+    [mail] = list(mailoutbox)
+    assert mail.to == ["soon@example.com"] and mail.subject.startswith("150 of your points expire on ")
+    assert "List-Unsubscribe" in mail.extra_headers  # a reminder: marketing, under the cap
+    event = OutboxEvent.objects.get(type="points.expiring")
+    assert (event.member_id, event.data["points"]) == (soon.pk, 150)
+    assert soon.notifications.get().kind == "points_expiring"
+    assert services.expiry_reminders_send() == 0  # the daily job again: nothing twice
+    assert not small.notifications.exists() and not later.notifications.exists()
+    assert services.expiry_reminders_send(now=timezone.now() + days_(days=25)) == 1  # later's turn comes
+    services.messaging_settings_update(actor_user=None, changes={"expiry_reminder_days": 0})
+    assert services.expiry_reminders_send(now=timezone.now() + days_(days=60)) == 0  # switched off
