@@ -157,6 +157,15 @@ def review(request, sku: str):
     photos = list(existing.photos.all()) if existing else []
     initial = {"rating": existing.rating, "title": existing.title, "text": existing.text} if existing else {}
     form = ReviewForm(request.POST or None, request.FILES or None, initial=initial, photos=photos)
+    photos_again = False
+    if request.method == "POST" and not form.is_valid() and request.FILES.getlist("photos"):
+        # The other errors are not the only ones: a photo that is not a picture says so now too.
+        try:
+            services.review_photos_check(photos=request.FILES.getlist("photos"))
+        except DomainError as exc:
+            _form_errors(form, exc)
+        else:
+            photos_again = True  # browsers forget chosen files when a form comes back
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -173,7 +182,7 @@ def review(request, sku: str):
         "form": form, "product": product, "existing": existing, "photos": photos,
         "verified": services.bought(member=request.member, sku=product.sku),
         "allowed": services.community_settings().allow_unverified_reviews,
-        "shown_as": selectors.author_name(request.member),
+        "shown_as": selectors.author_name(request.member), "photos_again": photos_again,
     })
 
 

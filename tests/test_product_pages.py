@@ -144,7 +144,7 @@ def test_the_product_page_runs_a_constant_number_of_queries(client, kettle, tea_
 
 def test_a_member_writes_a_review_with_a_photo_through_the_portal(alice_client, alice, kettle):
     form = alice_client.get("/products/KETTLE-1/review/")
-    assert b"appears as <strong>Alice A.</strong>" in form.content
+    assert b"is signed <strong>Alice A.</strong>;" in form.content and b"A.." not in form.content
     response = alice_client.post("/products/KETTLE-1/review/", {
         "rating": "4", "title": "Nice", "text": "Pours without dripping.", "photos": [images.photo()]})
     assert response.status_code == 302 and response["Location"] == "/community/reviews/"
@@ -159,6 +159,22 @@ def test_a_bad_photo_is_reported_next_to_the_photo_field(alice_client, alice, ke
     assert response.status_code == 200
     assert response.context["form"].errors["photos"] == ["photo.jpg: This file is not a picture; send a JPEG, "
                                                          "PNG or WebP."]
+    assert not Review.objects.exists()
+
+
+def test_a_bad_photo_is_reported_with_the_other_errors_and_good_ones_are_asked_for_again(alice_client, kettle):
+    """Seen: the photo was reported only once the other errors were fixed, and then it had to be
+    picked again; the rating was plain radio buttons."""
+    page = alice_client.get("/products/KETTLE-1/review/").content.decode()
+    stars = page[page.index('class="star-rating"'):page.index("</fieldset>", page.index('class="star-rating"'))]
+    assert stars.count('type="radio"') == 5 and "4 stars</span>" in stars and "★" in stars
+    both = alice_client.post("/products/KETTLE-1/review/", {
+        "rating": "4", "title": "Nice", "text": "Short", "photos": [images.renamed_text()]})
+    assert set(both.context["form"].errors) == {"text", "photos"}
+    fine = alice_client.post("/products/KETTLE-1/review/", {
+        "rating": "4", "title": "Nice", "text": "Short", "photos": [images.photo()]})
+    assert set(fine.context["form"].errors) == {"text"}
+    assert 'data-testid="photos-again"' in fine.content.decode() and ">\nShort</textarea>" in fine.content.decode()
     assert not Review.objects.exists()
 
 

@@ -19,6 +19,7 @@ from community.services.reviews import (
     product_upsert,
     review_approve,
     review_feature,
+    review_photos_check,
     review_reject,
     review_reply,
     review_report,
@@ -31,7 +32,7 @@ __all__ = [
     "ReviewInput", "answer_post", "answer_vote_helpful", "banned_words_recheck", "bought", "community_settings",
     "community_settings_update", "member_erased", "post_moderate", "product_ensure", "product_upsert",
     "profile_erased", "public_profile_update", "question_ask", "review_approve", "review_feature",
-    "review_reject", "review_reply", "review_report", "review_requests_send", "review_submit",
+    "review_reject", "review_reply", "review_report", "review_requests_send", "review_photos_check", "review_submit",
     "review_vote_helpful", "reviews_moderate", "spotlight_create",
 ]
 

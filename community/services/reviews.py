@@ -104,6 +104,14 @@ def _check_review(data: ReviewInput) -> ReviewInput:
     return ReviewInput(rating, title, text)
 
 
+def review_photos_check(*, photos) -> None:
+    """Refuse photos that are not pictures (``Invalid`` naming the file), as ``review_submit``
+    would: for a form that comes back with other errors, so every problem shows at once."""
+    _clean_photos(photos)
+    for upload in photos:
+        upload.seek(0)
+
+
 def _clean_photos(photos) -> list[CleanImage]:
     cleaned = []
     for number, upload in enumerate(photos, start=1):
