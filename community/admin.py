@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.db.models import Case, When
+from django.db.models import Case, Prefetch, When
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -98,6 +98,26 @@ class FlaggedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StatusFilter(admin.SimpleListFilter):
+    """The queue opens on what waits; "All" is one click away."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [*ModerationStatus.choices, ("all", "All")]
+
+    def choices(self, changelist):
+        current = self.value() or ModerationStatus.PENDING
+        for value, label in self.lookup_choices:
+            yield {"selected": current == value, "display": label,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+
+    def queryset(self, request, queryset):
+        value = self.value() or ModerationStatus.PENDING
+        return queryset if value == "all" else queryset.filter(status=value)
+
+
 def _moderate_selected(approve: bool):
     def action(modeladmin, request, queryset):
         reason = request.POST.get("reason", "")
@@ -189,11 +209,12 @@ class QueueAdmin(admin.ModelAdmin):
 @admin.register(Review)
 class ReviewAdmin(QueueAdmin):
     written_field = "submitted_at"
-    list_display = ["title", "product", "member", "rating", "status", "flag_list", "verified_buyer", "photo_count",
-                    "report_count", "featured", "submitted_at"]
-    list_filter = ["status", FlaggedFilter, "verified_buyer", "featured", "rating"]
+    list_display = ["thumbnail", "summary", "product", "stars", "status", "flag_list", "report_count", "submitted_at"]
+    list_display_links = ["summary"]
+    list_filter = [StatusFilter, FlaggedFilter, "verified_buyer", "featured", "rating"]
     search_fields = ["title", "text", "product__sku", "product__name", "member__email"]
     list_select_related = ["product", "member"]
+    list_per_page = 25
     ordering = ["-status", "submitted_at"]
     inlines = [PhotoInline]
     readonly_fields = ["product", "member", "rating", "title", "text", "status", "flag_list", "verified_buyer",
@@ -209,6 +230,31 @@ class ReviewAdmin(QueueAdmin):
     @admin.display(boolean=True)
     def rewarded(self, obj):
         return obj.rewarded
+
+    def get_queryset(self, request):
+        photos = Prefetch("photos", queryset=ReviewPhoto.objects.order_by("position", "id"), to_attr="listed_photos")
+        return super().get_queryset(request).prefetch_related(photos)
+
+    @admin.display(description="Photo")
+    def thumbnail(self, obj):
+        photos = getattr(obj, "listed_photos", None)
+        if not photos:
+            return "-"
+        more = f" +{len(photos) - 1}" if len(photos) > 1 else ""
+        return format_html('<img src="{}" alt="Photo of the review" width="48" height="48" loading="lazy" '
+                           'style="object-fit:cover;border-radius:4px">{}', photos[0].thumbnail.url, more)
+
+    @admin.display(description="Review", ordering="title")
+    def summary(self, obj):
+        text = obj.text if len(obj.text) <= 140 else obj.text[:139].rstrip() + "…"
+        who = f"{obj.member}{' · verified buyer' if obj.verified_buyer else ''}"
+        return format_html('<strong>{}</strong><br><span style="white-space:normal">{}</span><br><small>{}</small>',
+                           obj.title, text, who)
+
+    @admin.display(description="Rating", ordering="rating")
+    def stars(self, obj):
+        return format_html('<span aria-label="{} out of 5 stars" title="{} out of 5">{}</span>', obj.rating, obj.rating,
+                           "★" * obj.rating + "☆" * (5 - obj.rating))
 
     @admin.display(description="Moderation log")
     def history(self, obj):
@@ -240,7 +286,7 @@ class PostAdmin(QueueAdmin):
     """Questions and answers."""
 
     kind = ""
-    list_filter = ["status", FlaggedFilter]
+    list_filter = [StatusFilter, FlaggedFilter]
 
     def moderate(self, *, ids, approve, moderator, reason):
         if not approve and not reason.strip():
