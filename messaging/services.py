@@ -40,7 +40,8 @@ from messaging.models import (
 from messaging.selectors import Recipient
 
 RETRY_DELAYS = [60, 300, 1800, 7200, 21600]  # seconds after each failed try; then it is given up
-SEND_CHUNK = 200  # messages per task: a worker claims and records them together
+SEND_CHUNK = 200  # messages per task: a worker claims them together...
+RECORD_EVERY = 20  # ...and records what became of them this many at a time
 _TOKEN_SALT = "messaging.unsubscribe"
 
 
@@ -311,7 +312,8 @@ def _claim(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[i
 def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dict[int, str]:
     """Send these messages, those that are due; returns what happened to each (the others: not due).
     Claimed together in one transaction; each is then handed to its channel, outside any
-    transaction, and the outcomes are recorded together."""
+    transaction, and the outcomes are recorded every ``RECORD_EVERY`` messages: a worker that dies
+    sends again, once its claim runs out, at most that many that had already left."""
     now = now or timezone.now()
     batch, outcomes = _claim(list(message_ids), now)
     members = {m.pk: m for m in Member.objects.filter(pk__in={m.member_id for m in batch if m.member_id})
@@ -319,16 +321,27 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
     sent, failed = [], []
     for message in batch:
         try:
-            provider_id = _deliver(message, members.get(message.member_id))
+            sent.append((message, _deliver(message, members.get(message.member_id))[:200]))
         except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
             failed.append((message, f"{exc.__class__.__name__}: {exc}"[:300]))
-        else:
-            sent.append((message, provider_id[:200]))
+        if len(sent) + len(failed) >= RECORD_EVERY:
+            outcomes.update(_record(sent, failed))
+            sent, failed = [], []
+    outcomes.update(_record(sent, failed))
+    return {pk: outcomes.get(pk, "not due") for pk in message_ids}
+
+
+def _record(sent: list[tuple[Message, str]], failed: list[tuple[Message, str]]) -> dict[int, str]:
+    """Write what became of these messages: sent, or failed (to be retried later, or given up)."""
+    tried = [m for m, _ in sent] + [m for m, _ in failed]
+    if not tried:
+        return {}
     done = timezone.now()
+    outcomes = {m.pk: "sent" for m, _ in sent}
     with transaction.atomic():
         # Only while the claim is ours: if it ran out and another worker took the message, theirs counts.
-        ours = set(Message.objects.filter(pk__in=[m.pk for m in batch], claimed_until=batch[0].claimed_until)
-                   .values_list("pk", flat=True)) if batch else set()
+        ours = set(Message.objects.filter(pk__in=[m.pk for m in tried], claimed_until=tried[0].claimed_until)
+                   .values_list("pk", flat=True))
         bulk.update(Message, ("status", "sent_at", "claimed_until", "provider_id", "error"), [
             (m.pk, MessageStatus.SENT, done, None, provider_id, "") for m, provider_id in sent if m.pk in ours])
         retries = []
@@ -340,8 +353,7 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
             outcomes[message.pk] = "retry" if retry else "failed"
         bulk.update(Message, ("status", "claimed_until", "error", "send_after"),
                     [row for row in retries if row[0] in ours])
-    outcomes.update({m.pk: "sent" for m, _ in sent})
-    return {pk: outcomes.get(pk, "not due") for pk in message_ids}
+    return outcomes
 
 
 def message_send(*, message_id: int, now: datetime | None = None) -> str:

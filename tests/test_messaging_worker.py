@@ -76,7 +76,8 @@ def test_a_killed_worker_loses_no_message(messages_worker):
         time.sleep(2)
     got = sent_ids(first.mail_dir)
     assert set(got) == expected, f"missing {len(expected - set(got))}"
-    assert len(got) - len(set(got)) <= 50  # at most the dead worker's batch went twice
+    # Twice at most: what the dead worker had sent since it last recorded (every 20), and the one leaving.
+    assert len(got) - len(set(got)) <= 21
     second.wait_for(lambda: not Message.objects.exclude(status=MessageStatus.SENT).exists(), what="all recorded")
     print(f"\n{burst} messages; {when_killed} sent when the worker was killed; {len(got)} e-mails in all, "
           f"{len(got) - len(set(got))} twice")
