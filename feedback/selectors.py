@@ -130,6 +130,7 @@ def survey_results(*, survey: Survey, now: datetime | None = None, text_min: int
     for question_id, option, n in (completed_answers.filter(option__gte=0)
                                    .values_list("question_id", "option").annotate(n=Count("id")).order_by()):
         options[question_id][option] = n
+    written = dict(completed_answers.exclude(text="").values_list("question_id").annotate(n=Count("id")).order_by())
     questions = list(survey.questions.all())
     results = []
     for question in questions:
@@ -155,6 +156,8 @@ def survey_results(*, survey: Survey, now: datetime | None = None, text_min: int
             base = counts["completed"] or 1
             result.counts = [(label, chosen.get(index, 0), round(100 * chosen.get(index, 0) / base))
                              for index, label in enumerate(question.options)]
+        elif question.kind == QuestionKind.TEXT:
+            result.answered = written.get(question.pk, 0)
         results.append(result)
     trend = [(row["week"], row["n"], nps_of(row["promoters"], row["detractors"], row["n"]))
              for row in responses.filter(status=ResponseStatus.COMPLETED, nps__isnull=False)

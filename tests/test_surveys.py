@@ -218,6 +218,13 @@ def test_the_results_page_shows_charts_and_numbers_and_the_csv_has_every_answer(
     html = page.content.decode()
     assert page.status_code == 200 and "<svg" in html
     assert 'data-testid="nps">20<' in html and 'data-testid="completed">10<' in html
+    # A text question's heading says how many wrote and where to read them (it stood alone), and the
+    # score filter's boxes have labels.
+    text_question = answered.questions.get(kind="text")
+    written = SurveyAnswer.objects.filter(question=text_question, response__status="completed").exclude(text="").count()
+    assert written
+    assert f'data-testid="written-{text_question.pk}">{written} written answers: <a href="#text-answers">' in html
+    assert '<label for="nps-min">' in html and '<label for="nps-max">' in html
     download = client.get(f"/admin/feedback/survey/{answered.pk}/results.csv")
     rows = list(csv.reader(io.StringIO(b"".join(download.streaming_content).decode())))
     assert rows[0][:3] == ["response_id", "member_id", "round"] and len(rows) == 12
