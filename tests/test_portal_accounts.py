@@ -306,3 +306,17 @@ def test_the_notifications_page_lists_them_all_and_the_navigation_counts_the_unr
     assert done.redirect_chain[-1][0] == reverse("accounts:notifications")
     assert "80 notifications marked as read." in done.content.decode()
     assert 'data-testid="unread"' not in done.content.decode() and 'class="unread"' not in done.content.decode()
+
+
+@pytest.mark.django_db
+def test_missing_pages_and_errors_are_branded_pages_with_a_way_back(client, rf):
+    """Seen: Django's bare "Not Found" and "Server Error (500)"."""
+    from loyalty_site.views import server_error
+
+    missing = client.get("/no-such-page/")
+    html = missing.content.decode()
+    assert missing.status_code == 404 and "We could not find that page" in html
+    assert "Loyalty Loop" in html and 'href="/"' in html  # the site's header, and the way home
+    failed = server_error(rf.get("/rewards/"))
+    assert failed.status_code == 500 and b"Something went wrong on our side" in failed.content
+    assert b'href="/"' in failed.content
