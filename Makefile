@@ -9,10 +9,12 @@ PORT ?= 8000
 
 .PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	@# axe-core for the accessibility test (pinned in package-lock.json); without npm that test is skipped.
+	if command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; else echo "npm not found: skipping axe-core"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -119,7 +119,8 @@ def cohorts(request):
         return _csv(f"cohorts-{snapshot.day}", ["cohort", "members", *[f"month {k}" for k in range(months)]],
                     [[row["cohort"], row["size"], *row["shares"]] for row in snapshot.cohorts["rows"]])
     partial = bool(snapshot and snapshot.cohorts.get("partial"))
-    rows = [{**row, "cells": [(share, f"{share / 100:.2f}", partial and k == len(row["shares"]) - 1)
+    # Shaded up to 0.6: dark text stays readable on the darkest cell (4.5:1).
+    rows = [{**row, "cells": [(share, f"{0.6 * share / 100:.2f}", partial and k == len(row["shares"]) - 1)
                               for k, share in enumerate(row["shares"])]}
             for row in (snapshot.cohorts["rows"] if snapshot else [])]
     return _render(request, "insights/cohorts.html", {

@@ -122,7 +122,9 @@ def test_a_burst_to_one_endpoint_keeps_its_limit_of_tries_in_flight(workers):
         most, average = receiver.most_at_once(), receiver.average_at_once()
         print(f"\n{burst} deliveries to one endpoint, limit {limit}: at most {most} at once, {average:.1f} on average")
         assert most <= limit  # the worker had twice as many threads: the limit held them back
-        assert average >= limit * 0.6, f"the tries ran {average:.1f} at a time on average, not near {limit}"
+        # Collapsed chains ran 0.8 at a time; several alive run 3.4 here when the machine is quiet,
+        # 2.2 with the whole suite beside it on two cores.
+        assert average >= 1.5, f"the tries ran {average:.1f} at a time on average: the chains collapsed to one"
     finally:
         receiver.stop()
 
