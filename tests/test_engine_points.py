@@ -413,6 +413,23 @@ class TestBuiltInActivities:
         assert birthdays_award() == 0
         assert balance(member) == (250, 0, 0)
 
+    def test_a_birthday_missed_while_the_scheduler_was_down_is_caught_up_and_the_member_told(
+            self, tea_shop, mailoutbox):
+        from datetime import date
+
+        set_program(pending_days=0, expiry_policy="never")
+        RuleFactory(name="Birthday", kind=RuleKind.FIXED, points_per_unit=None, points=250, activity_type="birthday")
+        member = customer(tea_shop, "late", email="late@example.com", first_name="Lee", birthday=date(1990, 3, 10))
+        too_old = customer(tea_shop, "old", email="old@example.com", birthday=date(1990, 3, 1))
+        assert birthdays_award(today=date(2027, 3, 13)) == 1  # down on the 10th: celebrated on the 13th
+        assert balance(member) == (250, 0, 0) and balance(too_old) == (0, 0, 0)  # a week late is too late
+        activity = member.activities.get(type="birthday")
+        assert activity.occurred_at.date() == date(2027, 3, 10)  # dated on the day itself
+        assert birthdays_award(today=date(2027, 3, 14)) == 0  # once a year
+        [mail] = list(mailoutbox)
+        assert mail.to == ["late@example.com"] and mail.subject.startswith("Happy birthday from ")
+        assert "Hello Lee," in mail.body and "250 birthday points are yours." in mail.body
+
     def test_a_leap_day_birthday_is_celebrated_on_28_february(self, tea_shop):
         set_program(pending_days=0, expiry_policy="never")
         RuleFactory(name="Birthday", kind=RuleKind.FIXED, points_per_unit=None, points=250, activity_type="birthday")

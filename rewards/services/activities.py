@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -177,22 +178,41 @@ def _points_of(activity_id: int) -> int:
 
 
 
+BIRTHDAY_CATCH_UP_DAYS = 7
+
+
 def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int:
     """Record a birthday activity for members whose birthday is today in the program's time zone
-    (29 February birthdays count on 28 February in other years). Once per member per year."""
+    (29 February birthdays count on 28 February in other years), or was in the last
+    ``BIRTHDAY_CATCH_UP_DAYS`` days when the scheduler was down: once per member per year, dated
+    at noon of the day. Each member celebrated hears of it (a note, and a message on their
+    reminders channel) with the points it earned. Returns how many were celebrated."""
+    from messaging.services import Note, notify
+
     program = current_program()
     today = today or timezone.now().astimezone(program.tz).date()
-    wanted = Q(birthday__month=today.month, birthday__day=today.day)
-    if today.month == 2 and today.day == 28 and not calendar.isleap(today.year):
-        wanted |= Q(birthday__month=2, birthday__day=29)
-    noon = datetime(today.year, today.month, today.day, 12, tzinfo=program.tz)
-    member_ids = list(Member.objects.filter(wanted, erased_at__isnull=True).order_by("pk").values_list("pk", flat=True))
     created = 0
-    for start in range(0, len(member_ids), batch_size):
-        results = activities_record(items=[
-            ActivityInput(member_id=member_id, type=ActivityType.BIRTHDAY, occurred_at=noon,
-                          source_key=f"birthday:{member_id}:{today.year}", description="Happy birthday!")
-            for member_id in member_ids[start:start + batch_size]
-        ])
-        created += sum(1 for result in results if result.created)
+    for back in range(BIRTHDAY_CATCH_UP_DAYS - 1, -1, -1):
+        day = today - timedelta(days=back)
+        wanted = Q(birthday__month=day.month, birthday__day=day.day)
+        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+            wanted |= Q(birthday__month=2, birthday__day=29)
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=program.tz)
+        # Members who were in the program on the day (someone joining after it waits for next year).
+        member_ids = list(Member.objects.filter(wanted, erased_at__isnull=True,
+                                                created_at__lt=noon + timedelta(hours=12))
+                          .order_by("pk").values_list("pk", flat=True))
+        for start in range(0, len(member_ids), batch_size):
+            part = member_ids[start:start + batch_size]
+            with transaction.atomic():
+                results = activities_record(items=[
+                    ActivityInput(member_id=member_id, type=ActivityType.BIRTHDAY, occurred_at=noon,
+                                  source_key=f"birthday:{member_id}:{day.year}", description="Happy birthday!")
+                    for member_id in part])
+                notify(notes=[
+                    Note(member_id, "birthday", f"Happy birthday from {django_settings.PROGRAM_NAME}!",
+                         f"{result.award.points:,} birthday points are yours." if result.award.points
+                         else "With our best wishes for the year ahead.", "/rewards/")
+                    for member_id, result in zip(part, results, strict=True) if result.created])
+            created += sum(1 for result in results if result.created)
     return created
