@@ -63,3 +63,26 @@ def test_staff_pages_and_the_api_docs_break_no_rule(live_server, page):  # noqa:
         page.wait_for_load_state("networkidle")
     page.get_by_text("Loyalty Loop partner API").first.wait_for()  # Swagger UI rendered the schema
     assert problems == []
+
+
+def test_on_a_phone_the_navigation_folds_behind_a_menu_button(live_server, page):  # noqa: F811
+    """Seen: three rows of links above every page at 390 px."""
+    from playwright.sync_api import expect
+
+    make_portal_member("alice@example.com", first_name="Alice")
+    login(page, live_server.url, "alice@example.com", "correct-horse-battery")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/dashboard/")
+    menu = page.get_by_role("button", name="Menu")
+    expect(menu).to_be_visible()
+    expect(menu).to_have_attribute("aria-expanded", "false")
+    rewards = page.get_by_role("navigation", name="Main").get_by_role("link", name="Rewards")
+    expect(rewards).to_be_hidden()
+    menu.click()
+    expect(menu).to_have_attribute("aria-expanded", "true")
+    expect(rewards).to_be_visible()
+    rewards.click()
+    expect(page).to_have_url(f"{live_server.url}/rewards/")
+    page.set_viewport_size({"width": 1280, "height": 800})  # a desktop: no button, every link shown
+    expect(page.get_by_role("button", name="Menu")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Rewards")).to_be_visible()

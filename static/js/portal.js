@@ -18,6 +18,18 @@
     refresh();
   }
 
+  // The phone's menu button: folds the navigation away, and out again (aria-expanded says which).
+  const menu = document.querySelector(".menu-button");
+  if (menu) {
+    document.documentElement.classList.add("js-nav");
+    const list = document.getElementById(menu.getAttribute("aria-controls"));
+    menu.addEventListener("click", function () {
+      const open = menu.getAttribute("aria-expanded") !== "true";
+      menu.setAttribute("aria-expanded", String(open));
+      list.classList.toggle("open", open);
+    });
+  }
+
   // The refer-a-friend link: copy it, or select it where the clipboard is not allowed.
   const copy = document.getElementById("copy-link");
   if (copy) {
