@@ -199,8 +199,9 @@ class ReferralSettings(models.Model):
     friend_points = models.PositiveIntegerField(default=250)
     friend_coupon_reward = models.ForeignKey("rewards.Reward", null=True, blank=True, on_delete=models.PROTECT,
                                              related_name="+")
-    friend_offer = models.CharField(max_length=200, default="250 welcome points on your first order",
-                                    help_text="What the landing page promises the friend.")
+    friend_offer = models.CharField(max_length=200, default="250 welcome points on the first order",
+                                    help_text="What the friend gets, read by the friend and by the member who "
+                                    "invites: 'the first order', not 'your'.")
     max_conversions_per_month = models.PositiveIntegerField(
         default=10, help_text="Conversions one referrer may earn per calendar month; more are void.")
     shared_signals_threshold = models.PositiveIntegerField(

@@ -269,6 +269,7 @@ class TierProgress:
     keep_text: str
     manual_until: datetime | None
     percent: int
+    thresholds: dict  # tier id -> what it takes, in words ("1,700 points")
 
 
 def tier_progress(*, member: Member, now: datetime | None = None) -> TierProgress | None:
@@ -306,7 +307,10 @@ def tier_progress(*, member: Member, now: datetime | None = None) -> TierProgres
     low = current.threshold if current else Decimal(0)
     high = next_tier.threshold if next_tier else None
     percent = 100 if high is None else int(100 * max(Decimal(0), min(measure - low, high - low)) / (high - low or 1))
+    thresholds = {t.pk: f"From {describe_measure(program, t.threshold)}" if t.threshold else "Where everyone starts"
+                  for t in program.tiers}
     return TierProgress(tier=current, next_tier=next_tier, tiers=list(program.tiers), measure=measure,
+                        thresholds=thresholds,
                         window_start=window.start, to_next=to_next, to_next_text=to_next_text,
                         period_end=status.period_end if status else None, keep_text=keep_text,
                         manual_until=status.manual_until if status else None, percent=percent)

@@ -289,6 +289,7 @@ def test_the_refer_page_lists_friends_with_their_status_and_points(alice, alice_
     order(tea_shop, "o-1", "bob", "30.00")
     page = alice_client.get("/refer/").content.decode()
     assert f"/r/{alice.referral_code}/" in page
+    assert "Your friend gets 250 welcome points on the first order" in page  # was "on your first order"
     assert "Ordered; reward pending" in page and ">500<" in page
     with _commit(execute=True):
         refund_order(tea_shop, "o-1", refund_id="r-1")

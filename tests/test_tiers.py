@@ -240,6 +240,10 @@ def test_the_tier_page_says_where_the_member_stands(client, alice, tea_shop, tie
     html = page.content.decode()
     assert 'data-testid="tier-name">Silver<' in html
     assert "350 points more to reach Gold" in html
+    # Each tier says what it takes with its unit (it said "From 500", and numbers three ways).
+    bronze, _silver, gold = (t.pk for t in page.context["progress"].tiers)
+    assert f'data-testid="threshold-{bronze}">Where everyone starts<' in html
+    assert f'data-testid="threshold-{gold}">From 500 points<' in html
 
 
 class TestTierDecide:
