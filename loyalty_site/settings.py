@@ -250,6 +250,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "deliver-webhooks": {"task": "webhooks.deliver_due", "schedule": 15},
     "send-messages": {"task": "messaging.send_due", "schedule": 60},
     "expiry-reminders": {"task": "messaging.expiry_reminders", "schedule": crontab(hour=9, minute=5)},
+    "rewards-unlocked": {"task": "messaging.rewards_unlocked", "schedule": crontab(minute=50)},
 }
 CELERY_IMPORTS = ["core.tasks"]
 # Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.

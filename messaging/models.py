@@ -111,17 +111,18 @@ class MessagingSettings(models.Model):
         return "Messaging settings"
 
 
-class ExpiryReminder(models.Model):
-    """A member was told that points expire on a day: once per member and day, however often the
-    daily job runs."""
+class LifecycleNotice(models.Model):
+    """A member was told something the program tells once: that points expire on a day
+    (``points_expiring``, key: the day), that a reward is within their points (``reward_unlocked``,
+    key: the reward). However often the job runs, one notice per member, kind and key."""
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
-    expires_on = models.DateField()
-    points = models.BigIntegerField()
+    kind = models.CharField(max_length=30)
+    key = models.CharField(max_length=60)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["member", "expires_on"], name="expiry_reminder_once")]
+        constraints = [models.UniqueConstraint(fields=["member", "kind", "key"], name="lifecycle_notice_once")]
 
     def __str__(self):
-        return f"{self.points} points of member #{self.member_id} expiring on {self.expires_on}"
+        return f"{self.kind} {self.key} to member #{self.member_id}"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
+from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from accounts.models import Member
 from core import bulk
-from messaging.models import Suppression
+from messaging.models import LifecycleNotice, Suppression
+from rewards.models import Redemption, Reward
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,28 @@ def suppressed(addresses) -> dict[str, str]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT address, reason FROM {Suppression._meta.db_table} WHERE {matches}", params)
         return dict(cursor.fetchall())
+
+
+def affordable_rewards(*, now: datetime, told_kind: str) -> list[tuple[int, int, str, int]]:
+    """(member, reward, name, cost): members whose available points pay for a reward open to
+    everyone (not tier-only or early access, in stock, in its dates, within its per-member limit),
+    with the dearest such reward, unless they were told about that one under ``told_kind`` (a
+    cheaper one is not worth telling them of then). One query per reward (a catalogue has few)."""
+    open_rewards = (Reward.objects.filter(is_active=True, tiers__isnull=True, early_access_tiers__isnull=True)
+                    .filter(Q(stock__isnull=True) | Q(stock__gt=0))
+                    .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=now))
+                    .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=now)).order_by("-points_cost", "id"))
+    best: dict[int, tuple[int, int, str, int] | None] = {}
+    for reward in open_rewards:
+        told = LifecycleNotice.objects.filter(member_id=OuterRef("pk"), kind=told_kind, key=str(reward.pk))
+        members = (Member.objects.filter(points_available__gte=reward.points_cost, erased_at__isnull=True)
+                   .annotate(told=Exists(told)))
+        if reward.per_member_limit is not None:
+            taken = (Redemption.objects.filter(member_id=OuterRef("pk"), reward=reward).values("member_id")
+                     .annotate(n=Count("id")).values("n"))
+            members = (members.annotate(taken=Coalesce(Subquery(taken, output_field=IntegerField()), 0))
+                       .exclude(taken__gte=reward.per_member_limit))
+        for member_id, was_told in members.values_list("pk", "told"):
+            if member_id not in best:
+                best[member_id] = None if was_told else (member_id, reward.pk, reward.name, reward.points_cost)
+    return [found for _, found in sorted(best.items()) if found is not None]

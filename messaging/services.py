@@ -13,7 +13,7 @@ was recorded sends it again once its claim expires.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -29,7 +29,7 @@ from messaging import rendering, selectors, sms
 from messaging.models import (
     MARKETING,
     PREFERENCE_FIELD,
-    ExpiryReminder,
+    LifecycleNotice,
     Message,
     MessageChannel,
     MessageStatus,
@@ -197,9 +197,8 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
         part = {(member_id, first.astimezone(tz).date()): (points, first)
                 for member_id, points, first in found[start:start + NOTIFY_CHUNK]}
         with transaction.atomic():
-            fresh = bulk.insert_new(ExpiryReminder, ("member_id", "expires_on", "points", "created_at"),
-                                    [(member_id, day, points, now) for (member_id, day), (points, _) in part.items()],
-                                    unique=("member_id", "expires_on"))
+            fresh = [(member_id, date.fromisoformat(day)) for member_id, _kind, day in _notices_new(
+                "points_expiring", [(member_id, day.isoformat()) for member_id, day in part], now=now)]
             events.emit_many("points.expiring", [
                 Emitted(member_id, {"points": part[(member_id, day)][0], "expires_at": part[(member_id, day)][1]
                                     .isoformat()}) for member_id, day in fresh])
@@ -207,6 +206,33 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
                                f"{part[(member_id, day)][0]:,} of your points expire on {day:%-d %B %Y}",
                                "Spend them on a reward before then, or earn more to keep them.", "/rewards/")
                           for member_id, day in fresh])
+        told += len(fresh)
+    return told
+
+
+def _notices_new(kind: str, pairs: list[tuple[int, str]], *, now: datetime) -> list[tuple[int, str, str]]:
+    """Record that these members are told ``kind`` about ``key``; the (member, kind, key) that
+    had not been told before (the others were, by an earlier run)."""
+    return list(bulk.insert_new(LifecycleNotice, ("member_id", "kind", "key", "created_at"),
+                                [(member_id, kind, key, now) for member_id, key in pairs],
+                                unique=("member_id", "kind", "key")))
+
+
+def rewards_unlocked_send(*, now: datetime | None = None) -> int:
+    """Tell members once that a reward is now within their points: for each member, the dearest
+    reward they can afford and were not told about (open to everyone: not tier-only, in stock, in
+    its dates). Returns how many members were told."""
+    now = now or timezone.now()
+    told = 0
+    found = selectors.affordable_rewards(now=now, told_kind="reward_unlocked")
+    for start in range(0, len(found), NOTIFY_CHUNK):
+        part = found[start:start + NOTIFY_CHUNK]
+        names = {member_id: (reward_id, name, cost) for member_id, reward_id, name, cost in part}
+        with transaction.atomic():
+            fresh = _notices_new("reward_unlocked", [(m, str(r)) for m, (r, _, _) in names.items()], now=now)
+            notify(notes=[Note(member_id, "reward_unlocked", f"You can now redeem {names[member_id][1]}",
+                               f"It takes {names[member_id][2]:,} points, and you have them.", "/rewards/")
+                          for member_id, _kind, _key in fresh])
         told += len(fresh)
     return told
 

@@ -19,3 +19,8 @@ def send_due() -> int:
 @shared_task(name="messaging.expiry_reminders")
 def expiry_reminders() -> int:
     return services.expiry_reminders_send()
+
+
+@shared_task(name="messaging.rewards_unlocked")
+def rewards_unlocked() -> int:
+    return services.rewards_unlocked_send()

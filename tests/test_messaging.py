@@ -232,3 +232,27 @@ def test_members_hear_once_that_points_worth_a_message_expire_soon(tea_shop, mai
     assert services.expiry_reminders_send(now=timezone.now() + days_(days=25)) == 1  # later's turn comes
     services.messaging_settings_update(actor_user=None, changes={"expiry_reminder_days": 0})
     assert services.expiry_reminders_send(now=timezone.now() + days_(days=60)) == 0  # switched off
+
+
+def test_members_hear_once_of_the_dearest_reward_their_points_now_pay_for(alice, bob, mailoutbox):
+    from rewards.services import points_adjust, reward_redeem
+    from tests.factories import RewardFactory, make_tiers
+
+    cup = RewardFactory(name="Stoneware cup", points_cost=300)
+    RewardFactory(name="10 EUR off", points_cost=1000)
+    [gold] = make_tiers(("Gold", 0))
+    vip = RewardFactory(name="Gold lounge", points_cost=100)
+    vip.tiers.set([gold])  # tier-only: not for everyone
+    once = RewardFactory(name="Welcome mug", points_cost=200, per_member_limit=1)
+    points_adjust(member=alice, points=500, reason="test")
+    points_adjust(member=bob, points=250, reason="test")
+    reward_redeem(member=bob, reward=once)  # bob had his one mug; 50 points left
+    assert services.rewards_unlocked_send() == 1
+    [mail] = list(mailoutbox)
+    assert mail.to == ["alice@example.com"] and mail.subject == "You can now redeem Stoneware cup"
+    assert "It takes 300 points" in mail.body
+    assert services.rewards_unlocked_send() == 0  # told once
+    points_adjust(member=alice, points=600, reason="more")
+    assert services.rewards_unlocked_send() == 1  # 1,100 now: the 10 EUR off
+    assert mailoutbox[-1].subject == "You can now redeem 10 EUR off" and "1,000 points" in mailoutbox[-1].body
+    assert cup.pk and not bob.notifications.filter(kind="reward_unlocked").exists()
