@@ -102,6 +102,11 @@ class MessagingSettings(models.Model):
     expiry_reminder_min_points = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)],
         help_text="...when at least this many points expire (a smaller amount is not worth a message).")
+    reward_unlocked_messages = models.BooleanField(
+        default=True, help_text="Tell a member once when their points pay for a reward open to everyone.")
+    birthday_messages = models.BooleanField(
+        default=True, help_text="Wish members a happy birthday, with the birthday points (the points are given "
+        "either way, by the birthday earning rule).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -65,7 +65,8 @@ def messaging_settings() -> MessagingSettings:
 
 
 def messaging_settings_update(*, actor_user: User | None, changes: dict) -> MessagingSettings:
-    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"}
+    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points",
+               "reward_unlocked_messages", "birthday_messages"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
@@ -222,6 +223,8 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
     """Tell members once that a reward is now within their points: for each member, the dearest
     reward they can afford and were not told about (open to everyone: not tier-only, in stock, in
     its dates). Returns how many members were told."""
+    if not messaging_settings().reward_unlocked_messages:
+        return 0
     now = now or timezone.now()
     told = 0
     found = selectors.affordable_rewards(now=now, told_kind="reward_unlocked")
