@@ -13,16 +13,18 @@ was recorded sends it again once its claim expires.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, Notification, User
 from core import bulk, events
+from core.claims import unclaimed
 from core.errors import Invalid
 from core.events import Emitted
 from messaging import rendering, selectors, sms
@@ -195,28 +197,27 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
                                min_points=row.expiry_reminder_min_points)
     told = 0
     for start in range(0, len(found), NOTIFY_CHUNK):
-        part = {(member_id, first.astimezone(tz).date()): (points, first)
+        part = {(member_id, first.astimezone(tz).date().isoformat()): (points, first)
                 for member_id, points, first in found[start:start + NOTIFY_CHUNK]}
         with transaction.atomic():
-            fresh = [(member_id, date.fromisoformat(day)) for member_id, _kind, day in _notices_new(
-                "points_expiring", [(member_id, day.isoformat()) for member_id, day in part], now=now)]
-            events.emit_many("points.expiring", [
-                Emitted(member_id, {"points": part[(member_id, day)][0], "expires_at": part[(member_id, day)][1]
-                                    .isoformat()}) for member_id, day in fresh])
+            fresh = [(key, *part[key]) for key in _notices_new("points_expiring", list(part), now=now)]
+            events.emit_many("points.expiring", [Emitted(member_id, {"points": points, "expires_at": first.isoformat()})
+                                                 for (member_id, _), points, first in fresh])
             notify(notes=[Note(member_id, "points_expiring",
-                               f"{part[(member_id, day)][0]:,} of your points expire on {day:%-d %B %Y}",
+                               f"{points:,} of your points expire on {first.astimezone(tz):%-d %B %Y}",
                                "Spend them on a reward before then, or earn more to keep them.", "/rewards/")
-                          for member_id, day in fresh])
+                          for (member_id, _), points, first in fresh])
         told += len(fresh)
     return told
 
 
-def _notices_new(kind: str, pairs: list[tuple[int, str]], *, now: datetime) -> list[tuple[int, str, str]]:
-    """Record that these members are told ``kind`` about ``key``; the (member, kind, key) that
-    had not been told before (the others were, by an earlier run)."""
-    return list(bulk.insert_new(LifecycleNotice, ("member_id", "kind", "key", "created_at"),
-                                [(member_id, kind, key, now) for member_id, key in pairs],
-                                unique=("member_id", "kind", "key")))
+def _notices_new(kind: str, pairs: list[tuple[int, str]], *, now: datetime) -> list[tuple[int, str]]:
+    """Record that these members are told ``kind`` about ``key``; the (member, key) pairs that had
+    not been told before (the others were, by an earlier run)."""
+    inserted = bulk.insert_new(LifecycleNotice, ("member_id", "kind", "key", "created_at"),
+                               [(member_id, kind, key, now) for member_id, key in pairs],
+                               unique=("member_id", "kind", "key"))
+    return [(member_id, key) for member_id, _kind, key in inserted]
 
 
 def rewards_unlocked_send(*, now: datetime | None = None) -> int:
@@ -235,7 +236,7 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
             fresh = _notices_new("reward_unlocked", [(m, str(r)) for m, (r, _, _) in names.items()], now=now)
             notify(notes=[Note(member_id, "reward_unlocked", f"You can now redeem {names[member_id][1]}",
                                f"It takes {names[member_id][2]:,} points, and you have them.", "/rewards/")
-                          for member_id, _kind, _key in fresh])
+                          for member_id, _ in fresh])
         told += len(fresh)
     return told
 
@@ -253,10 +254,6 @@ def _quiet_end(now: datetime, row: MessagingSettings, tz) -> datetime | None:
         return None
     day = local.date() if t < end else local.date() + timedelta(days=1)
     return datetime.combine(day, end, tzinfo=tz)
-
-
-def _unclaimed(now: datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
 
 
 def _week_full_until(sent: list[datetime], cap: int, now: datetime) -> datetime:
@@ -294,7 +291,7 @@ def _marketing_waits(batch: list[Message], now: datetime) -> dict[int, datetime]
             busy[member_id] = busy.get(member_id, 0) + 1
     waiting: dict[int, list[int]] = {}  # due messages outside the batch, by member: their priorities
     for member_id, priority, pk in Message.objects.filter(
-            _unclaimed(now), member_id__in=member_ids, purpose__in=MARKETING, status=MessageStatus.QUEUED,
+            unclaimed(now), member_id__in=member_ids, purpose__in=MARKETING, status=MessageStatus.QUEUED,
             send_after__lte=now).values_list("member_id", "priority", "pk"):
         if pk not in in_batch:
             waiting.setdefault(member_id, []).append(priority)
@@ -317,7 +314,7 @@ def _claim(message_ids: list[int], now: datetime) -> tuple[list[Message], dict[i
     outcomes: dict[int, str] = {}
     with transaction.atomic():
         batch = list(Message.objects.select_for_update(skip_locked=True)
-                     .filter(_unclaimed(now), pk__in=message_ids, status=MessageStatus.QUEUED, send_after__lte=now)
+                     .filter(unclaimed(now), pk__in=message_ids, status=MessageStatus.QUEUED, send_after__lte=now)
                      .order_by("pk"))
         suppressed = selectors.suppressed(m.to for m in batch)
         if suppressed:
@@ -347,15 +344,24 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
     batch, outcomes = _claim(list(message_ids), now)
     members = {m.pk: m for m in Member.objects.filter(pk__in={m.member_id for m in batch if m.member_id})
                .only("pk", "first_name", "last_name")}
+    # One connection to the mail provider for the batch (SMTP: one login, not one per message).
+    mail = get_connection(settings.EMAIL_DELIVERY_BACKEND) if any(
+        m.channel == MessageChannel.EMAIL for m in batch) else None
     sent, failed = [], []
-    for message in batch:
-        try:
-            sent.append((message, _deliver(message, members.get(message.member_id))[:200]))
-        except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
-            failed.append((message, f"{exc.__class__.__name__}: {exc}"[:300]))
-        if len(sent) + len(failed) >= RECORD_EVERY:
-            outcomes.update(_record(sent, failed))
-            sent, failed = [], []
+    try:
+        if mail is not None:
+            mail.open()
+        for message in batch:
+            try:
+                sent.append((message, _deliver(message, members.get(message.member_id), mail)[:200]))
+            except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
+                failed.append((message, f"{exc.__class__.__name__}: {exc}"[:300]))
+            if len(sent) + len(failed) >= RECORD_EVERY:
+                outcomes.update(_record(sent, failed))
+                sent, failed = [], []
+    finally:
+        if mail is not None:
+            mail.close()
     outcomes.update(_record(sent, failed))
     return {pk: outcomes.get(pk, "not due") for pk in message_ids}
 
@@ -390,7 +396,7 @@ def message_send(*, message_id: int, now: datetime | None = None) -> str:
     return messages_send(message_ids=[message_id], now=now)[message_id]
 
 
-def _deliver(message: Message, member: Member | None) -> str:
+def _deliver(message: Message, member: Member | None, mail) -> str:
     """Hand the message to its channel; the provider's id for it."""
     unsubscribe = unsubscribe_url(member_id=message.member_id, address=message.to, purpose=message.purpose) \
         if message.purpose in MARKETING or message.purpose == Purpose.REFERRALS else ""
@@ -399,13 +405,11 @@ def _deliver(message: Message, member: Member | None) -> str:
                                 preferences_url=preferences_url(member_id=member.pk) if member else "")
     if message.channel == MessageChannel.SMS:
         return sms.backend().send(to=message.to, text=rendered.sms)
-    from django.core.mail import EmailMultiAlternatives, get_connection
-
     headers = {"X-Loyalty-Message": str(message.pk)}
     if unsubscribe:  # RFC 8058: mail clients offer one-click unsubscribe
         headers.update({"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
     email = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=[message.to], headers=headers,
-                                   connection=get_connection(settings.EMAIL_DELIVERY_BACKEND))
+                                   connection=mail)
     email.attach_alternative(rendered.html, "text/html")
     email.send()
     status = getattr(email, "anymail_status", None)  # set by django-anymail's providers
@@ -418,7 +422,7 @@ def messages_due(*, now: datetime | None = None, limit: int = 20_000) -> int:
     from messaging.tasks import send
 
     now = now or timezone.now()
-    ids = list(Message.objects.filter(_unclaimed(now), status=MessageStatus.QUEUED, send_after__lte=now)
+    ids = list(Message.objects.filter(unclaimed(now), status=MessageStatus.QUEUED, send_after__lte=now)
                .order_by("-priority", "send_after", "id").values_list("pk", flat=True)[:limit])
     for start in range(0, len(ids), SEND_CHUNK):
         send.delay(message_ids=ids[start:start + SEND_CHUNK])

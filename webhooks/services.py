@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from accounts.models import AuditLog, Partner, User
 from core import bulk
+from core.claims import unclaimed
 from core.errors import Invalid
 from core.events import CATALOGUE, new_event_id
 from core.models import OutboxEvent
@@ -238,10 +239,6 @@ def _limit() -> int | None:
     return None if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_ENDPOINT_CONCURRENCY
 
 
-def _unclaimed(now: datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lte=now)
-
-
 def _claim(*, delivery_id: int | None, endpoint_id: int | None, now: datetime) -> WebhookDelivery | str:
     """Claim a due try: this delivery, or the endpoint's next due one, if fewer than the endpoint's
     limit are being sent. Claims on one endpoint take turns (its row is locked for the claim only)."""
@@ -253,10 +250,11 @@ def _claim(*, delivery_id: int | None, endpoint_id: int | None, now: datetime) -
             return "not due"
         if not endpoint.active:
             return "endpoint disabled"
-        limit, in_flight = _limit(), WebhookDelivery.objects.filter(endpoint=endpoint, claimed_until__gt=now)
-        if limit is not None and in_flight.count() >= limit:
+        limit = _limit()
+        if limit is not None and WebhookDelivery.objects.filter(endpoint=endpoint, claimed_until__gt=now).count() \
+                >= limit:
             return "busy"  # the tries in flight, when done, take the next due one: this one included
-        due = WebhookDelivery.objects.filter(_unclaimed(now), endpoint=endpoint, status=DeliveryStatus.PENDING,
+        due = WebhookDelivery.objects.filter(unclaimed(now), endpoint=endpoint, status=DeliveryStatus.PENDING,
                                              next_attempt_at__lte=now)
         if delivery_id is not None:
             due = due.filter(pk=delivery_id)
@@ -321,7 +319,7 @@ def _attempt(*, delivery_id: int | None, endpoint_id: int | None) -> tuple[str, 
                                       next_retry_at=fields.get("next_attempt_at"))
         _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
         more = _limit() is not None and WebhookDelivery.objects.filter(
-            _unclaimed(done), endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=done).exists()
+            unclaimed(done), endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=done).exists()
     return ("delivered" if ok else ("retry" if retry else "gave up")), (endpoint.pk if more else None)
 
 
@@ -358,7 +356,7 @@ def deliveries_due(*, now: datetime | None = None, per_endpoint: int | None = No
     flight), so one slow endpoint's backlog never crowds out the others."""
     now = now or timezone.now()
     per_endpoint = per_endpoint or settings.WEBHOOK_ENDPOINT_CONCURRENCY
-    due = dict(WebhookDelivery.objects.filter(_unclaimed(now), endpoint__active=True, status=DeliveryStatus.PENDING,
+    due = dict(WebhookDelivery.objects.filter(unclaimed(now), endpoint__active=True, status=DeliveryStatus.PENDING,
                                               next_attempt_at__lte=now)
                .values("endpoint_id").annotate(n=Count("id")).values_list("endpoint_id", "n"))
     in_flight = dict(WebhookDelivery.objects.filter(endpoint_id__in=list(due), claimed_until__gt=now)
