@@ -119,6 +119,12 @@ def _in_pipeline() -> bool:
     return _PIPELINE.get()
 
 
+def _sortable(key) -> tuple:
+    """A key (a value or a tuple of them, some perhaps None) as something that always compares."""
+    values = key if isinstance(key, tuple) else (key,)
+    return tuple((value is None, "" if value is None else value) for value in values)
+
+
 def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *,
                unique: str | tuple[str, ...], any_conflict: bool = False) -> dict:
     """Insert the rows whose ``unique`` value (a field, or a tuple of fields with a unique
@@ -141,7 +147,10 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
     inserted: dict = {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            source, params = _unnest(model, fields, rows)
+            # In key order: two transactions inserting some of the same keys then take them in the
+            # same order, so one waits for the other instead of each waiting on a key the other took
+            # (a deadlock, seen in CI with six batches of the same orders sent in different orders).
+            source, params = _unnest(model, fields, sorted(rows, key=lambda values: _sortable(key_of(values))))
             target = "" if any_conflict else f"({unique_columns})"
             cursor.execute(
                 f'INSERT INTO "{table}" ({quoted}) SELECT * FROM {source} '

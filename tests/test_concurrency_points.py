@@ -151,3 +151,26 @@ def test_back_dated_events_sent_at_once_never_beat_the_monthly_cap(tea_shop, ada
     ada.refresh_from_db()
     assert ada.points_available + ada.points_pending == 300
     assert list(ledger_discrepancies()) == []
+
+
+def test_two_inserts_of_the_same_activities_in_opposite_orders_do_not_deadlock(ada):
+    # What the batch endpoint does under the hood: each of two transactions inserts the same 3,000
+    # activities, one front to back and one back to front. Each key is inserted once, and neither
+    # transaction dies on a deadlock (rows are taken in key order whatever order they came in).
+    from django.db import transaction
+
+    from core import bulk
+    from rewards.models import Activity
+    from rewards.services.earning import ACTIVITY_FIELDS
+
+    now = timezone.now()
+    rows = [(ada.pk, None, "order", f"order:x:{i:05}", now, "{}", now) for i in range(3000)]
+
+    def insert(i):
+        with transaction.atomic():
+            return bulk.insert_new(Activity, ACTIVITY_FIELDS, rows if i % 2 else rows[::-1], unique="source_key")
+
+    results = run_concurrently(insert, 2)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sorted(list(results[0]) + list(results[1])) == [row[3] for row in rows]
+    assert Activity.objects.filter(source_key__startswith="order:x:").count() == 3000

@@ -270,6 +270,8 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
         if award.points > 0 and not award.pending:
             return False
         plans.append((index, f"order:{partner.pk}:{order.order_id}", award, earning.results))
+    # Activities go in in key order, as bulk.insert_new puts them: two statements sharing orders cannot deadlock.
+    plans.sort(key=lambda plan: plan[1])
     order_params, line_params = [], []
     for index, source_key, award, given in plans:
         order = orders[index]
