@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _MEASURE = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from community.images import clean_image
+from core.images import clean_image
 from core.errors import Invalid
 data = open(sys.argv[2], "rb").read()
 import io

@@ -22,6 +22,7 @@ class Rendered:
     text: str
     html: str
     sms: str
+    program_name: str
 
 
 class _Text(HTMLParser):
@@ -76,24 +77,27 @@ def render(*, template: str, context: dict, member=None, unsubscribe_url: str = 
            preferences_url: str = "") -> Rendered:
     """Render a message from the outbox. ``raw`` messages (mail any code sent through Django's
     ``send_mail``, allauth's among them) carry their subject and text and get the same layout."""
-    base = {"program_name": settings.PROGRAM_NAME, "site_url": settings.SITE_URL, "member": member,
+    from rewards.program import current_program
+
+    brand = current_program().brand
+    base = {"program_name": brand.name, "brand": brand, "site_url": settings.SITE_URL, "member": member,
             "unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url, **context}
     if template == "raw":
         subject, text = str(context.get("subject", "")), str(context.get("body", ""))
         markup = context.get("html") or render_to_string("messages/raw.html", {**base, "member": None,
                                                                                 "subject": subject, "text": text})
-        return Rendered(subject, text, markup, _sms(subject, text))
+        return Rendered(subject, text, markup, _sms(brand.name, subject, text), brand.name)
     markup = render_to_string(f"messages/{template}.html", base)
     found = re.search(r"<title>(.*?)</title>", markup, re.S)
-    subject = html.unescape(found.group(1)).strip() if found else settings.PROGRAM_NAME
+    subject = html.unescape(found.group(1)).strip() if found else brand.name
     text = html_to_text(_body(markup))
-    footer = f"\n--\n{settings.PROGRAM_NAME}: {settings.SITE_URL}/\n"
+    footer = f"\n--\n{brand.name}: {settings.SITE_URL}/\n"
     if unsubscribe_url:
         footer += f"Unsubscribe: {unsubscribe_url}\n"
-    return Rendered(subject, text + footer, markup, _sms(subject, text))
+    return Rendered(subject, text + footer, markup, _sms(brand.name, subject, text), brand.name)
 
 
-def _sms(subject: str, text: str) -> str:
+def _sms(name: str, subject: str, text: str) -> str:
     words = " ".join(text.split())
-    message = f"{settings.PROGRAM_NAME}: {words}" if words else f"{settings.PROGRAM_NAME}: {subject}"
+    message = f"{name}: {words}" if words else f"{name}: {subject}"
     return message if len(message) <= SMS_LENGTH else message[:SMS_LENGTH - 1] + "…"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core import signing
@@ -408,8 +409,10 @@ def _deliver(message: Message, member: Member | None, mail) -> str:
     headers = {"X-Loyalty-Message": str(message.pk)}
     if unsubscribe:  # RFC 8058: mail clients offer one-click unsubscribe
         headers.update({"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
-    email = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, to=[message.to], headers=headers,
-                                   connection=mail)
+    # From the program's current name, at the configured address.
+    sender = formataddr((rendered.program_name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+    email = EmailMultiAlternatives(subject=rendered.subject, body=rendered.text, from_email=sender, to=[message.to],
+                                   headers=headers, connection=mail)
     email.attach_alternative(rendered.html, "text/html")
     email.send()
     status = getattr(email, "anymail_status", None)  # set by django-anymail's providers

@@ -15,7 +15,8 @@ from django.utils.html import format_html
 from accounts.admin import AuditedAdmin
 from accounts.models import Member, Partner
 from core.admin import ReadOnlyAdmin, SingletonAdmin
-from core.errors import DomainError
+from core.errors import DomainError, Invalid
+from core.images import clean_image
 from rewards import selectors, services
 from rewards.currencies import is_currency
 from rewards.models import (
@@ -51,7 +52,17 @@ class ProgramSettingsAdmin(SingletonAdmin):
         ("Pending points", {"fields": ["pending_days"]}),
         ("Expiry", {"fields": ["expiry_policy", "expiry_months", "expiring_soon_days"]}),
         ("Reports", {"fields": ["point_value"]}),
+        ("How the program looks", {"fields": ["name", "logo", "colour", "accent_colour"],
+                                   "description": "In the portal, the admin and every e-mail. Colours must be dark "
+                                   "enough for white text on them (WCAG AA, 4.5:1)."}),
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name in ("colour", "accent_colour"):
+            kwargs["widget"] = forms.TextInput(attrs={"type": "color"})
+        if db_field.name == "logo":  # a plain file field: the one picture check (clean_logo) decides, in its words
+            kwargs["form_class"] = forms.FileField
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def settings_row(self):
         return ProgramSettings.objects.get_or_create(pk=1)[0]
@@ -74,6 +85,16 @@ class ProgramSettingsAdmin(SingletonAdmin):
                 if unknown or not codes:
                     raise ValidationError(f"Unknown currencies: {', '.join(unknown) or 'none given'}.")
                 return ",".join(codes)
+
+            def clean_logo(self):
+                upload = self.cleaned_data.get("logo")
+                if not upload or not hasattr(upload, "content_type"):  # unchanged, or cleared (False)
+                    return upload
+                try:
+                    # Re-encoded from its pixels: no metadata of the original file is kept.
+                    return clean_image(upload, field="logo", max_side=400, thumb_side=None).image
+                except Invalid as exc:
+                    raise ValidationError(exc.fields["logo"]) from None
 
             def clean_currency(self):
                 value = self.cleaned_data["currency"].upper()

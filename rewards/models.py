@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Member, Partner
+from core.colours import validate_brand_colour
 
 MONEY = {"max_digits": 14, "decimal_places": 3}
 
@@ -76,6 +77,17 @@ class ProgramSettings(models.Model):
     tier_max_drop = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)], help_text="Most tiers a member drops at one review."
     )
+    # --- How the program looks (the portal and every message) ---
+    name = models.CharField(max_length=80, blank=True,
+                            help_text="The program's name in the portal and in every message. Empty: the "
+                            "PROGRAM_NAME environment variable.")
+    logo = models.ImageField(upload_to="brand/", blank=True,
+                             help_text="Shown in the portal's header and at the top of e-mails (JPEG, PNG or WebP; "
+                             "at most 400 pixels wide is kept, its metadata dropped).")
+    colour = models.CharField(max_length=7, default="#0f766e", validators=[validate_brand_colour],
+                              help_text="The main colour: the header of e-mails, buttons and links.")
+    accent_colour = models.CharField(max_length=7, default="#b45309", validators=[validate_brand_colour],
+                                     help_text="The second colour: pending points, highlights.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

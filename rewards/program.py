@@ -10,16 +10,43 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from core.colours import mix
 from rewards.models import Badge, Challenge, EarningRule, ExpiryPolicy, ProgramSettings, Tier
 from rewards.rules import RuleSpec
 
 _lock = threading.Lock()
 _cached: dict = {"program": None, "at": 0.0}
+
+
+@dataclass(frozen=True)
+class Brand:
+    """How the program looks: its name, logo and colours (``ProgramSettings``), with the shades
+    the portal's style sheet and the e-mails use."""
+
+    name: str
+    logo_url: str  # absolute (e-mails are read far from the site), or "" for none
+    colour: str
+    colour_dark: str
+    colour_tint: str
+    accent: str
+    accent_tint: str
+
+    @classmethod
+    def of(cls, settings: ProgramSettings) -> "Brand":
+        logo = ""
+        if settings.logo:
+            logo = settings.logo.url
+            if logo.startswith("/"):
+                logo = django_settings.SITE_URL + logo
+        return cls(name=settings.name or django_settings.PROGRAM_NAME, logo_url=logo, colour=settings.colour,
+                   colour_dark=mix(settings.colour, "#000000", 0.2), colour_tint=mix(settings.colour, "#ffffff", 0.9),
+                   accent=settings.accent_colour, accent_tint=mix(settings.accent_colour, "#ffffff", 0.88))
 
 
 @dataclass(frozen=True)
@@ -29,6 +56,10 @@ class Program:
     tiers: tuple[Tier, ...] = ()
     has_badges: bool = False
     has_challenges: bool = False
+
+    @cached_property
+    def brand(self) -> Brand:
+        return Brand.of(self.settings)
 
     @property
     def base_tier(self) -> Tier | None:

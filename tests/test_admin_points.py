@@ -87,7 +87,8 @@ def test_changing_settings_is_audited_with_old_and_new_values(staff_client, staf
     set_program(pending_days=14)
     current = ProgramSettings.objects.get()
     data = {"time_zone": "Europe/Paris", "currency": "EUR", "accepted_currencies": "eur, gbp", "pending_days": "30",
-            "expiry_policy": "rolling", "expiry_months": "12", "expiring_soon_days": "30", "point_value": "0.01"}
+            "expiry_policy": "rolling", "expiry_months": "12", "expiring_soon_days": "30", "point_value": "0.01",
+            "colour": "#0f766e", "accent_colour": "#b45309"}
     response = staff_client.post(f"/admin/rewards/programsettings/{current.pk}/change/", data)
     assert response.status_code == 302
     assert current_program().settings.pending_days == 30
@@ -100,7 +101,8 @@ def test_an_unknown_time_zone_is_refused(staff_client):
     set_program(pending_days=14)
     current = ProgramSettings.objects.get()
     data = {"time_zone": "Mars/Olympus", "currency": "EUR", "accepted_currencies": "EUR", "pending_days": "14",
-            "expiry_policy": "rolling", "expiry_months": "12", "expiring_soon_days": "30", "point_value": "0.01"}
+            "expiry_policy": "rolling", "expiry_months": "12", "expiring_soon_days": "30", "point_value": "0.01",
+            "colour": "#0f766e", "accent_colour": "#b45309"}
     response = staff_client.post(f"/admin/rewards/programsettings/{current.pk}/change/", data)
     assert response.context["adminform"].form.errors["time_zone"]
 

@@ -375,7 +375,7 @@ def test_staff_edit_banned_words_in_the_admin_and_are_told_what_was_held(publish
 def test_a_40_megapixel_png_of_a_few_kilobytes_is_refused_at_once():
     import time
 
-    from community.images import clean_image
+    from core.images import clean_image
 
     upload = images.smooth("wide.png", (6300, 6300), "PNG")
     started = time.perf_counter()
@@ -386,7 +386,7 @@ def test_a_40_megapixel_png_of_a_few_kilobytes_is_refused_at_once():
 
 
 def test_a_48_megapixel_phone_jpeg_is_accepted_and_scaled_down():
-    from community.images import clean_image
+    from core.images import clean_image
 
     cleaned = clean_image(images.smooth("big.jpg", (8000, 6000), "JPEG"), field="photos")
     assert (cleaned.width, cleaned.height) == (1600, 1200)

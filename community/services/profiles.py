@@ -8,9 +8,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, User
-from community.images import clean_image
 from community.models import PublicProfile, Spotlight
 from core.errors import Conflict, Invalid
+from core.images import clean_image
 
 _CONTACT = re.compile(r"@|https?://|www\.", re.IGNORECASE)
 

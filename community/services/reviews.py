@@ -10,7 +10,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Member, Partner, User
-from community.images import CleanImage, clean_image
 from community.models import (
     CommunitySettings,
     Flag,
@@ -31,6 +30,7 @@ from community.services.moderation import (
 )
 from core import events
 from core.errors import Conflict, Invalid, NotFound
+from core.images import CleanImage, clean_image
 from messaging.models import Purpose
 from messaging.services import Note, notify
 from rewards.models import Activity, ActivityType, OrderLine, OrderStatus

@@ -6,7 +6,6 @@ import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -211,7 +210,7 @@ def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int
                                   source_key=f"birthday:{member_id}:{day.year}", description="Happy birthday!")
                     for member_id in part])
                 notify(notes=[
-                    Note(member_id, "birthday", f"Happy birthday from {django_settings.PROGRAM_NAME}!",
+                    Note(member_id, "birthday", f"Happy birthday from {program.brand.name}!",
                          f"{result.award.points:,} birthday points are yours." if result.award.points
                          else "With our best wishes for the year ahead.", "/rewards/")
                     for member_id, result in zip(part, results, strict=True) if result.created and wish])
