@@ -102,11 +102,6 @@ class MessagingSettings(models.Model):
     expiry_reminder_min_points = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)],
         help_text="...when at least this many points expire (a smaller amount is not worth a message).")
-    reward_unlocked_messages = models.BooleanField(
-        default=True, help_text="Tell a member once when their points pay for a reward open to everyone.")
-    birthday_messages = models.BooleanField(
-        default=True, help_text="Wish members a happy birthday, with the birthday points (the points are given "
-        "either way, by the birthday earning rule).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -131,3 +126,31 @@ class LifecycleNotice(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.key} to member #{self.member_id}"
+
+
+class Delivery(models.TextChoices):
+    SEND = "send", "We send it (e-mail or SMS, as the member chose)"
+    STORE = "store", "The store sends it: a campaign.message webhook with the words"
+    OFF = "off", "Not sent (the portal notification stays)"
+
+
+class MessageKindSettings(models.Model):
+    """Staff's choices for one kind of message (``messaging.catalogue.KINDS``): its words, with
+    the kind's placeholders only, and, for lifecycle messages, who sends it. Empty words: the
+    defaults. Changed through ``messaging.services.message_kind_update`` (audited)."""
+
+    kind = models.CharField(max_length=40, unique=True)
+    delivery = models.CharField(max_length=5, choices=Delivery.choices, default=Delivery.SEND)
+    title = models.CharField(max_length=200, blank=True, help_text="The subject, and the notification's title.")
+    body = models.TextField(blank=True, max_length=2000)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+        verbose_name = "kind of message"
+        verbose_name_plural = "kinds of message"
+
+    def __str__(self):
+        from messaging.catalogue import KINDS
+
+        return KINDS[self.kind].label if self.kind in KINDS else self.kind

@@ -13,6 +13,8 @@ from html.parser import HTMLParser
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from messaging import catalogue
+
 SMS_LENGTH = 320
 
 
@@ -87,6 +89,10 @@ def render(*, template: str, context: dict, member=None, unsubscribe_url: str = 
         markup = context.get("html") or render_to_string("messages/raw.html", {**base, "member": None,
                                                                                 "subject": subject, "text": text})
         return Rendered(subject, text, markup, _sms(brand.name, subject, text), brand.name)
+    if template != "note" and template in catalogue.KINDS:  # the kind's words, staff's or the defaults
+        words = catalogue.wording(template)
+        values = {name: str(value) for name, value in context.items() if isinstance(value, str | int)}
+        base["wording"] = {"title": words.title(**values), "body": words.body(**values)}
     markup = render_to_string(f"messages/{template}.html", base)
     found = re.search(r"<title>(.*?)</title>", markup, re.S)
     subject = html.unescape(found.group(1)).strip() if found else brand.name
@@ -101,3 +107,22 @@ def _sms(name: str, subject: str, text: str) -> str:
     words = " ".join(text.split())
     message = f"{name}: {words}" if words else f"{name}: {subject}"
     return message if len(message) <= SMS_LENGTH else message[:SMS_LENGTH - 1] + "…"
+
+
+def sample_message(key: str) -> tuple[str, dict]:
+    """The template and context of a kind's message with its sample values, in its current words."""
+    words, values = catalogue.sample(key)
+    kind = words.kind
+    if kind.template == "note":
+        return "note", {"title": words.title(**values), "body": words.body(**values), "url": "/rewards/", "kind": key}
+    return kind.template, {**kind.sample_context, **kind.placeholders}
+
+
+def preview(key: str) -> Rendered:
+    """A kind's message as a member would get it, with sample values (the admin's preview)."""
+    from types import SimpleNamespace
+
+    template, context = sample_message(key)
+    return render(template=template, context=context, member=SimpleNamespace(pk=0, first_name="Ada"),
+                  unsubscribe_url=f"{settings.SITE_URL}/messages/unsubscribe/sample/",
+                  preferences_url=f"{settings.SITE_URL}/messages/preferences/sample/")

@@ -12,6 +12,7 @@ was recorded sends it again once its claim expires.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
@@ -28,13 +29,15 @@ from core import bulk, events
 from core.claims import unclaimed
 from core.errors import Invalid
 from core.events import Emitted
-from messaging import rendering, selectors, sms
+from messaging import catalogue, rendering, selectors, sms
 from messaging.models import (
     MARKETING,
     PREFERENCE_FIELD,
+    Delivery,
     LifecycleNotice,
     Message,
     MessageChannel,
+    MessageKindSettings,
     MessageStatus,
     MessagingSettings,
     Purpose,
@@ -68,8 +71,7 @@ def messaging_settings() -> MessagingSettings:
 
 
 def messaging_settings_update(*, actor_user: User | None, changes: dict) -> MessagingSettings:
-    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points",
-               "reward_unlocked_messages", "birthday_messages"}
+    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
@@ -83,6 +85,60 @@ def messaging_settings_update(*, actor_user: User | None, changes: dict) -> Mess
         AuditLog.objects.create(action="messaging.settings", actor_user=actor_user, subject="messaging_settings",
                                 before=before, after={name: str(getattr(row, name)) for name in changes})
     return row
+
+
+def message_kinds_ensure() -> None:
+    """A settings row for every kind in the catalogue (the admin lists them), new kinds included."""
+    have = set(MessageKindSettings.objects.values_list("kind", flat=True))
+    missing = [MessageKindSettings(kind=key) for key in catalogue.KINDS if key not in have]
+    MessageKindSettings.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def message_kind_update(*, actor_user: User | None, kind: str, changes: dict) -> MessageKindSettings:
+    """Reword a kind of message or change who sends it. Words may use only the kind's
+    placeholders (refused with the name otherwise); empty words go back to the defaults; only a
+    lifecycle kind can be handed to the store or switched off. Audited."""
+    found = catalogue.KINDS.get(kind)
+    if found is None:
+        raise Invalid("Unknown kind of message.", fields={"kind": f"No kind {kind!r}."})
+    unknown = set(changes) - {"title", "body", "delivery"}
+    if unknown:
+        raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
+    problems = {}
+    for name in ("title", "body"):
+        if name in changes:
+            changes[name] = (changes[name] or "").strip()
+            try:
+                catalogue.check(found, changes[name])
+            except catalogue.PlaceholderError as exc:
+                problems[name] = str(exc)
+    if changes.get("delivery", Delivery.SEND) != Delivery.SEND and not found.lifecycle:
+        problems["delivery"] = "Messages about a member's own doings are always sent."
+    if changes.get("delivery", Delivery.SEND) not in Delivery.values:
+        problems["delivery"] = "Choose send, store or off."
+    if problems:
+        raise Invalid("Some words need changing.", fields=problems)
+    with transaction.atomic():
+        row, _ = MessageKindSettings.objects.select_for_update().get_or_create(kind=kind)
+        before = {name: getattr(row, name) for name in changes}
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.save()
+        AuditLog.objects.create(action="messaging.kind_changed", actor_user=actor_user, subject=f"message_kind:{kind}",
+                                before=before, after={name: getattr(row, name) for name in changes})
+        transaction.on_commit(catalogue.forget_wording)
+    catalogue.forget_wording()
+    return row
+
+
+def message_test_send(*, kind: str, user: User) -> int:
+    """Send a kind's message, with sample values, to a member of staff (their own address)."""
+    if not user.email:
+        raise Invalid("Your account has no e-mail address.", fields={"email": "Add an address to your account."})
+    template, context = rendering.sample_message(kind)
+    with transaction.atomic():
+        return messages_queue(items=[Outgoing(template=template, purpose=Purpose.TRANSACTIONAL, to=user.email,
+                                              key=f"test:{kind}:{uuid.uuid4().hex}", context=context)])
 
 
 # --- Into the outbox -------------------------------------------------------------------------------
@@ -162,21 +218,42 @@ NOTIFY_CHUNK = 5000
 def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
     """Tell members something in the portal, and as a message on the channel they chose for
     ``purpose`` (``transactional``: about their own doings, an answer to their question, a decision
-    on their review, to every member with an address). Returns how many notes were made."""
+    on their review, to every member with an address). A lifecycle kind staff handed to the store
+    goes out as a ``campaign.message`` event instead (to the members we would have written to), and
+    one they switched off as nothing but the note. Returns how many notes were made."""
     if not notes:
         return 0
     now = timezone.now()
+    delivery = {kind: catalogue.wording(kind).delivery for kind in {n.kind for n in notes} if kind in catalogue.KINDS}
     # In slices: a nightly tier review can tell a hundred thousand members at once, and one
     # statement may carry at most 65,535 parameters.
     for start in range(0, len(notes), NOTIFY_CHUNK):
         part = notes[start:start + NOTIFY_CHUNK]
-        ids = bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
-                          [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part])
-        messages_queue(now=now, items=[
-            Outgoing(template="note", purpose=purpose, key=f"notification:{pk}", member_id=note.member_id,
-                     context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind})
-            for pk, note in zip(ids, part, strict=True)])
+        with transaction.atomic():
+            ids = bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
+                              [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part])
+            messages_queue(now=now, items=[
+                Outgoing(template="note", purpose=purpose, key=f"notification:{pk}", member_id=note.member_id,
+                         context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind})
+                for pk, note in zip(ids, part, strict=True) if delivery.get(note.kind, Delivery.SEND) == Delivery.SEND])
+            _hand_to_store([n for n in part if delivery.get(n.kind) == Delivery.STORE], purpose)
     return len(notes)
+
+
+def _hand_to_store(notes: list[Note], purpose: str) -> None:
+    """``campaign.message`` for the store's own sender: the words of each note, for the members
+    who would have had it from us (they chose a channel for its purpose, their address is not
+    suppressed)."""
+    if not notes:
+        return
+    members = selectors.recipients(n.member_id for n in notes)
+    routed = [(n, route) for n in notes if (route := _route(Outgoing("note", purpose, "", n.member_id),
+                                                            members.get(n.member_id)))]
+    suppressed = selectors.suppressed(to for _, (_, to) in routed)
+    events.emit_many("campaign.message", [
+        Emitted(n.member_id, {"campaign": n.kind, "subject": n.title,
+                              "text": n.body + (f"\n{settings.SITE_URL}{n.url}" if n.url else "")})
+        for n, (_, to) in routed if to not in suppressed])
 
 
 # --- Lifecycle messages -------------------------------------------------------------------------------
@@ -194,6 +271,7 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
     if not row.expiry_reminder_days:
         return 0
     tz = current_program().tz
+    words = catalogue.wording("points_expiring")
     found = expiring_by_member(start=now, end=now + timedelta(days=row.expiry_reminder_days),
                                min_points=row.expiry_reminder_min_points)
     told = 0
@@ -204,9 +282,8 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
             fresh = [(key, *part[key]) for key in _notices_new("points_expiring", list(part), now=now)]
             events.emit_many("points.expiring", [Emitted(member_id, {"points": points, "expires_at": first.isoformat()})
                                                  for (member_id, _), points, first in fresh])
-            notify(notes=[Note(member_id, "points_expiring",
-                               f"{points:,} of your points expire on {first.astimezone(tz):%-d %B %Y}",
-                               "Spend them on a reward before then, or earn more to keep them.", "/rewards/")
+            notify(notes=[words.note(member_id, "/rewards/", points=f"{points:,}",
+                                     date=f"{first.astimezone(tz):%-d %B %Y}")
                           for (member_id, _), points, first in fresh])
         told += len(fresh)
     return told
@@ -225,9 +302,8 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
     """Tell members once that a reward is now within their points: for each member, the dearest
     reward they can afford and were not told about (open to everyone: not tier-only, in stock, in
     its dates). Returns how many members were told."""
-    if not messaging_settings().reward_unlocked_messages:
-        return 0
     now = now or timezone.now()
+    words = catalogue.wording("reward_unlocked")
     told = 0
     found = selectors.affordable_rewards(now=now, told_kind="reward_unlocked")
     for start in range(0, len(found), NOTIFY_CHUNK):
@@ -235,9 +311,8 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
         names = {member_id: (reward_id, name, cost) for member_id, reward_id, name, cost in part}
         with transaction.atomic():
             fresh = _notices_new("reward_unlocked", [(m, str(r)) for m, (r, _, _) in names.items()], now=now)
-            notify(notes=[Note(member_id, "reward_unlocked", f"You can now redeem {names[member_id][1]}",
-                               f"It takes {names[member_id][2]:,} points, and you have them.", "/rewards/")
-                          for member_id, _ in fresh])
+            notify(notes=[words.note(member_id, "/rewards/", reward=names[member_id][1],
+                                     cost=f"{names[member_id][2]:,}") for member_id, _ in fresh])
         told += len(fresh)
     return told
 

@@ -297,9 +297,12 @@ def _fresh_program():
     # Each process caches the program's rules for a few seconds; a test starts from what is in
     # its own database.
     from accounts.authentication import forget_api_keys
+    from messaging.catalogue import forget_wording
     from rewards.program import forget_program
 
     forget_program()
+    forget_wording()
     forget_api_keys()
     yield
     forget_program()
+    forget_wording()

@@ -12,8 +12,9 @@ from community.models import Answer, AnswerVote, Flag, ModerationStatus, Product
 from community.services.moderation import community_settings, fingerprint, log, posting_allowed, text_flags
 from community.services.reviews import bought
 from core.errors import Conflict, Invalid, NotFound
+from messaging.catalogue import wording
 from messaging.models import Purpose
-from messaging.services import Note, notify
+from messaging.services import notify
 
 
 def _text(text: str, *, field: str = "text", low: int = 10, high: int = 1000) -> str:
@@ -82,10 +83,9 @@ def answer_post(*, question_id: int, text: str, member: Member | None = None, st
 def _tell_asker(answer: Answer, question: Question) -> None:
     if answer.member_id == question.member_id:
         return
-    notify(purpose=Purpose.TRANSACTIONAL, notes=[Note(
-        member_id=question.member_id, kind="question_answered",
-        title=f"Your question about {question.product.name} has an answer",
-        body=answer.text[:300], url=reverse("community:product", args=[question.product.sku]) + "#questions")])
+    notify(purpose=Purpose.TRANSACTIONAL, notes=[wording("question_answered").note(
+        question.member_id, reverse("community:product", args=[question.product.sku]) + "#questions",
+        product=question.product.name, answer=answer.text[:300])])
 
 
 def post_moderate(*, kind: str, post_id: int, approve: bool, moderator: User | None, reason: str = "") -> bool:

@@ -31,8 +31,9 @@ from community.services.moderation import (
 from core import events
 from core.errors import Conflict, Invalid, NotFound
 from core.images import CleanImage, clean_image
+from messaging.catalogue import wording
 from messaging.models import Purpose
-from messaging.services import Note, notify
+from messaging.services import notify
 from rewards.models import Activity, ActivityType, OrderLine, OrderStatus
 from rewards.services import ActivityInput, activities_record, activity_reverse
 
@@ -253,11 +254,9 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
             "review_id": review.pk, "sku": review.product.sku, "reason": reason})
         log(subject=f"review:{review.pk}", action="rejected", actor_user=moderator, reason=reason,
             flags=review.flags)
-        notify(purpose=Purpose.TRANSACTIONAL, notes=[Note(
-            member_id=review.member_id, kind="review_rejected",
-            title=f"Your review of {review.product.name} was not published",
-            body=f"Our moderators said: {reason}\nYou can edit it and send it again.",
-            url=reverse("community:review", args=[review.product.sku]))])
+        notify(purpose=Purpose.TRANSACTIONAL, notes=[wording("review_rejected").note(
+            review.member_id, reverse("community:review", args=[review.product.sku]), product=review.product.name,
+            reason=reason)])
     return review
 
 

@@ -186,11 +186,12 @@ def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int
     ``BIRTHDAY_CATCH_UP_DAYS`` days when the scheduler was down: once per member per year, dated
     at noon of the day. Each member celebrated hears of it (a note, and a message on their
     reminders channel) with the points it earned. Returns how many were celebrated."""
-    from messaging.services import Note, messaging_settings, notify
+    from messaging.catalogue import wording
+    from messaging.services import notify
 
     program = current_program()
     today = today or timezone.now().astimezone(program.tz).date()
-    wish = messaging_settings().birthday_messages
+    words = wording("birthday")
     created = 0
     for back in range(BIRTHDAY_CATCH_UP_DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
@@ -210,9 +211,8 @@ def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int
                                   source_key=f"birthday:{member_id}:{day.year}", description="Happy birthday!")
                     for member_id in part])
                 notify(notes=[
-                    Note(member_id, "birthday", f"Happy birthday from {program.brand.name}!",
-                         f"{result.award.points:,} birthday points are yours." if result.award.points
-                         else "With our best wishes for the year ahead.", "/rewards/")
-                    for member_id, result in zip(part, results, strict=True) if result.created and wish])
+                    words.note(member_id, "/rewards/", gift=f"{result.award.points:,} birthday points are yours. "
+                               if result.award.points else "")
+                    for member_id, result in zip(part, results, strict=True) if result.created])
             created += sum(1 for result in results if result.created)
     return created

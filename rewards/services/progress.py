@@ -21,7 +21,8 @@ from accounts.models import Member
 from core import bulk, events
 from core.errors import Conflict
 from core.events import Emitted
-from messaging.services import Note, notify
+from messaging.catalogue import wording
+from messaging.services import notify
 from rewards import criteria
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
 from rewards.program import current_program, forget_program
@@ -91,11 +92,9 @@ def _award_badges(wanted: list[tuple[int, BadgeLevel]], *, now: datetime) -> int
             ]
             for offset in range(0, len(bonuses), BONUS_BATCH):
                 activities_record(items=bonuses[offset:offset + BONUS_BATCH])
-            notify(notes=[
-                Note(member_id, "badge", f"New badge: {level.badge.name} ({level.name})",
-                     level.badge.description, "/rewards/badges/")
-                for member_id, level in fresh
-            ])
+            words = wording("badge")
+            notify(notes=[words.note(member_id, "/rewards/badges/", badge=level.badge.name, level=level.name,
+                                     description=level.badge.description) for member_id, level in fresh])
         awarded += len(fresh)
     return awarded
 
@@ -205,8 +204,9 @@ def _complete(challenge: Challenge, member_ids: list[int], entries: dict, now: d
                                    points=challenge.reward_points) for m in closing]
             for offset in range(0, len(items), BONUS_BATCH):
                 activities_record(items=items[offset:offset + BONUS_BATCH])
-        notify(notes=[Note(m, "challenge", f"Challenge complete: {challenge.name}", challenge.description,
-                           "/rewards/challenges/") for m in closing])
+        words = wording("challenge")
+        notify(notes=[words.note(m, "/rewards/challenges/", challenge=challenge.name,
+                                 description=challenge.description) for m in closing])
         if challenge.reward_badge is not None:
             _award_badges([(m, challenge.reward_badge) for m in closing], now=now)
     return len(closing)

@@ -27,6 +27,7 @@ from accounts.models import AuditLog, Member, User
 from core import events
 from core.errors import Invalid
 from core.events import Emitted
+from messaging.catalogue import wording
 from messaging.services import Note, notify
 from rewards.models import (
     MemberTier,
@@ -109,8 +110,7 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
             run.upgraded += 1
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
                                           cause=TierCause.QUALIFIED, measure=measure, created_at=now))
-            notes.append(Note(member_id, "tier_up", f"Welcome to {decision.tier.name}!",
-                              f"You have reached the {decision.tier.name} tier.", "/rewards/tier/"))
+            notes.append(wording("tier_up").note(member_id, "/rewards/tier/", tier=decision.tier.name))
         elif decision.kind == "renew":
             run.renewed += 1
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=current,
@@ -122,15 +122,14 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
                                           cause=TierCause.DOWNGRADED, measure=review_measures[member_id],
                                           created_at=now))
-            notes.append(Note(member_id, "tier_down", f"You are now {decision.tier.name}",
-                              f"Your {current.name} period has ended; you are now {decision.tier.name}.",
-                              "/rewards/tier/"))
+            notes.append(wording("tier_down").note(member_id, "/rewards/tier/", tier=decision.tier.name,
+                                                   previous=current.name))
         else:  # warn
             run.warned += 1
             keep_by = timezone.localtime(status.period_end, program.tz)
-            notes.append(Note(member_id, "tier_warning", f"Keep {current.name}",
-                              f"To keep {current.name} after {keep_by:%d %b %Y}: "
-                              f"{describe_measure(program, decision.needed)} more before then.", "/rewards/tier/"))
+            notes.append(wording("tier_warning").note(member_id, "/rewards/tier/", tier=current.name,
+                                                      date=f"{keep_by:%-d %b %Y}",
+                                                      needed=describe_measure(program, decision.needed)))
             warnings.append(Emitted(member_id, {"tier": current.name, "period_end": status.period_end.isoformat(),
                                                 "needed": measure_str(program, decision.needed)}))
     _write(changed, run.changes, warnings)
@@ -224,9 +223,8 @@ def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: st
         AuditLog.objects.create(action="tier.set_manually", member=member, actor_user=actor_user,
                                 subject=f"member:{member.pk}", before={"tier": str(before) if before else None},
                                 after={"tier": tier.name, "until": until.isoformat()}, reason=reason)
-    notify(notes=[Note(member.pk, "tier_manual", f"You are now {tier.name}",
-                       f"You are in the {tier.name} tier until {timezone.localtime(until):%d %b %Y}.",
-                       "/rewards/tier/")])
+    notify(notes=[wording("tier_manual").note(member.pk, "/rewards/tier/", tier=tier.name,
+                                              date=f"{timezone.localtime(until, program.tz):%-d %b %Y}")])
     return status
 
 
