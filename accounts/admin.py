@@ -112,12 +112,13 @@ class MemberAdmin(admin.ModelAdmin):  # its own service: member_staff_update
     inlines = [ExternalIdInline, ConsentEventInline]
     readonly_fields = [
         "user", "referral_code", "points_summary", "last_activity_at",
-        "offers_channel", "reminders_channel", "surveys_channel", "created_at", "updated_at", "erased_at",
+        "offers_channel", "reminders_channel", "surveys_channel", "statements_channel", "created_at", "updated_at",
+        "erased_at",
     ]
     fieldsets = [
         ("Profile", {"fields": ["email", "first_name", "last_name", "birthday", "phone", "user", "referral_code"]}),
         ("Communication preferences (set by the member)", {
-            "fields": ["offers_channel", "reminders_channel", "surveys_channel"],
+            "fields": ["offers_channel", "reminders_channel", "surveys_channel", "statements_channel"],
         }),
         ("Points", {"fields": ["points_summary", "last_activity_at"]}),
         ("Dates", {"fields": ["created_at", "updated_at", "erased_at"]}),

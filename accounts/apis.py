@@ -22,6 +22,8 @@ class ConsentsSerializer(serializers.Serializer):
     offers = serializers.ChoiceField(choices=Channel.choices, required=False)
     reminders = serializers.ChoiceField(choices=Channel.choices, required=False)
     surveys = serializers.ChoiceField(choices=Channel.choices, required=False)
+    statements = serializers.ChoiceField(choices=Channel.choices, required=False,
+                                         help_text="The monthly points statement (opt-in: none by default).")
 
 
 class MemberInSerializer(serializers.Serializer):

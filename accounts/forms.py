@@ -15,11 +15,12 @@ class ProfileForm(forms.ModelForm):
     class Meta:
         model = Member
         fields = ["first_name", "last_name", "birthday", "phone", "offers_channel", "reminders_channel",
-                  "surveys_channel"]
+                  "surveys_channel", "statements_channel"]
         labels = {
             "offers_channel": Purpose.OFFERS.label,
             "reminders_channel": Purpose.REMINDERS.label,
             "surveys_channel": Purpose.SURVEYS.label,
+            "statements_channel": Purpose.STATEMENTS.label,
         }
         widgets = {
             "first_name": forms.TextInput(attrs={"autocomplete": "given-name"}),
@@ -27,6 +28,7 @@ class ProfileForm(forms.ModelForm):
             "offers_channel": forms.RadioSelect,
             "reminders_channel": forms.RadioSelect,
             "surveys_channel": forms.RadioSelect,
+            "statements_channel": forms.RadioSelect,
         }
 
     def clean_birthday(self):

@@ -66,6 +66,7 @@ class Purpose(models.TextChoices):
     OFFERS = "offers", "Offers and news"
     REMINDERS = "reminders", "Points reminders"
     SURVEYS = "surveys", "Surveys and review requests"
+    STATEMENTS = "statements", "Monthly points statement"
 
 
 class Member(models.Model):
@@ -87,6 +88,8 @@ class Member(models.Model):
     offers_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE)
     reminders_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.EMAIL)
     surveys_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE)
+    statements_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE,
+                                          help_text="The monthly statement: sent only to members who ask for it.")
     referral_code = models.CharField(max_length=16, unique=True)
 
     points_available = models.BigIntegerField(default=0)

@@ -55,6 +55,7 @@ def member_api_representation(*, member: Member, partner: Partner, external_id: 
             "offers": member.offers_channel,
             "reminders": member.reminders_channel,
             "surveys": member.surveys_channel,
+            "statements": member.statements_channel,
         },
         "referral_code": member.referral_code,
         "member_since": member.created_at.isoformat(),

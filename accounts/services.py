@@ -222,8 +222,8 @@ def members_ensure_for_partner(*, partner: Partner, rows: dict[str, dict]) -> tu
 
 
 _MEMBER_INSERT_FIELDS = ("email", "first_name", "last_name", "phone", "offers_channel", "reminders_channel",
-                         "surveys_channel", "referral_code", "points_available", "points_pending", "points_owed",
-                         "created_at", "updated_at")
+                         "surveys_channel", "statements_channel", "referral_code", "points_available",
+                         "points_pending", "points_owed", "created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +251,7 @@ def _members_insert(missing: dict[str, dict], emails_of: dict[str, str], now
         # same order, so one waits for the other instead of both waiting for each other (deadlock).
         rows = sorted(
             (emails_of[key], missing[key].get("first_name", ""), missing[key].get("last_name", ""), "",
-             Channel.NONE, Channel.EMAIL, Channel.NONE, code, 0, 0, 0, now, now)
+             Channel.NONE, Channel.EMAIL, Channel.NONE, Channel.NONE, code, 0, 0, 0, now, now)
             for key, code in zip(todo, codes, strict=True)
         )
         inserted = bulk.insert_new(Member, _MEMBER_INSERT_FIELDS, rows, unique="referral_code", any_conflict=True)
@@ -485,6 +485,7 @@ def member_erase(*, member: Member, actor_user: User | None = None, actor_partne
         member.email = member.first_name = member.last_name = member.phone = ""
         member.birthday = None
         member.offers_channel = member.reminders_channel = member.surveys_channel = Channel.NONE
+        member.statements_channel = Channel.NONE
         member.erased_at = timezone.now()
         member.user = None
         member.save()

@@ -251,6 +251,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "send-messages": {"task": "messaging.send_due", "schedule": 60},
     "expiry-reminders": {"task": "messaging.expiry_reminders", "schedule": crontab(hour=9, minute=5)},
     "rewards-unlocked": {"task": "messaging.rewards_unlocked", "schedule": crontab(minute=50)},
+    "lifecycle-messages": {"task": "messaging.lifecycle", "schedule": crontab(minute=55)},
 }
 CELERY_IMPORTS = ["core.tasks"]
 # Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.

@@ -57,7 +57,8 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 @admin.register(MessagingSettings)
 class MessagingSettingsAdmin(SingletonAdmin):
-    fields = ["weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"]
+    fields = ["weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points",
+              "post_purchase_days"]
 
     def settings_row(self):
         return services.messaging_settings()

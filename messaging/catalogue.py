@@ -30,6 +30,7 @@ class Kind:
     placeholders: dict[str, str]  # name: a sample value (what the preview shows), which also documents it
     template: str = "note"  # messages/<template>.html
     lifecycle: bool = False  # staff may hand it to the store or switch it off
+    priority: int = 50  # when two compete for the weekly cap, the higher goes first
     event: str = ""  # the domain event that carries the same news to webhooks, if any
     sample_context: dict = field(default_factory=dict)  # the rest of a preview's context (dedicated templates)
 
@@ -39,19 +40,21 @@ COMMON = {"program": "Tea Club"}  # every kind may use these
 KINDS: dict[str, Kind] = {kind.key: kind for kind in [
     # --- Lifecycle: the program's own news for a member ---------------------------------------
     Kind("points_digest", "Points earned (a daily digest)", "You earned {points} points yesterday",
-         "Your balance is now {balance} points. See what they buy.",
-         {"points": "240", "balance": "1,250"}, lifecycle=True, event="points.earned"),
+         "You have {balance} points to spend, and {pending} on their way.",
+         {"points": "240", "balance": "1,250", "pending": "180"}, lifecycle=True, event="points.earned",
+         priority=30),
     Kind("points_expiring", "Points expiring soon", "{points} of your points expire on {date}",
          "Spend them on a reward before then, or earn more to keep them.",
-         {"points": "300", "date": "3 March 2027"}, lifecycle=True, event="points.expiring"),
+         {"points": "300", "date": "3 March 2027"}, lifecycle=True, event="points.expiring",
+         priority=70),
     Kind("reward_unlocked", "A reward within reach", "You can now redeem {reward}",
          "It takes {cost} points, and you have them.", {"reward": "a free tin of tea", "cost": "500"},
-         lifecycle=True),
+         lifecycle=True, priority=80),
     Kind("tier_up", "Tier reached", "Welcome to {tier}!", "You have reached the {tier} tier.", {"tier": "Gold"},
-         lifecycle=True, event="tier.changed"),
+         lifecycle=True, event="tier.changed", priority=60),
     Kind("tier_warning", "Tier at risk", "Keep {tier}", "To keep {tier} after {date}: {needed} more before then.",
          {"tier": "Gold", "date": "31 Dec 2026", "needed": "120 points"}, lifecycle=True,
-         event="tier.downgrade_warning"),
+         event="tier.downgrade_warning", priority=70),
     Kind("tier_down", "Tier lost", "You are now {tier}", "Your {previous} period has ended; you are now {tier}.",
          {"tier": "Silver", "previous": "Gold"}, lifecycle=True, event="tier.changed"),
     Kind("badge", "Badge awarded", "New badge: {badge} ({level})", "{description}",
@@ -61,17 +64,17 @@ KINDS: dict[str, Kind] = {kind.key: kind for kind in [
          {"challenge": "Summer of oolong", "description": "Three oolongs before September."}, lifecycle=True,
          event="challenge.completed"),
     Kind("birthday", "Birthday", "Happy birthday from {program}!", "{gift}With our best wishes for the year ahead.",
-         {"gift": "100 birthday points are yours. "}, lifecycle=True, event="points.earned"),
+         {"gift": "100 birthday points are yours. "}, lifecycle=True, event="points.earned", priority=60),
     Kind("anniversary", "Membership anniversary", "{years} with {program}",
          "Thank you for being a member since {since}.", {"years": "2 years", "since": "March 2024"},
          lifecycle=True),
     Kind("post_purchase", "After an order", "Thank you for your order {order}",
          "It earned you {points} points, yours to spend from {available}.",
-         {"order": "#1042", "points": "45", "available": "18 March 2027"}, lifecycle=True),
+         {"order": "#1042", "points": "45", "available": "18 March 2027"}, lifecycle=True, priority=40),
     Kind("statement", "Monthly statement (members who ask for it)", "Your {month} statement",
          "In {month} you earned {earned} points and spent {spent}. Your balance is {balance} points.{expiring}",
          {"month": "February 2027", "earned": "320", "spent": "500", "balance": "1,250",
-          "expiring": " 300 of them expire by 3 April 2027."}, lifecycle=True),
+          "expiring": " 300 of them expire by 3 April 2027."}, lifecycle=True, priority=10),
     # --- About the member's own doings (always sent) --------------------------------------------
     Kind("tier_manual", "Tier set by staff", "You are now {tier}", "You are in the {tier} tier until {date}.",
          {"tier": "Gold", "date": "31 Dec 2027"}),

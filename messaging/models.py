@@ -21,12 +21,14 @@ class Purpose(models.TextChoices):
     SURVEYS = "surveys", "Surveys"
     REVIEWS = "reviews", "Review requests"
     REFERRALS = "referrals", "Invitations from a friend"
+    STATEMENTS = "statements", "Monthly points statement"
 
 
-MARKETING = frozenset({Purpose.REMINDERS, Purpose.OFFERS, Purpose.SURVEYS, Purpose.REVIEWS})
+MARKETING = frozenset({Purpose.REMINDERS, Purpose.OFFERS, Purpose.SURVEYS, Purpose.REVIEWS, Purpose.STATEMENTS})
 # The member's own choice of channel for a purpose (accounts.Member.<field>).
 PREFERENCE_FIELD = {Purpose.REMINDERS: "reminders_channel", Purpose.OFFERS: "offers_channel",
-                    Purpose.SURVEYS: "surveys_channel", Purpose.REVIEWS: "surveys_channel"}
+                    Purpose.SURVEYS: "surveys_channel", Purpose.REVIEWS: "surveys_channel",
+                    Purpose.STATEMENTS: "statements_channel"}
 
 
 class MessageChannel(models.TextChoices):
@@ -102,6 +104,9 @@ class MessagingSettings(models.Model):
     expiry_reminder_min_points = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1)],
         help_text="...when at least this many points expire (a smaller amount is not worth a message).")
+    post_purchase_days = models.PositiveSmallIntegerField(
+        default=2, help_text="Thank members for an order this many days after it, with the points it earned "
+        "(0: never).")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

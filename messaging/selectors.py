@@ -22,7 +22,7 @@ class Recipient:
     channels: dict[str, str]  # the member's field (reminders_channel...) -> their choice
 
 
-_CHANNEL_FIELDS = ("offers_channel", "reminders_channel", "surveys_channel")
+_CHANNEL_FIELDS = ("offers_channel", "reminders_channel", "surveys_channel", "statements_channel")
 
 
 def recipients(member_ids) -> dict[int, Recipient]:

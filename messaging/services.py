@@ -71,7 +71,8 @@ def messaging_settings() -> MessagingSettings:
 
 
 def messaging_settings_update(*, actor_user: User | None, changes: dict) -> MessagingSettings:
-    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points"}
+    allowed = {"weekly_cap", "quiet_from", "quiet_until", "expiry_reminder_days", "expiry_reminder_min_points",
+               "post_purchase_days"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
@@ -234,7 +235,8 @@ def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
                               [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part])
             messages_queue(now=now, items=[
                 Outgoing(template="note", purpose=purpose, key=f"notification:{pk}", member_id=note.member_id,
-                         context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind})
+                         context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind},
+                         priority=catalogue.KINDS[note.kind].priority if note.kind in catalogue.KINDS else 50)
                 for pk, note in zip(ids, part, strict=True) if delivery.get(note.kind, Delivery.SEND) == Delivery.SEND])
             _hand_to_store([n for n in part if delivery.get(n.kind) == Delivery.STORE], purpose)
     return len(notes)
@@ -313,6 +315,159 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
             fresh = _notices_new("reward_unlocked", [(m, str(r)) for m, (r, _, _) in names.items()], now=now)
             notify(notes=[words.note(member_id, "/rewards/", reward=names[member_id][1],
                                      cost=f"{names[member_id][2]:,}") for member_id, _ in fresh])
+        told += len(fresh)
+    return told
+
+
+DIGEST_HOUR = 8  # local time from which yesterday's digest goes out
+STATEMENT_HOUR = 9  # ...and the month's statement, in the first week of the next month
+CATCH_UP_DAYS = 7  # anniversaries missed while the scheduler was down are caught up this long
+
+
+def _members_told(kind: str, key: str, member_ids: list[int], now: datetime) -> list[int]:
+    """Of these members, those not told ``kind`` for ``key`` yet (now recorded as told)."""
+    return [member_id for member_id, _ in _notices_new(kind, [(m, key) for m in member_ids], now=now)]
+
+
+def points_digest_send(*, now: datetime | None = None) -> int:
+    """From 08:00 in the program's time zone: one message per member who earned points the day
+    before, with the total and their balance (one message, however many orders). Once per member
+    and day. Returns how many members were told."""
+    from rewards.program import current_program
+    from rewards.selectors import points_moved_by_member
+
+    now = now or timezone.now()
+    tz = current_program().tz
+    local = now.astimezone(tz)
+    if local.hour < DIGEST_HOUR:
+        return 0
+    day = local.date() - timedelta(days=1)
+    start = datetime.combine(day, datetime.min.time(), tzinfo=tz)
+    earned = {m: e for m, (e, _) in points_moved_by_member(start=start, end=start + timedelta(days=1)).items() if e > 0}
+    words = catalogue.wording("points_digest")
+    told = 0
+    ids = sorted(earned)
+    for offset in range(0, len(ids), NOTIFY_CHUNK):
+        with transaction.atomic():
+            fresh = _members_told("points_digest", day.isoformat(), ids[offset:offset + NOTIFY_CHUNK], now)
+            balances = dict((pk, (available, pending)) for pk, available, pending in Member.objects.filter(
+                pk__in=fresh).values_list("pk", "points_available", "points_pending"))
+            notify(notes=[words.note(m, "/rewards/history/", points=f"{earned[m]:,}",
+                                     balance=f"{balances[m][0]:,}", pending=f"{balances[m][1]:,}")
+                          for m in fresh if m in balances])
+        told += len(fresh)
+    return told
+
+
+def anniversaries_send(*, today=None) -> int:
+    """Members who joined on this day in an earlier year (in the program's time zone; 29 February
+    counts on 28 February in other years) hear of it once a year; days missed while the scheduler
+    was down are caught up for a week. Returns how many members were told."""
+    import calendar
+
+    from rewards.program import current_program
+
+    tz = current_program().tz
+    now = timezone.now()
+    today = today or now.astimezone(tz).date()
+    words = catalogue.wording("anniversary")
+    told = 0
+    for back in range(CATCH_UP_DAYS - 1, -1, -1):
+        day = today - timedelta(days=back)
+        wanted = Q(created_at__month=day.month, created_at__day=day.day)
+        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+            wanted |= Q(created_at__month=2, created_at__day=29)
+        with timezone.override(tz):  # the month and day of joining, in the program's time zone
+            joined = dict(Member.objects.filter(wanted, erased_at__isnull=True, created_at__year__lt=day.year)
+                          .order_by("pk").values_list("pk", "created_at"))
+        ids = sorted(joined)
+        for offset in range(0, len(ids), NOTIFY_CHUNK):
+            with transaction.atomic():
+                fresh = _members_told("anniversary", str(day.year), ids[offset:offset + NOTIFY_CHUNK], now)
+                notes = []
+                for member_id in fresh:
+                    since = joined[member_id].astimezone(tz)
+                    years = day.year - since.year
+                    notes.append(words.note(member_id, "/", years=f"{years} year{'s' if years != 1 else ''}",
+                                            since=f"{since:%B %Y}"))
+                notify(notes=notes)
+            told += len(fresh)
+    return told
+
+
+def post_purchase_send(*, now: datetime | None = None) -> int:
+    """``post_purchase_days`` after an order that earned points (and was not refunded), thank its
+    member with the points and when they can spend them. Orders up to two days later than that
+    are caught up. Once per order. Returns how many were sent."""
+    from rewards.models import Order, OrderStatus
+    from rewards.program import current_program
+
+    days = messaging_settings().post_purchase_days
+    if not days:
+        return 0
+    now = now or timezone.now()
+    program = current_program()
+    due = now - timedelta(days=days)
+    orders = list(Order.objects.filter(placed_at__lte=due, placed_at__gt=due - timedelta(days=2), points__gt=0,
+                                       status=OrderStatus.PLACED, member__erased_at__isnull=True)
+                  .order_by("pk").values_list("pk", "member_id", "order_id", "points", "placed_at"))
+    words = catalogue.wording("post_purchase")
+    told = 0
+    for offset in range(0, len(orders), NOTIFY_CHUNK):
+        part = {str(pk): (member_id, order_id, points, placed) for pk, member_id, order_id, points, placed
+                in orders[offset:offset + NOTIFY_CHUNK]}
+        with transaction.atomic():
+            fresh = _notices_new("post_purchase", [(member_id, key) for key, (member_id, *_) in part.items()], now=now)
+            notes = []
+            for _member, key in fresh:
+                member_id, order_id, points, placed = part[key]
+                available = program.available_at(placed)
+                notes.append(words.note(member_id, "/rewards/history/", order=order_id, points=f"{points:,}",
+                                        available="today" if available is None or available <= now
+                                        else f"{available.astimezone(program.tz):%-d %B %Y}"))
+            notify(notes=notes)
+        told += len(fresh)
+    return told
+
+
+def statements_send(*, now: datetime | None = None) -> int:
+    """In the first week of a month, from 09:00 in the program's time zone: last month's statement
+    (earned, spent, balance, what expires within 30 days) to each member who asked for one
+    (``statements_channel``). Once per member and month. Returns how many were sent."""
+    from accounts.models import Channel
+    from rewards.program import add_months, current_program
+    from rewards.selectors import expiring_by_member, points_moved_by_member
+
+    now = now or timezone.now()
+    tz = current_program().tz
+    local = now.astimezone(tz)
+    if local.day > CATCH_UP_DAYS or (local.day == 1 and local.hour < STATEMENT_HOUR):
+        return 0
+    end = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = add_months(end, -1)
+    month, key = f"{start:%B %Y}", f"{start:%Y-%m}"
+    words = catalogue.wording("statement")
+    ids = list(Member.objects.filter(erased_at__isnull=True).exclude(statements_channel=Channel.NONE)
+               .order_by("pk").values_list("pk", flat=True))
+    expiring = {m: (points, first) for m, points, first in
+                expiring_by_member(start=now, end=now + timedelta(days=30), min_points=1)} if ids else {}
+    told = 0
+    for offset in range(0, len(ids), NOTIFY_CHUNK):
+        with transaction.atomic():
+            fresh = _members_told("statement", key, ids[offset:offset + NOTIFY_CHUNK], now)
+            if not fresh:
+                continue
+            moved = points_moved_by_member(start=start, end=end, member_ids=fresh)
+            balances = dict(Member.objects.filter(pk__in=fresh).values_list("pk", "points_available"))
+            notes = []
+            for member_id in fresh:
+                earned, spent = moved.get(member_id, (0, 0))
+                soon = expiring.get(member_id)
+                notes.append(words.note(
+                    member_id, "/rewards/history/", month=month, earned=f"{earned:,}", spent=f"{spent:,}",
+                    balance=f"{balances.get(member_id, 0):,}",
+                    expiring=f" {soon[0]:,} of them expire by {soon[1].astimezone(tz):%-d %B %Y}." if soon else ""))
+            notify(notes=notes, purpose=Purpose.STATEMENTS)
         told += len(fresh)
     return told
 

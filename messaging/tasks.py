@@ -24,3 +24,11 @@ def expiry_reminders() -> int:
 @shared_task(name="messaging.rewards_unlocked")
 def rewards_unlocked() -> int:
     return services.rewards_unlocked_send()
+
+
+@shared_task(name="messaging.lifecycle")
+def lifecycle() -> dict:
+    """The hourly lifecycle messages; each acts only when it is due (in the program's time zone)
+    and tells each member once, so running it more often, or late, is safe."""
+    return {"points_digest": services.points_digest_send(), "anniversaries": services.anniversaries_send(),
+            "post_purchase": services.post_purchase_send(), "statements": services.statements_send()}

@@ -110,6 +110,21 @@ def expiring_by_member(*, start: datetime, end: datetime, min_points: int) -> li
                 .filter(points__gte=min_points).order_by("member_id").values_list("member_id", "points", "first"))
 
 
+def points_moved_by_member(*, start: datetime, end: datetime, member_ids=None) -> dict[int, tuple[int, int]]:
+    """(points earned, points spent) per member in [start, end): entries that happened then and
+    were recorded then too (an import of old orders, recorded today, is not news of yesterday)."""
+    entries = LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end, created_at__gte=start,
+                                         created_at__lt=end, member__erased_at__isnull=True,
+                                         kind__in=[EntryKind.EARN, EntryKind.REDEEM])
+    if member_ids is not None:
+        entries = entries.filter(member_id__in=list(member_ids))
+    rows = (entries.values("member_id")
+            .annotate(earned=Coalesce(Sum(F("available_delta") + F("pending_delta"), filter=Q(kind=EntryKind.EARN)), 0),
+                      spent=Coalesce(Sum(-F("available_delta"), filter=Q(kind=EntryKind.REDEEM)), 0))
+            .order_by("member_id").values_list("member_id", "earned", "spent"))
+    return {member_id: (earned, spent) for member_id, earned, spent in rows}
+
+
 def recent_entries(*, member: Member, limit: int = 8):
     return LedgerEntry.objects.filter(member=member).order_by("-effective_at", "-id")[:limit]
 

@@ -89,7 +89,7 @@ class TestMemberUpsert:
         api.post("/api/v1/members/", {**ADA, "consents": {"offers": "email"}}, format="json")
         body = api.get("/api/v1/members/cust-42/").json()
         assert body["first_name"] == "Ada"
-        assert body["consents"] == {"offers": "email", "reminders": "email", "surveys": "none"}
+        assert body["consents"] == {"offers": "email", "reminders": "email", "surveys": "none", "statements": "none"}
 
     def test_unknown_external_id_is_404(self, api):
         response = api.get("/api/v1/members/nobody/")

@@ -83,10 +83,13 @@ def test_the_preference_centre_changes_every_choice_without_a_login(alice, clien
     token = services.unsubscribe_token(member_id=alice.pk, address="", purpose="")
     path = f"/messages/preferences/{token}/"
     assert 'value="email"' in client.get(path).content.decode()
-    client.post(path, {"offers": "email", "reminders": "none", "surveys": "email"})
+    assert "Monthly points statement" in client.get(path).content.decode()  # opt-in, offered here too
+    client.post(path, {"offers": "email", "reminders": "none", "surveys": "email", "statements": "email"})
     alice.refresh_from_db()
-    assert (alice.offers_channel, alice.reminders_channel, alice.surveys_channel) == ("email", "none", "email")
-    refused = client.post(path, {"offers": "sms", "reminders": "none", "surveys": "email"})  # she has no phone
+    assert (alice.offers_channel, alice.reminders_channel, alice.surveys_channel, alice.statements_channel) == \
+        ("email", "none", "email", "email")
+    refused = client.post(path, {"offers": "sms", "reminders": "none", "surveys": "email",
+                                 "statements": "none"})  # she has no phone
     assert "Select a valid choice" in refused.content.decode()
 
 

@@ -135,7 +135,7 @@ def test_login_with_the_right_password_reaches_the_dashboard(client, alice):
 def _profile_data(**overrides):
     data = {
         "first_name": "Alice", "last_name": "Archer", "birthday": "1991-04-02", "phone": "+44 20 7946 0958",
-        "offers_channel": "email", "reminders_channel": "sms", "surveys_channel": "none",
+        "offers_channel": "email", "reminders_channel": "sms", "surveys_channel": "none", "statements_channel": "email",
     }
     data.update(overrides)
     return data
@@ -150,7 +150,7 @@ def test_member_edits_profile_and_preferences(alice_client, alice):
     assert alice.phone == "+442079460958"
     assert (alice.offers_channel, alice.reminders_channel, alice.surveys_channel) == ("email", "sms", "none")
     logged = {(e.purpose, e.channel, e.source) for e in ConsentEvent.objects.filter(member=alice)}
-    assert logged == {("offers", "email", "portal"), ("reminders", "sms", "portal")}
+    assert logged == {("offers", "email", "portal"), ("reminders", "sms", "portal"), ("statements", "email", "portal")}
     page = alice_client.get(reverse("accounts:profile"))
     assert b"Your profile is saved." in page.content
 
@@ -214,9 +214,10 @@ def test_data_export_is_a_json_download_of_everything_held(alice_client, alice, 
     data = json.loads(response.content)
     assert data["profile"]["email"] == "alice@example.com"
     assert data["profile"]["birthday"] == "1991-04-02"
-    assert data["communication_preferences"] == {"offers": "email", "reminders": "sms", "surveys": "none"}
+    assert data["communication_preferences"] == {"offers": "email", "reminders": "sms", "surveys": "none",
+                                                 "statements": "email"}
     assert {"partner": "Tea Shop", "external_id": "T-1"} in data["partner_ids"]
-    assert len(data["consent_history"]) == 2
+    assert len(data["consent_history"]) == 3
 
 
 @pytest.mark.django_db
