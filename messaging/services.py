@@ -585,6 +585,10 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
         for message in batch:
             try:
                 sent.append((message, _deliver(message, members.get(message.member_id), mail)[:200]))
+            except sms.OptedOut:
+                # The provider refuses the number (its owner answered STOP): nothing more goes to it.
+                suppression_add(address=message.to, reason="stop", detail="The SMS provider reports an opt-out.")
+                outcomes[message.pk] = "suppressed"
             except Exception as exc:  # noqa: BLE001  any provider's failure is recorded and retried
                 failed.append((message, f"{exc.__class__.__name__}: {exc}"[:300]))
             if len(sent) + len(failed) >= RECORD_EVERY:
@@ -738,6 +742,27 @@ def suppression_remove(*, address: str, actor_user: User | None) -> int:
             AuditLog.objects.create(action="messaging.unsuppressed", actor_user=actor_user,
                                     subject=f"address:{address.strip().lower()}"[:120])
     return removed
+
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+START_WORDS = {"START", "YES", "UNSTOP"}
+
+
+def sms_reply(*, number: str, text: str) -> str:
+    """A member answered an SMS: STOP (and its synonyms) suppresses the number, START lifts a
+    suppression that STOP made (not a bounce). Returns "stopped", "started" or "ignored"."""
+    word = (text or "").strip().upper().rstrip(".!")
+    number = (number or "").strip()
+    if not number:
+        return "ignored"
+    if word in STOP_WORDS:
+        suppression_add(address=number, reason="stop", detail="Answered STOP to an SMS.")
+        return "stopped"
+    if word in START_WORDS:
+        with transaction.atomic():
+            removed, _ = Suppression.objects.filter(address=number, reason="stop").delete()
+        return "started" if removed else "ignored"
+    return "ignored"
 
 
 def tracking_event(*, event_type: str, recipient: str, description: str = "") -> bool:

@@ -2,14 +2,14 @@
 8058: mail clients POST to it), and the preference centre it leads to."""
 
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.services import member_consents_set
 from core.errors import DomainError
-from messaging import services
+from messaging import services, sms
 from messaging.forms import PreferencesForm
 
 
@@ -51,3 +51,16 @@ def preferences(request, token: str):
             messages.success(request, "Your preferences are saved.")
             return redirect("messaging:preferences", token=token)
     return render(request, "messaging/preferences.html", {"form": form, "member": member})
+
+
+@csrf_exempt
+@require_POST
+def sms_inbound(request):
+    """A member's reply to an SMS, as the provider reports it (signed): STOP stops every SMS to
+    the number, START allows them again. The provider answers the member itself."""
+    reader = getattr(sms.backend(), "inbound", None)
+    reply = reader(request) if reader is not None else None
+    if reply is None:
+        return HttpResponseForbidden("Not signed by the SMS provider.")
+    services.sms_reply(number=reply.number, text=reply.text)
+    return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response></Response>', content_type="text/xml")
