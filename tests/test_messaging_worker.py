@@ -81,3 +81,22 @@ def test_a_killed_worker_loses_no_message(messages_worker):
     second.wait_for(lambda: not Message.objects.exclude(status=MessageStatus.SENT).exists(), what="all recorded")
     print(f"\n{burst} messages; {when_killed} sent when the worker was killed; {len(got)} e-mails in all, "
           f"{len(got) - len(set(got))} twice")
+
+
+def test_the_hourly_lifecycle_job_runs_on_a_real_worker_and_its_messages_arrive(messages_worker):
+    from django.utils import timezone
+
+    from accounts.models import Member
+    from messaging.tasks import lifecycle
+
+    now = timezone.now()
+    if (now.month, now.day) == (2, 29):
+        pytest.skip("no 29 February a year ago")
+    worker = messages_worker("worker")
+    veteran = make_portal_member("vet@example.com", first_name="Vera")
+    joined = now.replace(year=now.year - 1)  # a year ago today (the program's time zone is UTC here)
+    Member.objects.filter(pk=veteran.pk).update(created_at=joined)
+    lifecycle.delay()  # what beat sends every hour
+    mail = worker.wait_for_email(lambda text: "1 year with Loyalty Loop" in text)
+    assert "To: vet@example.com" in mail and "Hello Vera," in mail
+    worker.wait_for(lambda: veteran.notifications.filter(kind="anniversary").exists(), what="the portal note")
