@@ -98,6 +98,8 @@ def render(*, template: str, context: dict, member=None, unsubscribe_url: str = 
     subject = html.unescape(found.group(1)).strip() if found else brand.name
     text = html_to_text(_body(markup))
     footer = f"\n--\n{brand.name}: {settings.SITE_URL}/\n"
+    if brand.support_email:
+        footer += f"Questions? Write to {brand.support_email}\n"
     if unsubscribe_url:
         footer += f"Unsubscribe: {unsubscribe_url}\n"
     return Rendered(subject, text + footer, markup, _sms(brand.name, subject, text), brand.name)

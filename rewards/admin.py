@@ -52,7 +52,7 @@ class ProgramSettingsAdmin(SingletonAdmin):
         ("Pending points", {"fields": ["pending_days"]}),
         ("Expiry", {"fields": ["expiry_policy", "expiry_months", "expiring_soon_days"]}),
         ("Reports", {"fields": ["point_value"]}),
-        ("How the program looks", {"fields": ["name", "logo", "colour", "accent_colour"],
+        ("How the program looks", {"fields": ["name", "logo", "colour", "accent_colour", "support_email"],
                                    "description": "In the portal, the admin and every e-mail. Colours must be dark "
                                    "enough for white text on them (WCAG AA, 4.5:1)."}),
     ]

@@ -88,6 +88,8 @@ class ProgramSettings(models.Model):
                               help_text="The main colour: the header of e-mails, buttons and links.")
     accent_colour = models.CharField(max_length=7, default="#b45309", validators=[validate_brand_colour],
                                      help_text="The second colour: pending points, highlights.")
+    support_email = models.EmailField(blank=True, help_text="Where members write for help: in the portal's footer "
+                                      "and at the foot of every e-mail. Empty: not shown.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

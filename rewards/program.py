@@ -36,6 +36,7 @@ class Brand:
     colour_tint: str
     accent: str
     accent_tint: str
+    support_email: str = ""
 
     @classmethod
     def of(cls, settings: ProgramSettings) -> "Brand":
@@ -46,7 +47,8 @@ class Brand:
                 logo = django_settings.SITE_URL + logo
         return cls(name=settings.name or django_settings.PROGRAM_NAME, logo_url=logo, colour=settings.colour,
                    colour_dark=mix(settings.colour, "#000000", 0.2), colour_tint=mix(settings.colour, "#ffffff", 0.9),
-                   accent=settings.accent_colour, accent_tint=mix(settings.accent_colour, "#ffffff", 0.88))
+                   accent=settings.accent_colour, accent_tint=mix(settings.accent_colour, "#ffffff", 0.88),
+                   support_email=settings.support_email)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def save(staff_client, **changes):
 def test_staff_rename_and_recolour_the_program_and_members_see_it_everywhere(staff_client, staff, alice, client,
                                                                             mailoutbox):
     set_program(pending_days=14)
-    response = save(staff_client, name="Tea Club", colour="#7c2d12", logo=images.photo("logo.jpg", size=(1200, 400)))
+    response = save(staff_client, name="Tea Club", colour="#7c2d12", logo=images.photo("logo.jpg", size=(1200, 400)),
+                    support_email="help@teaclub.example")
     assert response.status_code == 302
     log = AuditLog.objects.filter(action="program.settings_changed", actor_user=staff).latest("id")
     assert log.after["name"] == "Tea Club" and log.after["colour"] == "#7c2d12"
@@ -48,12 +49,14 @@ def test_staff_rename_and_recolour_the_program_and_members_see_it_everywhere(sta
     assert "· Tea Club</title>" in page and "--brand: #7c2d12;" in page
     logo_url = current_program().brand.logo_url
     assert logo_url.startswith("http") and f'src="{logo_url}"' in page
+    assert 'href="mailto:help@teaclub.example"' in page  # where to ask for help, in the footer
 
     notify(notes=[Note(alice.pk, "tier_up", "Welcome to Silver!", "You earn 1.25x now.", "/rewards/tier/")])
     [mail] = list(mailoutbox)
     html = mail.alternatives[0][0]
     assert mail.from_email.startswith("Tea Club <") and "background:#7c2d12" in html and logo_url in html
     assert "Tea Club: http" in mail.body  # the text part's footer
+    assert 'mailto:help@teaclub.example' in html and "Questions? Write to help@teaclub.example" in mail.body
     assert "#7c2d12" in staff_client.get("/admin/").content.decode()  # the admin wears it too
 
 
