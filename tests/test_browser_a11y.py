@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from tests.browser import chromium  # noqa: F401  (fixture)
+from tests.browser import chromium, settle  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -39,6 +39,7 @@ def _check(context, base: str, paths: list[str]) -> list[str]:
             page.goto(f"{base}{path}")
             page.add_script_tag(path=str(AXE))
             found += [f"{path} at {width} px: {json.dumps(v)}" for v in page.evaluate(RUN)]
+    settle(page)
     page.close()
     return found
 
