@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Min, Q, Sum, Window
-from django.db.models.functions import ExtractMonth, ExtractYear, Ntile
+from django.db.models.functions import ExtractMonth, ExtractYear, Rank
 
 from accounts.models import Member
 from community.models import ModerationStatus, Review
@@ -53,8 +53,11 @@ def period(*, currency: str, start: datetime, end: datetime, before_start: datet
     churn = round(100 - retention, 1) if retention is not None else None
     aov = revenue / orders if orders else None
     frequency = orders / active if active else None
-    lifespan = 100 / churn if churn else None  # in periods: 1 / churn rate
-    clv = aov * Decimal(frequency) * Decimal(lifespan) if aov is not None and frequency and lifespan else None
+    # From the unrounded churn (rounded only for display): at 1% churn, 0.05 points of rounding
+    # would move the lifespan, and the CLV, by 5%.
+    churned = Decimal(before_count - retained) / Decimal(before_count) if before_count else None
+    lifespan = 1 / churned if churned else None  # in periods: 1 / churn rate
+    clv = aov * Decimal(frequency) * lifespan if aov is not None and frequency and lifespan else None
     members = Member.objects.filter(created_at__lt=end)
     member_count = members.count()
     entries = LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end)
@@ -83,7 +86,7 @@ def period(*, currency: str, start: datetime, end: datetime, before_start: datet
         "orders": orders, "revenue": _money(revenue),
         "average_order_value": _money(aov),
         "purchase_frequency": round(frequency, 3) if frequency is not None else None,
-        "lifespan_periods": round(lifespan, 2) if lifespan is not None else None,
+        "lifespan_periods": round(float(lifespan), 2) if lifespan is not None else None,
         "historic_clv": _money(clv),
         "earned_share": _pct(flows["earners"], member_count), "redeemed_share": _pct(flows["redeemers"], member_count),
         "points_issued": int(flows["issued"] or 0), "points_redeemed": -int(flows["redeemed"] or 0),
@@ -204,15 +207,20 @@ class RfmRow:
 
 def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
     """Every member with a purchase before ``end``: orders, revenue, first and last purchase, and
-    their R, F, M quintiles from NTILE(5) window functions. Ties are broken by member id, so the
-    split is exact and repeatable."""
+    their R, F, M scores 1-5: the fifth of customers their rank falls in, 1 + 5 (rank - 1) // n,
+    where tied customers share the lowest rank (RANK(), not NTILE: NTILE splits ties by member id,
+    so two customers with the same history could land in different segments). With distinct
+    values this is NTILE(5)'s split."""
+    def rank(field):
+        return Window(Rank(), order_by=F(field).asc())
+
     rows = (purchases(currency=currency, end=end).values("member_id")
             .annotate(orders=Count("pk"), revenue=Sum(VALUE), first=Min("placed_at"), last=Max("placed_at"))
-            .annotate(r=Window(Ntile(5), order_by=[F("last").asc(), F("member_id").asc()]),
-                      f=Window(Ntile(5), order_by=[F("orders").asc(), F("member_id").asc()]),
-                      m=Window(Ntile(5), order_by=[F("revenue").asc(), F("member_id").asc()]))
+            .annotate(r=rank("last"), f=rank("orders"), m=rank("revenue"))
             .order_by("member_id").values_list("member_id", "orders", "revenue", "first", "last", "r", "f", "m"))
-    return [RfmRow(*row) for row in bulk.read_rows(rows)]
+    found = list(bulk.read_rows(rows))
+    n = len(found)
+    return [RfmRow(*row[:5], *(1 + 5 * (int(rank) - 1) // n for rank in row[5:])) for row in found]
 
 
 # --- Program impact -------------------------------------------------------------------------------

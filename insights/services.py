@@ -22,6 +22,8 @@ from rewards.program import current_program
 PERIODS = (7, 30, 90, 365)
 # The model needs some history to say anything: fewer buyers or repeat buyers than this, no fit.
 MIN_CUSTOMERS, MIN_REPEATERS = 20, 5
+# A fit that gives this share of repeat buyers a P(alive) below this is degenerate (see _predict).
+DEGENERATE_P_ALIVE, DEGENERATE_SHARE = 0.01, 0.95
 CENT = Decimal("0.01")
 
 
@@ -149,20 +151,33 @@ def _predict(history, *, day: date):
         return {"fitted": False, "reason": f"Needs at least {MIN_CUSTOMERS} customers and {MIN_REPEATERS} who "
                 "bought twice."}, {}
     bgnbd = clv.fit_bgnbd(x, t_x, T)
-    gg = clv.fit_gamma_gamma(mean, x)
+    trouble = bgnbd.trouble()
     alive = clv.p_alive(bgnbd, x, t_x, T)
+    repeaters = alive[x > 0]
+    if not trouble and float((repeaters < DEGENERATE_P_ALIVE).mean()) > DEGENERATE_SHARE:
+        # Every repeat buyer "gone": the at-risk list would be every good customer.
+        trouble = "the fit gives almost every repeat buyer no chance of being alive"
+    if trouble:
+        return {"fitted": False, "reason": f"Not enough history to predict yet: {trouble} "
+                f"({len(ids):,} customers, {int((x > 0).sum()):,} who bought twice)."}, {}
     exp90 = clv.expected_purchases(bgnbd, 90 / 7, x, t_x, T)
     exp365 = clv.expected_purchases(bgnbd, 365 / 7, x, t_x, T)
-    overall = float(mean[x > 0].mean()) if (x > 0).any() else 0.0
-    value = clv.expected_value(gg, mean, x, fallback=overall)
+    gg = clv.fit_gamma_gamma(mean, x)
+    value_trouble = gg.trouble() if gg is not None else "no customer bought again for money"
+    # Without a trustworthy value model, no order value is made up: value and CLV stay empty.
+    value = clv.expected_value(gg, mean, x, fallback=float("nan")) if not value_trouble else None
     predictions = {}
     for index, member_id in enumerate(ids.tolist()):
-        amount = Decimal(str(round(float(value[index]), 2)))
+        amount = clv_value = None
+        if value is not None and np.isfinite(value[index]):
+            amount = Decimal(str(round(float(value[index]), 2)))
+            clv_value = Decimal(str(round(float(exp365[index] * value[index]), 2)))
         predictions[member_id] = (round(float(alive[index]), 6), round(float(exp90[index]), 6),
-                                  round(float(exp365[index]), 6), amount,
-                                  Decimal(str(round(float(exp365[index] * value[index]), 2))))
+                                  round(float(exp365[index]), 6), amount, clv_value)
     return {"fitted": True, "as_of": day.isoformat(), "time_unit": "week", "bgnbd": bgnbd.as_dict(),
-            "gamma_gamma": gg.as_dict(), "mean_p_alive": round(float(alive.mean()), 4),
+            "gamma_gamma": gg.as_dict() if not value_trouble else None,
+            "value_reason": f"No predicted value: {value_trouble}." if value_trouble else "",
+            "mean_p_alive": round(float(alive.mean()), 4),
             "expected_orders_365": round(float(exp365.sum()), 1)}, predictions
 
 

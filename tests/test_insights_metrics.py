@@ -108,17 +108,19 @@ def test_rfm_quintiles_and_segments(history):
     snapshot_compute(day=DAY)
     found = {i.member.email[0].upper(): (i.r, i.f, i.m, i.segment, i.orders, str(i.revenue))
              for i in MemberInsight.objects.select_related("member")}
+    # Four customers: the fifth each rank falls in, 1 + 5 (rank - 1) // 4. B, C and D bought once
+    # each: tied, they share the lowest frequency rank, F = 1 (NTILE gave them 1, 2 and 3).
     assert found == {
         "A": (4, 4, 4, "Champions", 3, "120.00"),
         "B": (1, 1, 1, "Lost", 1, "30.00"),
-        "C": (2, 2, 2, "Hibernating", 1, "50.00"),
-        "D": (3, 3, 3, "Potential loyalists", 1, "60.00"),
+        "C": (2, 1, 2, "Hibernating", 1, "50.00"),
+        "D": (3, 1, 3, "Hibernating", 1, "60.00"),
     }
     segments = {s["name"]: (s["members"], s["revenue"], s["revenue_share"]) for s in Snapshot.objects.get().segments}
     assert segments["Champions"] == (1, "120.00", 46.2)
     assert segments["Lost"] == (1, "30.00", 11.5)
-    assert segments["Hibernating"] == (1, "50.00", 19.2)
-    assert segments["Potential loyalists"] == (1, "60.00", 23.1)
+    assert segments["Hibernating"] == (2, "110.00", 42.3)
+    assert segments["Potential loyalists"] == (0, "0.00", 0.0)
     assert segments["At risk"] == (0, "0.00", 0.0)
 
 
