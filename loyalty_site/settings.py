@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "insights",
     "webhooks",
     "messaging",
+    "campaigns",
     "anymail",
 ]
 
@@ -252,6 +253,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expiry-reminders": {"task": "messaging.expiry_reminders", "schedule": crontab(hour=9, minute=5)},
     "rewards-unlocked": {"task": "messaging.rewards_unlocked", "schedule": crontab(minute=50)},
     "lifecycle-messages": {"task": "messaging.lifecycle", "schedule": crontab(minute=55)},
+    "campaigns": {"task": "campaigns.run_due", "schedule": crontab(minute=25)},
 }
 CELERY_IMPORTS = ["core.tasks"]
 # Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.

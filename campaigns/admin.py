@@ -1,0 +1,294 @@
+import csv
+import io
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from accounts.models import Member
+from campaigns import selectors, services, stats
+from campaigns.models import Campaign, CampaignEntry, CampaignStatus
+from core.admin import ReadOnlyAdmin
+from core.charts import bar_chart
+from core.errors import DomainError
+from insights.metrics import SEGMENTS
+from rewards.models import Tier
+
+NPS_CHOICES = [("promoter", "Promoters (9-10)"), ("passive", "Passives (7-8)"), ("detractor", "Detractors (0-6)")]
+# Form field -> (audience field, op); a pair of fields for a range.
+NUMBERS = {
+    "p_alive_min": ("p_alive", "gte"), "p_alive_max": ("p_alive", "lte"),
+    "clv_min": ("predicted_clv", "gte"), "revenue_min": ("revenue", "gte"), "revenue_max": ("revenue", "lte"),
+    "orders_min": ("orders", "gte"), "orders_max": ("orders", "lte"),
+    "days_since_min": ("days_since_last_order", "gte"), "days_since_max": ("days_since_last_order", "lte"),
+    "points_min": ("points_available", "gte"), "expiring_min": ("points_expiring", "gte"),
+}
+TEXTS = {"bought_sku": "bought_sku", "bought_category": "bought_category", "event": "event"}
+
+
+class CampaignForm(forms.ModelForm):
+    """The campaign, with its audience as fields staff fill in (stored as the audience's conditions)."""
+
+    match = forms.ChoiceField(choices=[("all", "Members who match every condition below"),
+                                       ("any", "Members who match any condition below")], initial="all")
+    segments = forms.MultipleChoiceField(choices=[(s, s) for s in SEGMENTS], required=False,
+                                         widget=forms.CheckboxSelectMultiple, label="RFM segments")
+    p_alive_min = forms.FloatField(required=False, min_value=0, max_value=1, label="P(alive) at least")
+    p_alive_max = forms.FloatField(required=False, min_value=0, max_value=1, label="P(alive) at most",
+                                   help_text="For a win-back: at most 0.5, say.")
+    clv_min = forms.DecimalField(required=False, min_value=0, label="Predicted CLV at least")
+    revenue_min = forms.DecimalField(required=False, min_value=0, label="Historic spend at least")
+    revenue_max = forms.DecimalField(required=False, min_value=0, label="Historic spend at most")
+    orders_min = forms.IntegerField(required=False, min_value=0, label="Orders at least")
+    orders_max = forms.IntegerField(required=False, min_value=0, label="Orders at most")
+    days_since_min = forms.IntegerField(required=False, min_value=0, label="Days since the last order at least")
+    days_since_max = forms.IntegerField(required=False, min_value=0, label="Days since the last order at most")
+    tiers = forms.ModelMultipleChoiceField(queryset=Tier.objects.order_by("rank"), required=False,
+                                           widget=forms.CheckboxSelectMultiple)
+    points_min = forms.IntegerField(required=False, min_value=0, label="Points available at least",
+                                    help_text="Near a reward: at least its price less 100, say.")
+    expiring_min = forms.IntegerField(required=False, min_value=0, label="Points expiring within 30 days at least")
+    bought_sku = forms.CharField(required=False, label="Bought the SKU")
+    bought_category = forms.CharField(required=False, label="Bought in the category")
+    bought_days = forms.IntegerField(required=False, min_value=1, label="...within this many days",
+                                     help_text="Empty: ever. Also the window of the custom event.")
+    nps = forms.MultipleChoiceField(choices=NPS_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
+                                    label="Answered a survey as")
+    event = forms.CharField(required=False, label="Did the custom event (activity type)")
+    member_list = forms.FileField(required=False, label="A fixed list (CSV)",
+                                  help_text="One e-mail address or member id per line. Replaces the list saved.")
+
+    class Meta:
+        model = Campaign
+        fields = ["name", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward", "title", "body",
+                  "delivery", "holdout_percent", "report_days"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        spec = self.instance.audience or {}
+        self.fields["match"].initial = spec.get("match", "all")
+        for condition in spec.get("conditions", []):
+            field, op, value = condition["field"], condition["op"], condition["value"]
+            if field == "segment":
+                self.fields["segments"].initial = value
+            elif field == "tier":
+                self.fields["tiers"].initial = value
+            elif field == "nps":
+                self.fields["nps"].initial = value
+            elif field in TEXTS.values():
+                self.fields[field].initial = value
+                self.fields["bought_days"].initial = condition.get("days")
+            for name, (target, target_op) in NUMBERS.items():
+                if (field, op) == (target, target_op):
+                    self.fields[name].initial = value
+
+    def clean_member_list(self):
+        upload = self.cleaned_data.get("member_list")
+        if not upload:
+            return None
+        ids, bad = [], []
+        text = upload.read(2_000_000).decode("utf-8", errors="replace")
+        lines = [row[0].strip() if row else "" for row in csv.reader(io.StringIO(text))]
+        emails = {line.lower() for line in lines if "@" in line}
+        known = dict(Member.objects.filter(email__in=emails, erased_at__isnull=True).values_list("email", "pk"))
+        numbers = {int(line) for line in lines if line.isdigit()}
+        real = set(Member.objects.filter(pk__in=numbers, erased_at__isnull=True).values_list("pk", flat=True))
+        for number, line in enumerate(lines, start=1):
+            if not line or (number == 1 and line.lower() in ("email", "member", "member_id", "id")):
+                continue
+            if "@" in line and line.lower() in known:
+                ids.append(known[line.lower()])
+            elif line.isdigit() and int(line) in real:
+                ids.append(int(line))
+            else:
+                bad.append(f"line {number} ({line[:40]})")
+        if bad:
+            raise ValidationError(f"No member for {', '.join(bad[:10])}{' and more' if len(bad) > 10 else ''}; "
+                                  f"the {len(ids)} others are fine.")
+        if not ids:
+            raise ValidationError("The list has no member in it.")
+        return sorted(set(ids))
+
+    def audience(self) -> dict:
+        data = self.cleaned_data
+        conditions = []
+        if data.get("segments"):
+            conditions.append({"field": "segment", "value": list(data["segments"])})
+        for name, (field, op) in NUMBERS.items():
+            if data.get(name) is not None:
+                conditions.append({"field": field, "op": op, "value": str(data[name])})
+        if data.get("tiers"):
+            conditions.append({"field": "tier", "value": [tier.pk for tier in data["tiers"]]})
+        for name, field in TEXTS.items():
+            if data.get(name):
+                conditions.append({"field": field, "value": data[name],
+                                   **({"days": data["bought_days"]} if data.get("bought_days") else {})})
+        if data.get("nps"):
+            conditions.append({"field": "nps", "value": list(data["nps"])})
+        listed = data.get("member_list")
+        if listed is None:  # keep the list saved before
+            listed = next((c["value"] for c in (self.instance.audience or {}).get("conditions", [])
+                           if c["field"] == "members"), None)
+        if listed:
+            conditions.append({"field": "members", "value": listed})
+        return {"match": data.get("match") or "all", "conditions": conditions}
+
+    def _post_clean(self):
+        super()._post_clean()
+        self.instance.audience = self.audience() if not self.errors else self.instance.audience
+        for name, message in services.campaign_problems(self.instance).items():
+            self.add_error(name if name in self.fields else None, message)
+
+
+class EntryInline(admin.TabularInline):
+    model = CampaignEntry
+    fields = ["member", "occurrence", "group", "entered_at", "offer_points", "coupon"]
+    readonly_fields = fields
+    raw_id_fields = ["member"]
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "Entries (the 20 latest)"
+
+    def get_queryset(self, request):
+        latest = CampaignEntry.objects.order_by("-entered_at", "-id").values("pk")[:20]
+        return super().get_queryset(request).filter(pk__in=latest).select_related("member", "coupon")
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignForm
+    list_display = ["name", "status", "trigger", "offer", "holdout_percent", "starts_at", "last_run_at"]
+    list_filter = ["status", "trigger", "offer"]
+    search_fields = ["name"]
+    readonly_fields = ["status", "audience_now", "last_run_at"]
+    change_form_template = "admin/campaigns/campaign/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["name", "status", "trigger", "starts_at", "ends_at", "last_run_at"]}),
+        ("Audience", {"fields": ["match", "segments", ("p_alive_min", "p_alive_max"), "clv_min",
+                                 ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
+                                 ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
+                                 ("bought_sku", "bought_category", "bought_days"), "nps", "event", "member_list",
+                                 "audience_now"],
+                      "description": "Members who refused offers and news are never in it."}),
+        ("Offer", {"fields": ["offer", "offer_points", "offer_reward"]}),
+        ("Message", {"fields": ["title", "body", "delivery"],
+                     "description": "Placeholders: {first_name}, {points}, {tier}, {offer}, {program}. Sent on the "
+                                    "member's channel for offers and news, under the weekly cap."}),
+        ("Measuring it", {"fields": ["holdout_percent", "report_days"]}),
+    ]
+    inlines = [EntryInline]
+
+    @admin.display(description="In the audience now")
+    def audience_now(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save to see who is in it."
+        count, sample = selectors.audience_preview(audience_spec=obj.audience)
+        baseline = selectors.baseline_rate(audience_spec=obj.audience, days=obj.report_days)
+        held = round(count * obj.holdout_percent / 100)
+        mde = stats.minimum_detectable_rate_effect(baseline, count - held, held)
+        cost = obj.offer_cost_points * (count - held)
+        names = format_html_join(", ", "{}", ((m["email"] or f"member #{m['pk']}",) for m in sample))
+        words = (f"{mde * 100:.1f} points on a {baseline * 100:.1f}% baseline" if mde is not None
+                 else "none: too few members to hold some out")
+        return format_html("<strong>{} members</strong> (for example {}).<br>Held out: about {}. Offer cost: about "
+                           "{} points. Smallest rise in the {}-day order rate the report could show (80% of the "
+                           "time): {}.", f"{count:,}", names, f"{held:,}", f"{cost:,}", obj.report_days, words)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or obj.status == CampaignStatus.DRAFT
+
+    def save_model(self, request, obj, form, change):
+        services.campaign_save(campaign=obj, actor_user=request.user)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/status/<str:status>/", view(self.status_view), name="campaigns_campaign_status"),
+            path("<int:pk>/run/", view(self.run_view), name="campaigns_campaign_run"),
+            path("<int:pk>/test/", view(self.test_view), name="campaigns_campaign_test"),
+            path("<int:pk>/report/", view(self.report_view), name="campaigns_campaign_report"),
+            *super().get_urls(),
+        ]
+
+    def _post_only(self, request):
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+
+    def _back(self, campaign):
+        return redirect(reverse("admin:campaigns_campaign_change", args=[campaign.pk]))
+
+    def status_view(self, request, pk, status):
+        self._post_only(request)
+        campaign = get_object_or_404(Campaign, pk=pk)
+        try:
+            services.campaign_set_status(campaign=campaign, status=status, actor_user=request.user)
+            messages.success(request, f"The campaign is {status}.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return self._back(campaign)
+
+    def run_view(self, request, pk):
+        self._post_only(request)
+        campaign = get_object_or_404(Campaign.objects.select_related("offer_reward"), pk=pk)
+        result = services.campaign_run(campaign=campaign)
+        if result.occurrence is None:
+            messages.warning(request, "Nothing is due: the campaign is not running, not started, over, or has run.")
+        else:
+            messages.success(request, f"{result.entered:,} entered ({result.treated:,} sent, {result.held_out:,} "
+                                      "held out).")
+        return self._back(campaign)
+
+    def test_view(self, request, pk):
+        self._post_only(request)
+        campaign = get_object_or_404(Campaign.objects.select_related("offer_reward"), pk=pk)
+        try:
+            services.campaign_test_send(campaign=campaign, user=request.user)
+            messages.success(request, f"A test is on its way to {request.user.email}.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return self._back(campaign)
+
+    def report_view(self, request, pk):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        campaign = get_object_or_404(Campaign, pk=pk)
+        try:
+            days = int(request.GET.get("days") or campaign.report_days)
+        except ValueError:
+            days = campaign.report_days
+        days = min(max(days, 1), 365)
+        report = selectors.campaign_report(campaign=campaign, window_days=days)
+        chart = bar_chart([("Sent", 100 * (report.treated.rate or 0)), ("Held out", 100 * (report.holdout.rate or 0))],
+                          title="Share who ordered in the window, %")
+        return TemplateResponse(request, "admin/campaigns/campaign/report.html", {
+            **self.admin_site.each_context(request), "title": f"Report: {campaign}", "campaign": campaign,
+            "report": report, "rates": report_words(report), "chart": chart, "days": days,
+            "opts": self.model._meta})
+
+
+def report_words(report) -> dict[str, str]:
+    """The report's figures as the page prints them: rates in %, differences in points, intervals."""
+    def share(rate):
+        return "-" if rate is None else f"{100 * rate:.1f}%"
+
+    c, r = report.conversion, report.revenue_per_member
+    both = report.treated.members and report.holdout.members
+    return {
+        "treated": share(report.treated.rate), "holdout": share(report.holdout.rate),
+        "difference": f"{100 * c.estimate:+.1f} points ({100 * c.low:+.1f} to {100 * c.high:+.1f})" if both else "-",
+        "revenue": f"{r.estimate:+,.2f} ({r.low:+,.2f} to {r.high:+,.2f})" if both else "-",
+    }
+
+
+@admin.register(CampaignEntry)
+class CampaignEntryAdmin(ReadOnlyAdmin):
+    list_display = ["campaign", "member", "occurrence", "group", "entered_at", "offer_points"]
+    list_filter = ["group", "campaign"]
+    raw_id_fields = ["member"]
+    list_select_related = ["campaign", "member"]

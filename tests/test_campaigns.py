@@ -1,0 +1,210 @@
+"""Campaigns: an audience evaluated in the database (members who refused offers never in it), a
+random holdout that gets nothing, offers paid through the engine once per member and occurrence
+(a replay, a second run, two runs at once on PostgreSQL), the message through the outbox or handed
+to the store, and a report whose figures come from what members did after they entered."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import Member
+from campaigns import audience, selectors, services
+from campaigns.models import Campaign, CampaignEntry, CampaignStatus, Group, OfferKind, Trigger
+from core.errors import Invalid
+from core.models import OutboxEvent
+from rewards.models import Coupon, LedgerEntry
+from rewards.selectors import ledger_discrepancies
+from rewards.services import points_adjust
+from tests.concurrency import run_concurrently
+from tests.conftest import make_portal_member
+from tests.factories import RewardFactory, RuleFactory, customer, place_order, set_program
+
+pytestmark = pytest.mark.django_db
+
+
+def shopper(n: int, **consents):
+    return make_portal_member(f"s{n}@example.com", first_name=f"Sam{n}", consents={"offers": "email", **consents})
+
+
+def launch(name="Win back", **fields) -> Campaign:
+    fields.setdefault("starts_at", timezone.now() - timedelta(days=1))
+    fields.setdefault("title", "{first_name}, {offer} for you")
+    fields.setdefault("body", "You have {points} points at {program}.")
+    campaign = services.campaign_save(campaign=Campaign(name=name, **fields), actor_user=None)
+    return services.campaign_set_status(campaign=campaign, status=CampaignStatus.RUNNING, actor_user=None)
+
+
+def test_the_audience_is_one_query_and_never_holds_members_who_refused_offers(django_assert_num_queries):
+    rich, poor = shopper(1), shopper(2)
+    quiet = make_portal_member("quiet@example.com", consents={"offers": "none"})
+    for member in (rich, quiet):
+        points_adjust(member=member, points=800, reason="test")
+    spec = {"match": "all", "conditions": [{"field": "points_available", "op": "gte", "value": 500}]}
+    with django_assert_num_queries(1):
+        found = list(audience.members(spec, now=timezone.now()).values_list("pk", flat=True))
+    assert found == [rich.pk]
+    anyone = {"match": "any", "conditions": [{"field": "points_available", "op": "gte", "value": 500},
+                                             {"field": "points_available", "op": "lte", "value": 0}]}
+    assert set(audience.members(anyone, now=timezone.now()).values_list("pk", flat=True)) == {rich.pk, poor.pk}
+    with pytest.raises(Invalid) as wrong:
+        audience.check({"conditions": [{"field": "points_available", "op": "gte", "value": 1},
+                                       {"field": "p_alive", "op": "lte", "value": 1.5}]})
+    assert wrong.value.fields == {"audience.conditions[1]": ["P(alive): between 0 and 1."]}
+
+
+def test_treated_members_get_the_offer_and_the_message_once_and_the_holdout_nothing(mailoutbox):
+    members = [shopper(n) for n in range(40)]
+    campaign = launch(offer=OfferKind.POINTS, offer_points=500, holdout_percent=25)
+    result = services.campaign_run(campaign=campaign)
+    assert result.entered == 40 and result.treated + result.held_out == 40
+    held = set(CampaignEntry.objects.filter(group=Group.HOLDOUT).values_list("member_id", flat=True))
+    assert len(held) == result.held_out and 4 <= len(held) <= 18  # about a quarter, by a hash
+    for member in members:
+        member.refresh_from_db()
+        assert member.points_available == (0 if member.pk in held else 500)
+    assert sorted(m.to[0] for m in mailoutbox) == sorted(m.email for m in members if m.pk not in held)
+    first = next(m for m in mailoutbox)
+    assert first.subject.endswith(", 500 bonus points for you") and "You have 500 points at Loyalty Loop." in first.body
+    # Run again, or replayed: nobody enters twice, nobody is paid twice.
+    assert services.campaign_run(campaign=campaign).entered == 0
+    assert sum(Member.objects.values_list("points_available", flat=True)) == 500 * result.treated
+    assert list(ledger_discrepancies()) == []
+    # The same members are held out by the next campaign's hash only by chance, not by rule.
+    assert services.in_holdout(campaign.pk, members[0].pk, 25) == (members[0].pk in held)
+
+
+def test_a_weekly_campaign_enters_members_again_each_week_and_a_one_off_once(mailoutbox):
+    shopper(1)
+    weekly = launch(trigger=Trigger.WEEKLY, holdout_percent=0)
+    once = launch(name="Once", holdout_percent=0)
+    now = timezone.now()
+    for campaign in (weekly, once):
+        assert services.campaign_run(campaign=campaign, now=now).entered == 1
+    weekly.refresh_from_db()
+    once.refresh_from_db()
+    assert services.campaign_run(campaign=weekly, now=now + timedelta(days=7)).entered == 1
+    assert services.campaign_run(campaign=once, now=now + timedelta(days=7)).occurrence is None
+    services.campaign_set_status(campaign=weekly, status=CampaignStatus.PAUSED, actor_user=None)
+    weekly.refresh_from_db()
+    assert services.campaign_run(campaign=weekly, now=now + timedelta(days=14)).entered == 0  # paused
+
+
+def test_a_coupon_offer_gives_each_treated_member_a_coupon_the_campaign_pays_for():
+    members = [shopper(n) for n in range(6)]
+    reward = RewardFactory(name="Tin of tea", points_cost=300)
+    campaign = launch(offer=OfferKind.COUPON, offer_reward=reward, holdout_percent=0)
+    services.campaign_run(campaign=campaign)
+    assert Coupon.objects.filter(reward=reward).count() == 6
+    for member in members:
+        member.refresh_from_db()
+        assert member.points_available == 0  # given and spent on the coupon: the books say so
+    assert LedgerEntry.objects.filter(kind="redeem").count() == 6 and list(ledger_discrepancies()) == []
+
+
+def test_a_store_that_sends_its_own_mail_gets_a_campaign_message_event_instead(mailoutbox):
+    member = shopper(1)
+    campaign = launch(holdout_percent=0, delivery="store", title="A note for {first_name}")
+    services.campaign_run(campaign=campaign)
+    assert list(mailoutbox) == []
+    [event] = OutboxEvent.objects.filter(type="campaign.message")
+    assert event.member_id == member.pk and event.data["campaign"] == "Win back"
+    assert event.data["subject"] == "A note for Sam1"
+    assert event.data["text"].startswith("You have 0 points at Loyalty Loop.\nhttp")
+
+
+def test_the_report_measures_what_members_did_after_they_entered(tea_shop):
+    set_program(pending_days=0, expiry_policy="never", point_value=Decimal("0.01"))
+    RuleFactory(name="1 per EUR")
+    members = []
+    for n in range(30):
+        member = shopper(n)
+        customer(tea_shop, f"c{n}", email=member.email)
+        members.append(member)
+    campaign = launch(offer=OfferKind.POINTS, offer_points=200, holdout_percent=30)
+    services.campaign_run(campaign=campaign, now=timezone.now() - timedelta(hours=1))  # they entered an hour ago
+    entries = dict(CampaignEntry.objects.values_list("member_id", "group"))
+    treated = [m for m in members if entries[m.pk] == Group.TREATED]
+    holdout = [m for m in members if entries[m.pk] == Group.HOLDOUT]
+    assert treated and holdout
+    # Half the treated order 40.00 in the window; one held-out member orders 40.00.
+    buyers = treated[: len(treated) // 2]
+    for member in buyers + holdout[:1]:
+        n = members.index(member)
+        place_order(tea_shop, f"w{n}", f"c{n}", lines=(("TEA", 1, "40.00", "tea"),))
+    report = selectors.campaign_report(campaign=campaign)
+    assert (report.treated.members, report.treated.converted) == (len(treated), len(buyers))
+    assert (report.holdout.members, report.holdout.converted) == (len(holdout), 1)
+    assert report.treated.revenue == Decimal("40.00") * len(buyers)
+    assert report.conversion.estimate == pytest.approx(len(buyers) / len(treated) - 1 / len(holdout))
+    assert report.cost == Decimal("2.00") * len(treated)  # 200 points at 0.01 each
+    assert report.net == (Decimal(str(report.revenue_per_member.estimate)) * len(treated)).quantize(
+        Decimal("0.01")) - report.cost
+    assert report.conversion.low < report.conversion.estimate < report.conversion.high
+    refund_one = buyers[0]  # ...and an order refunded in full does not count
+    place_order(tea_shop, "refunded", f"c{members.index(refund_one)}", lines=(("TEA", 1, "99.00", "tea"),))
+    from tests.factories import refund
+
+    refund(tea_shop, "refunded", refund_id="r1")
+    assert selectors.campaign_report(campaign=campaign).treated.revenue == Decimal("40.00") * len(buyers)
+    later = selectors.campaign_report(campaign=campaign, now=timezone.now() + timedelta(days=31))
+    assert later.complete and not report.complete
+
+
+def test_staff_build_launch_run_and_read_a_campaign_in_the_admin(staff, mailoutbox):
+    client = Client()
+    client.force_login(staff)
+    rich = shopper(1)
+    points_adjust(member=rich, points=900, reason="test")
+    shopper(2)
+    form = {"name": "Near a reward", "trigger": "once", "starts_at_0": timezone.now().date().isoformat(),
+            "starts_at_1": "00:00:00", "offer": "points", "offer_points": "100", "title": "Hi {first_name}",
+            "body": "{offer}", "delivery": "send", "holdout_percent": "0", "report_days": "30", "match": "all",
+            "points_min": "800", "entries-TOTAL_FORMS": "0", "entries-INITIAL_FORMS": "0"}
+    bad = client.post("/admin/campaigns/campaign/add/", {**form, "title": "Hi {frist_name}"})
+    assert "Unknown placeholder {frist_name}" in bad.content.decode() and 'value="Near a reward"' in bad.content.decode()
+    response = client.post("/admin/campaigns/campaign/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    campaign = Campaign.objects.get()
+    assert campaign.audience == {"match": "all", "conditions": [
+        {"field": "points_available", "op": "gte", "value": "800"}]}
+    page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
+    assert "<strong>1 members</strong>" in page and "s1@example.com" in page
+    client.post(f"/admin/campaigns/campaign/{campaign.pk}/status/running/")
+    client.post(f"/admin/campaigns/campaign/{campaign.pk}/run/")
+    assert CampaignEntry.objects.filter(campaign=campaign).count() == 1
+    assert [m.subject for m in mailoutbox] == ["Hi Sam1"]
+    report = client.get(f"/admin/campaigns/campaign/{campaign.pk}/report/").content.decode()
+    assert "No measurable effect yet" in report and "Cost of the offers" in report
+    client.post(f"/admin/campaigns/campaign/{campaign.pk}/test/")
+    assert mailoutbox[-1].to == [staff.email] and mailoutbox[-1].subject == "Hi Ada"
+
+
+def test_a_member_list_with_unknown_lines_is_refused_naming_them(staff):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = Client()
+    client.force_login(staff)
+    known = shopper(1)
+    listed = SimpleUploadedFile("list.csv", f"email\n{known.email}\nnobody@example.com\n\n{known.pk}\n".encode())
+    response = client.post("/admin/campaigns/campaign/add/", {
+        "name": "Listed", "trigger": "once", "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00", "offer": "none",
+        "title": "Hello", "delivery": "send", "holdout_percent": "10", "report_days": "30", "match": "all",
+        "member_list": listed, "entries-TOTAL_FORMS": "0", "entries-INITIAL_FORMS": "0"})
+    assert "No member for line 3 (nobody@example.com); the 2 others are fine." in response.content.decode()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_pay_each_member_once():
+    members = [shopper(n) for n in range(60)]
+    campaign = launch(offer=OfferKind.POINTS, offer_points=100, holdout_percent=10)
+    results = run_concurrently(lambda i: services.campaign_run(campaign=Campaign.objects.get(pk=campaign.pk)), 4)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(r.entered for r in results) == 60
+    treated = CampaignEntry.objects.filter(group=Group.TREATED).count()
+    assert sum(Member.objects.filter(pk__in=[m.pk for m in members]).values_list("points_available", flat=True)) \
+        == 100 * treated
+    assert list(ledger_discrepancies()) == []
