@@ -164,7 +164,8 @@ def test_staff_build_launch_run_and_read_a_campaign_in_the_admin(staff, mailoutb
             "body": "{offer}", "delivery": "send", "holdout_percent": "0", "report_days": "30", "match": "all",
             "points_min": "800", "entries-TOTAL_FORMS": "0", "entries-INITIAL_FORMS": "0"}
     bad = client.post("/admin/campaigns/campaign/add/", {**form, "title": "Hi {frist_name}"})
-    assert "Unknown placeholder {frist_name}" in bad.content.decode() and 'value="Near a reward"' in bad.content.decode()
+    refused = bad.content.decode()
+    assert "Unknown placeholder {frist_name}" in refused and 'value="Near a reward"' in refused
     response = client.post("/admin/campaigns/campaign/add/", form)
     assert response.status_code == 302, response.content.decode()[:3000]
     campaign = Campaign.objects.get()
