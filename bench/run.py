@@ -680,6 +680,10 @@ def main() -> None:
         from bench.messaging import bench_messaging
 
         bench_messaging(rows, Row, ensure_members)
+    if wanted("campaigns"):
+        from bench.campaigns import bench_campaigns
+
+        bench_campaigns(rows, Row, ensure_members)
     if wanted("webhooks"):
         from bench.webhooks import bench_webhooks
 
