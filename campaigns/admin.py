@@ -59,6 +59,8 @@ class CampaignForm(forms.ModelForm):
     nps = forms.MultipleChoiceField(choices=NPS_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
                                     label="Answered a survey as")
     event = forms.CharField(required=False, label="Did the custom event (activity type)")
+    birthday_this_month = forms.BooleanField(required=False, label="Birthday this month",
+                                             help_text="With a monthly trigger: a birthday offer, once a year each.")
     member_list = forms.FileField(required=False, label="A fixed list (CSV)",
                                   help_text="One e-mail address or member id per line. Replaces the list saved.")
 
@@ -79,6 +81,8 @@ class CampaignForm(forms.ModelForm):
                 self.fields["tiers"].initial = value
             elif field == "nps":
                 self.fields["nps"].initial = value
+            elif field == "birthday_this_month":
+                self.fields["birthday_this_month"].initial = True
             elif field in TEXTS.values():
                 self.fields[field].initial = value
                 self.fields["bought_days"].initial = condition.get("days")
@@ -129,6 +133,8 @@ class CampaignForm(forms.ModelForm):
                                    **({"days": data["bought_days"]} if data.get("bought_days") else {})})
         if data.get("nps"):
             conditions.append({"field": "nps", "value": list(data["nps"])})
+        if data.get("birthday_this_month"):
+            conditions.append({"field": "birthday_this_month", "value": True})
         listed = data.get("member_list")
         if listed is None:  # keep the list saved before
             listed = next((c["value"] for c in (self.instance.audience or {}).get("conditions", [])
@@ -173,7 +179,8 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Audience", {"fields": ["match", "segments", ("p_alive_min", "p_alive_max"), "clv_min",
                                  ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
                                  ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
-                                 ("bought_sku", "bought_category", "bought_days"), "nps", "event", "member_list",
+                                 ("bought_sku", "bought_category", "bought_days"), "nps", "event",
+                                 "birthday_this_month", "member_list",
                                  "audience_now"],
                       "description": "Members who refused offers and news are never in it."}),
         ("Offer", {"fields": ["offer", "offer_points", "offer_reward"]}),

@@ -43,6 +43,7 @@ FIELDS: dict[str, Field] = {
     "nps": Field("Survey answer", "choices", "promoter (9-10), passive (7-8) or detractor (0-6), in the last year"),
     "event": Field("Did the custom event (within `days`)", "text", "an activity type"),
     "members": Field("A fixed list", "choices", "member ids, from an uploaded list"),
+    "birthday_this_month": Field("Birthday this month", "flag", "in the program's time zone, when the campaign runs"),
 }
 OPS = {"gte": "at least", "lte": "at most", "in": "is one of", "eq": "is"}
 NPS = {"promoter": (9, 10), "passive": (7, 8), "detractor": (0, 6)}
@@ -80,6 +81,10 @@ def check(audience: dict) -> dict:
                 allowed = "between 0 and 1" if field.kind == "share" else "not negative"
                 raise _problem(index, f"{field.label}: {allowed}.")
             value = str(number)
+        elif field.kind == "flag":
+            if value is not True:
+                raise _problem(index, f"{field.label}: true.")
+            op = "eq"
         elif field.kind == "choices":
             if not isinstance(value, list) or not value:
                 raise _problem(index, f"{field.label}: a non-empty list.")
@@ -147,6 +152,8 @@ def _condition(condition: dict, now: datetime) -> Q:
                                                 occurred_at__lte=now)))
     if field == "members":
         return Q(pk__in=value)
+    if field == "birthday_this_month":
+        return Q(birthday__month=now.astimezone(current_program().tz).month)
     raise ValueError(field)
 
 

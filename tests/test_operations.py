@@ -175,3 +175,18 @@ def test_the_demo_history_hangs_together():
     assert ("Old friend", "1 year") in held
     month = Snapshot.objects.latest().overview["30"]["current"]
     assert month["points_redeemed"] > 0 and month["redeemed_share"] > 0
+
+
+@pytest.mark.django_db
+def test_the_demo_campaigns_have_reports_with_numbers():
+    from campaigns.models import Campaign
+    from campaigns.selectors import campaign_report
+
+    call_command("seed_demo", stdout=StringIO())
+    campaigns = list(Campaign.objects.order_by("pk"))
+    assert [c.offer for c in campaigns] == ["points", "coupon", "none"]
+    for campaign in campaigns:
+        report = campaign_report(campaign=campaign)
+        assert report.treated.members > 0 and report.holdout.members > 0, campaign
+        assert report.treated.converted > 0, campaign  # members ordered after they entered
+    assert campaign_report(campaign=campaigns[0]).cost > 0

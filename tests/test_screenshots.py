@@ -59,6 +59,13 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.screenshot(path=str(OUT / "insights.png"), full_page=True)
     page.goto(f"{live_server.url}/insights/cohorts/")
     page.screenshot(path=str(OUT / "insights-cohorts.png"), full_page=True)
+    from campaigns.models import Campaign
+
+    win_back = Campaign.objects.get(offer="points")
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{win_back.pk}/report/")
+    page.screenshot(path=str(OUT / "campaign-report.png"), full_page=True)
+    page.goto(f"{live_server.url}/admin/campaigns/campaign/{win_back.pk}/change/")
+    page.screenshot(path=str(OUT / "campaign.png"), full_page=True)
     _messages(page, live_server)
     assert (OUT / "dashboard.png").stat().st_size > 10_000
 
