@@ -4,6 +4,7 @@ import io
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -150,32 +151,16 @@ class CampaignForm(forms.ModelForm):
             self.add_error(name if name in self.fields else None, message)
 
 
-class EntryInline(admin.TabularInline):
-    model = CampaignEntry
-    fields = ["member", "occurrence", "group", "entered_at", "offer_points", "coupon"]
-    readonly_fields = fields
-    raw_id_fields = ["member"]
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
-    verbose_name_plural = "Entries (the 20 latest)"
-
-    def get_queryset(self, request):
-        latest = CampaignEntry.objects.order_by("-entered_at", "-id").values("pk")[:20]
-        return super().get_queryset(request).filter(pk__in=latest).select_related("member", "coupon")
-
-
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignForm
     list_display = ["name", "status", "trigger", "offer", "holdout_percent", "starts_at", "last_run_at"]
     list_filter = ["status", "trigger", "offer"]
     search_fields = ["name"]
-    readonly_fields = ["status", "audience_now", "last_run_at"]
+    readonly_fields = ["status", "audience_now", "last_run_at", "entered"]
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
-        (None, {"fields": ["name", "status", "trigger", "starts_at", "ends_at", "last_run_at"]}),
+        (None, {"fields": ["name", "status", "trigger", "starts_at", "ends_at", "last_run_at", "entered"]}),
         ("Audience", {"fields": ["match", "segments", ("p_alive_min", "p_alive_max"), "clv_min",
                                  ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
                                  ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
@@ -189,7 +174,15 @@ class CampaignAdmin(admin.ModelAdmin):
                                     "member's channel for offers and news, under the weekly cap."}),
         ("Measuring it", {"fields": ["holdout_percent", "report_days"]}),
     ]
-    inlines = [EntryInline]
+
+    @admin.display(description="Entered so far")
+    def entered(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        groups = dict(CampaignEntry.objects.filter(campaign=obj).values_list("group").annotate(n=Count("pk")))
+        url = reverse("admin:campaigns_campaignentry_changelist") + f"?campaign__id__exact={obj.pk}"
+        return format_html('{} sent, {} held out: <a href="{}">every entry</a>', f"{groups.get('treated', 0):,}",
+                           f"{groups.get('holdout', 0):,}", url)
 
     @admin.display(description="In the audience now")
     def audience_now(self, obj):

@@ -100,6 +100,7 @@ class CampaignEntry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "member", "occurrence"], name="campaign_entry_once")]
+        verbose_name_plural = "campaign entries"
         indexes = [models.Index(fields=["campaign", "group", "entered_at"], name="campaign_entry_group")]
 
     def __str__(self):

@@ -47,6 +47,9 @@ def baseline_rate(*, audience_spec: dict, days: int, now: datetime | None = None
     return bought / total
 
 
+MIN_GROUP = 30  # members in each group before the report gives a verdict
+
+
 @dataclass(frozen=True)
 class GroupFigures:
     members: int
@@ -77,6 +80,9 @@ class Report:
 
     @property
     def verdict(self) -> str:
+        if min(self.treated.members, self.holdout.members) < MIN_GROUP:
+            # With a handful held out, no interval means much (a bootstrap of three members least of all).
+            return f"too few members to measure yet (at least {MIN_GROUP} in each group are needed)"
         return self.conversion.verdict
 
 
