@@ -67,8 +67,9 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = ["name", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward", "title", "body",
-                  "delivery", "holdout_percent", "report_days"]
+        fields = ["name", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward",
+                  "offer_multiplier", "offer_categories", "offer_skus", "offer_days", "title", "body", "delivery",
+                  "holdout_percent", "report_days"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -168,7 +169,8 @@ class CampaignAdmin(admin.ModelAdmin):
                                  "birthday_this_month", "member_list",
                                  "audience_now"],
                       "description": "Members who refused offers and news are never in it."}),
-        ("Offer", {"fields": ["offer", "offer_points", "offer_reward"]}),
+        ("Offer", {"fields": ["offer", "offer_points", "offer_reward",
+                              ("offer_multiplier", "offer_days"), ("offer_categories", "offer_skus")]}),
         ("Message", {"fields": ["title", "body", "delivery"],
                      "description": "Placeholders: {first_name}, {points}, {tier}, {offer}, {program}. Sent on the "
                                     "member's channel for offers and news, under the weekly cap."}),

@@ -31,6 +31,7 @@ class OfferKind(models.TextChoices):
     NONE = "none", "No offer: a message only"
     POINTS = "points", "Bonus points"
     COUPON = "coupon", "A coupon for a reward"
+    MULTIPLIER = "multiplier", "A points multiplier on orders for some days"
 
 
 class Campaign(models.Model):
@@ -42,10 +43,20 @@ class Campaign(models.Model):
     trigger = models.CharField(max_length=8, choices=Trigger.choices, default=Trigger.ONCE)
     starts_at = models.DateTimeField(default=timezone.now, help_text="Nobody enters before this.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Nobody enters after this. Empty: no end.")
-    offer = models.CharField(max_length=6, choices=OfferKind.choices, default=OfferKind.NONE)
+    offer = models.CharField(max_length=10, choices=OfferKind.choices, default=OfferKind.NONE)
     offer_points = models.PositiveIntegerField(null=True, blank=True, help_text="Bonus points per member.")
     offer_reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                      help_text="The reward whose coupon each member gets (paid by the campaign).")
+    offer_multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True,
+                                           help_text="2 = double points on the orders it covers.")
+    offer_categories = models.CharField(max_length=300, blank=True,
+                                        help_text="Comma-separated categories it covers; empty: every category.")
+    offer_skus = models.CharField(max_length=300, blank=True, help_text="Comma-separated SKUs; empty: every SKU.")
+    offer_days = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                  help_text="The multiplier covers orders from the start for this "
+                                                  "many days (a weekend: 3).")
+    offer_rule = models.ForeignKey("rewards.EarningRule", null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+", help_text="The members-only earning rule of a multiplier.")
     title = models.CharField(max_length=200, help_text="The message's subject. Placeholders: {first_name}, "
                              "{points}, {tier}, {offer}, {program}.")
     body = models.TextField(max_length=2000, blank=True)

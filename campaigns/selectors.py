@@ -86,6 +86,22 @@ class Report:
         return self.conversion.verdict
 
 
+def _multiplier_points(campaign: Campaign) -> int:
+    """What a multiplier offer gave: its rule's points on the sent members' orders (each order
+    keeps its points per rule), less what refunds took back is not counted (a small overstatement)."""
+    from rewards.models import Order
+
+    if not campaign.offer_rule_id:
+        return 0
+    treated = CampaignEntry.objects.filter(campaign=campaign, group=Group.TREATED).values("member_id")
+    total = 0
+    for applied in Order.objects.filter(member_id__in=treated, rules_applied__isnull=False).filter(
+            placed_at__gte=campaign.offer_rule.starts_at, placed_at__lt=campaign.offer_rule.ends_at) \
+            .values_list("rules_applied", flat=True).iterator(chunk_size=5000):
+        total += sum(item["points"] for item in applied or [] if item["rule"].get("id") == campaign.offer_rule_id)
+    return total
+
+
 def campaign_report(*, campaign: Campaign, window_days: int | None = None, now: datetime | None = None) -> Report:
     """Intent to treat: every member who entered counts in their group, whatever they did; each
     member's orders in ``window_days`` after their entry (in the program's currency, not refunded
@@ -121,7 +137,7 @@ def campaign_report(*, campaign: Campaign, window_days: int | None = None, now: 
     revenue = stats.mean_difference(np.array(values[Group.TREATED]), np.array(values[Group.HOLDOUT]),
                                     seed=campaign.pk)
     entries = CampaignEntry.objects.filter(campaign=campaign)
-    spent_points = entries.aggregate(points=Sum("offer_points"))["points"] or 0
+    spent_points = (entries.aggregate(points=Sum("offer_points"))["points"] or 0) + _multiplier_points(campaign)
     cost = (Decimal(spent_points) * program.settings.point_value).quantize(Decimal("0.01"))
     incremental = net = None
     if treated.members and holdout.members:

@@ -29,8 +29,9 @@ from messaging.models import Delivery, Purpose
 CHUNK = 1000
 PLACEHOLDERS = {"first_name": "Ada", "points": "1,250", "tier": "Gold", "offer": "500 bonus points"}
 _WORDS = catalogue.Kind("campaign", "Campaign", "", "", PLACEHOLDERS)
-EDITABLE = ("name", "audience", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward", "title",
-            "body", "delivery", "holdout_percent", "report_days")
+EDITABLE = ("name", "audience", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward",
+            "offer_multiplier", "offer_categories", "offer_skus", "offer_days", "title", "body", "delivery",
+            "holdout_percent", "report_days")
 
 
 def campaign_problems(campaign: Campaign) -> dict[str, str]:
@@ -45,6 +46,11 @@ def campaign_problems(campaign: Campaign) -> dict[str, str]:
         problems["offer_points"] = "Bonus points need a number of points."
     if campaign.offer == OfferKind.COUPON and not campaign.offer_reward_id:
         problems["offer_reward"] = "A coupon offer needs a reward."
+    if campaign.offer == OfferKind.MULTIPLIER:
+        if not campaign.offer_multiplier or campaign.offer_multiplier <= 1:
+            problems["offer_multiplier"] = "A multiplier above 1 (2 = double points)."
+        if not campaign.offer_days:
+            problems["offer_days"] = "For how many days from the start."
     for name in ("title", "body"):
         try:
             catalogue.check(_WORDS, getattr(campaign, name) or "")
@@ -66,11 +72,35 @@ def campaign_save(*, campaign: Campaign, actor_user: User | None) -> Campaign:
         created = campaign.pk is None
         if created:
             campaign.created_by = actor_user
+        if campaign.offer == OfferKind.MULTIPLIER:
+            campaign.offer_rule = _multiplier_rule(campaign, actor_user)
         campaign.save()
         AuditLog.objects.create(action="campaign.created" if created else "campaign.changed", actor_user=actor_user,
                                 subject=f"campaign:{campaign.pk}",
                                 after={name: str(getattr(campaign, name)) for name in EDITABLE})
     return campaign
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _multiplier_rule(campaign: Campaign, actor_user: User | None):
+    """The members-only earning rule behind a multiplier offer: the campaign's multiplier on the
+    orders of the members it sends to, from its start for ``offer_days`` days."""
+    from datetime import timedelta
+
+    from rewards.models import EarningRule, RuleKind
+    from rewards.services import earning_rule_save
+
+    rule = campaign.offer_rule or EarningRule(kind=RuleKind.MULTIPLIER, activity_type="order", members_only=True)
+    rule.name = f"Campaign: {campaign.name}"[:100]
+    rule.multiplier = campaign.offer_multiplier
+    rule.categories, rule.skus = _split(campaign.offer_categories), _split(campaign.offer_skus)
+    rule.starts_at = campaign.starts_at
+    rule.ends_at = campaign.starts_at + timedelta(days=campaign.offer_days)
+    rule.is_active = True
+    return earning_rule_save(rule=rule, partner_ids=[], tier_ids=[], actor_user=actor_user)
 
 
 def campaign_set_status(*, campaign: Campaign, status: str, actor_user: User | None) -> Campaign:
@@ -156,16 +186,21 @@ def _offer_words(campaign: Campaign) -> str:
         return f"{campaign.offer_points:,} bonus points"
     if campaign.offer == OfferKind.COUPON and campaign.offer_reward_id:
         return f"a coupon for {campaign.offer_reward.name}"
+    if campaign.offer == OfferKind.MULTIPLIER and campaign.offer_multiplier:
+        on = ", ".join(_split(campaign.offer_categories) + _split(campaign.offer_skus)) or "every order"
+        return f"{campaign.offer_multiplier.normalize():f}x points on {on} for {campaign.offer_days} days"
     return ""
 
 
 def _treat(campaign: Campaign, member_ids: list[int], key: str, now: datetime) -> None:
     """The offer and the message for these newly entered members (in the caller's transaction)."""
     from messaging.services import Note, notify
-    from rewards.services import ActivityInput, activities_record, reward_redeem
+    from rewards.services import ActivityInput, activities_record, reward_redeem, rule_members_add
 
     if not member_ids:
         return
+    if campaign.offer == OfferKind.MULTIPLIER and campaign.offer_rule_id:
+        rule_members_add(rule=campaign.offer_rule, member_ids=member_ids)  # their orders earn more, in its days
     cost = campaign.offer_cost_points
     if cost:
         # Through the engine: a key per campaign, member and occurrence, so nothing is paid twice.

@@ -183,6 +183,9 @@ class EarningRule(models.Model):
         help_text="Unticked: when this rule applies, lower-priority rules of the same kind (base or "
         "multiplier) do not.",
     )
+    members_only = models.BooleanField(
+        default=False, help_text="Only for the members given it (a campaign's offer gives it to the members it "
+        "sends to).")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -192,6 +195,20 @@ class EarningRule(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class RuleMember(models.Model):
+    """A member given a members-only earning rule (by a campaign)."""
+
+    rule = models.ForeignKey(EarningRule, on_delete=models.CASCADE, related_name="given_to")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "rule"], name="rule_member_once")]
+
+    def __str__(self):
+        return f"{self.rule_id} for member #{self.member_id}"
 
 
 class EntryKind(models.TextChoices):

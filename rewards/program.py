@@ -81,6 +81,11 @@ class Program:
         return any(spec.tier_ids for spec in self.specs)
 
     @property
+    def rules_need_members(self) -> bool:
+        """Whether a rule is only for members given it (then each activity needs its member's)."""
+        return any(spec.members_only for spec in self.specs)
+
+    @property
     def tracks_progress(self) -> bool:
         """Whether anything (tiers, badges, challenges) must be re-checked after a member's activity."""
         return bool(self.tiers) or self.has_badges or self.has_challenges
@@ -128,7 +133,7 @@ def rule_spec(rule: EarningRule, *, program_currency: str, partner_ids=(), tier_
         rounding=rule.rounding, multiplier=rule.multiplier, starts_at=rule.starts_at, ends_at=rule.ends_at,
         min_order_value=rule.min_order_value, categories=tuple(rule.categories or ()), skus=tuple(rule.skus or ()),
         partner_ids=tuple(sorted(partner_ids)), tier_ids=tuple(sorted(tier_ids)), cap_per_day=rule.cap_per_day,
-        cap_per_month=rule.cap_per_month, priority=rule.priority, stacks=rule.stacks,
+        cap_per_month=rule.cap_per_month, priority=rule.priority, stacks=rule.stacks, members_only=rule.members_only,
     )
 
 

@@ -57,6 +57,7 @@ class RuleSpec:
     cap_per_month: int | None = None
     priority: int = 100
     stacks: bool = True
+    members_only: bool = False  # only for members given the rule (RuleMember: a campaign's offer)
 
     @property
     def family(self) -> str:
@@ -127,6 +128,7 @@ class Occasion:
     at: datetime
     partner_id: int | None = None
     tier_id: int | None = None
+    rule_ids: frozenset[int] = frozenset()  # the members-only rules the member was given
     currency: str | None = None
     lines: list[LineValue] = field(default_factory=list)
 
@@ -188,6 +190,8 @@ def _matches(spec: RuleSpec, occasion: Occasion) -> bool:
     if spec.partner_ids and occasion.partner_id not in spec.partner_ids:
         return False
     if spec.tier_ids and occasion.tier_id not in spec.tier_ids:
+        return False
+    if spec.members_only and spec.id not in occasion.rule_ids:
         return False
     if not _value_qualifies(spec, occasion):
         return False
@@ -316,6 +320,8 @@ def explain(specs: list[RuleSpec], occasion: Occasion) -> list[tuple[RuleSpec, s
             out.append((spec, "limited to other partners"))
         elif spec.tier_ids and occasion.tier_id not in spec.tier_ids:
             out.append((spec, "limited to other tiers"))
+        elif spec.members_only and spec.id not in occasion.rule_ids:
+            out.append((spec, "only for the members a campaign gave it to"))
         elif not _value_qualifies(spec, occasion):
             out.append((spec, f"order value below {spec.min_order_value}"))
         elif not KINDS[spec.kind].matches(spec, occasion):

@@ -29,6 +29,7 @@ from rewards.models import (
     PointsLot,
     Redemption,
     Reward,
+    RuleMember,
     TierMeasure,
     TierWindow,
 )
@@ -247,8 +248,9 @@ def order_preview(*, partner, member, currency: str, placed_at, discount, lines)
     values = rules.order_line_values(SimpleNamespace(discount=discount), inputs)
     # The member's tier counts, as it does when the order arrives (a Gold multiplier applies to Gold).
     tier_id = member_tier_ids([member.pk])[member.pk] if member is not None and program.rules_need_tiers else None
+    given = member_rule_ids([member.pk]).get(member.pk, frozenset()) if member is not None else frozenset()
     occasion = rules.Occasion(activity_type="order", at=placed_at, partner_id=partner.pk if partner else None,
-                              currency=currency, lines=values, tier_id=tier_id)
+                              currency=currency, lines=values, tier_id=tier_id, rule_ids=given)
     specs = list(program.specs)
     results = rules.evaluate(rules.select(specs, occasion), occasion)
     if member is not None:
@@ -464,6 +466,19 @@ def member_tier_ids(member_ids) -> dict[int, int | None]:
     base = program.base_tier.pk if program.base_tier else None
     found = dict(MemberTier.objects.filter(member_id__in=list(member_ids)).values_list("member_id", "tier_id"))
     return {member_id: found.get(member_id, base) for member_id in member_ids}
+
+
+def member_rule_ids(member_ids) -> dict[int, frozenset[int]]:
+    """The members-only earning rules each member was given (empty when no rule is members-only)."""
+    program = current_program()
+    wanted = [spec.id for spec in program.specs if spec.members_only]
+    if not wanted:
+        return {}
+    found: dict[int, set[int]] = defaultdict(set)
+    for member_id, rule_id in RuleMember.objects.filter(member_id__in=list(member_ids), rule_id__in=wanted) \
+            .values_list("member_id", "rule_id"):
+        found[member_id].add(rule_id)
+    return {member_id: frozenset(rules) for member_id, rules in found.items()}
 
 
 def partner_tier_ids(partner, external_ids) -> dict[str, int | None]:

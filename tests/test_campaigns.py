@@ -211,3 +211,35 @@ def test_two_runs_at_once_pay_each_member_once():
     assert sum(Member.objects.filter(pk__in=[m.pk for m in members]).values_list("points_available", flat=True)) \
         == 100 * treated
     assert list(ledger_discrepancies()) == []
+
+
+def test_a_multiplier_offer_doubles_the_points_of_the_members_sent_to_on_the_chosen_lines_in_its_days(tea_shop):
+    set_program(pending_days=0, expiry_policy="never", point_value=Decimal("0.01"))
+    RuleFactory(name="1 per EUR")
+    members = []
+    for n in range(12):
+        member = shopper(n)
+        customer(tea_shop, f"c{n}", email=member.email)
+        members.append(member)
+    start = timezone.now() - timedelta(days=4)  # a weekend that is over: orders cannot be placed ahead
+    campaign = launch(name="Double tea weekend", offer=OfferKind.MULTIPLIER, offer_multiplier=Decimal("2"),
+                      offer_categories="tea", offer_days=3, holdout_percent=50, starts_at=start,
+                      title="{offer}, {first_name}")
+    services.campaign_run(campaign=campaign, now=start + timedelta(minutes=1))
+    groups = dict(CampaignEntry.objects.values_list("member_id", "group"))
+    sent = next(m for m in members if groups[m.pk] == Group.TREATED)
+    held = next(m for m in members if groups[m.pk] == Group.HOLDOUT)
+    lines = (("TEA-1", 1, "20.00", "tea"), ("MUG-1", 1, "10.00", "teaware"))
+    earned = {}
+    for member in (sent, held):
+        n = members.index(member)
+        earned[member] = place_order(tea_shop, f"x{n}", f"c{n}", lines=lines,
+                                     placed_at=start + timedelta(hours=2)).award.points
+    assert earned == {sent: 20 * 2 + 10, held: 30}  # tea doubled for the member sent to, not the mug
+    n = members.index(sent)
+    late = place_order(tea_shop, f"late{n}", f"c{n}", lines=lines)
+    assert late.award.points == 30  # after its three days
+    report = selectors.campaign_report(campaign=campaign)
+    assert report.cost == Decimal("0.20")  # the 20 extra points it gave, at 0.01
+    campaign.refresh_from_db()
+    assert "2x points on tea for 3 days" in services._offer_words(campaign)

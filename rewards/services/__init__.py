@@ -22,7 +22,12 @@ from rewards.services.activities import (
     birthdays_award,
     event_record,
 )
-from rewards.services.configuration import earning_rule_problems, earning_rule_save, program_settings_update
+from rewards.services.configuration import (
+    earning_rule_problems,
+    earning_rule_save,
+    program_settings_update,
+    rule_members_add,
+)
 from rewards.services.earning import ActivityResult, AwardResult, OrderResult
 from rewards.services.orders import RefundResult, order_record, order_refund, orders_record
 from rewards.services.schedule import pending_release_due, points_expire_due
@@ -39,5 +44,5 @@ __all__ = [
     "activities_record", "activity_record", "activity_reverse", "birthdays_award", "coupon_code_generate", "coupon_use",
     "earning_rule_problems", "earning_rule_save", "event_record", "normalize_coupon_code",
     "order_record", "order_refund", "orders_record", "pending_release_due", "points_adjust", "points_expire_due",
-    "program_settings_update", "reward_redeem",
+    "program_settings_update", "reward_redeem", "rule_members_add",
 ]

@@ -24,7 +24,7 @@ from rewards.models import (
 )
 from rewards.payloads import EventInput
 from rewards.program import current_program
-from rewards.selectors import CapTracker, member_tier_ids
+from rewards.selectors import CapTracker, member_rule_ids, member_tier_ids
 from rewards.services.earning import (
     ACTIVITY_FIELDS,
     AWARD_FIELDS,
@@ -77,6 +77,7 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
         posting = Posting(balances, now=now)
         caps = CapTracker(program, balances.keys(), [item.occurred_at for item in items])
         tier_ids = member_tier_ids(balances) if program.rules_need_tiers else {}
+        given = member_rule_ids(balances) if program.rules_need_members else {}
         awards: list[tuple] = []
         claimed = set()
         for index, item in enumerate(items):
@@ -96,7 +97,8 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
             else:
                 occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
                                           partner_id=item.partner.pk if item.partner else None,
-                                          tier_id=tier_ids.get(item.member_id))
+                                          tier_id=tier_ids.get(item.member_id),
+                                          rule_ids=given.get(item.member_id, frozenset()))
                 earning = evaluate_award(program=program, caps=caps, member_id=item.member_id,
                                          activity_id=activity_id, occasion=occasion, description=item.description,
                                          pending_until=item.pending_until, now=now, awards=awards)

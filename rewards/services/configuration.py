@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import AuditLog, User
 from core.errors import Invalid
@@ -40,6 +41,21 @@ def program_settings_update(*, actor_user: User | None, changes: dict, reason: s
 
 
 # --- Earning rules -------------------------------------------------------------------------------
+
+
+def rule_members_add(*, rule: EarningRule, member_ids: list[int]) -> int:
+    """Give a members-only rule to these members (in the caller's transaction); returns how many
+    did not have it."""
+    from core import bulk
+    from rewards.models import RuleMember
+
+    if not rule.members_only:
+        raise Invalid("This rule is for everyone.", fields={"rule": "Not a members-only rule."})
+    now = timezone.now()
+    rows = [(rule.pk, member_id, now) for member_id in member_ids]
+    fields = ("rule_id", "member_id", "created_at")
+    inserted = bulk.insert_new(RuleMember, fields, rows, unique=("member_id", "rule_id"))
+    return len(inserted)
 
 
 def earning_rule_problems(*, rule: EarningRule, partner_ids: list[int], tier_ids: list[int] = ()

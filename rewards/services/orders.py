@@ -30,7 +30,7 @@ from rewards.models import (
 )
 from rewards.payloads import OrderInput, RefundInput
 from rewards.program import current_program
-from rewards.selectors import CapTracker, member_tier_ids, partner_tier_ids
+from rewards.selectors import CapTracker, member_rule_ids, member_tier_ids, partner_tier_ids
 from rewards.services.earning import (
     ACTIVITY_FIELDS,
     AWARD_FIELDS,
@@ -136,6 +136,7 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
 
     caps = CapTracker(program, {links[orders[i].member] for i in fresh}, [orders[i].placed_at for i in fresh])
     tier_ids = member_tier_ids({links[orders[i].member] for i in fresh}) if program.rules_need_tiers else {}
+    given = member_rule_ids({links[orders[i].member] for i in fresh}) if program.rules_need_members else {}
     awards: list[tuple] = []
     earnings: list[Earning] = []
     order_rows = []
@@ -143,7 +144,8 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
         order, activity_id = orders[index], inserted[source[index]]
         occasion = rules.Occasion(activity_type=ActivityType.ORDER, at=order.placed_at, partner_id=partner.pk,
                                   currency=order.currency, lines=rules.order_line_values(order, order.lines),
-                                  tier_id=tier_ids.get(links[order.member]))
+                                  tier_id=tier_ids.get(links[order.member]),
+                                  rule_ids=given.get(links[order.member], frozenset()))
         earning = evaluate_award(
             program=program, caps=caps, member_id=links[order.member], activity_id=activity_id, occasion=occasion,
             description=f"Order {order.order_id}", pending_until=program.available_at(order.placed_at), now=now,
@@ -247,7 +249,8 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
     balances, all at once. Returns False, having written nothing, when the orders need the general
     path (points available at once must repay debt and open lots, which needs the balances). Being
     one statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips."""
-    if not bulk.writes_in_one_statement() or len(todo) >= LOCK_LATE_FROM or any(
+    # Members-only rules (a campaign's multiplier) need the members before anything is written.
+    if not bulk.writes_in_one_statement() or len(todo) >= LOCK_LATE_FROM or program.rules_need_members or any(
         s.cap_per_day is not None or s.cap_per_month is not None
         for s in program.specs if s.activity_type == ActivityType.ORDER
     ):
