@@ -21,6 +21,7 @@ from rewards.models import Badge, Challenge, EarningRule, ExpiryPolicy, ProgramS
 from rewards.rules import RuleSpec
 
 _lock = threading.Lock()
+MEMBERS_ONLY_LATE = timedelta(days=30)
 _cached: dict = {"program": None, "at": 0.0}
 
 
@@ -82,8 +83,11 @@ class Program:
 
     @property
     def rules_need_members(self) -> bool:
-        """Whether a rule is only for members given it (then each activity needs its member's)."""
-        return any(spec.members_only for spec in self.specs)
+        """Whether a rule only for members given it can still apply (then each activity needs its
+        member's rules): one whose days are not over, or ended less than MEMBERS_ONLY_LATE ago (an
+        order placed in them may arrive late). Past that, orders go the faster way again."""
+        since = timezone.now() - MEMBERS_ONLY_LATE
+        return any(spec.members_only and (spec.ends_at is None or spec.ends_at > since) for spec in self.specs)
 
     @property
     def tracks_progress(self) -> bool:
