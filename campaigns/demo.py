@@ -1,6 +1,6 @@
 """Demo campaigns for ``seed_demo``, each run in the past and followed by what members did, so
-their reports have numbers: a win-back with bonus points, a birthday coupon, and a nudge (a
-message only) to members close to a reward. What the members bought afterwards is made up here,
+their reports have numbers: a win-back with bonus points, a birthday coupon, and double points on
+tea for a weekend. What the members bought afterwards is made up here,
 more often by those sent than by those held out, and the reports measure it like any other."""
 
 import contextlib
@@ -37,12 +37,11 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
                   audience={"match": "all", "conditions": [{"field": "birthday_this_month", "value": True}]},
                   title="Happy birthday month, {first_name}!", body="Here is {offer}, with our best wishes."),
          40, (0.30, 0.18)),
-        (Campaign(name="Nearly there: a nudge to members close to a reward", trigger=Trigger.ONCE,
-                  holdout_percent=25, starts_at=now - timedelta(days=60),
-                  audience={"match": "all", "conditions": [
-                      {"field": "points_available", "op": "gte", "value": max(0, cheapest.points_cost - 150)}]},
-                  title="{first_name}, a reward is within reach", body="You have {points} points: one more order "
-                  "and {program}'s rewards are yours."), 35, (0.28, 0.22)),
+        (Campaign(name="Double points on tea, last weekend", trigger=Trigger.ONCE, offer=OfferKind.MULTIPLIER,
+                  offer_multiplier=Decimal("2"), offer_categories="tea", offer_days=3, holdout_percent=25,
+                  starts_at=now - timedelta(days=33), report_days=3, audience={"match": "all", "conditions": []},
+                  title="{first_name}: {offer}", body="Every tea you order this weekend earns double points. "
+                  "You have {points} points now."), 33, (0.24, 0.12)),
     ]
     links = dict(ExternalId.objects.filter(partner=partner).values_list("member_id", "external_id"))
     number = 0
@@ -61,8 +60,9 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
             number += 1
             price = Decimal(rng.choice(["18.50", "24.00", "32.90", "41.00", "56.00"]))
             payloads.append({"order_id": f"C{number + 50000}", "member": external_id, "currency": "EUR",
-                             "placed_at": (entered + timedelta(days=rng.randint(1, 28), hours=rng.randint(0, 12)))
-                             .isoformat(), "total": str(price),
+                             "placed_at": (entered + timedelta(days=rng.randint(0, min(27, campaign.report_days - 1)),
+                                                               hours=rng.randint(1, 12))).isoformat(),
+                             "total": str(price),
                              "lines": [{"sku": "TEA-SENCHA", "name": "Sencha", "category": "tea", "quantity": 1,
                                         "unit_price": str(price)}]})
             if entry.coupon is not None and rng.random() < 0.7:

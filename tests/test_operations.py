@@ -184,7 +184,7 @@ def test_the_demo_campaigns_have_reports_with_numbers():
 
     call_command("seed_demo", stdout=StringIO())
     campaigns = list(Campaign.objects.order_by("pk"))
-    assert [c.offer for c in campaigns] == ["points", "coupon", "none"]
+    assert [c.offer for c in campaigns] == ["points", "coupon", "multiplier"]
     for campaign in campaigns:
         report = campaign_report(campaign=campaign)
         assert report.treated.members > 0 and report.holdout.members > 0, campaign
