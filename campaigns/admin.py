@@ -62,6 +62,12 @@ class CampaignForm(forms.ModelForm):
     event = forms.CharField(required=False, label="Did the custom event (activity type)")
     birthday_this_month = forms.BooleanField(required=False, label="Birthday this month",
                                              help_text="With a monthly trigger: a birthday offer, once a year each.")
+    joined_this_month = forms.BooleanField(required=False, label="Membership anniversary this month",
+                                           help_text="Joined in this month of an earlier year (monthly trigger).")
+    referral = forms.MultipleChoiceField(choices=[("referred_friends", "Referred a friend who ordered"),
+                                                  ("was_referred", "Was referred by a friend"),
+                                                  ("not_referred", "Was not referred")],
+                                         required=False, widget=forms.CheckboxSelectMultiple, label="Referrals")
     member_list = forms.FileField(required=False, label="A fixed list (CSV)",
                                   help_text="One e-mail address or member id per line. Replaces the list saved.")
 
@@ -83,8 +89,10 @@ class CampaignForm(forms.ModelForm):
                 self.fields["tiers"].initial = value
             elif field == "nps":
                 self.fields["nps"].initial = value
-            elif field == "birthday_this_month":
-                self.fields["birthday_this_month"].initial = True
+            elif field in ("birthday_this_month", "joined_this_month"):
+                self.fields[field].initial = True
+            elif field == "referral":
+                self.fields["referral"].initial = value
             elif field in TEXTS.values():
                 self.fields[field].initial = value
                 self.fields["bought_days"].initial = condition.get("days")
@@ -135,8 +143,11 @@ class CampaignForm(forms.ModelForm):
                                    **({"days": data["bought_days"]} if data.get("bought_days") else {})})
         if data.get("nps"):
             conditions.append({"field": "nps", "value": list(data["nps"])})
-        if data.get("birthday_this_month"):
-            conditions.append({"field": "birthday_this_month", "value": True})
+        for flag in ("birthday_this_month", "joined_this_month"):
+            if data.get(flag):
+                conditions.append({"field": flag, "value": True})
+        if data.get("referral"):
+            conditions.append({"field": "referral", "value": list(data["referral"])})
         listed = data.get("member_list")
         if listed is None:  # keep the list saved before
             listed = next((c["value"] for c in (self.instance.audience or {}).get("conditions", [])
@@ -166,13 +177,14 @@ class CampaignAdmin(admin.ModelAdmin):
                                  ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
                                  ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
                                  ("bought_sku", "bought_category", "bought_days"), "nps", "event",
-                                 "birthday_this_month", "member_list",
+                                 "birthday_this_month", "joined_this_month", "referral", "member_list",
                                  "audience_now"],
                       "description": "Members who refused offers and news are never in it."}),
         ("Offer", {"fields": ["offer", "offer_points", "offer_reward",
                               ("offer_multiplier", "offer_days"), ("offer_categories", "offer_skus")]}),
         ("Message", {"fields": ["title", "body", "delivery"],
-                     "description": "Placeholders: {first_name}, {points}, {tier}, {offer}, {program}. Sent on the "
+                     "description": "Placeholders: {first_name}, {points}, {tier}, {next_reward}, {offer}, {program}. "
+                                    "Sent on the "
                                     "member's channel for offers and news, under the weekly cap."}),
         ("Measuring it", {"fields": ["holdout_percent", "report_days"]}),
     ]

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db.models import Exists, OuterRef, Q, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear
 
 from accounts.models import Channel, Member
 from core.errors import Invalid
@@ -44,7 +44,12 @@ FIELDS: dict[str, Field] = {
     "event": Field("Did the custom event (within `days`)", "text", "an activity type"),
     "members": Field("A fixed list", "choices", "member ids, from an uploaded list"),
     "birthday_this_month": Field("Birthday this month", "flag", "in the program's time zone, when the campaign runs"),
+    "joined_this_month": Field("Joined in this month of an earlier year", "flag",
+                               "a membership anniversary this month"),
+    "referral": Field("Referral status", "choices",
+                      "referred_friends (a friend they invited ordered), was_referred, not_referred"),
 }
+REFERRAL = {"referred_friends", "was_referred", "not_referred"}
 OPS = {"gte": "at least", "lte": "at most", "in": "is one of", "eq": "is"}
 NPS = {"promoter": (9, 10), "passive": (7, 8), "detractor": (0, 6)}
 
@@ -90,6 +95,8 @@ def check(audience: dict) -> dict:
                 raise _problem(index, f"{field.label}: a non-empty list.")
             if field.label == "Survey answer" and not set(value) <= set(NPS):
                 raise _problem(index, "Survey answer: promoter, passive or detractor.")
+            if condition["field"] == "referral" and not set(value) <= REFERRAL:
+                raise _problem(index, f"Referral status: {', '.join(sorted(REFERRAL))}.")
             if condition["field"] in ("tier", "members") and not all(isinstance(v, int) for v in value):
                 raise _problem(index, f"{field.label}: a list of ids.")
             op = "in"
@@ -154,6 +161,23 @@ def _condition(condition: dict, now: datetime) -> Q:
         return Q(pk__in=value)
     if field == "birthday_this_month":
         return Q(birthday__month=now.astimezone(current_program().tz).month)
+    if field == "joined_this_month":
+        tz = current_program().tz
+        local = now.astimezone(tz)
+        return Q(joined_month=local.month, joined_year__lt=local.year), {
+            "joined_month": ExtractMonth("created_at", tzinfo=tz), "joined_year": ExtractYear("created_at", tzinfo=tz)}
+    if field == "referral":
+        from feedback.models import Referral, ReferralStatus
+
+        paid = [ReferralStatus.CONVERTED, ReferralStatus.REWARDED]
+        ways = {"referred_friends": Q(Exists(Referral.objects.filter(referrer=OuterRef("pk"), status__in=paid))),
+                "was_referred": Q(Exists(Referral.objects.filter(friend=OuterRef("pk")).exclude(
+                    status=ReferralStatus.VOID))),
+                "not_referred": ~Q(Exists(Referral.objects.filter(friend=OuterRef("pk"))))}
+        found = Q()
+        for name in value:
+            found |= ways[name]
+        return found
     raise ValueError(field)
 
 

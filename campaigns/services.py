@@ -27,7 +27,8 @@ from messaging import catalogue
 from messaging.models import Delivery, Purpose
 
 CHUNK = 1000
-PLACEHOLDERS = {"first_name": "Ada", "points": "1,250", "tier": "Gold", "offer": "500 bonus points"}
+PLACEHOLDERS = {"first_name": "Ada", "points": "1,250", "tier": "Gold", "offer": "500 bonus points",
+                "next_reward": "Free stoneware cup (1,200 points)"}
 _WORDS = catalogue.Kind("campaign", "Campaign", "", "", PLACEHOLDERS)
 EDITABLE = ("name", "audience", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward",
             "offer_multiplier", "offer_categories", "offer_skus", "offer_days", "title", "body", "delivery",
@@ -237,11 +238,18 @@ def _words_for(campaign: Campaign, member_ids: list[int]) -> dict[int, tuple[str
     tier_of = member_tier_ids(member_ids) if program.tiers else {}
     words = catalogue.Wording(_WORDS, campaign.title, campaign.body, "send", {"program": program.brand.name})
     offer = _offer_words(campaign)
+    # The next reward: the cheapest open to everyone that the member's points do not pay for yet.
+    from rewards.models import Reward
+
+    ladder = list(Reward.objects.filter(is_active=True, tiers__isnull=True).order_by("points_cost")
+                  .values_list("name", "points_cost"))
     found = {}
     for pk, first_name, points in Member.objects.filter(pk__in=member_ids).values_list("pk", "first_name",
                                                                                         "points_available"):
+        ahead = next(((name, cost) for name, cost in ladder if cost > points), None)
         values = {"first_name": first_name or "there", "points": f"{points:,}",
-                  "tier": tiers.get(tier_of.get(pk), ""), "offer": offer}
+                  "tier": tiers.get(tier_of.get(pk), ""), "offer": offer,
+                  "next_reward": f"{ahead[0]} ({ahead[1]:,} points)" if ahead else ""}
         found[pk] = (words.title(**values), words.body(**values))
     return found
 

@@ -243,3 +243,27 @@ def test_a_multiplier_offer_doubles_the_points_of_the_members_sent_to_on_the_cho
     assert report.cost == Decimal("0.20")  # the 20 extra points it gave, at 0.01
     campaign.refresh_from_db()
     assert "2x points on tea for 3 days" in services._offer_words(campaign)
+
+
+def test_anniversary_referral_and_next_reward_conditions_and_placeholders(mailoutbox):
+    from feedback.models import Referral
+
+    now = timezone.now()
+    veteran, friend, loner = shopper(1), shopper(2), shopper(3)
+    joined = now.replace(year=now.year - 2, day=1)
+    Member.objects.filter(pk=veteran.pk).update(created_at=joined)
+    Referral.objects.create(referrer=veteran, friend=friend, status="rewarded")
+    found = lambda spec: set(audience.members(spec, now=now).values_list("pk", flat=True))  # noqa: E731
+    assert found({"conditions": [{"field": "joined_this_month", "value": True}]}) == {veteran.pk}
+    assert found({"conditions": [{"field": "referral", "value": ["referred_friends"]}]}) == {veteran.pk}
+    assert found({"conditions": [{"field": "referral", "value": ["was_referred"]}]}) == {friend.pk}
+    assert found({"conditions": [{"field": "referral", "value": ["not_referred"]}]}) == {veteran.pk, loner.pk}
+    RewardFactory(name="Tin of tea", points_cost=300)
+    RewardFactory(name="Teapot", points_cost=900)
+    points_adjust(member=veteran, points=400, reason="test")
+    campaign = launch(name="Anniversary", holdout_percent=0, title="Happy anniversary, {first_name}",
+                      body="Next up: {next_reward}.",
+                      audience={"conditions": [{"field": "joined_this_month", "value": True}]})
+    services.campaign_run(campaign=campaign)
+    [mail] = list(mailoutbox)
+    assert mail.subject == "Happy anniversary, Sam1" and "Next up: Teapot (900 points)." in mail.body
