@@ -41,7 +41,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 PROGRAM_NAME = env_str("PROGRAM_NAME", "Loyalty Loop")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "loyalty_site.admin_site.LoyaltyAdminConfig",  # Django's admin, with the owner's dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
