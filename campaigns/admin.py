@@ -19,6 +19,7 @@ from core.errors import DomainError
 from insights.metrics import SEGMENTS
 from rewards.models import Tier
 
+LIST_MAX_BYTES = 2_000_000
 NPS_CHOICES = [("promoter", "Promoters (9-10)"), ("passive", "Passives (7-8)"), ("detractor", "Detractors (0-6)")]
 # Form field -> (audience field, op); a pair of fields for a range.
 NUMBERS = {
@@ -69,7 +70,9 @@ class CampaignForm(forms.ModelForm):
                                                   ("not_referred", "Was not referred")],
                                          required=False, widget=forms.CheckboxSelectMultiple, label="Referrals")
     member_list = forms.FileField(required=False, label="A fixed list (CSV)",
-                                  help_text="One e-mail address or member id per line. Replaces the list saved.")
+                                  help_text="One e-mail address or member id per line (commas or semicolons), "
+                                  "at most 2 MB. Replaces the list saved.")
+    member_list_clear = forms.BooleanField(required=False, label="Remove the saved list")
 
     class Meta:
         model = Campaign
@@ -105,8 +108,11 @@ class CampaignForm(forms.ModelForm):
         if not upload:
             return None
         ids, bad = [], []
-        text = upload.read(2_000_000).decode("utf-8", errors="replace")
-        lines = [row[0].strip() if row else "" for row in csv.reader(io.StringIO(text))]
+        if upload.size > LIST_MAX_BYTES:
+            raise ValidationError(f"The list is larger than {LIST_MAX_BYTES // 1_000_000} MB; split it.")
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
+        text = upload.read().decode("utf-8-sig", errors="replace")
+        lines = [row[0].strip() if row else "" for row in csv.reader(io.StringIO(text.replace(";", ",")))]
         emails = {line.lower() for line in lines if "@" in line}
         known = dict(Member.objects.filter(email__in=emails, erased_at__isnull=True).values_list("email", "pk"))
         numbers = {int(line) for line in lines if line.isdigit()}
@@ -149,7 +155,9 @@ class CampaignForm(forms.ModelForm):
         if data.get("referral"):
             conditions.append({"field": "referral", "value": list(data["referral"])})
         listed = data.get("member_list")
-        if listed is None:  # keep the list saved before
+        if data.get("member_list_clear") and listed is None:
+            listed = []
+        elif listed is None:  # keep the list saved before
             listed = next((c["value"] for c in (self.instance.audience or {}).get("conditions", [])
                            if c["field"] == "members"), None)
         if listed:
@@ -177,7 +185,8 @@ class CampaignAdmin(admin.ModelAdmin):
                                  ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
                                  ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
                                  ("bought_sku", "bought_category", "bought_days"), "nps", "event",
-                                 "birthday_this_month", "joined_this_month", "referral", "member_list",
+                                 "birthday_this_month", "joined_this_month", "referral",
+                                 ("member_list", "member_list_clear"),
                                  "audience_now"],
                       "description": "Members who refused offers and news are never in it."}),
         ("Offer", {"fields": ["offer", "offer_points", "offer_reward",

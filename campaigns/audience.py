@@ -47,7 +47,7 @@ FIELDS: dict[str, Field] = {
     "joined_this_month": Field("Joined in this month of an earlier year", "flag",
                                "a membership anniversary this month"),
     "referral": Field("Referral status", "choices",
-                      "referred_friends (a friend they invited ordered), was_referred, not_referred"),
+                      "referred_friends (a friend they invited ordered), was_referred, not_referred (or void)"),
 }
 REFERRAL = {"referred_friends", "was_referred", "not_referred"}
 OPS = {"gte": "at least", "lte": "at most", "in": "is one of", "eq": "is"}
@@ -173,7 +173,8 @@ def _condition(condition: dict, now: datetime) -> Q:
         ways = {"referred_friends": Q(Exists(Referral.objects.filter(referrer=OuterRef("pk"), status__in=paid))),
                 "was_referred": Q(Exists(Referral.objects.filter(friend=OuterRef("pk")).exclude(
                     status=ReferralStatus.VOID))),
-                "not_referred": ~Q(Exists(Referral.objects.filter(friend=OuterRef("pk"))))}
+                "not_referred": ~Q(Exists(Referral.objects.filter(friend=OuterRef("pk")).exclude(
+                    status=ReferralStatus.VOID)))}
         found = Q()
         for name in value:
             found |= ways[name]

@@ -36,12 +36,12 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
                   holdout_percent=20, starts_at=now - timedelta(days=60),
                   audience={"match": "all", "conditions": [{"field": "birthday_this_month", "value": True}]},
                   title="Happy birthday month, {first_name}!", body="Here is {offer}, with our best wishes."),
-         40, (0.30, 0.18)),
+         20, (0.30, 0.18)),
         (Campaign(name="Double points on tea, last weekend", trigger=Trigger.ONCE, offer=OfferKind.MULTIPLIER,
                   offer_multiplier=Decimal("2"), offer_categories="tea", offer_days=3, holdout_percent=25,
-                  starts_at=now - timedelta(days=33), report_days=3, audience={"match": "all", "conditions": []},
+                  starts_at=now - timedelta(days=20), report_days=3, audience={"match": "all", "conditions": []},
                   title="{first_name}: {offer}", body="Every tea you order this weekend earns double points. "
-                  "You have {points} points now."), 33, (0.24, 0.12)),
+                  "You have {points} points now."), 20, (0.24, 0.12)),
     ]
     links = dict(ExternalId.objects.filter(partner=partner).values_list("member_id", "external_id"))
     number = 0
@@ -52,6 +52,7 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
         campaign.refresh_from_db()
         services.campaign_run(campaign=campaign, now=entered)
         payloads = []
+        within = min(days_ago, campaign.report_days)  # in the report's window, and not in the future
         for entry in CampaignEntry.objects.filter(campaign=campaign).select_related("coupon"):
             external_id = links.get(entry.member_id)
             rate = sent_rate if entry.group == Group.TREATED else held_rate
@@ -60,7 +61,7 @@ def seed(*, rng: random.Random, stdout, context: dict) -> dict:
             number += 1
             price = Decimal(rng.choice(["18.50", "24.00", "32.90", "41.00", "56.00"]))
             payloads.append({"order_id": f"C{number + 50000}", "member": external_id, "currency": "EUR",
-                             "placed_at": (entered + timedelta(days=rng.randint(0, min(27, campaign.report_days - 1)),
+                             "placed_at": (entered + timedelta(days=rng.randint(0, within - 1),
                                                                hours=rng.randint(1, 12))).isoformat(),
                              "total": str(price),
                              "lines": [{"sku": "TEA-SENCHA", "name": "Sencha", "category": "tea", "quantity": 1,

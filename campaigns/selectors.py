@@ -14,6 +14,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Min,
     OuterRef,
     Subquery,
     Sum,
@@ -116,9 +117,13 @@ def campaign_report(*, campaign: Campaign, window_days: int | None = None, now: 
                                    placed_at__lt=OuterRef("window_end"), currency=program.settings.currency)
               .exclude(status=OrderStatus.REFUNDED).order_by().values("member"))
     money = DecimalField(max_digits=16, decimal_places=3)
+    # One row per member, from their first entry: a weekly campaign enters a member each week, and
+    # counting every entry would count one order in several windows.
+    firsts = (CampaignEntry.objects.filter(campaign=campaign).values("member_id").annotate(first=Min("pk"))
+              .values("first"))
     window_end = ExpressionWrapper(F("entered_at") + timedelta(days=days), output_field=DateTimeField())
     count = Subquery(orders.annotate(n=Count("pk")).values("n"), output_field=IntegerField())
-    rows = (CampaignEntry.objects.filter(campaign=campaign)
+    rows = (CampaignEntry.objects.filter(pk__in=firsts)
             .annotate(window_end=window_end)
             .annotate(bought=Coalesce(count, 0),
                       spent=Coalesce(Subquery(orders.annotate(v=Sum(F("total") - F("refunded_amount"))).values("v"),

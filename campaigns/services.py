@@ -52,6 +52,22 @@ def campaign_problems(campaign: Campaign) -> dict[str, str]:
             problems["offer_multiplier"] = "A multiplier above 1 (2 = double points)."
         if not campaign.offer_days:
             problems["offer_days"] = "For how many days from the start."
+        if campaign.trigger != Trigger.ONCE:
+            # Its days run from the campaign's start: members entering later would be promised days gone by.
+            problems["trigger"] = "A multiplier's days run from the campaign's start: use it with a one-off campaign."
+        if "offer_multiplier" not in problems and "offer_days" not in problems:
+            from rewards.services import earning_rule_problems
+
+            found = earning_rule_problems(rule=_multiplier_rule(campaign, None, save=False), partner_ids=[],
+                                          tier_ids=[])
+            if found:
+                problems["offer_multiplier"] = " ".join(m for messages in found.values() for m in messages)
+    if campaign.pk is not None and CampaignEntry.objects.filter(campaign_id=campaign.pk).exists():
+        saved = Campaign.objects.filter(pk=campaign.pk).values("trigger", "offer").first() or {}
+        for name in ("trigger", "offer"):
+            if saved.get(name) != getattr(campaign, name):
+                # Another trigger is another occurrence key: everyone would enter, and be paid, again.
+                problems[name] = "Members have entered: make a new campaign to change this."
     for name in ("title", "body"):
         try:
             catalogue.check(_WORDS, getattr(campaign, name) or "")
@@ -86,7 +102,7 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def _multiplier_rule(campaign: Campaign, actor_user: User | None):
+def _multiplier_rule(campaign: Campaign, actor_user: User | None, *, save: bool = True):
     """The members-only earning rule behind a multiplier offer: the campaign's multiplier on the
     orders of the members it sends to, from its start for ``offer_days`` days."""
     from datetime import timedelta
@@ -101,7 +117,7 @@ def _multiplier_rule(campaign: Campaign, actor_user: User | None):
     rule.starts_at = campaign.starts_at
     rule.ends_at = campaign.starts_at + timedelta(days=campaign.offer_days)
     rule.is_active = True
-    return earning_rule_save(rule=rule, partner_ids=[], tier_ids=[], actor_user=actor_user)
+    return earning_rule_save(rule=rule, partner_ids=[], tier_ids=[], actor_user=actor_user) if save else rule
 
 
 def campaign_set_status(*, campaign: Campaign, status: str, actor_user: User | None) -> Campaign:
@@ -127,6 +143,8 @@ def occurrence(campaign: Campaign, now: datetime) -> str | None:
         return None
     from rewards.program import current_program
 
+    if campaign.offer == OfferKind.MULTIPLIER and campaign.offer_rule_id and campaign.offer_rule.ends_at <= now:
+        return None  # its days are over: nobody is promised them any more
     local = now.astimezone(current_program().tz)
     if campaign.trigger == Trigger.ONCE:
         return None if campaign.completed_once else "once"
@@ -203,6 +221,7 @@ def _treat(campaign: Campaign, member_ids: list[int], key: str, now: datetime) -
     if campaign.offer == OfferKind.MULTIPLIER and campaign.offer_rule_id:
         rule_members_add(rule=campaign.offer_rule, member_ids=member_ids)  # their orders earn more, in its days
     cost = campaign.offer_cost_points
+    instead: dict[int, str] = {}
     if cost:
         # Through the engine: a key per campaign, member and occurrence, so nothing is paid twice.
         activities_record(items=[
@@ -219,17 +238,21 @@ def _treat(campaign: Campaign, member_ids: list[int], key: str, now: datetime) -
                         coupon = reward_redeem(member=members[member_id], reward=campaign.offer_reward, now=now).coupon
                         entries.filter(member_id=member_id).update(coupon=coupon)
                 except Conflict:
-                    pass  # out of stock, or over its limit: the member keeps the points instead
-    words = _words_for(campaign, member_ids)
-    if campaign.delivery == Delivery.SEND:
-        notify(purpose=Purpose.OFFERS, notes=[Note(m, "campaign", *words[m], "/rewards/") for m in member_ids])
+                    # Out of stock, over its limit, or the points went to repay what the member owed:
+                    # they keep the points, and the message says points, not a coupon.
+                    instead[member_id] = f"{cost:,} points"
+    words = _words_for(campaign, member_ids, instead)
+    if campaign.delivery in (Delivery.SEND, Delivery.OFF):
+        notify(purpose=Purpose.OFFERS, messages=campaign.delivery == Delivery.SEND,
+               notes=[Note(m, "campaign", *words[m], "/rewards/") for m in member_ids])
     elif campaign.delivery == Delivery.STORE:
         events.emit_many("campaign.message", [
             Emitted(m, {"campaign": campaign.name, "subject": words[m][0],
                         "text": words[m][1] + f"\n{settings.SITE_URL}/rewards/"}) for m in member_ids])
 
 
-def _words_for(campaign: Campaign, member_ids: list[int]) -> dict[int, tuple[str, str]]:
+def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str] | None = None
+               ) -> dict[int, tuple[str, str]]:
     from rewards.program import current_program
     from rewards.selectors import member_tier_ids
 
@@ -248,7 +271,7 @@ def _words_for(campaign: Campaign, member_ids: list[int]) -> dict[int, tuple[str
                                                                                         "points_available"):
         ahead = next(((name, cost) for name, cost in ladder if cost > points), None)
         values = {"first_name": first_name or "there", "points": f"{points:,}",
-                  "tier": tiers.get(tier_of.get(pk), ""), "offer": offer,
+                  "tier": tiers.get(tier_of.get(pk), ""), "offer": (instead or {}).get(pk, offer),
                   "next_reward": f"{ahead[0]} ({ahead[1]:,} points)" if ahead else ""}
         found[pk] = (words.title(**values), words.body(**values))
     return found

@@ -216,16 +216,19 @@ class Note:
 NOTIFY_CHUNK = 5000
 
 
-def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS) -> int:
+def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS, messages: bool = True) -> int:
     """Tell members something in the portal, and as a message on the channel they chose for
     ``purpose`` (``transactional``: about their own doings, an answer to their question, a decision
     on their review, to every member with an address). A lifecycle kind staff handed to the store
     goes out as a ``campaign.message`` event instead (to the members we would have written to), and
-    one they switched off as nothing but the note. Returns how many notes were made."""
+    one they switched off as nothing but the note (``messages=False``: only the notes, for every
+    kind). Returns how many notes were made."""
     if not notes:
         return 0
     now = timezone.now()
     delivery = {kind: catalogue.wording(kind).delivery for kind in {n.kind for n in notes} if kind in catalogue.KINDS}
+    if not messages:
+        delivery = {kind: Delivery.OFF for kind in {n.kind for n in notes}}
     # In slices: a nightly tier review can tell a hundred thousand members at once, and one
     # statement may carry at most 65,535 parameters.
     for start in range(0, len(notes), NOTIFY_CHUNK):

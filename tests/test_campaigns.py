@@ -267,3 +267,61 @@ def test_anniversary_referral_and_next_reward_conditions_and_placeholders(mailou
     services.campaign_run(campaign=campaign)
     [mail] = list(mailoutbox)
     assert mail.subject == "Happy anniversary, Sam1" and "Next up: Teapot (900 points)." in mail.body
+
+
+def test_what_a_running_campaign_cannot_become_is_refused_by_name(tea_shop):
+    from rewards.models import RuleKind
+
+    shopper(1)
+    with pytest.raises(Invalid) as weekly:
+        launch(offer=OfferKind.MULTIPLIER, offer_multiplier=Decimal("2"), offer_days=3, trigger=Trigger.WEEKLY)
+    assert "one-off campaign" in weekly.value.fields["trigger"][0]
+    RuleFactory(name="Tea double", kind=RuleKind.MULTIPLIER, points_per_unit=None, multiplier=Decimal("2"),
+                stacks=False)
+    with pytest.raises(Invalid) as clash:  # a rule it would contradict: named, not a crash
+        launch(offer=OfferKind.MULTIPLIER, offer_multiplier=Decimal("3"), offer_days=3)
+    assert "same priority" in clash.value.fields["offer_multiplier"][0]
+    campaign = launch(holdout_percent=0)
+    services.campaign_run(campaign=campaign)
+    campaign.trigger = Trigger.WEEKLY  # another occurrence key: everyone would enter, and be paid, again
+    with pytest.raises(Invalid) as changed:
+        services.campaign_save(campaign=campaign, actor_user=None)
+    assert "Members have entered" in changed.value.fields["trigger"][0]
+
+
+def test_a_campaign_with_messages_off_leaves_only_the_portal_note(mailoutbox):
+    member = shopper(1)
+    services.campaign_run(campaign=launch(holdout_percent=0, delivery="off", title="Just for you"))
+    assert list(mailoutbox) == [] and member.notifications.get().title == "Just for you"
+
+
+def test_a_weekly_campaigns_report_counts_each_member_once():
+    members = [shopper(n) for n in range(3)]
+    campaign = launch(trigger=Trigger.WEEKLY, holdout_percent=0)
+    now = timezone.now()
+    services.campaign_run(campaign=campaign, now=now)
+    campaign.refresh_from_db()
+    services.campaign_run(campaign=campaign, now=now + timedelta(days=7))
+    assert CampaignEntry.objects.count() == 6
+    assert selectors.campaign_report(campaign=campaign).treated.members == len(members)
+
+
+def test_a_spreadsheets_list_with_a_byte_order_mark_and_semicolons_is_read(staff):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from feedback.models import Referral
+
+    client = Client()
+    client.force_login(staff)
+    one, two = shopper(1), shopper(2)
+    listed = SimpleUploadedFile("list.csv", f"\ufeffemail;name\n{one.email};One\n{two.pk};Two\n".encode())
+    response = client.post("/admin/campaigns/campaign/add/", {
+        "name": "Listed", "trigger": "once", "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00", "offer": "none",
+        "title": "Hello", "delivery": "send", "holdout_percent": "10", "report_days": "30", "match": "all",
+        "member_list": listed})
+    assert response.status_code == 302
+    assert Campaign.objects.get().audience["conditions"] == [{"field": "members", "op": "in",
+                                                              "value": sorted([one.pk, two.pk])}]
+    Referral.objects.create(referrer=two, friend=one, status="void")  # a void referral is no referral
+    spec = {"conditions": [{"field": "referral", "value": ["not_referred"]}]}
+    assert set(audience.members(spec, now=timezone.now()).values_list("pk", flat=True)) == {one.pk, two.pk}
