@@ -5,13 +5,14 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Member
-from campaigns import selectors, services, stats
+from campaigns import audience, selectors, services, stats
 from campaigns.models import Campaign, CampaignEntry, CampaignStatus
 from core.admin import ReadOnlyAdmin
 from core.charts import bar_chart
@@ -207,21 +208,21 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html('{} sent, {} held out: <a href="{}">every entry</a>', f"{groups.get('treated', 0):,}",
                            f"{groups.get('holdout', 0):,}", url)
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name in ("starts_at", "ends_at"):
+            # One labelled input (the admin's split date and time inputs have no label of their own).
+            kwargs["widget"] = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+            return db_field.formfield(**kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    class Media:
+        js = ["js/campaign-audience.js"]  # the count below follows the audience fields as staff change them
+
     @admin.display(description="In the audience now")
     def audience_now(self, obj):
         if obj is None or obj.pk is None:
-            return "Save to see who is in it."
-        count, sample = selectors.audience_preview(audience_spec=obj.audience)
-        baseline = selectors.baseline_rate(audience_spec=obj.audience, days=obj.report_days)
-        held = round(count * obj.holdout_percent / 100)
-        mde = stats.minimum_detectable_rate_effect(baseline, count - held, held)
-        cost = obj.offer_cost_points * (count - held)
-        names = format_html_join(", ", "{}", ((m["email"] or f"member #{m['pk']}",) for m in sample))
-        words = (f"{mde * 100:.1f} points on a {baseline * 100:.1f}% baseline" if mde is not None
-                 else "none: too few members to hold some out")
-        return format_html("<strong>{} members</strong> (for example {}).<br>Held out: about {}. Offer cost: about "
-                           "{} points. Smallest rise in the {}-day order rate the report could show (80% of the "
-                           "time): {}.", f"{count:,}", names, f"{held:,}", f"{cost:,}", obj.report_days, words)
+            return format_html('<span data-audience-count>{}</span>', "Fill in the conditions to see who is in it.")
+        return format_html('<span data-audience-count>{}</span>', audience_words(obj))
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or obj.status == CampaignStatus.DRAFT
@@ -236,6 +237,7 @@ class CampaignAdmin(admin.ModelAdmin):
             path("<int:pk>/run/", view(self.run_view), name="campaigns_campaign_run"),
             path("<int:pk>/test/", view(self.test_view), name="campaigns_campaign_test"),
             path("<int:pk>/report/", view(self.report_view), name="campaigns_campaign_report"),
+            path("audience/", view(self.audience_view), name="campaigns_campaign_audience"),
             *super().get_urls(),
         ]
 
@@ -277,6 +279,26 @@ class CampaignAdmin(admin.ModelAdmin):
             messages.error(request, exc.message)
         return self._back(campaign)
 
+    def audience_view(self, request):
+        """The audience of the campaign as the form stands, unsaved (the page's script asks as
+        staff change a condition): the count in words, or what is wrong, by field."""
+        if request.method != "POST" or not self.has_change_permission(request):
+            raise PermissionDenied
+        instance = Campaign.objects.filter(pk=request.POST.get("campaign_id") or None).first() or Campaign()
+        form = self.get_form(request, instance)(request.POST, request.FILES, instance=instance)
+        form.is_valid()
+        names = set(self.form.declared_fields) | {"holdout_percent", "report_days", "offer", "offer_points"}
+        problems = {name: [str(e) for e in errors] for name, errors in form.errors.items() if name in names}
+        if problems:
+            return JsonResponse({"errors": problems}, status=400)
+        campaign = form.instance
+        campaign.audience = form.audience()  # whatever else on the page is still unfinished
+        try:
+            audience.check(campaign.audience)
+        except DomainError as exc:
+            return JsonResponse({"errors": exc.fields}, status=400)
+        return JsonResponse({"html": str(audience_words(campaign))})
+
     def report_view(self, request, pk):
         if not self.has_view_permission(request):
             raise PermissionDenied
@@ -293,6 +315,22 @@ class CampaignAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request), "title": f"Report: {campaign}", "campaign": campaign,
             "report": report, "rates": report_words(report), "chart": chart, "days": days,
             "opts": self.model._meta})
+
+
+def audience_words(campaign: Campaign) -> str:
+    """Who is in a campaign's audience now, what holding some out and the offer mean, in words."""
+    count, sample = selectors.audience_preview(audience_spec=campaign.audience)
+    baseline = selectors.baseline_rate(audience_spec=campaign.audience, days=campaign.report_days)
+    held = round(count * campaign.holdout_percent / 100)
+    mde = stats.minimum_detectable_rate_effect(baseline, count - held, held)
+    cost = campaign.offer_cost_points * (count - held)
+    names = format_html_join(", ", "{}", ((m["email"] or f"member #{m['pk']}",) for m in sample))
+    words = (f"{mde * 100:.1f} points on a {baseline * 100:.1f}% baseline" if mde is not None
+             else "none: too few members to hold some out")
+    return format_html("<strong>{} members</strong> (for example {}).<br>Held out: about {}. Offer cost: about "
+                       "{} points. Smallest rise in the {}-day order rate the report could show (80% of the "
+                       "time): {}.", f"{count:,}", names or "nobody", f"{held:,}", f"{cost:,}",
+                       campaign.report_days, words)
 
 
 def report_words(report) -> dict[str, str]:

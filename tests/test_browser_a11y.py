@@ -20,7 +20,8 @@ MEMBER_PAGES = ["/", "/dashboard/", "/rewards/", "/rewards/history/", "/rewards/
                 "/products/TEA-SENCHA/review/", "/community/reviews/", "/surveys/", "/refer/", "/me/profile/",
                 "/me/notifications/"]
 STAFF_PAGES = ["/admin/", "/admin/accounts/member/", "/admin/community/review/", "/admin/rewards/reward/",
-               "/admin/messaging/message/", "/insights/", "/insights/cohorts/", "/insights/segments/"]
+               "/admin/messaging/message/", "/admin/campaigns/campaign/add/", "/insights/", "/insights/cohorts/",
+               "/insights/segments/"]
 WIDTHS = [(1280, 800), (390, 844)]
 
 RUN = """async () => {
@@ -68,6 +69,10 @@ def test_no_serious_accessibility_violation_on_the_main_pages(live_server, chrom
     member.close()
     staff = chromium.new_context(bypass_csp=True)
     _log_in(staff, live_server.url, "/admin/login/", "staff@example.com", "loyalty-staff-1", "Log in")
-    found += _check(staff, live_server.url, STAFF_PAGES)
+    from campaigns.models import Campaign
+
+    win_back = Campaign.objects.order_by("pk").first().pk  # a demo campaign: its page and its report
+    found += _check(staff, live_server.url, [*STAFF_PAGES, f"/admin/campaigns/campaign/{win_back}/change/",
+                                             f"/admin/campaigns/campaign/{win_back}/report/"])
     staff.close()
     assert found == [], "\n".join(found)
