@@ -93,7 +93,7 @@ def test_history_tells_which_pending_entry_a_refund_took_back(alice_client, alic
     refund(shop, "1002", refund_id="r2", lines=[{"sku": "TEA-1", "quantity": 1}])  # half
     html = alice_client.get(reverse("rewards:history")).content.decode()
     rows = {re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip(): row_id
-            for row_id, row in re.findall(r'<tr id="entry-(\d+)">(.*?)</tr>', html, re.S)}
+            for row_id, row in re.findall(r'<tr[^>]* id="entry-(\d+)"[^>]*>(.*?)</tr>', html, re.S)}
     full = next(text for text in rows if "Order 1001 " in text and "Takes back" not in text)
     assert "cancelled before it became available" in full and "pending until" not in full
     half = next(text for text in rows if "Order 1002 " in text and "Takes back" not in text)
