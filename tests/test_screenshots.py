@@ -49,6 +49,10 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{live_server.url}/dashboard/")
     page.screenshot(path=str(OUT / "dashboard-mobile.png"), full_page=True)
+    page.goto(f"{live_server.url}/rewards/history/")
+    page.screenshot(path=str(OUT / "history-mobile.png"), full_page=True)
+    page.goto(f"{live_server.url}/surveys/{Survey.objects.get(name='How are we doing?').pk}/")
+    page.screenshot(path=str(OUT / "survey-mobile.png"), full_page=True)
     page.set_viewport_size({"width": 1200, "height": 900})
     page.get_by_role("button", name="Log out").click()
     page.goto(f"{live_server.url}/admin/login/?next=/insights/")
@@ -59,6 +63,8 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.screenshot(path=str(OUT / "insights.png"), full_page=True)
     page.goto(f"{live_server.url}/insights/cohorts/")
     page.screenshot(path=str(OUT / "insights-cohorts.png"), full_page=True)
+    page.goto(f"{live_server.url}/admin/")
+    page.screenshot(path=str(OUT / "owner-dashboard.png"), full_page=True)
     from campaigns.models import Campaign
 
     win_back = Campaign.objects.get(offer="points")
