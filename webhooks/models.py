@@ -54,6 +54,7 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")]
         indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_due"),
                    models.Index(fields=["endpoint", "claimed_until"], condition=Q(claimed_until__isnull=False),
