@@ -341,7 +341,8 @@ class AnswerAdmin(PostAdmin):
 
 @admin.register(CommunitySettings)
 class CommunitySettingsAdmin(SingletonAdmin):
-    fields = ["allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes"]
+    fields = ["allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes",
+              "auto_publish_min_rating"]
 
     def settings_row(self):
         return services.community_settings()

@@ -85,6 +85,11 @@ class CommunitySettings(models.Model):
         help_text="Flag a member's review when it is their Nth within the burst window...")
     burst_minutes = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
                                                 help_text="...of this many minutes.")
+    auto_publish_min_rating = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="Publish at once, without waiting for a moderator, reviews by verified buyers with at least "
+        "this many stars, no photo and no flag (a banned word, a repeated text, a burst, a report). Empty: every "
+        "review waits for a moderator.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

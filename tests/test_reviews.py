@@ -390,3 +390,22 @@ def test_a_48_megapixel_phone_jpeg_is_accepted_and_scaled_down():
 
     cleaned = clean_image(images.smooth("big.jpg", (8000, 6000), "JPEG"), field="photos")
     assert (cleaned.width, cleaned.height) == (1600, 1200)
+
+
+def test_the_stores_auto_publish_rule_publishes_a_verified_buyers_good_plain_review_at_once(buyer, bob, kettle,
+                                                                                           client):
+    services.community_settings_update(actor_user=None, changes={"auto_publish_min_rating": 4})
+    review = write(buyer, kettle, rating=4)
+    assert review.status == ModerationStatus.APPROVED
+    assert b"Lovely kettle" in client.get("/products/KETTLE-1/").content
+    buyer.refresh_from_db()
+    assert buyer.points_available == 30 + 50  # the order, and the review's points
+    log = ModerationLog.objects.filter(subject=f"review:{review.pk}", action="approved").get()
+    assert "Published at once" in log.reason
+    # Everything else still waits for a moderator: not a buyer, too few stars, a photo, a flag.
+    assert write(bob, kettle, title="Pretty", text="Saw it at a friend's place, very pretty.").status == \
+        ModerationStatus.PENDING
+    assert write(buyer, kettle, rating=3).status == ModerationStatus.PENDING
+    assert write(buyer, kettle, photos=[images.photo()]).status == ModerationStatus.PENDING
+    services.community_settings_update(actor_user=None, changes={"banned_words": "rubbish"})
+    assert write(buyer, kettle, text="Not rubbish at all, boils fast.").status == ModerationStatus.PENDING
