@@ -1,9 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Prefetch, When
-from django.urls import reverse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from accounts.admin import AuditedAdmin
@@ -209,7 +212,8 @@ class QueueAdmin(admin.ModelAdmin):
 @admin.register(Review)
 class ReviewAdmin(QueueAdmin):
     written_field = "submitted_at"
-    list_display = ["thumbnail", "summary", "product", "stars", "status", "flag_list", "report_count", "submitted_at"]
+    list_display = ["thumbnail", "summary", "product", "stars", "status", "flag_list", "report_count", "submitted_at",
+                    "decide"]
     list_display_links = ["summary"]
     list_filter = [StatusFilter, FlaggedFilter, "verified_buyer", "featured", "rating"]
     search_fields = ["title", "text", "product__sku", "product__name", "member__email"]
@@ -265,6 +269,51 @@ class ReviewAdmin(QueueAdmin):
 
     def moderate(self, *, ids, approve, moderator, reason):
         return services.reviews_moderate(review_ids=ids, approve=approve, moderator=moderator, reason=reason)
+
+    def changelist_view(self, request, extra_context=None):
+        self._reasons = services.community_settings().reasons()  # once per page, for every row's menu
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Decide")
+    def decide(self, obj):
+        """One click from the queue: approve, or reject with a reason from the store's list. The
+        buttons submit the list's own form to this review's decision (no form inside a form)."""
+        if obj.status != ModerationStatus.PENDING:
+            return "-"
+        base = reverse("admin:community_review_decide", args=[obj.pk, "approve"])
+        options = format_html_join("", '<option value="{}">{}</option>', (
+            (n, text[:60]) for n, text in enumerate(getattr(self, "_reasons", []))))
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post">Approve</button> '
+            '<select name="reason-{}" aria-label="Reason to reject review {}">{}</select> '
+            '<button type="submit" class="button" formaction="{}" formmethod="post">Reject</button>',
+            base, obj.pk, obj.pk, options, reverse("admin:community_review_decide", args=[obj.pk, "reject"]))
+
+    def get_urls(self):
+        return [path("<int:pk>/decide/<str:decision>/", self.admin_site.admin_view(self.decide_view),
+                     name="community_review_decide"), *super().get_urls()]
+
+    def decide_view(self, request, pk, decision):
+        if request.method != "POST" or not self.has_change_permission(request) or decision not in ("approve",
+                                                                                                   "reject"):
+            raise PermissionDenied
+        review = get_object_or_404(Review, pk=pk)
+        try:
+            if decision == "approve":
+                services.review_approve(review_id=review.pk, moderator=request.user)
+                messages.success(request, f"Published: {review.title}.")
+            else:
+                reasons = services.community_settings().reasons()
+                choice = request.POST.get(f"reason-{pk}", "")
+                if not choice.isdigit() or int(choice) >= len(reasons):
+                    raise DomainError("Pick a reason for the member first.")
+                services.review_reject(review_id=review.pk, moderator=request.user, reason=reasons[int(choice)])
+                messages.success(request, f"Rejected: {review.title} ({reasons[int(choice)]})")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        back = request.headers.get("Referer") or ""
+        return redirect(back if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+                        else reverse("admin:community_review_changelist"))
 
     def save_model(self, request, obj, form, change):
         """Every change goes through the services (points, log, the member told); nothing is saved here."""
@@ -342,7 +391,7 @@ class AnswerAdmin(PostAdmin):
 @admin.register(CommunitySettings)
 class CommunitySettingsAdmin(SingletonAdmin):
     fields = ["allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes",
-              "auto_publish_min_rating"]
+              "auto_publish_min_rating", "rejection_reasons"]
 
     def settings_row(self):
         return services.community_settings()

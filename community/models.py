@@ -85,6 +85,11 @@ class CommunitySettings(models.Model):
         help_text="Flag a member's review when it is their Nth within the burst window...")
     burst_minutes = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
                                                 help_text="...of this many minutes.")
+    rejection_reasons = models.TextField(
+        blank=True, default="Please keep to the product itself.\nPlease leave out personal details (names, phone numbers, "
+        "addresses).\nPlease leave out links and advertising.\nPlease keep it polite.",
+        help_text="The reasons moderators pick from to reject in one click from the queue, one per line (the "
+        "member sees the reason).")
     auto_publish_min_rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)],
         help_text="Publish at once, without waiting for a moderator, reviews by verified buyers with at least "
@@ -97,6 +102,9 @@ class CommunitySettings(models.Model):
 
     def __str__(self):
         return "Community settings"
+
+    def reasons(self) -> list[str]:
+        return [line.strip() for line in self.rejection_reasons.splitlines() if line.strip()]
 
     def banned(self) -> list[str]:
         return [line.strip().lower() for line in self.banned_words.splitlines() if line.strip()]

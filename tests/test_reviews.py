@@ -409,3 +409,28 @@ def test_the_stores_auto_publish_rule_publishes_a_verified_buyers_good_plain_rev
     assert write(buyer, kettle, photos=[images.photo()]).status == ModerationStatus.PENDING
     services.community_settings_update(actor_user=None, changes={"banned_words": "rubbish"})
     assert write(buyer, kettle, text="Not rubbish at all, boils fast.").status == ModerationStatus.PENDING
+
+
+def test_staff_approve_or_reject_with_a_reason_from_the_list_in_one_click_from_the_queue(buyer, bob, kettle,
+                                                                                       staff):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    first = write(buyer, kettle)
+    second = write(bob, kettle, title="Meh", text="Call me on 0123 456 789 to hear more about it.")
+    queue = client.get("/admin/community/review/").content.decode()
+    assert f'formaction="/admin/community/review/{first.pk}/decide/approve/"' in queue
+    assert "Please leave out personal details" in queue  # the store's reasons, one click away
+    response = client.post(f"/admin/community/review/{first.pk}/decide/approve/",
+                           HTTP_REFERER="/admin/community/review/")
+    assert response.status_code == 302 and response["Location"] == "/admin/community/review/"
+    first.refresh_from_db()
+    assert first.status == ModerationStatus.APPROVED
+    reasons = services.community_settings().reasons()
+    client.post(f"/admin/community/review/{second.pk}/decide/reject/", {f"reason-{second.pk}": "1"})
+    second.refresh_from_db()
+    assert second.status == ModerationStatus.REJECTED and second.rejection_reason == reasons[1]
+    assert bob.notifications.get().body.startswith(f"Our moderators said: {reasons[1]}")
+    after = client.get("/admin/community/review/?status=all").content.decode()
+    assert "Lovely kettle" in after and f"/admin/community/review/{first.pk}/decide/" not in after  # decided

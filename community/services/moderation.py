@@ -83,7 +83,7 @@ def community_settings_update(*, actor_user: User | None, changes: dict) -> Comm
     published: a published review, question or answer with a newly banned word goes back to the
     moderation queue, flagged, until staff look at it."""
     allowed = {"allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes",
-               "auto_publish_min_rating"}
+               "auto_publish_min_rating", "rejection_reasons"}
     unknown = set(changes) - allowed
     if unknown:
         raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
