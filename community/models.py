@@ -86,8 +86,8 @@ class CommunitySettings(models.Model):
     burst_minutes = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
                                                 help_text="...of this many minutes.")
     rejection_reasons = models.TextField(
-        blank=True, default="Please keep to the product itself.\nPlease leave out personal details (names, phone numbers, "
-        "addresses).\nPlease leave out links and advertising.\nPlease keep it polite.",
+        blank=True, default="Please keep to the product itself.\nPlease leave out personal details (names, phone "
+        "numbers, addresses).\nPlease leave out links and advertising.\nPlease keep it polite.",
         help_text="The reasons moderators pick from to reject in one click from the queue, one per line (the "
         "member sees the reason).")
     auto_publish_min_rating = models.PositiveSmallIntegerField(
