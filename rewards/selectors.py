@@ -544,3 +544,70 @@ def badges_latest(*, member: Member, limit: int = 4) -> list[MemberBadge]:
         latest[badge_id] = max(latest.get(badge_id, row.awarded_at), row.awarded_at)
     ordered = sorted(best.values(), key=lambda row: (latest[row.level.badge_id], -row.level.badge_id), reverse=True)
     return ordered[:limit]
+
+
+# --- Ways to earn ----------------------------------------------------------------------------------
+
+_EARN_FOR = {
+    "order": "on every order", "signup": "for joining", "profile_completed": "for completing your profile",
+    "birthday": "on your birthday", "review_approved": "for each review we publish",
+    "review_photo": "for each published review with photos", "helpful_vote_received":
+    "each time a member finds your review helpful", "survey_completed": "for each survey you answer",
+    "referral": "for each friend you refer who places an order", "refund": "",
+}
+
+
+@dataclass(frozen=True)
+class WayToEarn:
+    headline: str  # "1 point per EUR 1 spent"
+    conditions: list[str]  # "on tea", "Gold members", "up to 150 a month", "until 31 Dec 2026"
+
+
+def ways_to_earn(*, now=None) -> list[WayToEarn]:
+    """Every active earning rule open to members, in plain words, made from the rules the engine
+    pays by (so the page cannot say something the engine does not do): base rules first, then
+    multipliers; campaign-only rules and rules whose dates are over are left out."""
+    from accounts.models import Partner
+
+    program = current_program()
+    now = now or timezone.now()
+    tiers = {tier.pk: tier.name for tier in program.tiers}
+    partner_names = dict(Partner.objects.filter(pk__in={p for s in program.specs for p in s.partner_ids})
+                         .values_list("pk", "name")) if any(s.partner_ids for s in program.specs) else {}
+    tz = program.tz
+    ways = []
+    for spec in sorted(program.specs, key=lambda s: (s.family != "base", s.activity_type != "order", -s.priority,
+                                                     s.id or 0)):
+        if spec.members_only or (spec.ends_at and spec.ends_at <= now):
+            continue
+        what = _EARN_FOR.get(spec.activity_type, f"for {spec.activity_type.replace('_', ' ')}")
+        if spec.kind == "per_currency":
+            per = spec.points_per_unit.normalize()
+            headline = f"{per:f} point{'s' if per != 1 else ''} per {spec.currency} 1 spent"
+        elif spec.kind == "fixed":
+            if not spec.points:
+                continue
+            headline = f"{spec.points:,} points {what}".strip()
+        else:
+            headline = f"{spec.multiplier.normalize():f}x points {what}".strip()
+        conditions = []
+        if spec.categories:
+            conditions.append("on " + ", ".join(spec.categories))
+        if spec.skus:
+            conditions.append("on " + ", ".join(spec.skus))
+        if spec.min_order_value:
+            conditions.append(f"on orders of {spec.currency} {spec.min_order_value.normalize():f} or more")
+        if spec.tier_ids:
+            conditions.append(" and ".join(tiers.get(t, "") for t in spec.tier_ids if tiers.get(t)) + " members")
+        if spec.partner_ids:
+            conditions.append("at " + ", ".join(partner_names.get(p, "") for p in spec.partner_ids))
+        if spec.cap_per_day:
+            conditions.append(f"up to {spec.cap_per_day:,} points a day")
+        if spec.cap_per_month:
+            conditions.append(f"up to {spec.cap_per_month:,} points a month")
+        if spec.starts_at and spec.starts_at > now:
+            conditions.append(f"from {spec.starts_at.astimezone(tz):%-d %b %Y}")
+        if spec.ends_at:
+            conditions.append(f"until {(spec.ends_at - timedelta(seconds=1)).astimezone(tz):%-d %b %Y}")
+        ways.append(WayToEarn(headline, conditions))
+    return ways

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:reward_id>/redeem/", views.redeem, name="redeem"),
     path("coupons/", views.coupons, name="coupons"),
     path("history/", views.history, name="history"),
+    path("earn/", views.earn, name="earn"),
     path("tier/", views.tier, name="tier"),
     path("badges/", views.badges, name="badges"),
     path("challenges/", views.challenges, name="challenges"),

@@ -20,6 +20,11 @@ def history(request):
     return render(request, "rewards/history.html", {"page": page, "kind": kind, "kinds": EntryKind.choices})
 
 
+def earn(request):
+    """Ways to earn, for members and for visitors deciding whether to join."""
+    return render(request, "rewards/earn.html", {"ways": selectors.ways_to_earn()})
+
+
 @member_required
 def catalog(request):
     return render(request, "rewards/catalog.html", {"items": selectors.catalog(member=request.member)})

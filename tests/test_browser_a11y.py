@@ -18,7 +18,7 @@ AXE = Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "ax
 MEMBER_PAGES = ["/", "/dashboard/", "/rewards/", "/rewards/history/", "/rewards/coupons/", "/rewards/tier/",
                 "/rewards/badges/", "/rewards/challenges/", "/community/", "/products/TEA-SENCHA/",
                 "/products/TEA-SENCHA/review/", "/community/reviews/", "/surveys/", "/refer/", "/me/profile/",
-                "/me/notifications/"]
+                "/me/notifications/", "/rewards/earn/"]
 STAFF_PAGES = ["/admin/", "/admin/accounts/member/", "/admin/community/review/", "/admin/rewards/reward/",
                "/admin/messaging/message/", "/admin/campaigns/campaign/add/", "/insights/", "/insights/cohorts/",
                "/insights/segments/"]
