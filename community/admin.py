@@ -281,8 +281,8 @@ class ReviewAdmin(QueueAdmin):
         if obj.status != ModerationStatus.PENDING:
             return "-"
         base = reverse("admin:community_review_decide", args=[obj.pk, "approve"])
-        options = format_html_join("", '<option value="{}">{}</option>', (
-            (n, text[:60]) for n, text in enumerate(getattr(self, "_reasons", []))))
+        options = format_html('<option value="">Reason to reject…</option>{}', format_html_join(
+            "", '<option value="{}">{}</option>', ((text, text[:60]) for text in getattr(self, "_reasons", []))))
         return format_html(
             '<button type="submit" class="button" formaction="{}" formmethod="post">Approve</button> '
             '<select name="reason-{}" aria-label="Reason to reject review {}">{}</select> '
@@ -303,12 +303,11 @@ class ReviewAdmin(QueueAdmin):
                 services.review_approve(review_id=review.pk, moderator=request.user)
                 messages.success(request, f"Published: {review.title}.")
             else:
-                reasons = services.community_settings().reasons()
                 choice = request.POST.get(f"reason-{pk}", "")
-                if not choice.isdigit() or int(choice) >= len(reasons):
+                if choice not in services.community_settings().reasons():  # the reason as staff saw it
                     raise DomainError("Pick a reason for the member first.")
-                services.review_reject(review_id=review.pk, moderator=request.user, reason=reasons[int(choice)])
-                messages.success(request, f"Rejected: {review.title} ({reasons[int(choice)]})")
+                services.review_reject(review_id=review.pk, moderator=request.user, reason=choice)
+                messages.success(request, f"Rejected: {review.title} ({choice})")
         except DomainError as exc:
             messages.error(request, exc.message)
         back = request.headers.get("Referer") or ""

@@ -170,7 +170,7 @@ class MessageKindAdmin(admin.ModelAdmin):
 
     def test_view(self, request, pk):
         """Send the message with sample values to the member of staff who asks."""
-        if request.method != "POST" or not self.has_view_permission(request):
+        if request.method != "POST" or not self.has_change_permission(request):
             raise PermissionDenied
         row = get_object_or_404(MessageKindSettings, pk=pk, kind__in=list(catalogue.KINDS))
         try:

@@ -1,6 +1,9 @@
 """Unsubscribing without logging in: the signed link in every marketing message (one click, RFC
 8058: mail clients POST to it), and the preference centre it leads to."""
 
+import logging
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
@@ -11,6 +14,8 @@ from accounts.services import member_consents_set
 from core.errors import DomainError
 from messaging import services, sms
 from messaging.forms import PreferencesForm
+
+logger = logging.getLogger(__name__)
 
 
 def _found(token: str) -> dict:
@@ -61,6 +66,8 @@ def sms_inbound(request):
     reader = getattr(sms.backend(), "inbound", None)
     reply = reader(request) if reader is not None else None
     if reply is None:
+        # Most often the URL set at the provider differs from SITE_URL + this path (www, http, a slash).
+        logger.warning("SMS reply refused: no valid signature for %s%s", settings.SITE_URL, request.get_full_path())
         return HttpResponseForbidden("Not signed by the SMS provider.")
     services.sms_reply(number=reply.number, text=reply.text)
     return HttpResponse('<?xml version="1.0" encoding="UTF-8"?><Response></Response>', content_type="text/xml")

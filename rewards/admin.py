@@ -88,7 +88,9 @@ class ProgramSettingsAdmin(SingletonAdmin):
 
             def clean_logo(self):
                 upload = self.cleaned_data.get("logo")
-                if not upload or not hasattr(upload, "content_type"):  # unchanged, or cleared (False)
+                if upload is False:  # "Clear" ticked: no logo (the field keeps an empty name, not "False")
+                    return ""
+                if not upload or not hasattr(upload, "content_type"):  # unchanged
                     return upload
                 try:
                     # Re-encoded from its pixels: no metadata of the original file is kept.

@@ -112,11 +112,12 @@ def expiring_by_member(*, start: datetime, end: datetime, min_points: int) -> li
 
 
 def points_moved_by_member(*, start: datetime, end: datetime, member_ids=None) -> dict[int, tuple[int, int]]:
-    """(points earned, points spent) per member in [start, end): entries that happened then and
-    were recorded then too (an import of old orders, recorded today, is not news of yesterday)."""
-    entries = LedgerEntry.objects.filter(effective_at__gte=start, effective_at__lt=end, created_at__gte=start,
-                                         created_at__lt=end, member__erased_at__isnull=True,
-                                         kind__in=[EntryKind.EARN, EntryKind.REDEEM])
+    """(points earned, points spent) per member, for entries recorded in [start, end) that happened
+    at most two days before they were recorded (an order placed at 23:58 and sent at 00:01 counts;
+    an import of last year's orders, recorded today, is not news)."""
+    entries = LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end,
+                                         effective_at__gte=F("created_at") - timedelta(days=2),
+                                         member__erased_at__isnull=True, kind__in=[EntryKind.EARN, EntryKind.REDEEM])
     if member_ids is not None:
         entries = entries.filter(member_id__in=list(member_ids))
     rows = (entries.values("member_id")
@@ -581,6 +582,9 @@ def ways_to_earn(*, now=None) -> list[WayToEarn]:
         if spec.members_only or (spec.ends_at and spec.ends_at <= now):
             continue
         what = _EARN_FOR.get(spec.activity_type, f"for {spec.activity_type.replace('_', ' ')}")
+        if (spec.kind == "per_currency" and not spec.points_per_unit) or (spec.kind == "multiplier"
+                                                                          and not spec.multiplier):
+            continue  # pays nothing: nothing to tell
         if spec.kind == "per_currency":
             per = spec.points_per_unit.normalize()
             headline = f"{per:f} point{'s' if per != 1 else ''} per {spec.currency} 1 spent"

@@ -58,6 +58,8 @@ def test_staff_rename_and_recolour_the_program_and_members_see_it_everywhere(sta
     assert "Tea Club: http" in mail.body  # the text part's footer
     assert 'mailto:help@teaclub.example' in html and "Questions? Write to help@teaclub.example" in mail.body
     assert "#7c2d12" in staff_client.get("/admin/").content.decode()  # the admin wears it too
+    save(staff_client, name="Tea Club", colour="#7c2d12", **{"logo-clear": "on"})  # staff take the logo away
+    assert not ProgramSettings.objects.get().logo and not current_program().brand.logo_url
 
 
 def test_the_logo_is_scaled_down_and_keeps_no_metadata(staff_client):

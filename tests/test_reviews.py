@@ -406,6 +406,7 @@ def test_the_stores_auto_publish_rule_publishes_a_verified_buyers_good_plain_rev
     assert write(bob, kettle, title="Pretty", text="Saw it at a friend's place, very pretty.").status == \
         ModerationStatus.PENDING
     assert write(buyer, kettle, rating=3).status == ModerationStatus.PENDING
+    assert write(buyer, kettle, rating=5).status == ModerationStatus.PENDING  # an edit waits for a moderator
     assert write(buyer, kettle, photos=[images.photo()]).status == ModerationStatus.PENDING
     services.community_settings_update(actor_user=None, changes={"banned_words": "rubbish"})
     assert write(buyer, kettle, text="Not rubbish at all, boils fast.").status == ModerationStatus.PENDING
@@ -428,7 +429,10 @@ def test_staff_approve_or_reject_with_a_reason_from_the_list_in_one_click_from_t
     first.refresh_from_db()
     assert first.status == ModerationStatus.APPROVED
     reasons = services.community_settings().reasons()
-    client.post(f"/admin/community/review/{second.pk}/decide/reject/", {f"reason-{second.pk}": "1"})
+    client.post(f"/admin/community/review/{second.pk}/decide/reject/", {f"reason-{second.pk}": ""})
+    second.refresh_from_db()
+    assert second.status == ModerationStatus.PENDING  # no reason picked: nothing decided
+    client.post(f"/admin/community/review/{second.pk}/decide/reject/", {f"reason-{second.pk}": reasons[1]})
     second.refresh_from_db()
     assert second.status == ModerationStatus.REJECTED and second.rejection_reason == reasons[1]
     assert bob.notifications.get().body.startswith(f"Our moderators said: {reasons[1]}")

@@ -176,7 +176,8 @@ def review_submit(*, member: Member, product: Product, data: ReviewInput, photos
         review.save(update_fields=["photo_count"])
         log(subject=f"review:{review.pk}", action="edited" if edited else "submitted", flags=review.flags)
     minimum = settings.auto_publish_min_rating
-    if minimum and verified and review.rating >= minimum and not review.flags and not review.photo_count:
+    # First submissions only: an edit (of a review a moderator rejected, say) waits for a moderator.
+    if minimum and created and verified and review.rating >= minimum and not review.flags and not review.photo_count:
         # The store's rule: a verified buyer's good review with nothing to look at needs no moderator.
         why = f"Published at once: a verified buyer, {review.rating} stars, no photo, no flag."
         review = review_approve(review_id=review.pk, moderator=None, reason=why)
