@@ -4,12 +4,12 @@ import mimetypes
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import member_required
 from accounts.services import member_get_or_create_for_user
@@ -296,4 +296,31 @@ def private_media(request, name: str):
     # Published files may be cached anywhere; the rest only by the browser that was allowed.
     response["Cache-Control"] = "public, max-age=86400" if public else "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+FRAGMENT_REVIEWS = 10
+
+
+@require_GET
+def reviews_fragment(request, sku: str):
+    """A product's rating and its most relevant published reviews as an HTML fragment, with the
+    schema.org JSON-LD that gives search engines the stars, for a shop to include in its own
+    product page on the server (no script, no cookie, the same for everyone: cacheable)."""
+    try:
+        product = _product_or_404(sku)
+    except Http404:
+        product = None
+    if product is None:
+        response = HttpResponse("", content_type="text/html; charset=utf-8", status=404)
+    else:
+        summary = selectors.rating_summary(product=product)
+        reviews = list(selectors.product_reviews(product=product)[:FRAGMENT_REVIEWS])
+        url = request.build_absolute_uri(reverse("community:product", args=[product.sku]))
+        json_ld = json.dumps(selectors.product_json_ld(product=product, summary=summary, reviews=reviews, url=url),
+                             ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+        response = render(request, "community/reviews_fragment.html", {
+            "product": product, "summary": summary, "url": url, "json_ld": mark_safe(json_ld),
+            "reviews": [(review, selectors.author_name(review.member)) for review in reviews]})
+    response["Cache-Control"] = "public, max-age=300"
     return response

@@ -54,6 +54,8 @@ urlpatterns = [
     path("insights/", include("insights.urls")),
     path("messages/", include("messaging.urls")),
     path("messages/providers/", include("anymail.urls")),  # bounce and complaint reports
+    # For shops to include on the server: reviews and the JSON-LD stars (docs/community.md).
+    path("embed/v1/products/<str:sku>/reviews.html", community_views.reviews_fragment, name="reviews-fragment"),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

@@ -438,3 +438,24 @@ def test_staff_approve_or_reject_with_a_reason_from_the_list_in_one_click_from_t
     assert bob.notifications.get().body.startswith(f"Our moderators said: {reasons[1]}")
     after = client.get("/admin/community/review/?status=all").content.decode()
     assert "Lovely kettle" in after and f"/admin/community/review/{first.pk}/decide/" not in after  # decided
+
+
+def test_a_shop_includes_the_reviews_fragment_with_its_json_ld_and_nothing_breaks_out(buyer, bob, kettle, client):
+    import json
+    import re
+
+    review = write(buyer, kettle, rating=4, title="Lovely </script><script>alert(1)</script>",
+                   text="Boils fast & looks great.")
+    services.review_approve(review_id=review.pk, moderator=None)
+    write(bob, kettle, rating=1, title="Waiting", text="Not yet moderated, should not show.")
+    response = client.get("/embed/v1/products/KETTLE-1/reviews.html")
+    assert response.status_code == 200 and response["Cache-Control"] == "public, max-age=300"
+    html = response.content.decode()
+    assert html.count("<script") == 1  # the JSON-LD, and no script smuggled in through a title
+    data = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', html, re.S).group(1))
+    assert data["aggregateRating"] == {"@type": "AggregateRating", "ratingValue": "4.0", "reviewCount": 1,
+                                       "bestRating": 5, "worstRating": 1}
+    assert data["review"][0]["name"] == "Lovely </script><script>alert(1)</script>"  # kept, as text
+    assert "Boils fast &amp; looks great." in html and "Not yet moderated" not in html
+    assert "4.0</strong> out of 5, from 1 review" in html and "verified buyer" in html
+    assert client.get("/embed/v1/products/NO-SUCH/reviews.html").status_code == 404
