@@ -324,7 +324,7 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
 
 DIGEST_HOUR = 8  # local time from which yesterday's digest goes out
 STATEMENT_HOUR = 9  # ...and the month's statement, in the first week of the next month
-CATCH_UP_DAYS = 7  # anniversaries missed while the scheduler was down are caught up this long
+STATEMENT_DAYS = 7
 
 
 def _members_told(kind: str, key: str, member_ids: list[int], now: datetime) -> list[int]:
@@ -366,20 +366,15 @@ def anniversaries_send(*, today=None) -> int:
     """Members who joined on this day in an earlier year (in the program's time zone; 29 February
     counts on 28 February in other years) hear of it once a year; days missed while the scheduler
     was down are caught up for a week. Returns how many members were told."""
-    import calendar
-
-    from rewards.program import current_program
+    from rewards.program import current_program, days_to_catch_up, on_this_day
 
     tz = current_program().tz
     now = timezone.now()
     today = today or now.astimezone(tz).date()
     words = catalogue.wording("anniversary")
     told = 0
-    for back in range(CATCH_UP_DAYS - 1, -1, -1):
-        day = today - timedelta(days=back)
-        wanted = Q(created_at__month=day.month, created_at__day=day.day)
-        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
-            wanted |= Q(created_at__month=2, created_at__day=29)
+    for day in days_to_catch_up(today):
+        wanted = on_this_day("created_at", day)
         with timezone.override(tz):  # the month and day of joining, in the program's time zone
             joined = dict(Member.objects.filter(wanted, erased_at__isnull=True, created_at__year__lt=day.year)
                           .order_by("pk").values_list("pk", "created_at"))
@@ -444,7 +439,7 @@ def statements_send(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     tz = current_program().tz
     local = now.astimezone(tz)
-    if local.day > CATCH_UP_DAYS or (local.day == 1 and local.hour < STATEMENT_HOUR):
+    if local.day > STATEMENT_DAYS or (local.day == 1 and local.hour < STATEMENT_HOUR):
         return 0
     end = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     start = add_months(end, -1)

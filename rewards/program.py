@@ -9,11 +9,12 @@ import calendar
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.conf import settings as django_settings
+from django.db.models import Q
 from django.utils import timezone
 
 from core.colours import mix
@@ -120,6 +121,25 @@ class Program:
             first_next = add_months(shifted.replace(day=1, hour=0, minute=0, second=0, microsecond=0), 1)
             return first_next.replace(tzinfo=self.tz)
         return datetime(shifted.year + 1, 1, 1, tzinfo=self.tz)
+
+
+# Yearly days (birthdays, membership anniversaries) missed while the scheduler was down are caught
+# up for this many days.
+CATCH_UP_DAYS = 7
+
+
+def days_to_catch_up(today: date) -> list[date]:
+    """The days a yearly job looks at on ``today``: the last ``CATCH_UP_DAYS``, oldest first."""
+    return [today - timedelta(days=back) for back in range(CATCH_UP_DAYS - 1, -1, -1)]
+
+
+def on_this_day(field: str, day: date) -> Q:
+    """Rows whose ``field`` (a date, or a datetime read in the current time zone) has ``day``'s
+    month and day, in any year; 29 February counts on 28 February in the years without one."""
+    wanted = Q(**{f"{field}__month": day.month, f"{field}__day": day.day})
+    if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
+        wanted |= Q(**{f"{field}__month": 2, f"{field}__day": 29})
+    return wanted
 
 
 def add_months(moment: datetime, months: int) -> datetime:

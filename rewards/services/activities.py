@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import ExternalId, Member, Partner
@@ -23,7 +22,7 @@ from rewards.models import (
     PointsAward,
 )
 from rewards.payloads import EventInput
-from rewards.program import current_program
+from rewards.program import current_program, days_to_catch_up, on_this_day
 from rewards.selectors import CapTracker, member_rule_ids, member_tier_ids
 from rewards.services.earning import (
     ACTIVITY_FIELDS,
@@ -179,13 +178,12 @@ def _points_of(activity_id: int) -> int:
 
 
 
-BIRTHDAY_CATCH_UP_DAYS = 7
 
 
 def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int:
     """Record a birthday activity for members whose birthday is today in the program's time zone
     (29 February birthdays count on 28 February in other years), or was in the last
-    ``BIRTHDAY_CATCH_UP_DAYS`` days when the scheduler was down: once per member per year, dated
+    ``CATCH_UP_DAYS`` days when the scheduler was down: once per member per year, dated
     at noon of the day. Each member celebrated hears of it (a note, and a message on their
     reminders channel) with the points it earned. Returns how many were celebrated."""
     from messaging.catalogue import wording
@@ -195,11 +193,8 @@ def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int
     today = today or timezone.now().astimezone(program.tz).date()
     words = wording("birthday")
     created = 0
-    for back in range(BIRTHDAY_CATCH_UP_DAYS - 1, -1, -1):
-        day = today - timedelta(days=back)
-        wanted = Q(birthday__month=day.month, birthday__day=day.day)
-        if day.month == 2 and day.day == 28 and not calendar.isleap(day.year):
-            wanted |= Q(birthday__month=2, birthday__day=29)
+    for day in days_to_catch_up(today):
+        wanted = on_this_day("birthday", day)
         noon = datetime(day.year, day.month, day.day, 12, tzinfo=program.tz)
         # Members who were in the program on the day (someone joining after it waits for next year).
         member_ids = list(Member.objects.filter(wanted, erased_at__isnull=True,
