@@ -73,6 +73,16 @@ def staff(db):
 
 
 @pytest.fixture
+def staff_client(staff):
+    """A client logged in as staff (its own: ``client`` may be a member's in the same test)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def alice_client(client, alice):
     client.force_login(alice.user)
     return client

@@ -17,14 +17,6 @@ from tests.factories import set_program
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(staff):
-    from django.test import Client
-
-    client = Client()
-    client.force_login(staff)
-    return client
-
 SETTINGS = {"time_zone": "UTC", "currency": "EUR", "accepted_currencies": "EUR", "pending_days": "14",
             "expiry_policy": "rolling", "expiry_months": "12", "expiring_soon_days": "30", "point_value": "0.01"}
 

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -16,13 +15,6 @@ from insights.services import snapshot_compute
 from tests.factories import RuleFactory, customer, place_order, set_program
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_the_front_page_shows_the_programs_month_against_the_one_before_and_what_waits(staff_client, tea_shop,

@@ -5,7 +5,6 @@ a test send to oneself."""
 
 import pytest
 from django.conf import settings
-from django.test import Client
 from django.utils.html import escape
 
 from accounts.models import AuditLog
@@ -18,13 +17,6 @@ from tests.conftest import make_portal_member
 from tests.factories import RewardFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(staff):
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def change_url(kind: str) -> str:
