@@ -93,7 +93,7 @@ def check(audience: dict) -> dict:
         elif field.kind == "choices":
             if not isinstance(value, list) or not value:
                 raise _problem(index, f"{field.label}: a non-empty list.")
-            if field.label == "Survey answer" and not set(value) <= set(NPS):
+            if condition["field"] == "nps" and not set(value) <= set(NPS):
                 raise _problem(index, "Survey answer: promoter, passive or detractor.")
             if condition["field"] == "referral" and not set(value) <= REFERRAL:
                 raise _problem(index, f"Referral status: {', '.join(sorted(REFERRAL))}.")

@@ -251,6 +251,13 @@ def _treat(campaign: Campaign, member_ids: list[int], key: str, now: datetime) -
                         "text": words[m][1] + f"\n{settings.SITE_URL}/rewards/"}) for m in member_ids])
 
 
+def _wording(campaign: Campaign) -> catalogue.Wording:
+    """The campaign's own words, filled in the way every message's are."""
+    from rewards.program import current_program
+
+    return catalogue.Wording(_WORDS, campaign.title, campaign.body, "send", {"program": current_program().brand.name})
+
+
 def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str] | None = None
                ) -> dict[int, tuple[str, str]]:
     from rewards.program import current_program
@@ -259,7 +266,7 @@ def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str
     program = current_program()
     tiers = {tier.pk: tier.name for tier in program.tiers}
     tier_of = member_tier_ids(member_ids) if program.tiers else {}
-    words = catalogue.Wording(_WORDS, campaign.title, campaign.body, "send", {"program": program.brand.name})
+    words = _wording(campaign)
     offer = _offer_words(campaign)
     # The next reward: the cheapest open to everyone that the member's points do not pay for yet.
     from rewards.models import Reward
@@ -289,12 +296,10 @@ def campaign_test_send(*, campaign: Campaign, user: User) -> int:
     import uuid
 
     from messaging.services import Outgoing, messages_queue
-    from rewards.program import current_program
 
     if not user.email:
         raise Invalid("Your account has no e-mail address.", fields={"email": "Add an address to your account."})
-    words = catalogue.Wording(_WORDS, campaign.title, campaign.body, "send",
-                              {"program": current_program().brand.name})
+    words = _wording(campaign)
     values = {**PLACEHOLDERS, "offer": _offer_words(campaign) or PLACEHOLDERS["offer"]}
     with transaction.atomic():
         return messages_queue(items=[Outgoing(
