@@ -26,13 +26,14 @@ class Queue:
     url: str
 
 
-def _change(now, before, *, unit: str = "", share: bool = False) -> tuple[str, str]:
+def _change(now, before, *, kind: str) -> tuple[str, str]:
+    """The change against the previous period, in words, and its direction."""
     if now is None or before is None:
         return "", ""
     delta = float(now) - float(before)
     if abs(delta) < 1e-9:
         return "no change", ""
-    text = f"{delta:+,.1f} points" if share else (f"{delta:+,.2f}{unit}" if unit else f"{delta:+,.0f}")
+    text = {"share": f"{delta:+,.1f} points", "money": f"{delta:+,.2f}"}.get(kind, f"{delta:+,.0f}")
     return text, "up" if delta > 0 else "down"
 
 
@@ -67,8 +68,7 @@ def owner_dashboard() -> dict:
             ("points_issued", "Points issued", "count"), ("points_redeemed", "Points redeemed", "count"),
             ("points_expired", "Points expired", "count"), ("nps", "NPS", "count"),
         ):
-            change, direction = _change(now.get(key), before.get(key), unit="" if kind != "money" else " ",
-                                        share=kind == "share")
+            change, direction = _change(now.get(key), before.get(key), kind=kind)
             figures.append(Figure(label, _number(now.get(key), money=kind == "money", share=kind == "share"),
                                   change, direction, overview))
         liability = snapshot.overview.get("liability", {})

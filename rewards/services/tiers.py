@@ -89,6 +89,7 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
         review_measures.update({member_id: found.get(member_id, Decimal(0)) for member_id in ids})
 
     base = program.base_tier
+    words = {kind: wording(kind) for kind in ("tier_up", "tier_down", "tier_warning")}  # once, not per member
     changed: list[MemberTier] = []
     notes: list[Note] = []
     warnings: list[Emitted] = []
@@ -110,7 +111,7 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
             run.upgraded += 1
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
                                           cause=TierCause.QUALIFIED, measure=measure, created_at=now))
-            notes.append(wording("tier_up").note(member_id, "/rewards/tier/", tier=decision.tier.name))
+            notes.append(words["tier_up"].note(member_id, "/rewards/tier/", tier=decision.tier.name))
         elif decision.kind == "renew":
             run.renewed += 1
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=current,
@@ -122,12 +123,12 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
             run.changes.append(TierChange(member_id=member_id, from_tier=current, to_tier=decision.tier,
                                           cause=TierCause.DOWNGRADED, measure=review_measures[member_id],
                                           created_at=now))
-            notes.append(wording("tier_down").note(member_id, "/rewards/tier/", tier=decision.tier.name,
+            notes.append(words["tier_down"].note(member_id, "/rewards/tier/", tier=decision.tier.name,
                                                    previous=current.name))
         else:  # warn
             run.warned += 1
             keep_by = timezone.localtime(status.period_end, program.tz)
-            notes.append(wording("tier_warning").note(member_id, "/rewards/tier/", tier=current.name,
+            notes.append(words["tier_warning"].note(member_id, "/rewards/tier/", tier=current.name,
                                                       date=f"{keep_by:%-d %b %Y}",
                                                       needed=describe_measure(program, decision.needed)))
             warnings.append(Emitted(member_id, {"tier": current.name, "period_end": status.period_end.isoformat(),
