@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import AuditLog, Member, Notification, User
@@ -445,8 +445,10 @@ def statements_send(*, now: datetime | None = None) -> int:
     start = add_months(end, -1)
     month, key = f"{start:%B %Y}", f"{start:%Y-%m}"
     words = catalogue.wording("statement")
+    told_already = LifecycleNotice.objects.filter(member=OuterRef("pk"), kind="statement", key=key)
+    # The members still to tell: the runs after the first of the week find none and stop here.
     ids = list(Member.objects.filter(erased_at__isnull=True).exclude(statements_channel=Channel.NONE)
-               .order_by("pk").values_list("pk", flat=True))
+               .exclude(Exists(told_already)).order_by("pk").values_list("pk", flat=True))
     expiring = {m: (points, first) for m, points, first in
                 expiring_by_member(start=now, end=now + timedelta(days=30), min_points=1)} if ids else {}
     told = 0
