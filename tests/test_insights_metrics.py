@@ -274,14 +274,16 @@ def test_a_lapsed_big_spender_is_at_risk_and_a_regular_is_not(tea_shop, client, 
     start = at("2025-01-06 12:00")
     for n in range(30):
         customer(tea_shop, f"c{n}", email=f"c{n}@example.com")
-        # Regulars buy every 3 weeks until the end; others twice, early on.
+        # Regulars buy every 3 weeks until the end; others twice, early on. Order values vary a
+        # little, as real ones do (identical values leave the value model's fit on a knife edge).
         dates = [start + timedelta(weeks=3 * k) for k in range(25)] if n < 10 else \
             [start + timedelta(weeks=n), start + timedelta(weeks=n + 4)]
         for k, when in enumerate(dates):
-            place_order(tea_shop, f"o-{n}-{k}", f"c{n}", lines=(("TEA", 1, "20.00", "tea"),), placed_at=when)
+            place_order(tea_shop, f"o-{n}-{k}", f"c{n}", lines=(("TEA", 1, f"{18 + 2 * (k % 3) + n % 4}.00", "tea"),),
+                        placed_at=when)
     customer(tea_shop, "whale", email="whale@example.com")
     for k in range(12):  # twelve big orders a week apart, then silence for over a year
-        place_order(tea_shop, f"w-{k}", "whale", lines=(("TEA", 1, "300.00", "tea"),),
+        place_order(tea_shop, f"w-{k}", "whale", lines=(("TEA", 1, f"{270 + 30 * (k % 3)}.00", "tea"),),
                     placed_at=start + timedelta(weeks=k))
     snapshot = snapshot_compute(day=date(2026, 6, 30))
     assert snapshot.model["fitted"] is True
