@@ -128,6 +128,21 @@ def emit_many(name: str, items: Iterable[Emitted], *, occurred_at: datetime | No
     return len(items)
 
 
+def outbox_insert_sql(name: str, *, select: str, now: str) -> str:
+    """An INSERT of ``name`` events into the outbox for each row of ``select`` (columns
+    ``member_id`` and ``data``, a jsonb), for writers that announce their change inside the same SQL
+    statement as the change (``rewards.ledger.pending_credits_sql``); ``now`` is the SQL of the
+    creation time. Event ids are made as ``new_event_id`` makes them. The caller then calls
+    ``relay_after_commit``."""
+    from core.models import OutboxEvent
+
+    if not CATALOGUE[name].public or CATALOGUE[name].reactions:
+        raise ValueError(f"{name!r}: only public events without reactions can be written by SQL alone.")
+    return (f'INSERT INTO "{OutboxEvent._meta.db_table}" (event_id, type, member_id, data, created_at) '
+            f"SELECT '{EVENT_ID_PREFIX}' || replace(gen_random_uuid()::text, '-', ''), '{name}', "
+            f"announced.member_id, announced.data, {now} FROM ({select}) AS announced")
+
+
 def relay_after_commit() -> None:
     """Queue a relay of the outbox once the current transaction commits (writers that put events
     in the outbox by SQL of their own call this)."""

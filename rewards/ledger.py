@@ -1,9 +1,11 @@
 """Posting to the ledger: entries, lots and balances, written set-based.
 
 ``Posting`` is the only code that creates ledger entries, changes lots or writes a member's
-cached balances. The caller must hold the members' row locks (``lock_members``) for the whole
-transaction; ``Posting`` then keeps the three in step in memory and ``flush()`` writes them with
-one statement per table, so a batch of a thousand orders costs a handful of queries.
+cached balances; ``pending_credits_sql`` writes the same pending credits from inside one SQL
+statement of the order pipeline (PostgreSQL). The caller must hold the members' row locks
+(``lock_members``) for the whole transaction; ``Posting`` then keeps the three in step in memory
+and ``flush()`` writes them with one statement per table, so a batch of a thousand orders costs a
+handful of queries.
 
 Spending rule: points leave the lots that expire first (lots without expiry last, then oldest),
 so no order of spending could have saved a member points that this one lets expire.
@@ -326,6 +328,41 @@ def _announce(entries: list[Entry]) -> None:
             Emitted(entry.member_id, entry_event_data(entry), at=entry.effective_at))
     for name, items in by_event.items():
         events.emit_many(name, items)
+
+
+def pending_credits_sql(*, source: str, now: str) -> str:
+    """The ledger's part of a one-statement write (``rewards.services.orders`` on PostgreSQL): CTEs
+    that post a pending credit for each row of the CTE ``source``, with the columns ``member_id,
+    activity_id, points, available_at, expires_at, available_at_text, expires_at_text, description,
+    effective_at`` (points > 0; the ``_text`` columns are the times as ``isoformat()`` writes them,
+    for the event). Writes what ``credit_pending``, ``touch_activity`` and ``flush`` write for the
+    same credits: the entries, their ``points.earned`` events with ``entry_event_data``'s data, and
+    the members' pending balances and inactivity clocks. ``now`` is the SQL of the time of writing.
+    Precondition: the same statement locked the members first (FOR NO KEY UPDATE, in key order).
+    tests/test_order_pipeline.py pins both writers to the same rows."""
+    entries, members = LedgerEntry._meta.db_table, Member._meta.db_table
+    data = ("jsonb_build_object('points', c.points, 'available_delta', 0, 'pending_delta', c.points, "
+            "'owed_delta', 0, 'pending', true, 'available_at', c.available_at_text, 'expires_at', c.expires_at_text, "
+            "'description', c.description, 'reason', '', 'activity_id', c.activity_id, 'actor_partner_id', NULL)")
+    announce = events.outbox_insert_sql("points.earned", now=now,
+                                        select=f"SELECT c.member_id, {data} AS data FROM {source} c")
+    return f"""
+ledger_entries AS (
+    INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, available_at,
+                             expires_at, description, reason, effective_at, created_at)
+    SELECT c.member_id, '{EntryKind.EARN.value}', 0, c.points, 0, c.activity_id, c.available_at, c.expires_at,
+           c.description, '', c.effective_at, {now}
+    FROM {source} c
+),
+ledger_events AS ({announce}),
+ledger_totals AS (
+    SELECT c.member_id, SUM(c.points) AS points, MAX(c.effective_at) AS last FROM {source} c GROUP BY c.member_id
+),
+ledger_balances AS (
+    UPDATE "{members}" SET points_pending = "{members}".points_pending + t.points,
+           last_activity_at = GREATEST("{members}".last_activity_at, t.last)
+    FROM ledger_totals t WHERE "{members}".id = t.member_id
+)"""
 
 
 ENTRY_FIELDS = ("member_id", "kind", "available_delta", "pending_delta", "owed_delta", "activity_id",

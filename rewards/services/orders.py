@@ -10,13 +10,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Partner
+from accounts.models import ExternalId, Member, Partner
 from accounts.selectors import partner_member_ids
 from core import bulk, events
 from core.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import money_str, quantum
-from rewards.ledger import Posting, lock_and_claim, lock_members
+from rewards.ledger import Posting, lock_and_claim, lock_members, pending_credits_sql
 from rewards.models import (
     Activity,
     ActivityType,
@@ -179,67 +179,59 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
     posting.flush()
 
 
-_AT_ONCE_SQL = """
-WITH v_orders (source_key, external_id, order_id, placed_at, currency, total, shipping, tax, discount, points,
-               rules_applied, content_hash, available_at, expires_at, description) AS (VALUES {orders}),
-v_lines (source_key, position, sku, name, category, quantity, unit_price) AS (VALUES {lines}),
+def _at_once_sql(*, orders: int, lines: int) -> str:
+    """The one statement of ``_record_orders_at_once``. Parameters, in order: the time of writing,
+    the order rows (``_AT_ONCE_ORDER`` each), the line rows (``_AT_ONCE_LINE`` each), the partner."""
+    activity, order, line = Activity._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
+    member, link = Member._meta.db_table, ExternalId._meta.db_table
+    now = "(SELECT now FROM p)"
+    return f"""
+WITH p AS (SELECT %s::timestamptz AS now),
+v_orders (source_key, external_id, order_id, placed_at, currency, total, shipping, tax, discount, points,
+          rules_applied, content_hash, available_at, expires_at, available_at_text, expires_at_text, description)
+    AS (VALUES {", ".join([_AT_ONCE_ORDER] * orders)}),
+v_lines (source_key, position, sku, name, category, quantity, unit_price)
+    AS ({f"VALUES {', '.join([_AT_ONCE_LINE] * lines)}" if lines else _NO_LINES}),
 m AS (
-    SELECT x.external_id, m.id AS member_id FROM accounts_member m JOIN accounts_externalid x ON x.member_id = m.id
-    WHERE x.partner_id = %(partner)s AND x.external_id IN (SELECT external_id FROM v_orders)
+    SELECT x.external_id, m.id AS member_id FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id
+    WHERE x.partner_id = %s AND x.external_id IN (SELECT external_id FROM v_orders)
     ORDER BY m.id FOR NO KEY UPDATE OF m
 ),
 a AS (
-    INSERT INTO rewards_activity (member_id, partner_id, type, source_key, occurred_at, properties, created_at)
-    SELECT m.member_id, %(partner)s, 'order', v.source_key, v.placed_at, '{{}}'::jsonb, %(now)s
+    INSERT INTO "{activity}" (member_id, partner_id, type, source_key, occurred_at, properties, created_at)
+    SELECT m.member_id, %s, '{ActivityType.ORDER.value}', v.source_key, v.placed_at, '{{}}'::jsonb, {now}
     FROM v_orders v JOIN m ON m.external_id = v.external_id
     ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
 ),
 o AS (
-    INSERT INTO rewards_order (activity_id, partner_id, order_id, member_id, placed_at, currency, total, shipping, tax,
-                               discount, refunded_amount, status, points, rules_applied, content_hash, created_at)
-    SELECT a.id, %(partner)s, v.order_id, a.member_id, v.placed_at, v.currency, v.total, v.shipping, v.tax, v.discount,
-           0, 'placed', v.points, v.rules_applied, v.content_hash, %(now)s
+    INSERT INTO "{order}" (activity_id, partner_id, order_id, member_id, placed_at, currency, total, shipping, tax,
+                           discount, refunded_amount, status, points, rules_applied, content_hash, created_at)
+    SELECT a.id, %s, v.order_id, a.member_id, v.placed_at, v.currency, v.total, v.shipping, v.tax, v.discount,
+           0, '{OrderStatus.PLACED.value}', v.points, v.rules_applied, v.content_hash, {now}
     FROM a JOIN v_orders v ON v.source_key = a.source_key
 ),
 l AS (
-    INSERT INTO rewards_orderline (order_id, position, sku, name, category, quantity, unit_price, refunded_quantity,
-                                   refunded_value)
+    INSERT INTO "{line}" (order_id, position, sku, name, category, quantity, unit_price, refunded_quantity,
+                          refunded_value)
     SELECT a.id, w.position, w.sku, w.name, w.category, w.quantity, w.unit_price, 0, 0
     FROM a JOIN v_lines w ON w.source_key = a.source_key
 ),
-e AS (
-    INSERT INTO rewards_ledgerentry (member_id, kind, available_delta, pending_delta, owed_delta, activity_id,
-                                     available_at, expires_at, description, reason, effective_at, created_at)
-    SELECT a.member_id, 'earn', 0, v.points, 0, a.id, v.available_at, v.expires_at, v.description, '', v.placed_at,
-           %(now)s
+credits AS (
+    SELECT a.member_id, a.id AS activity_id, v.points, v.available_at, v.expires_at, v.available_at_text,
+           v.expires_at_text, v.description, v.placed_at AS effective_at
     FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
 ),
-x AS (
-    -- points.earned in the outbox, in this same statement (core.events; the data of rewards.ledger.entry_event_data)
-    INSERT INTO core_outboxevent (event_id, type, member_id, data, created_at)
-    SELECT 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'points.earned', a.member_id,
-           jsonb_build_object('points', v.points, 'available_delta', 0, 'pending_delta', v.points, 'owed_delta', 0,
-                              'pending', true, 'available_at', v.available_at, 'expires_at', v.expires_at,
-                              'description', v.description, 'reason', '', 'activity_id', a.id,
-                              'actor_partner_id', NULL),
-           %(now)s
-    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
-),
-t AS (
-    SELECT a.member_id, SUM(v.points) AS points, MAX(v.placed_at) AS last
-    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0 GROUP BY a.member_id
-),
-u AS (
-    UPDATE accounts_member SET points_pending = accounts_member.points_pending + t.points,
-           last_activity_at = GREATEST(accounts_member.last_activity_at, t.last)
-    FROM t WHERE accounts_member.id = t.member_id
-)
+{pending_credits_sql(source="credits", now=now)}
 SELECT v.source_key, m.member_id, a.id FROM v_orders v
 LEFT JOIN m ON m.external_id = v.external_id LEFT JOIN a ON a.source_key = v.source_key
 """
+
+
 _AT_ONCE_ORDER = ("(%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s::numeric, %s::numeric, %s::numeric, "
-                  "%s::numeric, %s::bigint, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::text)")
+                  "%s::numeric, %s::bigint, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::text, %s::text, "
+                  "%s::text)")
 _AT_ONCE_LINE = "(%s::text, %s::integer, %s::text, %s::text, %s::text, %s::integer, %s::numeric)"
+_NO_LINES = "SELECT NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::numeric WHERE false"
 
 
 def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
@@ -280,16 +272,13 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
         order = orders[index]
         order_params += [source_key, order.member, order.order_id, order.placed_at, order.currency, order.total,
                          order.shipping, order.tax, order.discount, award.points, rules.applied_json_text(given),
-                         order.content_hash(), award.available_at, award.expires_at, f"Order {order.order_id}"]
+                         order.content_hash(), award.available_at, award.expires_at,
+                         award.available_at.isoformat() if award.available_at else None,
+                         award.expires_at.isoformat() if award.expires_at else None, f"Order {order.order_id}"]
         for position, line in enumerate(order.lines):
             line_params += [source_key, position, line.sku, line.name, line.category, line.quantity, line.unit_price]
-    sql = _AT_ONCE_SQL.format(orders=", ".join([_AT_ONCE_ORDER] * len(plans)),
-                              lines=", ".join([_AT_ONCE_LINE] * (len(line_params) // 7)))
-    # Named parameters for the repeated ones, positional for the rows: psycopg wants one style.
-    sql = sql.replace("%(partner)s", str(int(partner.pk))).replace("%(now)s", "%s::timestamptz")
-    params = [*order_params, *line_params]
-    # %(now)s appears in a, o, e and x, in that order, after the VALUES lists.
-    params += [now, now, now, now]
+    sql = _at_once_sql(orders=len(plans), lines=len(line_params) // 7)
+    params = [now, *order_params, *line_params, partner.pk, partner.pk, partner.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         outcome = {source_key: (member_id, activity_id) for source_key, member_id, activity_id in cursor.fetchall()}
@@ -338,8 +327,6 @@ ORDER_FIELDS = ("activity_id", "partner_id", "order_id", "member_id", "placed_at
                 "created_at")
 LINE_FIELDS = ("order_id", "position", "sku", "name", "category", "quantity", "unit_price", "refunded_quantity",
                "refunded_value")
-
-
 
 
 def order_record(*, partner: Partner, order: OrderInput) -> OrderResult:

@@ -1,0 +1,90 @@
+"""The order pipeline has one evaluation (``evaluate_award``) and one ledger (``rewards.ledger``), written
+two ways: on PostgreSQL a few pending orders go out in one SQL statement, everything else through
+``Posting``. The same orders sent both ways must leave the same rows: orders, lines, ledger entries,
+balances and the events partners receive."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import Member
+from core import bulk
+from core.models import OutboxEvent
+from rewards.models import LedgerEntry, Order, OrderLine
+from tests.factories import RuleFactory, customer, make_tiers, place_order, set_program
+
+pytestmark = pytest.mark.postgres
+
+# Times with microseconds: the events must carry them as Python writes them (".500000", not ".5").
+# Placed in the last days: their points wait out the 14-day return window.
+_DAY = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+PLACED = [_DAY - timedelta(days=3) + timedelta(hours=9, microseconds=500000),
+          _DAY - timedelta(days=2) + timedelta(hours=18, microseconds=123456), _DAY - timedelta(days=1)]
+ORDERS = [  # order id, customer, lines (sku, quantity, unit price, category), when
+    ("1001", "a", (("TEA-1", 2, "12.50", "tea"), ("CUP-1", 1, "8.00", "cups")), PLACED[0]),
+    ("1002", "b", (("TEA-2", 1, "30.00", "tea"),), PLACED[1]),
+    ("1003", "a", (("CUP-1", 3, "8.00", "cups"),), PLACED[2]),
+    ("1004", "nobody", (("TEA-1", 1, "12.50", "tea"),), PLACED[2]),
+    ("1001", "a", (("TEA-1", 2, "12.50", "tea"), ("CUP-1", 1, "8.00", "cups")), PLACED[0]),  # sent again
+]
+
+
+def _send(partner) -> list[tuple]:
+    return [(r.status, r.award.points, r.award.pending, (r.error or {}).get("code"))
+            for r in (place_order(partner, order_id, member, lines=lines, placed_at=when)
+                      for order_id, member, lines, when in ORDERS)]
+
+
+def _rows(partner) -> dict:
+    members = {x: customer(partner, x) for x in ("a", "b")}
+    by_id = {m.pk: x for x, m in members.items()}
+    orders = Order.objects.filter(partner=partner).order_by("order_id")
+    return {
+        "orders": [(o.order_id, by_id[o.member_id], o.placed_at, o.total, o.points, o.status, o.content_hash,
+                    [(item["rule"]["name"], item["points"]) for item in o.rules_applied]) for o in orders],
+        "lines": list(OrderLine.objects.filter(order__partner=partner).order_by("order__order_id", "position")
+                      .values_list("order__order_id", "position", "sku", "quantity", "unit_price", "category")),
+        "entries": [(by_id[e.member_id], e.activity.order.order_id, e.kind, e.available_delta, e.pending_delta,
+                     e.owed_delta, e.available_at, e.expires_at, e.description, e.effective_at)
+                    for e in LedgerEntry.objects.filter(member__in=members.values())
+                    .order_by("activity__order__order_id")],
+        "events": sorted(((by_id[e.member_id], e.type, {k: v for k, v in e.data.items() if k != "activity_id"})
+                          for e in OutboxEvent.objects.filter(member__in=members.values(), type="points.earned")),
+                         key=lambda event: event[2]["description"]),
+        "balances": [Member.objects.filter(pk=members[x].pk).values_list(
+            "points_available", "points_pending", "points_owed", "last_activity_at").get() for x in ("a", "b")],
+    }
+
+
+def test_one_statement_and_the_general_path_write_the_same_rows(tea_shop, coffee_bar, monkeypatch):
+    set_program(pending_days=14)
+    tiers = make_tiers(("Bronze", 0), ("Gold", 10_000))
+    RuleFactory(name="1 per EUR")
+    RuleFactory(name="Tea: 1 more per EUR", categories=["tea"])
+    RuleFactory(name="Gold double", kind="multiplier", points_per_unit=None, multiplier=Decimal("2"), tiers=[tiers[1]])
+    for partner in (tea_shop, coffee_bar):
+        for x in ("a", "b"):
+            customer(partner, x, email=f"{x}@{partner.pk}.example.com")
+
+    with CaptureQueriesContext(connection) as one:
+        tea = _send(tea_shop)  # each order in one statement
+    monkeypatch.setattr(bulk, "writes_in_one_statement", lambda: False)
+    with CaptureQueriesContext(connection) as general:
+        coffee = _send(coffee_bar)  # each through Posting
+
+    # 1001: 33 EUR + 25 of tea; 1002: 30 + 30; 1003: 24, no tea; nobody is Gold.
+    assert tea == coffee == [("accepted", 58, True, None), ("accepted", 60, True, None),
+                             ("accepted", 24, True, None), ("rejected", 0, False, "unknown_member"),
+                             ("duplicate", 58, True, None)]
+    assert _rows(tea_shop) == _rows(coffee_bar)
+    first = _rows(tea_shop)
+    assert first["balances"][0][:3] == (0, 82, 0) and first["balances"][1][:3] == (0, 60, 0)
+    assert first["events"][0][2]["available_at"] == (PLACED[0] + timedelta(days=14)).isoformat()
+    # The two writers really are two: one statement for each order sent, against several.
+    writes = [sum(q["sql"].lstrip().upper().startswith(("INSERT", "WITH", "UPDATE")) for q in c.captured_queries)
+              for c in (one, general)]
+    assert writes[0] == 5 and writes[1] >= 3 * 4, writes
