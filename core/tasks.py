@@ -18,7 +18,7 @@ RELAY_BATCH = 1000
 
 @shared_task(name="core.relay_outbox", acks_late=True)
 def relay_outbox(max_batches: int = 100) -> int:
-    """Give unrelayed events, oldest first, to each consumer in ``OUTBOX_CONSUMERS`` and mark them
+    """Give unrelayed events' ids, oldest first, to each consumer in ``OUTBOX_CONSUMERS`` and mark them
     relayed, in one transaction per batch. Rows are taken with SKIP LOCKED, so relays running at
     once share the work instead of doing it twice; a relay that dies leaves its batch unrelayed
     for the next one (consumers must accept an event twice: deliveries are keyed by event id)."""
@@ -30,8 +30,8 @@ def relay_outbox(max_batches: int = 100) -> int:
             if not batch:
                 break
             for consume in consumers:
-                consume(events=batch)
-            outbox_mark_relayed(ids=[e.pk for e in batch])
+                consume(event_ids=batch)
+            outbox_mark_relayed(ids=batch)
         done += len(batch)
     return done
 

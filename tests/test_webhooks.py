@@ -282,3 +282,52 @@ def test_the_sweep_queues_a_few_due_tries_per_endpoint(api, tea_shop, receiver, 
     assert deliveries_due(per_endpoint=2) == 4
     assert len(receiver.requests) == 4
     assert WebhookDelivery.objects.filter(status=DeliveryStatus.SUCCEEDED).values("endpoint_id").distinct().count() == 2
+
+
+def test_every_try_sends_the_body_of_the_first_and_an_event_no_longer_kept_is_given_up(api, tea_shop, receiver,
+                                                                                       staff):
+    endpoint = subscribe(api, receiver.url, ["member.created", "member.updated"])
+    receiver.statuses = [500]
+    customer(tea_shop, "cust-42", email="ada@example.com")
+    deliver_all()
+    delivery = WebhookDelivery.objects.get(type="member.created")
+    assert delivery.payload["data"]["member"] == "cust-42"  # kept as sent
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    deliver_all()
+    first, again = (json.loads(body) for _, body in receiver.requests)
+    assert first == again and again["id"] == delivery.event_id
+
+    # A delivery never tried when its endpoint was switched off for longer than the outbox keeps
+    # events: once the endpoint is on again, it is given up, said so in the log, and the endpoint
+    # is not counted as failing for it.
+    customer(tea_shop, "cust-42", email="ada@example.com", first_name="Ada")
+    relay_outbox()  # paired with the endpoint; the endpoint is switched off before its first try
+    api.patch(f"/api/v1/webhooks/{endpoint['id']}/", {"active": False}, format="json")
+    OutboxEvent.objects.filter(type="member.updated").delete()
+    api.patch(f"/api/v1/webhooks/{endpoint['id']}/", {"active": True}, format="json")
+    WebhookDelivery.objects.filter(type="member.updated").update(next_attempt_at=timezone.now())
+    deliver_all()
+    late = WebhookDelivery.objects.get(type="member.updated")
+    assert late.status == DeliveryStatus.FAILED and len(receiver.requests) == 2
+    log = api.get(f"/api/v1/webhooks/{endpoint['id']}/deliveries/").json()["results"][0]
+    assert (log["type"], log["status_code"]) == ("member.updated", None)
+    assert log["error"].startswith("The event is no longer kept")
+    assert WebhookEndpoint.objects.get(pk=endpoint["id"]).failing_since is None
+
+
+def test_an_erased_member_is_told_to_each_store_that_knew_them_with_its_own_id(api, coffee_api, tea_shop, coffee_bar,
+                                                                               receiver):
+    other = Receiver()
+    try:
+        subscribe(api, receiver.url, ["member.erased"])
+        subscribe(coffee_api, other.url, ["member.erased"])
+        customer(tea_shop, "ada-at-tea", email="ada@example.com")
+        customer(coffee_bar, "bob-at-coffee", email="bob@example.com")
+        assert api.post("/api/v1/members/ada-at-tea/erase/", {"reason": "asked by email"},
+                        format="json").status_code == 200
+        deliver_all()
+        [told] = bodies(receiver)
+        assert (told["type"], told["data"]) == ("member.erased", {"member": "ada-at-tea"})
+        assert other.requests == []  # the coffee bar never knew Ada
+    finally:
+        other.stop()

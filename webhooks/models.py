@@ -31,6 +31,20 @@ class WebhookEndpoint(models.Model):
         return event_type == "ping" or "*" in self.events or event_type in self.events
 
 
+class WebhookSubscription(models.Model):
+    """One event type an endpoint wants (``*``: every type), kept by the services beside
+    ``WebhookEndpoint.events`` so that the relay pairs events with endpoints in one SQL join."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="subscriptions")
+    type = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "type"], name="webhook_subscription_once")]
+
+    def __str__(self):
+        return f"{self.endpoint_id}: {self.type}"
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Waiting to be sent"
     SUCCEEDED = "succeeded", "Delivered"
@@ -43,7 +57,12 @@ class WebhookDelivery(models.Model):
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     event_id = models.CharField(max_length=40)
     type = models.CharField(max_length=40)
-    payload = models.JSONField(help_text="The body as sent, with this partner's external_id.")
+    # The event it carries; the body is made from it at the first try (the relay only pairs events
+    # with endpoints, so a burst of events costs the ingest next to nothing). Pings have no event.
+    outbox_event = models.ForeignKey("core.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    external_id = models.CharField(max_length=100, blank=True, help_text="The member, as this partner knows them.")
+    payload = models.JSONField(null=True, blank=True, help_text="The body as sent, with this partner's external_id.")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)

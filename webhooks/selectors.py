@@ -2,7 +2,7 @@
 
 from django.db import connection
 
-from accounts.models import ExternalId, Partner
+from accounts.models import Partner
 from core import bulk
 from core.errors import NotFound
 from rewards.models import Activity
@@ -14,21 +14,6 @@ def endpoint_for_partner(*, partner: Partner, endpoint_id: int) -> WebhookEndpoi
     if endpoint is None:
         raise NotFound("No such webhook endpoint.", fields={"id": "No such webhook endpoint."})
     return endpoint
-
-
-def partner_links(*, member_ids, partner_ids) -> dict[int, dict[int, str]]:
-    """``{member id: {partner id: that partner's external id}}`` for these members and partners."""
-    if not member_ids or not partner_ids:
-        return {}
-    members, member_params = bulk.any_of("member_id", sorted(member_ids))
-    partners, partner_params = bulk.any_of("partner_id", sorted(partner_ids))
-    links: dict[int, dict[int, str]] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(f'SELECT member_id, partner_id, external_id FROM "{ExternalId._meta.db_table}" '
-                       f"WHERE {members} AND {partners}", [*member_params, *partner_params])
-        for member_id, partner_id, external_id in cursor.fetchall():
-            links.setdefault(member_id, {})[partner_id] = external_id
-    return links
 
 
 def activity_partners(*, activity_ids) -> dict[int, int | None]:

@@ -1,9 +1,10 @@
 """Writes of webhooks: partners' endpoints, fanning the outbox out to them, and recording each try.
 
 Flow: a change writes its event to the outbox (``core.events``); ``core.tasks.relay_outbox`` hands
-the new events to ``deliveries_create``, which makes one delivery per subscribed endpoint of each
-partner linked to the event's member (their own ``external_id`` in the body), and queues the first
-try after commit. ``delivery_attempt`` sends one try; failures are retried after
+the new events to ``deliveries_create``, which pairs each with every subscribed endpoint of each
+partner linked to the event's member (keeping their own ``external_id`` for it), in one SQL
+statement, and queues the first tries after commit; a delivery's body is made at its first try and
+kept as sent. ``delivery_attempt`` sends one try; failures are retried after
 ``WEBHOOK_RETRY_DELAYS`` (``deliveries_due`` picks them up), 410 disables the endpoint at once, and
 an endpoint failing for ``WEBHOOK_DISABLE_AFTER_DAYS`` is disabled and staff are told.
 """
@@ -16,12 +17,12 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from accounts.models import AuditLog, Partner, User
+from accounts.models import AuditLog, ExternalId, Partner, User
 from core import bulk
 from core.claims import unclaimed
 from core.errors import Invalid
@@ -31,8 +32,8 @@ from messaging.models import Purpose
 from messaging.services import Outgoing, messages_queue
 from webhooks import selectors
 from webhooks.keys import secret_decrypt, secret_encrypt, secret_new
-from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.sending import post, url_check
+from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSubscription
+from webhooks.sending import Answer, post, url_check
 
 PUBLIC_EVENTS = sorted(name for name, event in CATALOGUE.items() if event.public)
 # Internal keys of an event's data that never leave: whose activity it was is told as own/not own.
@@ -54,6 +55,12 @@ def _events_clean(events) -> list[str]:
     return ["*"] if "*" in events else sorted(set(events))
 
 
+def _subscriptions_set(endpoint: WebhookEndpoint) -> None:
+    WebhookSubscription.objects.filter(endpoint=endpoint).delete()
+    WebhookSubscription.objects.bulk_create([WebhookSubscription(endpoint=endpoint, type=kind)
+                                             for kind in endpoint.events])
+
+
 def endpoint_create(*, partner: Partner, url: str, events: list[str], description: str = "") -> tuple[
         WebhookEndpoint, str]:
     """A new endpoint and its secret (returned once, stored encrypted)."""
@@ -63,6 +70,7 @@ def endpoint_create(*, partner: Partner, url: str, events: list[str], descriptio
         endpoint = WebhookEndpoint.objects.create(partner=partner, url=url, events=events,
                                                   description=description[:200],
                                                   secret_encrypted=secret_encrypt(secret))
+        _subscriptions_set(endpoint)
         AuditLog.objects.create(action="webhook.created", actor_partner=partner, subject=f"webhook:{endpoint.pk}",
                                 after={"url": url, "events": events})
     return endpoint, secret
@@ -77,6 +85,7 @@ def endpoint_update(*, endpoint: WebhookEndpoint, changes: dict) -> WebhookEndpo
             endpoint.url = url_check(changes["url"])
         if "events" in changes:
             endpoint.events = _events_clean(changes["events"])
+            _subscriptions_set(endpoint)
         if "description" in changes:
             endpoint.description = changes["description"][:200]
         if "active" in changes:
@@ -143,7 +152,7 @@ def _queue_after_commit(delivery_ids: list[int] = (), *, endpoint_ids: list[int]
 
 # --- Fan-out --------------------------------------------------------------------------------------
 
-def _payload(event: OutboxEvent, *, partner_id: int, external_id: str, own: bool) -> dict:
+def _payload(event, *, partner_id: int, external_id: str, own: bool) -> dict:
     data = {key: value for key, value in event.data.items() if key not in _INTERNAL}
     if event.type.startswith("points.") and not own:
         for key in _POINTS_PRIVATE & set(data):
@@ -154,45 +163,74 @@ def _payload(event: OutboxEvent, *, partner_id: int, external_id: str, own: bool
             "data": {"member": external_id, **data}}
 
 
-def deliveries_create(*, events: list, endpoints: list[WebhookEndpoint] | None = None) -> int:
-    """The outbox consumer: one delivery per endpoint that wants each event and whose partner knows
-    its member (of ``endpoints``, or every active one). ``events`` are ``OutboxEvent`` rows or the
-    relay's ``core.selectors.OutboxRow``. Safe to run twice (one delivery per endpoint and event id)."""
-    endpoints = list(WebhookEndpoint.objects.filter(active=True)) if endpoints is None else endpoints
-    if not endpoints or not events:
+def _body_of(delivery: WebhookDelivery) -> dict | None:
+    """The body of a delivery: made once from its event, for the endpoint's partner (their own id
+    for the member; another store's activity told without its words), then kept as sent. None when
+    the event is no longer kept (``OUTBOX_RETENTION_DAYS``: an endpoint re-enabled after a month)."""
+    if delivery.payload is not None:
+        return delivery.payload
+    if delivery.outbox_event is None:
+        return None
+    event, partner_id = delivery.outbox_event, delivery.endpoint.partner_id
+    activity_id = event.data.get("activity_id")
+    source = (selectors.activity_partners(activity_ids={activity_id}).get(activity_id) if activity_id else None) \
+        or event.data.get("actor_partner_id") or event.data.get("partner_id")
+    return _payload(event, partner_id=partner_id, external_id=delivery.external_id, own=source in (None, partner_id))
+
+
+def deliveries_create(*, event_ids: list[int], endpoint_ids: list[int] | None = None) -> int:
+    """The outbox consumer: pair each event with every endpoint (of ``endpoint_ids``, or every
+    active one) that wants its type and whose partner knows its member, keeping that partner's
+    ``external_id``. One INSERT ... SELECT for the whole batch: pairing costs the program next to
+    nothing per event; the body is made at the first try (``_body_of``). Safe to run twice (one
+    delivery per endpoint and event id)."""
+    if not event_ids:
         return 0
-    by_partner: dict[int, list[WebhookEndpoint]] = {}
-    for endpoint in endpoints:
-        by_partner.setdefault(endpoint.partner_id, []).append(endpoint)
-    links = selectors.partner_links(member_ids={e.member_id for e in events if e.member_id},
-                                    partner_ids=list(by_partner))
-    activity_partner = selectors.activity_partners(
-        activity_ids={e.data["activity_id"] for e in events if e.data.get("activity_id")})
     now = timezone.now()
-    rows = []
-    for event in events:
-        known = links.get(event.member_id, {})
-        if event.type == "member.erased":  # the ids were forgotten with the member: the event carried them
-            known = {int(p): x for p, x in event.data.get("external_ids", {}).items() if int(p) in by_partner}
-        source = activity_partner.get(event.data.get("activity_id")) or event.data.get("actor_partner_id") \
-            or event.data.get("partner_id")
-        for partner_id, external_id in known.items():
-            for endpoint in by_partner.get(partner_id, []):
-                if endpoint.wants(event.type):
-                    payload = _payload(event, partner_id=partner_id, external_id=external_id,
-                                       own=source in (None, partner_id))
-                    rows.append((endpoint.pk, event.event_id, event.type, bulk.json_text(payload),
-                                 DeliveryStatus.PENDING, 0, now, now))
-    if not rows:
-        return 0
-    inserted = bulk.insert_new(WebhookDelivery, ("endpoint_id", "event_id", "type", "payload", "status", "attempts",
-                                                 "next_attempt_at", "created_at"), rows,
+    delivery, event, link = WebhookDelivery._meta.db_table, OutboxEvent._meta.db_table, ExternalId._meta.db_table
+    endpoint, subscription = WebhookEndpoint._meta.db_table, WebhookSubscription._meta.db_table
+    events_match, event_params = bulk.any_of("o.id", event_ids)
+    if endpoint_ids is None:
+        endpoints_match, endpoint_params = "w.active", []
+    else:
+        endpoints_match, endpoint_params = bulk.any_of("w.id", endpoint_ids)
+    with connection.cursor() as cursor:
+        # In key order, as bulk.insert_new inserts: a relay and a replay at once cannot deadlock.
+        cursor.execute(
+            f'INSERT INTO "{delivery}" (endpoint_id, event_id, type, outbox_event_id, external_id, status, attempts, '
+            f"next_attempt_at, created_at) "
+            f"SELECT w.id, o.event_id, o.type, o.id, x.external_id, %s, 0, %s, %s "
+            f'FROM "{event}" o JOIN "{link}" x ON x.member_id = o.member_id '
+            f'JOIN "{endpoint}" w ON w.partner_id = x.partner_id '
+            f'JOIN "{subscription}" s ON s.endpoint_id = w.id AND s.type IN (o.type, %s) '
+            f"WHERE {events_match} AND {endpoints_match} ORDER BY w.id, o.event_id "
+            f"ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id, endpoint_id",
+            [DeliveryStatus.PENDING, now, now, "*", *event_params, *endpoint_params])
+        inserted = cursor.fetchall()
+    # An erased member's ids are forgotten in the transaction that erased them: the event carries them.
+    with connection.cursor() as cursor:  # the ORM would spend longer building a thousand-id IN than it runs
+        cursor.execute(f'SELECT o.id FROM "{event}" o WHERE {events_match} AND o.type = %s',
+                       [*event_params, "member.erased"])
+        erased_ids = [pk for (pk,) in cursor.fetchall()]
+    if erased_ids:
+        erased = list(OutboxEvent.objects.filter(pk__in=erased_ids))
+        endpoints = WebhookEndpoint.objects.filter(active=True) if endpoint_ids is None else \
+            WebhookEndpoint.objects.filter(pk__in=endpoint_ids)
+        by_partner: dict[int, list[WebhookEndpoint]] = {}
+        for found in endpoints:
+            by_partner.setdefault(found.partner_id, []).append(found)
+        rows = [(found.pk, e.event_id, e.type, e.pk, external_id, DeliveryStatus.PENDING, 0, now, now)
+                for e in erased for partner_id, external_id in e.data.get("external_ids", {}).items()
+                for found in by_partner.get(int(partner_id), ()) if found.wants(e.type)]
+        made = bulk.insert_new(WebhookDelivery, ("endpoint_id", "event_id", "type", "outbox_event_id", "external_id",
+                                                 "status", "attempts", "next_attempt_at", "created_at"), rows,
                                unique=("endpoint_id", "event_id"))
+        inserted += [(pk, endpoint_id) for (endpoint_id, _), pk in made.items()]
     # At most WEBHOOK_ENDPOINT_CONCURRENCY tries per endpoint start now; each, when done, starts the
     # endpoint's next due one. A slow or dead endpoint so holds at most that many workers.
     limit = _limit() or len(inserted)
     first: dict[int, list[int]] = {}
-    for (endpoint_id, _event_id), delivery_id in sorted(inserted.items(), key=lambda item: item[1]):
+    for delivery_id, endpoint_id in sorted(inserted):
         if len(first.setdefault(endpoint_id, [])) < limit:
             first[endpoint_id].append(delivery_id)
     _queue_after_commit(sorted(pk for ids in first.values() for pk in ids))
@@ -205,10 +243,10 @@ def replay(*, endpoint: WebhookEndpoint, since: datetime) -> int:
     events = OutboxEvent.objects.filter(created_at__gte=since).order_by("id")
     if "*" not in endpoint.events:
         events = events.filter(type__in=endpoint.events)
-    events = list(events[:100_000])
+    found = list(events.values_list("pk", "event_id")[:100_000])
     with transaction.atomic():
-        created = deliveries_create(events=events, endpoints=[endpoint])
-        again = list(WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=[e.event_id for e in events])
+        created = deliveries_create(event_ids=[pk for pk, _ in found], endpoint_ids=[endpoint.pk])
+        again = list(WebhookDelivery.objects.filter(endpoint=endpoint, event_id__in=[e for _, e in found])
                      .exclude(status=DeliveryStatus.PENDING).values_list("pk", flat=True))
         WebhookDelivery.objects.filter(pk__in=again).update(status=DeliveryStatus.PENDING,
                                                              next_attempt_at=timezone.now())
@@ -258,7 +296,8 @@ def _claim(*, delivery_id: int | None, endpoint_id: int | None, now: datetime) -
                                              next_attempt_at__lte=now)
         if delivery_id is not None:
             due = due.filter(pk=delivery_id)
-        delivery = due.select_for_update(skip_locked=True).order_by("next_attempt_at", "id").first()
+        delivery = due.select_related("outbox_event").select_for_update(skip_locked=True, of=("self",)) \
+            .order_by("next_attempt_at", "id").first()
         if delivery is None:
             return "not due"
         delivery.claimed_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
@@ -297,15 +336,20 @@ def _attempt(*, delivery_id: int | None, endpoint_id: int | None) -> tuple[str, 
     if isinstance(delivery, str):
         return delivery, None
     endpoint = delivery.endpoint
-    body = json.dumps(delivery.payload, separators=(",", ":"))
-    headers = signature_headers(endpoint=endpoint, event_id=delivery.event_id, body=body, now=now)
-    answer = post(endpoint.url, body.encode(), headers)
+    payload = _body_of(delivery)
+    if payload is None:
+        answer = Answer(None, 0, f"The event is no longer kept (OUTBOX_RETENTION_DAYS = "
+                                 f"{settings.OUTBOX_RETENTION_DAYS}).")
+    else:
+        body = json.dumps(payload, separators=(",", ":"))
+        headers = signature_headers(endpoint=endpoint, event_id=delivery.event_id, body=body, now=now)
+        answer = post(endpoint.url, body.encode(), headers)
     ok = answer.status_code is not None and 200 <= answer.status_code < 300
     done = timezone.now()
     with transaction.atomic():
         attempts = delivery.attempts + 1
-        retry = None if ok or answer.status_code == 410 else _delay(attempts, answer.retry_after)
-        fields = {"attempts": attempts, "claimed_until": None}
+        retry = None if ok or answer.status_code == 410 or payload is None else _delay(attempts, answer.retry_after)
+        fields = {"attempts": attempts, "claimed_until": None, "payload": payload}
         if ok:
             fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=done, next_attempt_at=None)
         elif retry is None:
@@ -317,7 +361,8 @@ def _attempt(*, delivery_id: int | None, endpoint_id: int | None) -> tuple[str, 
         WebhookAttempt.objects.create(delivery=delivery, endpoint=endpoint, at=now, status_code=answer.status_code,
                                       duration_ms=answer.duration_ms, error=answer.error[:300],
                                       next_retry_at=fields.get("next_attempt_at"))
-        _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
+        if payload is not None:  # a try that never left says nothing of the endpoint's health
+            _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
         more = _limit() is not None and WebhookDelivery.objects.filter(
             unclaimed(done), endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=done).exists()
     return ("delivered" if ok else ("retry" if retry else "gave up")), (endpoint.pk if more else None)
