@@ -176,6 +176,7 @@ class Scope(models.TextChoices):
     REVIEWS_READ = "reviews:read"
     INSIGHTS_READ = "insights:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    EMBED_MANAGE = "embed:manage"
 
 
 class ApiKey(models.Model):

@@ -29,7 +29,7 @@ class Window:
                 "RateLimit-Reset": str(self.reset)}
 
 
-def rate_limit_take(*, key_id: int, rate: Rate, now: float | None = None) -> tuple[bool, Window]:
+def rate_limit_take(*, key_id: int | str, rate: Rate, now: float | None = None) -> tuple[bool, Window]:
     """Count one call of key ``key_id``; whether it is allowed, and where its window stands."""
     now = time.time() if now is None else now
     index = int(now // rate.seconds)

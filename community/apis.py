@@ -105,48 +105,53 @@ class ProductReviewsApi(APIView):
         description="The approved reviews of a product and its rating summary (over all approved reviews).",
     )
     def get(self, request, sku: str):
-        product = services.product_ensure(sku=sku)
-        if product is None:
-            raise NotFound(f"No product {sku!r}.", code="unknown_product", fields={"sku": "No such product."})
-        params = request.query_params
-        sort = params.get("sort") or "relevant"
-        if sort not in selectors.SORTS:
-            raise Invalid("Unknown sort.", fields={"sort": f"One of {', '.join(selectors.SORTS)}."})
-        rating = params.get("rating")
-        if rating not in (None, "", "1", "2", "3", "4", "5"):
-            raise Invalid("Rating is 1 to 5.", fields={"rating": "A whole number from 1 to 5."})
-        with_photos = params.get("with_photos", "").lower()
-        if with_photos not in ("", "true", "false", "1", "0"):
-            raise Invalid("with_photos is true or false.", fields={"with_photos": "true or false."})
-        page_size = _whole(params.get("page_size") or "20", "page_size", 1, 100)
-        number = _whole(params.get("page") or "1", "page", 1, None)
-        summary = selectors.rating_summary(product=product)
-        reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
-                                            with_photos=with_photos in ("true", "1"))
-        paginator = Paginator(reviews, page_size)
-        if not rating and with_photos not in ("true", "1"):
-            paginator.count = summary.count
-        if number > max(paginator.num_pages, 1):
-            raise NotFound("No such page.", code="unknown_page", fields={"page": "Past the last page."})
-        page = paginator.page(number)
-        absolute = request.build_absolute_uri
-        body = {
-            "product": ProductOutSerializer(product, context={"request": request}).data,
-            "summary": {"count": summary.count, "average": str(summary.average) if summary.average else None,
-                        "distribution": {str(n): count for n, count, _ in summary.distribution}},
-            "count": paginator.count,
-            "next": _page_link(request, number + 1) if page.has_next() else None,
-            "previous": _page_link(request, number - 1) if page.has_previous() else None,
-            "results": [{
-                "id": review.pk, "rating": review.rating, "title": review.title, "text": review.text,
-                "author": selectors.author_name(review.member), "verified_buyer": review.verified_buyer,
-                "rewarded": review.rewarded, "helpful_count": review.helpful_count,
-                "photos": [{"url": absolute(p.image.url), "thumbnail_url": absolute(p.thumbnail.url),
-                            "width": p.width, "height": p.height} for p in review.photos.all()],
-                "staff_reply": review.staff_reply, "published_at": review.published_at,
-            } for review in page.object_list],
-        }
-        return Response(body)
+        return Response(reviews_page(request, sku=sku))
+
+
+def reviews_page(request, *, sku: str) -> dict:
+    """The approved reviews of a product by the request's ``sort``, ``rating``, ``with_photos``,
+    ``page`` and ``page_size``, with the rating summary: for partners and for the storefront widget."""
+    product = services.product_ensure(sku=sku)
+    if product is None:
+        raise NotFound(f"No product {sku!r}.", code="unknown_product", fields={"sku": "No such product."})
+    params = request.query_params
+    sort = params.get("sort") or "relevant"
+    if sort not in selectors.SORTS:
+        raise Invalid("Unknown sort.", fields={"sort": f"One of {', '.join(selectors.SORTS)}."})
+    rating = params.get("rating")
+    if rating not in (None, "", "1", "2", "3", "4", "5"):
+        raise Invalid("Rating is 1 to 5.", fields={"rating": "A whole number from 1 to 5."})
+    with_photos = params.get("with_photos", "").lower()
+    if with_photos not in ("", "true", "false", "1", "0"):
+        raise Invalid("with_photos is true or false.", fields={"with_photos": "true or false."})
+    page_size = _whole(params.get("page_size") or "20", "page_size", 1, 100)
+    number = _whole(params.get("page") or "1", "page", 1, None)
+    summary = selectors.rating_summary(product=product)
+    reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
+                                        with_photos=with_photos in ("true", "1"))
+    paginator = Paginator(reviews, page_size)
+    if not rating and with_photos not in ("true", "1"):
+        paginator.count = summary.count
+    if number > max(paginator.num_pages, 1):
+        raise NotFound("No such page.", code="unknown_page", fields={"page": "Past the last page."})
+    page = paginator.page(number)
+    absolute = request.build_absolute_uri
+    return {
+        "product": ProductOutSerializer(product, context={"request": request}).data,
+        "summary": {"count": summary.count, "average": str(summary.average) if summary.average else None,
+                    "distribution": {str(n): count for n, count, _ in summary.distribution}},
+        "count": paginator.count,
+        "next": _page_link(request, number + 1) if page.has_next() else None,
+        "previous": _page_link(request, number - 1) if page.has_previous() else None,
+        "results": [{
+            "id": review.pk, "rating": review.rating, "title": review.title, "text": review.text,
+            "author": selectors.author_name(review.member), "verified_buyer": review.verified_buyer,
+            "rewarded": review.rewarded, "helpful_count": review.helpful_count,
+            "photos": [{"url": absolute(p.image.url), "thumbnail_url": absolute(p.thumbnail.url),
+                        "width": p.width, "height": p.height} for p in review.photos.all()],
+            "staff_reply": review.staff_reply, "published_at": review.published_at,
+        } for review in page.object_list],
+    }
 
 
 def _whole(value: str, field: str, low: int, high: int | None) -> int:

@@ -203,6 +203,12 @@ def product_reviews(*, product: Product, sort: str = "relevant", rating: int | N
             .order_by(*SORTS.get(sort, SORTS["relevant"])[1]))
 
 
+def bought(*, member: Member, sku: str) -> bool:
+    """The member has an order with this SKU that was not refunded in full."""
+    return OrderLine.objects.filter(order__member=member, sku=sku).exclude(
+        order__status=OrderStatus.REFUNDED).exists()
+
+
 def author_name(member: Member) -> str:
     """How a reviewer is shown: their public display name, else first name and initial."""
     # A missing one-to-one row raises an AttributeError subclass: getattr's default covers it.

@@ -180,7 +180,7 @@ def review(request, sku: str):
             return redirect("community:my-reviews")
     return render(request, "community/review_form.html", {
         "form": form, "product": product, "existing": existing, "photos": photos,
-        "verified": services.bought(member=request.member, sku=product.sku),
+        "verified": selectors.bought(member=request.member, sku=product.sku),
         "allowed": services.community_settings().allow_unverified_reviews,
         "shown_as": selectors.author_name(request.member), "photos_again": photos_again,
     })

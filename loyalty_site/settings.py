@@ -66,11 +66,15 @@ INSTALLED_APPS = [
     "webhooks",
     "messaging",
     "campaigns",
+    "storefront",
     "anymail",
+    "corsheaders",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Cross-origin calls from shops' pages, to the widget API only (storefront.selectors.cors_allows).
+    "corsheaders.middleware.CorsMiddleware",
     "core.middleware.request_guard",
     "accounts.ratelimit.rate_limit_headers",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -277,10 +281,11 @@ WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60, minimum=1)
 WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
 # 0: deliveries are recorded but nothing is sent (make fuzz: its endpoints are made-up hosts).
 WEBHOOKS_SEND = env_bool("WEBHOOKS_SEND", True)
-# Fernet key (32 url-safe base64 bytes) that encrypts endpoints' secrets; derived from SECRET_KEY if empty.
-WEBHOOK_SECRETS_KEY = env_str("WEBHOOK_SECRETS_KEY")
+# Fernet key (32 url-safe base64 bytes) that encrypts the secrets we keep (webhook endpoints', storefront
+# embeds'); derived from SECRET_KEY if empty. WEBHOOK_SECRETS_KEY is its earlier name, still read.
+SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY") or env_str("WEBHOOK_SECRETS_KEY")
 
-# Who the outbox's events are handed to, in order (dotted paths of ``fn(events=[OutboxEvent])``).
+# Who the outbox's events are handed to, in order (dotted paths of ``fn(event_ids=[ids])``).
 OUTBOX_CONSUMERS: list[str] = ["webhooks.services.deliveries_create"]
 # Queue a relay after each commit that wrote events (beat also relays every minute).
 OUTBOX_RELAY_ON_COMMIT = True
@@ -290,6 +295,19 @@ OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 30, minimum=1)
 # A request body (not counting uploaded files) may be this large; the API answers 413 above it.
 # 1,000 orders of a few lines each take about 1 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+
+# The storefront widgets: CORS answers only /embed/v1/, and only origins a store registered
+# (PUT /api/v1/embed/); no cookies ever cross.
+CORS_URLS_REGEX = r"^/embed/v1/.*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key", "x-store"]
+CORS_EXPOSE_HEADERS = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]
+CORS_PREFLIGHT_MAX_AGE = 600
+try:
+    # Per store and shopper's address: every shopper's browser calls the widget API itself.
+    EMBED_RATE_LIMIT = parse_rate(env_str("EMBED_RATE_LIMIT", "300/min"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"EMBED_RATE_LIMIT: {exc}") from None
 
 # Calls each API key may make, unless the key has its own limit: N/sec, N/min, N/hour or N/day.
 # Counted in the cache: with several web processes, CACHE_URL must point at one shared Redis.

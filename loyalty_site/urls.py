@@ -10,6 +10,7 @@ from community import views as community_views
 from core import api
 from loyalty_site import views
 from rewards import apis as rewards_apis
+from storefront import apis as storefront_apis
 from webhooks import apis as webhook_apis
 
 admin.site.site_header = f"{settings.PROGRAM_NAME} administration"
@@ -33,6 +34,8 @@ api_v1 = [
     path("coupons/<str:code>/use/", rewards_apis.CouponUseApi.as_view(), name="coupon-use"),
     path("products/", community_apis.ProductUpsertApi.as_view(), name="products"),
     path("products/<str:sku>/reviews/", community_apis.ProductReviewsApi.as_view(), name="product-reviews"),
+    path("embed/", storefront_apis.EmbedApi.as_view(), name="embed"),
+    path("embed/rotate-secret/", storefront_apis.EmbedRotateSecretApi.as_view(), name="embed-rotate"),
     path("webhooks/", webhook_apis.EndpointListApi.as_view(), name="webhooks"),
     path("webhooks/<int:endpoint_id>/", webhook_apis.EndpointDetailApi.as_view(), name="webhook-detail"),
     path("webhooks/<int:endpoint_id>/rotate-secret/", webhook_apis.RotateSecretApi.as_view(), name="webhook-rotate"),
@@ -54,8 +57,7 @@ urlpatterns = [
     path("insights/", include("insights.urls")),
     path("messages/", include("messaging.urls")),
     path("messages/providers/", include("anymail.urls")),  # bounce and complaint reports
-    # For shops to include on the server: reviews and the JSON-LD stars (docs/community.md).
-    path("embed/v1/products/<str:sku>/reviews.html", community_views.reviews_fragment, name="reviews-fragment"),
+    path("embed/v1/", include("storefront.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(

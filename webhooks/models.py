@@ -12,7 +12,7 @@ class WebhookEndpoint(models.Model):
     url = models.CharField(max_length=500)
     events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
     description = models.CharField(max_length=200, blank=True)
-    # Encrypted with WEBHOOK_SECRETS_KEY (webhooks.secrets): a database dump alone cannot sign.
+    # Encrypted with SECRETS_ENCRYPTION_KEY (core.secrets): a database dump alone cannot sign.
     secret_encrypted = models.TextField()
     previous_secret_encrypted = models.TextField(blank=True)
     previous_secret_until = models.DateTimeField(null=True, blank=True)

@@ -14,7 +14,6 @@ from community.services.questions import answer_post, answer_vote_helpful, post_
 from community.services.requests import review_requests_send
 from community.services.reviews import (
     ReviewInput,
-    bought,
     product_ensure,
     product_upsert,
     review_approve,
@@ -29,7 +28,7 @@ from community.services.reviews import (
 )
 
 __all__ = [
-    "ReviewInput", "answer_post", "answer_vote_helpful", "banned_words_recheck", "bought", "community_settings",
+    "ReviewInput", "answer_post", "answer_vote_helpful", "banned_words_recheck", "community_settings",
     "community_settings_update", "member_erased", "post_moderate", "product_ensure", "product_upsert",
     "profile_erased", "public_profile_update", "question_ask", "review_approve", "review_feature",
     "review_reject", "review_reply", "review_report", "review_requests_send", "review_photos_check", "review_submit",

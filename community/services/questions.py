@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from accounts.models import Member, User
 from community.models import Answer, AnswerVote, Flag, ModerationStatus, Product, Question
+from community.selectors import bought
 from community.services.moderation import community_settings, fingerprint, log, posting_allowed, text_flags
-from community.services.reviews import bought
 from core.errors import Conflict, Invalid, NotFound
 from messaging.catalogue import wording
 from messaging.models import Purpose

@@ -20,6 +20,7 @@ from community.models import (
     Review,
     ReviewPhoto,
 )
+from community.selectors import bought
 from community.services.moderation import (
     community_settings,
     fingerprint,
@@ -34,7 +35,7 @@ from core.images import CleanImage, clean_image
 from messaging.catalogue import wording
 from messaging.models import Purpose
 from messaging.services import notify
-from rewards.models import Activity, ActivityType, OrderLine, OrderStatus
+from rewards.models import Activity, ActivityType, OrderLine
 from rewards.services import ActivityInput, activities_record, activity_reverse
 
 MAX_PHOTOS = 5
@@ -70,12 +71,6 @@ def product_ensure(*, sku: str) -> Product | None:
     product, _ = Product.objects.get_or_create(sku=sku, defaults={"name": line["name"] or sku,
                                                                   "category": line["category"]})
     return product
-
-
-def bought(*, member: Member, sku: str) -> bool:
-    """The member has an order with this SKU that was not refunded in full."""
-    return OrderLine.objects.filter(order__member=member, sku=sku).exclude(
-        order__status=OrderStatus.REFUNDED).exists()
 
 
 # --- Writing a review -----------------------------------------------------------------------------

@@ -231,7 +231,8 @@ _AT_ONCE_ORDER = ("(%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s:
                   "%s::numeric, %s::bigint, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::text, %s::text, "
                   "%s::text)")
 _AT_ONCE_LINE = "(%s::text, %s::integer, %s::text, %s::text, %s::text, %s::integer, %s::numeric)"
-_NO_LINES = "SELECT NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::numeric WHERE false"
+_NO_LINES = ("SELECT NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::numeric "
+             "WHERE false")
 
 
 def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:

@@ -1,0 +1,138 @@
+"""Reads of the storefront widgets: which store a public key names, which shop origins may call,
+and what the launcher, the stars and the reviews widget show."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Member, Partner
+from community.models import CommunitySettings, HelpfulVote, ModerationStatus, Product, Review
+from community.selectors import bought
+from core.secrets import secret_decrypt
+from rewards.member_data import member_api_points, member_api_progress
+from rewards.program import current_program
+from rewards.selectors import catalog, coupons, recent_entries, ways_to_earn
+from storefront.models import StoreEmbed
+
+EMBED_PATHS = "/embed/v1/"
+
+
+def store_for_key(public_key: str) -> StoreEmbed | None:
+    if not public_key or len(public_key) > 64:
+        return None
+    return StoreEmbed.objects.select_related("partner").filter(public_key=public_key).first()
+
+
+def token_secrets(embed: StoreEmbed, *, now=None) -> list[str]:
+    """The secrets a customer token of this store may be signed with: the current one, and the
+    previous one for a day after a rotation."""
+    now = now or timezone.now()
+    found = [secret_decrypt(embed.secret_encrypted)] if embed.secret_encrypted else []
+    if embed.previous_secret_encrypted and embed.previous_secret_until and embed.previous_secret_until > now:
+        found.append(secret_decrypt(embed.previous_secret_encrypted))
+    return found
+
+
+def origin_registered(origin: str) -> bool:
+    """Some store registered this origin (a preflight names no store: the request after it is
+    checked against its own store's origins)."""
+    return any(origin in origins for origins in StoreEmbed.objects.values_list("origins", flat=True))
+
+
+def cors_allows(sender, request, **kwargs) -> bool:
+    """django-cors-headers asks whether to answer a cross-origin request: only for the widget API,
+    and only from an origin a store registered."""
+    origin = request.headers.get("Origin", "")
+    return request.path.startswith(EMBED_PATHS) and bool(origin) and origin_registered(origin)
+
+
+# --- What the launcher shows ---------------------------------------------------------------------
+
+def _portal(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def program_public() -> dict:
+    """What anyone sees in the launcher: the program, how to earn, what there is to get, how to join."""
+    brand = current_program().brand
+    return {
+        "program": {"name": brand.name, "logo_url": brand.logo_url, "colour": brand.colour,
+                    "accent": brand.accent, "portal_url": _portal("/"),
+                    "join_url": _portal(reverse("account_signup")), "login_url": _portal(reverse("account_login")),
+                    "earn_url": _portal(reverse("rewards:earn"))},
+        "ways_to_earn": [{"headline": way.headline, "conditions": way.conditions} for way in ways_to_earn()],
+        "rewards": [_reward(item) for item in catalog(member=None)],
+    }
+
+
+def _reward(item, *, member: bool = False) -> dict:
+    reward = item.reward
+    data = {"id": reward.pk, "name": reward.name, "description": reward.description, "kind": reward.kind,
+            "points_cost": reward.points_cost}
+    if member:
+        data.update(redeemable=item.redeemable, points_short=item.points_short,
+                    progress_percent=item.progress_percent, blocked=item.blocked or "")
+    return data
+
+
+def member_view(*, member: Member, partner: Partner, external_id: str) -> dict:
+    """The launcher of a signed-in customer (``GET /embed/v1/me/``): the partner API's points and
+    tier, the reward they are closest to, what they can redeem, their coupons and recent activity,
+    their referral link."""
+    items = catalog(member=member)
+    within = [item for item in items if item.blocked is None]
+    next_reward = next((item for item in within if not item.affordable), None)
+    data = {
+        "member": {"external_id": external_id, "first_name": member.first_name},
+        **member_api_points(member=member, partner=partner),
+        **{"tier": member_api_progress(member=member, partner=partner)["tier"]},
+        "next_reward": _reward(next_reward, member=True) if next_reward else None,
+        "rewards": [_reward(item, member=True) for item in within],
+        "coupons": [{"code": c.code, "reward": c.reward.name, "expires_at": c.expires_at.isoformat(),
+                     "used": c.used_at is not None} for c in coupons(member=member)[:5]],
+        "recent": [{"at": e.effective_at.isoformat(), "points": e.points, "description": e.description}
+                   for e in recent_entries(member=member, limit=5)],
+        "referral_link": _portal(reverse("feedback:referral-landing", args=[member.referral_code])),
+        "portal_url": _portal(reverse("dashboard")),
+    }
+    return data
+
+
+# --- Stars and reviews ---------------------------------------------------------------------------
+
+MAX_STARS_SKUS = 100
+
+
+def stars(*, skus: list[str]) -> dict[str, dict]:
+    """``{sku: {"average": "4.3", "count": 12}}`` for the products of a listing, in one query; a
+    product without published reviews has count 0 and no average."""
+    rows = (Review.objects.filter(product__sku__in=skus, status=ModerationStatus.APPROVED)
+            .values("product__sku").annotate(count=Count("id"), total=Sum("rating")).order_by())
+    found = {row["product__sku"]: row for row in rows}
+    out = {}
+    for sku in skus:
+        row = found.get(sku)
+        count = row["count"] if row else 0
+        out[sku] = {"count": count, "average": f"{row['total'] / count:.1f}" if count else None}
+    return out
+
+
+def reviewer_view(*, product: Product, member: Member | None, review_ids: list[int]) -> dict:
+    """What the reviews widget may offer the shopper: writing a review, and which of the shown
+    reviews they already found helpful."""
+    if member is None:
+        return {"signed_in": False, "can_review": False, "why_not": "Sign in at the shop to write a review.",
+                "has_reviewed": False, "voted": []}
+    mine = Review.objects.filter(member=member, product=product).values_list("status", flat=True).first()
+    verified = bought(member=member, sku=product.sku)
+    why_not = ""
+    rules = CommunitySettings.objects.filter(pk=1).first() or CommunitySettings()  # unsaved: the defaults
+    if not verified and not rules.allow_unverified_reviews:
+        why_not = "Only customers who bought this product can review it."
+    voted = list(HelpfulVote.objects.filter(Q(member=member), review_id__in=review_ids)
+                 .values_list("review_id", flat=True)) if review_ids else []
+    return {"signed_in": True, "can_review": not why_not, "why_not": why_not, "has_reviewed": mine is not None,
+            "review_status": mine or "", "verified_buyer": verified, "voted": sorted(voted)}
