@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SHOP_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 
 .PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
 
@@ -22,10 +23,12 @@ install: $(STAMP)
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-## Serve the portal on http://127.0.0.1:8000 with demo data (SQLite, eager Celery, console email).
+## Serve the portal on http://127.0.0.1:8000 with demo data (SQLite, eager Celery, console email),
+## and a demo shop embedding the storefront widgets on the next port (SHOP_PORT).
 run: migrate
-	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT) --shop-url http://$(HOST):$(SHOP_PORT)
+	$(BIN)/python manage.py demo_shop --host $(HOST) --port $(SHOP_PORT) --loyalty-url http://$(HOST):$(PORT) & \
+	  shop=$$!; trap 'kill $$shop 2>/dev/null' EXIT; $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 ## The whole test suite on whatever DATABASE_URL / CELERY_BROKER_URL say (SQLite by default),
 ## in PYTEST_WORKERS processes (pytest-xdist; 0 for one process).

@@ -16,8 +16,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--url", default=settings.SITE_URL,
                             help="Where the portal is served, for the logins printed at the end (make run passes it).")
+        parser.add_argument("--shop-url", default="http://127.0.0.1:8001",
+                            help="Where the demo shop is served (its origin may call the widget API).")
 
-    def handle(self, *args, url, **options):
+    def handle(self, *args, url, shop_url, **options):
         # Demo shoppers are made up: what the program would email them is not sent anywhere.
         # Nor is every eager task it runs worth a log line.
         trace = logging.getLogger("celery.app.trace")
@@ -27,7 +29,7 @@ class Command(BaseCommand):
             # The messages are in the outbox (the admin's message log shows them), delivered nowhere.
             with override_settings(EMAIL_DELIVERY_BACKEND="django.core.mail.backends.dummy.EmailBackend",
                                    SMS_BACKEND="messaging.sms.MemoryBackend"):
-                self._seed()
+                self._seed(shop_url=shop_url.rstrip("/"))
         finally:
             trace.setLevel(level)
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
@@ -35,11 +37,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  member portal: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}  ({url}/)")
         self.stdout.write(f"  staff admin:   {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}  ({url}/admin/)")
 
-    def _seed(self):
+    def _seed(self, *, shop_url: str):
         rng = random.Random(20261123)
-        context: dict = {}
+        context: dict = {"shop_origins": [shop_url, shop_url.replace("://127.0.0.1:", "://localhost:")]}
         # Each app seeds its own part, in dependency order; later apps read what earlier ones made.
-        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns"):
+        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns", "storefront"):
             if app not in settings.INSTALLED_APPS:
                 continue
             try:
