@@ -63,7 +63,7 @@ lock:
 	/tmp/loyalty-lock-venv/bin/pip freeze --exclude-editable | grep -v '^loyalty-loop' > requirements.lock
 
 screenshots: install
-	$(BIN)/python -m pytest tests/test_screenshots.py --screenshots
+	$(BIN)/python -m pytest tests/test_screenshots.py tests/test_screenshots_embed.py --screenshots
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

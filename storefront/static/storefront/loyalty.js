@@ -326,7 +326,7 @@
 
     load(page) {
       var self = this;
-      var query = "?page=" + page + "&page_size=10&sort=" + this.sort + (this.rating ? "&rating=" + this.rating : "") +
+      var query = "?page=" + page + "&page_size=5&sort=" + this.sort + (this.rating ? "&rating=" + this.rating : "") +
         (this.withPhotos ? "&with_photos=true" : "");
       var path = "products/" + encodeURIComponent(this.getAttribute("sku")) + "/reviews/" + query;
       api(path, { token: this.token }).catch(function (error) {
@@ -355,10 +355,11 @@
           h("div", { class: "muted", text: number(s.count) + (s.count === 1 ? " review" : " reviews") })),
         h("ul", { class: "dist", "aria-label": "Reviews per star" }, [5, 4, 3, 2, 1].map(function (n) {
           var count = s.distribution[String(n)] || 0, percent = s.count ? Math.round(100 * count / s.count) : 0;
-          return h("li", {}, h("span", { text: n + " stars" }),
+          return h("li", {}, h("span", { text: n + (n === 1 ? " star" : " stars") }),
             h("span", { class: "bar", role: "img", "aria-label": percent + "%" }, h("span", { style: "width:" + percent + "%" })),
             h("span", { class: "muted", text: number(count) }));
         }))));
+      append(wrap, this.writeView(body.viewer));
       var sort = h("select", { onchange: function () { self.sort = sort.value; self.load(1); } },
         [["relevant", "Most relevant"], ["newest", "Newest"], ["helpful", "Most helpful"], ["highest", "Highest rated"], ["lowest", "Lowest rated"]]
           .map(function (o) { return h("option", { value: o[0], selected: self.sort === o[0] }, o[1]); }));
@@ -375,7 +376,6 @@
       this.moreButton = h("button", { type: "button", onclick: function () { self.load(self.page + 1); } }, "More reviews");
       append(wrap, this.moreButton);
       this.more(body);
-      append(wrap, this.writeView(body.viewer));
       append(wrap, this.questionsView(body));
       this.lightbox = h("dialog", { "aria-label": "Photo", onclick: function (event) { if (event.target === self.lightbox) self.lightbox.close(); } });
       root.appendChild(wrap);
@@ -425,12 +425,19 @@
 
     writeView(viewer) {
       var self = this;
-      var section = h("section", {}, h("h3", { text: "Write a review" }));
+      var section = h("section", {});
       if (!viewer.signed_in || !viewer.can_review) {
         append(section, h("p", { class: "muted", text: viewer.why_not }));
         return section;
       }
-      if (viewer.has_reviewed) append(section, h("p", { class: "muted", text: "You reviewed this product; writing again replaces your review." }));
+      var opener = h("button", { type: "button", class: "primary", "aria-expanded": "false", onclick: function () {
+        var open = opener.getAttribute("aria-expanded") !== "true";
+        opener.setAttribute("aria-expanded", String(open));
+        form.hidden = !open;
+        if (open) form.querySelector("input").focus();
+      } }, viewer.has_reviewed ? "Edit your review" : "Write a review");
+      append(section, opener);
+      if (viewer.has_reviewed) append(section, h("p", { class: "muted", text: "Writing again replaces your review." }));
       var uid = "r" + Math.random().toString(36).slice(2, 8);
       var errors = {};
       function field(name, control, label) {
@@ -444,7 +451,7 @@
           h("label", { for: uid + "-s" + n, title: n + " stars" }, h("span", { "aria-hidden": "true", text: "★" }), h("span", { class: "sr", text: n + (n === 1 ? " star" : " stars") }))]);
       });
       errors.rating = h("p", { class: "error", id: uid + "-rating-error" });
-      var form = h("form", { novalidate: true },
+      var form = h("form", { novalidate: true, hidden: true, "aria-label": "Write a review" },
         h("fieldset", { "aria-describedby": uid + "-rating-error" }, h("legend", { text: "Your rating" }), stars), errors.rating,
         field("title", h("input", { type: "text", name: "title", id: uid + "-title", maxlength: "120", required: true }), h("label", { for: uid + "-title", text: "Title" })),
         field("text", h("textarea", { name: "text", id: uid + "-text", rows: "4", maxlength: "5000", required: true }), h("label", { for: uid + "-text", text: "Your review" })),
@@ -458,7 +465,7 @@
         api("products/" + encodeURIComponent(self.getAttribute("sku")) + "/reviews/", { method: "POST", token: self.token, form: new FormData(form) })
           .then(function (body) {
             section.textContent = "";
-            append(section, [h("h3", { text: "Write a review" }), h("p", { class: "ok", role: "status", text: body.message })]);
+            append(section, h("p", { class: "ok", role: "status", text: body.message }));
           }).catch(function (error) {
             button.disabled = false;
             var named = Object.keys(error.fields || {});
