@@ -30,6 +30,7 @@ SERVER_ENV = {
     "CELERY_BROKER_URL": REDIS_URL,
     "CACHE_URL": REDIS_URL,
     "LOG_LEVEL": "WARNING",
+    "EMBED_RATE_LIMIT": "1000000/min",  # every bench call comes from one address
 }
 MEMBERS = 10_000
 CATEGORIES = ["tea", "coffee", "cups", "gifts"]
@@ -665,6 +666,10 @@ def main() -> None:
             bench_ingest_with_webhooks(key, rows, Row, drive, order)
         if wanted("reviews"):
             bench_reviews(rows)
+        if wanted("embed"):
+            from bench.embed import bench_embed
+
+            bench_embed(rows, Row, request, percentile, ensure_members, port=PORT)
     finally:
         server.terminate()
         server.wait(timeout=30)

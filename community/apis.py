@@ -105,15 +105,21 @@ class ProductReviewsApi(APIView):
         description="The approved reviews of a product and its rating summary (over all approved reviews).",
     )
     def get(self, request, sku: str):
-        return Response(reviews_page(request, sku=sku))
+        return Response(reviews_page(request, product=known_product(sku)))
 
 
-def reviews_page(request, *, sku: str) -> dict:
-    """The approved reviews of a product by the request's ``sort``, ``rating``, ``with_photos``,
-    ``page`` and ``page_size``, with the rating summary: for partners and for the storefront widget."""
+def known_product(sku: str) -> Product:
+    """The product with this SKU (made from the orders that name it if no partner sent it yet), or
+    ``NotFound`` naming ``sku``."""
     product = services.product_ensure(sku=sku)
     if product is None:
         raise NotFound(f"No product {sku!r}.", code="unknown_product", fields={"sku": "No such product."})
+    return product
+
+
+def reviews_page(request, *, product: Product) -> dict:
+    """The approved reviews of a product by the request's ``sort``, ``rating``, ``with_photos``,
+    ``page`` and ``page_size``, with the rating summary: for partners and for the storefront widget."""
     params = request.query_params
     sort = params.get("sort") or "relevant"
     if sort not in selectors.SORTS:

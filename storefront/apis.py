@@ -24,10 +24,9 @@ from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Scope
 from accounts.schema import ERRORS
 from community import services as community
-from community.apis import reviews_page
-from community.models import Product
+from community.apis import known_product, reviews_page
 from community.selectors import product_questions
-from core.errors import Invalid, NotFound
+from core.errors import Invalid
 from rewards.models import Reward
 from rewards.services import reward_redeem
 from storefront import selectors, services
@@ -108,7 +107,7 @@ class MeWidgetApi(WidgetApi):
 
     def get(self, request):
         shopper = request.auth
-        return Response({**selectors.program_public(),
+        return Response({**selectors.program_public(with_rewards=False),
                          **selectors.member_view(member=shopper.member, partner=shopper.partner,
                                                  external_id=shopper.external_id)})
 
@@ -151,19 +150,12 @@ class ReviewWriteSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=5000)
 
 
-def _product(sku: str) -> Product:
-    product = community.product_ensure(sku=sku)
-    if product is None:
-        raise NotFound(f"No product {sku!r}.", code="unknown_product", fields={"sku": "No such product."})
-    return product
-
-
 class ReviewsWidgetApi(WidgetApi):
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
 
     def get(self, request, sku: str):
-        body = reviews_page(request, sku=sku)
-        product = Product.objects.get(sku=sku)
+        product = known_product(sku)
+        body = reviews_page(request, product=product)
         body["questions"] = [
             {"id": q.pk, "text": q.text, "answers": [{"text": a.text, "by_staff": a.staff_user_id is not None,
                                                       "verified_buyer": a.verified_buyer} for a in q.published_answers]}
@@ -175,7 +167,7 @@ class ReviewsWidgetApi(WidgetApi):
     def post(self, request, sku: str):
         if request.auth.member is None:
             raise NotAuthenticated(ShopperSignedIn.message)
-        product = _product(sku)
+        product = known_product(sku)
         data = ReviewWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         photos = request.FILES.getlist("photos")
@@ -206,7 +198,7 @@ class QuestionWidgetApi(WidgetApi):
     def post(self, request, sku: str):
         data = QuestionInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        question = community.question_ask(member=request.auth.member, product=_product(sku),
+        question = community.question_ask(member=request.auth.member, product=known_product(sku),
                                           text=data.validated_data["text"])
         return Response({"id": question.pk, "status": question.status,
                          "message": "Thank you: your question will appear once a moderator has read it."},

@@ -55,8 +55,9 @@ def _portal(path: str) -> str:
     return settings.SITE_URL + path
 
 
-def program_public() -> dict:
-    """What anyone sees in the launcher: the program, how to earn, what there is to get, how to join."""
+def program_public(*, with_rewards: bool = True) -> dict:
+    """What anyone sees in the launcher: the program, how to earn, what there is to get, how to join
+    (the rewards left out where the member's own list replaces them)."""
     brand = current_program().brand
     return {
         "program": {"name": brand.name, "logo_url": brand.logo_url, "colour": brand.colour,
@@ -64,7 +65,7 @@ def program_public() -> dict:
                     "join_url": _portal(reverse("account_signup")), "login_url": _portal(reverse("account_login")),
                     "earn_url": _portal(reverse("rewards:earn"))},
         "ways_to_earn": [{"headline": way.headline, "conditions": way.conditions} for way in ways_to_earn()],
-        "rewards": [_reward(item) for item in catalog(member=None)],
+        "rewards": [_reward(item) for item in catalog(member=None)] if with_rewards else [],
     }
 
 
