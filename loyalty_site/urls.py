@@ -9,6 +9,7 @@ from community import apis as community_apis
 from community import views as community_views
 from core import api
 from loyalty_site import views
+from recommendations import apis as recommendation_apis
 from rewards import apis as rewards_apis
 from webhooks import apis as webhook_apis
 
@@ -23,6 +24,8 @@ api_v1 = [
     path("members/<str:external_id>/export/", accounts_apis.MemberExportApi.as_view(), name="member-export"),
     path("members/<str:external_id>/erase/", accounts_apis.MemberEraseApi.as_view(), name="member-erase"),
     path("members/<str:external_id>/adjustments/", rewards_apis.AdjustmentCreateApi.as_view(), name="member-adjust"),
+    path("members/<str:external_id>/recommendations/", recommendation_apis.MemberRecommendationsApi.as_view(),
+         name="member-recommendations"),
     path("orders/", rewards_apis.OrderCreateApi.as_view(), name="orders"),
     path("orders/batch/", rewards_apis.OrderBatchApi.as_view(), name="orders-batch"),
     path("orders/<str:order_id>/refunds/", rewards_apis.RefundCreateApi.as_view(), name="order-refunds"),
@@ -33,6 +36,7 @@ api_v1 = [
     path("coupons/<str:code>/use/", rewards_apis.CouponUseApi.as_view(), name="coupon-use"),
     path("products/", community_apis.ProductUpsertApi.as_view(), name="products"),
     path("products/<str:sku>/reviews/", community_apis.ProductReviewsApi.as_view(), name="product-reviews"),
+    path("products/<str:sku>/related/", recommendation_apis.ProductRelatedApi.as_view(), name="product-related"),
     path("webhooks/", webhook_apis.EndpointListApi.as_view(), name="webhooks"),
     path("webhooks/<int:endpoint_id>/", webhook_apis.EndpointDetailApi.as_view(), name="webhook-detail"),
     path("webhooks/<int:endpoint_id>/rotate-secret/", webhook_apis.RotateSecretApi.as_view(), name="webhook-rotate"),
