@@ -143,7 +143,7 @@ def recommendations_compute(*, now: datetime | None = None) -> ComputeResult:
         cursor.execute(_popular_sql(t, "CAST(NULL AS BIGINT)"), [KEEP])
         base = current_program().base_tier
         if base is not None:
-            cursor.execute(_popular_sql(t, "COALESCE(m.tier_id, %s)"), [base.pk, base.pk, KEEP])
+            cursor.execute(_popular_sql(t, "COALESCE(m.tier_id, %s)"), [base.pk, KEEP])
         cursor.execute("DROP TABLE rec_line")
     return ComputeResult(orders, products, pairs, round(time.perf_counter() - started, 2), start, latest)
 
@@ -151,8 +151,9 @@ def recommendations_compute(*, now: datetime | None = None) -> ComputeResult:
 def _popular_sql(t: dict[str, str], tier: str) -> str:
     return (
         f"INSERT INTO {t['popular']} (tier_id, product_id, buyers, share, rank) "
-        f"WITH counted AS (SELECT {tier} AS tier, l.product, COUNT(DISTINCT l.member) AS buyers FROM rec_line l "
-        f"                 LEFT JOIN {t['tier']} m ON m.member_id = l.member GROUP BY {tier}, l.product), "
+        f"WITH tiered AS (SELECT {tier} AS tier, l.product, l.member FROM rec_line l "
+        f"                LEFT JOIN {t['tier']} m ON m.member_id = l.member), "
+        "     counted AS (SELECT tier, product, COUNT(DISTINCT member) AS buyers FROM tiered GROUP BY tier, product), "
         "     ranked AS (SELECT tier, product, buyers, "
         "                       CAST(buyers AS DOUBLE PRECISION) / MAX(buyers) OVER (PARTITION BY tier) AS share, "
         "                       ROW_NUMBER() OVER (PARTITION BY tier ORDER BY buyers DESC, product) AS n "

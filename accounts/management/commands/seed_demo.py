@@ -39,7 +39,7 @@ class Command(BaseCommand):
         rng = random.Random(20261123)
         context: dict = {}
         # Each app seeds its own part, in dependency order; later apps read what earlier ones made.
-        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns"):
+        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns", "recommendations"):
             if app not in settings.INSTALLED_APPS:
                 continue
             try:
