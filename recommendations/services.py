@@ -77,6 +77,8 @@ def recommendations_compute(*, now: datetime | None = None) -> ComputeResult:
     latest = Order.objects.filter(placed_at__lte=now).aggregate(latest=Max("placed_at"))["latest"]
     t = _tables()
     with bulk.big_read() as cursor:
+        # Two runs at once (a redelivered task) take turns: the second replaces the first's rows.
+        bulk.lock_table(RelatedProduct)
         RelatedProduct.objects.all().delete()
         PopularProduct.objects.all().delete()
         ProductStats.objects.all().delete()

@@ -21,6 +21,7 @@ from recommendations.selectors import recommendations_for_member, related_produc
 from recommendations.services import recommendations_compute
 from recommendations.tasks import nightly
 from rewards.services.tiers import tier_set_manually
+from tests.concurrency import run_concurrently
 from tests.conftest import make_portal_member, partner_client
 from tests.factories import customer, make_tiers, place_order, refund, same_store
 
@@ -137,6 +138,20 @@ def test_the_nightly_task_is_scheduled_and_gives_the_same_rows_when_run_again(pl
     before = list(RelatedProduct.objects.values_list("product__sku", "related__sku", "together", "score"))
     assert nightly().startswith("40 orders, 6 products, 2 pairs in ")  # what the worker runs
     assert list(RelatedProduct.objects.values_list("product__sku", "related__sku", "together", "score")) == before
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_take_turns_and_leave_the_rows_of_one(tea_shop):
+    for i in range(10):
+        customer(tea_shop, f"c{i}")
+        place_order(tea_shop, f"o{i}", f"c{i}", lines=[("P", 1, "5.00", "tea"), ("Q", 1, "5.00", "tea")] if i < 3
+                    else [("F", 1, "5.00", "tea")])
+    results = run_concurrently(lambda i: recommendations_compute(), 3)
+    assert [result.pairs for result in results] == [2, 2, 2], results
+    assert sorted(RelatedProduct.objects.values_list("product__sku", "related__sku", "together")) == [
+        ("P", "Q", 3), ("Q", "P", 3)]
+    assert ProductStats.objects.count() == 3
 
 
 # --- The partner API --------------------------------------------------------------------------------
