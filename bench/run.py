@@ -654,6 +654,12 @@ def main() -> None:
 
     connections.close_all()
     rows: list[Row] = []
+    if wanted("recommendations"):
+        # First, on the freshly migrated database; it removes its orders when done.
+        from bench.recommendations import bench_recommendations
+
+        bench_recommendations(rows, Row, ensure_members, vacuum, percentile)
+        connections.close_all()
     server = start_server()
     try:
         if wanted("ingest"):

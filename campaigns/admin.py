@@ -193,8 +193,8 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Offer", {"fields": ["offer", "offer_points", "offer_reward",
                               ("offer_multiplier", "offer_days"), ("offer_categories", "offer_skus")]}),
         ("Message", {"fields": ["title", "body", "delivery"],
-                     "description": "Placeholders: {first_name}, {points}, {tier}, {next_reward}, {offer}, {program}. "
-                                    "Sent on the "
+                     "description": "Placeholders: {first_name}, {points}, {tier}, {next_reward}, {recommended} "
+                                    "(the member's first \"for you\" product), {offer}, {program}. Sent on the "
                                     "member's channel for offers and news, under the weekly cap."}),
         ("Measuring it", {"fields": ["holdout_percent", "report_days"]}),
     ]

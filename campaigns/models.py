@@ -58,7 +58,7 @@ class Campaign(models.Model):
     offer_rule = models.ForeignKey("rewards.EarningRule", null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+", help_text="The members-only earning rule of a multiplier.")
     title = models.CharField(max_length=200, help_text="The message's subject. Placeholders: {first_name}, "
-                             "{points}, {tier}, {next_reward}, {offer}, {program}.")
+                             "{points}, {tier}, {next_reward}, {recommended}, {offer}, {program}.")
     body = models.TextField(max_length=2000, blank=True)
     delivery = models.CharField(max_length=5, choices=Delivery.choices, default=Delivery.SEND,
                                 help_text="Who sends the message: us, or the store's own service (a "

@@ -28,7 +28,7 @@ from messaging.models import Delivery, Purpose
 
 CHUNK = 1000
 PLACEHOLDERS = {"first_name": "Ada", "points": "1,250", "tier": "Gold", "offer": "500 bonus points",
-                "next_reward": "Free stoneware cup (1,200 points)"}
+                "next_reward": "Free stoneware cup (1,200 points)", "recommended": "Jasmine pearls"}
 _WORDS = catalogue.Kind("campaign", "Campaign", "", "", PLACEHOLDERS)
 EDITABLE = ("name", "audience", "trigger", "starts_at", "ends_at", "offer", "offer_points", "offer_reward",
             "offer_multiplier", "offer_categories", "offer_skus", "offer_days", "title", "body", "delivery",
@@ -260,6 +260,7 @@ def _wording(campaign: Campaign) -> catalogue.Wording:
 
 def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str] | None = None
                ) -> dict[int, tuple[str, str]]:
+    from recommendations.selectors import top_recommendation_names
     from rewards.program import current_program
     from rewards.selectors import member_tier_ids
 
@@ -273,13 +274,16 @@ def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str
 
     ladder = list(Reward.objects.filter(is_active=True, tiers__isnull=True).order_by("points_cost")
                   .values_list("name", "points_cost"))
+    # The member's first "for you" suggestion: one query for the chunk, and only when the words use it.
+    recommended = top_recommendation_names(member_ids=member_ids) if words.uses("recommended") else {}
     found = {}
     for pk, first_name, points in Member.objects.filter(pk__in=member_ids).values_list("pk", "first_name",
                                                                                         "points_available"):
         ahead = next(((name, cost) for name, cost in ladder if cost > points), None)
         values = {"first_name": first_name or "there", "points": f"{points:,}",
                   "tier": tiers.get(tier_of.get(pk), ""), "offer": (instead or {}).get(pk, offer),
-                  "next_reward": f"{ahead[0]} ({ahead[1]:,} points)" if ahead else ""}
+                  "next_reward": f"{ahead[0]} ({ahead[1]:,} points)" if ahead else "",
+                  "recommended": recommended.get(pk, "")}
         found[pk] = (words.title(**values), words.body(**values))
     return found
 

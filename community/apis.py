@@ -12,6 +12,7 @@ from accounts.models import Scope
 from accounts.schema import ERRORS, PAGE, Identifier, Text
 from community import selectors, services
 from community.models import Product
+from core.api import whole_number
 from core.errors import Invalid, NotFound
 
 
@@ -130,8 +131,8 @@ def reviews_page(request, *, product: Product) -> dict:
     with_photos = params.get("with_photos", "").lower()
     if with_photos not in ("", "true", "false", "1", "0"):
         raise Invalid("with_photos is true or false.", fields={"with_photos": "true or false."})
-    page_size = _whole(params.get("page_size") or "20", "page_size", 1, 100)
-    number = _whole(params.get("page") or "1", "page", 1, None)
+    page_size = whole_number(params.get("page_size") or "20", "page_size", 1, 100)
+    number = whole_number(params.get("page") or "1", "page", 1, None)
     summary = selectors.rating_summary(product=product)
     reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
                                         with_photos=with_photos in ("true", "1"))
@@ -158,14 +159,6 @@ def reviews_page(request, *, product: Product) -> dict:
             "staff_reply": review.staff_reply, "published_at": review.published_at,
         } for review in page.object_list],
     }
-
-
-def _whole(value: str, field: str, low: int, high: int | None) -> int:
-    number = int(value) if value.isascii() and value.isdigit() else low - 1
-    if number < low or (high is not None and number > high):
-        bound = f"from {low} to {high}" if high else f"from {low}"
-        raise Invalid(f"{field} must be a whole number {bound}.", fields={field: f"A whole number {bound}."})
-    return number
 
 
 def _page_link(request, number: int) -> str:

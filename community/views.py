@@ -19,9 +19,11 @@ from community.models import Answer, HelpfulVote, ModerationStatus, PublicProfil
 from community.services import public_profile_update
 from core.errors import DomainError
 from core.storage import private_storage
+from recommendations.selectors import related_products
 from rewards.models import MemberBadge, MemberTier
 
 REVIEWS_PER_PAGE = 10
+RELATED_ON_PAGE = 6
 # What may not appear raw inside <script>: the same escapes as Django's json_script.
 _SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
@@ -143,6 +145,7 @@ def _product_page(request, product, *, sent: tuple[str, int | None, forms.Form] 
         "product": product, "summary": summary, "page": page, "reviews": reviews, "sorts": selectors.SORTS,
         "sort": sort, "rating": rating, "with_photos": with_photos, "member": member, "voted": voted, "mine": mine,
         "questions": questions, "json_ld": mark_safe(json_ld), "sent": sent_kind,
+        "related": related_products(product=product, limit=RELATED_ON_PAGE),
         "question_form": sent_form if sent_kind == "question" else _question_form(),
         "filter_query": "&".join(f"{k}={v}" for k, v in query.items()),
     })

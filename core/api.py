@@ -189,6 +189,15 @@ def payload_too_large() -> JsonResponse:
     return JsonResponse(_too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
+def whole_number(value: str, field: str, low: int, high: int | None) -> int:
+    """A query parameter that must be a whole number from ``low`` (to ``high``): a 400 naming it otherwise."""
+    number = int(value) if value.isascii() and value.isdigit() else low - 1
+    if number < low or (high is not None and number > high):
+        bound = f"from {low} to {high}" if high else f"from {low}"
+        raise errors.Invalid(f"{field} must be a whole number {bound}.", fields={field: f"A whole number {bound}."})
+    return number
+
+
 class Pagination(PageNumberPagination):
     """Pages of 50 by default; ``page_size`` from 1 to 500, anything else is a 400 naming it (DRF
     would quietly use the default, and the schema would promise what the API does not do)."""

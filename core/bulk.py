@@ -233,6 +233,16 @@ def skip_locked() -> str:
     return " FOR UPDATE SKIP LOCKED" if _postgres() else ""
 
 
+def lock_table(model: type[Model]) -> None:
+    """In the caller's transaction, keep every other writer of ``model``'s table, and every other
+    caller of this, waiting until it ends; readers go on reading. ``LOCK TABLE ... IN EXCLUSIVE
+    MODE`` on PostgreSQL; nothing on SQLite, where a write transaction already keeps every other
+    writer out."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(f'LOCK TABLE "{model._meta.db_table}" IN EXCLUSIVE MODE')
+
+
 def aware(value):
     """A timestamp read by raw SQL, as an aware datetime (SQLite hands them back as UTC text)."""
     if isinstance(value, str):

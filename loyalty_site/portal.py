@@ -4,7 +4,10 @@ from accounts import selectors as accounts_selectors
 from accounts.models import Member
 from community.selectors import bought_not_reviewed
 from feedback.selectors import surveys_for
+from recommendations.selectors import recommendations_for_member
 from rewards import selectors as rewards_selectors
+
+FOR_YOU_ON_DASHBOARD = 4
 
 
 def dashboard_context(*, member: Member) -> dict:
@@ -21,4 +24,5 @@ def dashboard_context(*, member: Member) -> dict:
         "notes": list(accounts_selectors.notifications(member=member)[:5]),
         "surveys": surveys_for(member=member)[:2],
         "to_review": bought_not_reviewed(member=member, limit=3),
+        "for_you": recommendations_for_member(member=member, limit=FOR_YOU_ON_DASHBOARD),
     }

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "messaging",
     "campaigns",
     "storefront",
+    "recommendations",
     "anymail",
     "corsheaders",
 ]
@@ -250,6 +251,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "settle-referrals": {"task": "feedback.settle_referrals", "schedule": 15 * 60},
     "survey-invitations": {"task": "feedback.send_survey_invitations", "schedule": crontab(minute=20)},
     "insights-snapshot": {"task": "insights.nightly_snapshot", "schedule": crontab(hour=2, minute=30)},
+    "recommendations": {"task": "recommendations.nightly", "schedule": crontab(hour=2, minute=50)},
     "relay-outbox": {"task": "core.relay_outbox", "schedule": 60},
     "purge-outbox": {"task": "core.purge_outbox", "schedule": crontab(hour=4, minute=10)},
     "deliver-webhooks": {"task": "webhooks.deliver_due", "schedule": 15},

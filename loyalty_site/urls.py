@@ -9,6 +9,7 @@ from community import apis as community_apis
 from community import views as community_views
 from core import api
 from loyalty_site import views
+from recommendations import apis as recommendation_apis
 from rewards import apis as rewards_apis
 from storefront import apis as storefront_apis
 from webhooks import apis as webhook_apis
@@ -24,6 +25,8 @@ api_v1 = [
     path("members/<str:external_id>/export/", accounts_apis.MemberExportApi.as_view(), name="member-export"),
     path("members/<str:external_id>/erase/", accounts_apis.MemberEraseApi.as_view(), name="member-erase"),
     path("members/<str:external_id>/adjustments/", rewards_apis.AdjustmentCreateApi.as_view(), name="member-adjust"),
+    path("members/<str:external_id>/recommendations/", recommendation_apis.MemberRecommendationsApi.as_view(),
+         name="member-recommendations"),
     path("orders/", rewards_apis.OrderCreateApi.as_view(), name="orders"),
     path("orders/batch/", rewards_apis.OrderBatchApi.as_view(), name="orders-batch"),
     path("orders/<str:order_id>/refunds/", rewards_apis.RefundCreateApi.as_view(), name="order-refunds"),
@@ -36,6 +39,7 @@ api_v1 = [
     path("products/<str:sku>/reviews/", community_apis.ProductReviewsApi.as_view(), name="product-reviews"),
     path("embed/", storefront_apis.EmbedApi.as_view(), name="embed"),
     path("embed/rotate-secret/", storefront_apis.EmbedRotateSecretApi.as_view(), name="embed-rotate"),
+    path("products/<str:sku>/related/", recommendation_apis.ProductRelatedApi.as_view(), name="product-related"),
     path("webhooks/", webhook_apis.EndpointListApi.as_view(), name="webhooks"),
     path("webhooks/<int:endpoint_id>/", webhook_apis.EndpointDetailApi.as_view(), name="webhook-detail"),
     path("webhooks/<int:endpoint_id>/rotate-secret/", webhook_apis.RotateSecretApi.as_view(), name="webhook-rotate"),

@@ -148,6 +148,12 @@ class Wording:
     def body(self, **values) -> str:
         return fill(self.body_text, {**self.common, **values})
 
+    def uses(self, name: str) -> bool:
+        """Whether the title or the body has the placeholder ``name`` (to skip working out a value
+        nobody reads)."""
+        return any(found == name for text in (self.title_text, self.body_text)
+                   for _literal, found, _spec, _conversion in string.Formatter().parse(text))
+
     def note(self, member_id: int, url: str = "", **values):
         """A portal note (and message) of this kind for a member, in these words."""
         from messaging.services import Note

@@ -16,6 +16,7 @@ from community.services.reviews import (
     ReviewInput,
     product_ensure,
     product_upsert,
+    products_from_order_lines,
     review_approve,
     review_feature,
     review_photos_check,
@@ -30,9 +31,9 @@ from community.services.reviews import (
 __all__ = [
     "ReviewInput", "answer_post", "answer_vote_helpful", "banned_words_recheck", "community_settings",
     "community_settings_update", "member_erased", "post_moderate", "product_ensure", "product_upsert",
-    "profile_erased", "public_profile_update", "question_ask", "review_approve", "review_feature",
-    "review_reject", "review_reply", "review_report", "review_requests_send", "review_photos_check", "review_submit",
-    "review_vote_helpful", "reviews_moderate", "spotlight_create",
+    "products_from_order_lines", "profile_erased", "public_profile_update", "question_ask", "review_approve",
+    "review_feature", "review_reject", "review_reply", "review_report", "review_requests_send", "review_photos_check",
+    "review_submit", "review_vote_helpful", "reviews_moderate", "spotlight_create",
 ]
 
 

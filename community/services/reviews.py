@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -71,6 +71,22 @@ def product_ensure(*, sku: str) -> Product | None:
     product, _ = Product.objects.get_or_create(sku=sku, defaults={"name": line["name"] or sku,
                                                                   "category": line["category"]})
     return product
+
+
+def products_from_order_lines() -> int:
+    """Give every SKU sold that has no product yet its row, named as ``product_ensure`` names one
+    (from the latest order line with it), in one statement: what the nightly recommendations name
+    must exist. Returns how many were made; a concurrent ``product_ensure`` of the same SKU wins."""
+    from core import bulk
+
+    latest = (OrderLine.objects.exclude(sku__in=Product.objects.values("sku")).values("sku")
+              .annotate(last=Max("pk")).values("last"))
+    now = timezone.now()
+    rows = [(sku, (name or sku)[:255], category, "", "", None, now, now) for sku, name, category in
+            OrderLine.objects.filter(pk__in=latest).order_by("sku").values_list("sku", "name", "category")]
+    with transaction.atomic():
+        return len(bulk.insert_new(Product, ("sku", "name", "category", "url", "image_url", "partner_id",
+                                             "created_at", "updated_at"), rows, unique="sku"))
 
 
 # --- Writing a review -----------------------------------------------------------------------------

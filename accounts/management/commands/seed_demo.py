@@ -41,7 +41,8 @@ class Command(BaseCommand):
         rng = random.Random(20261123)
         context: dict = {"shop_origins": [shop_url, shop_url.replace("://127.0.0.1:", "://localhost:")]}
         # Each app seeds its own part, in dependency order; later apps read what earlier ones made.
-        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns", "storefront"):
+        for app in ("accounts", "rewards", "community", "feedback", "insights", "campaigns", "recommendations",
+                    "storefront"):
             if app not in settings.INSTALLED_APPS:
                 continue
             try:
