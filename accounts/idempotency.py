@@ -23,6 +23,7 @@ from accounts.models import IdempotencyRecord
 from accounts.schema import ErrorSerializer
 from core import bulk
 from core.errors import Invalid, Unprocessable
+from core.secrets import secret_decrypt, secret_encrypt
 
 HEADER = "Idempotency-Key"
 # For the schema of every write.
@@ -45,7 +46,16 @@ def _request_hash(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.body).hexdigest()
 
 
-def idempotent(handler):
+def idempotent(handler=None, *, secret_fields: tuple[str, ...] = ()):
+    """Make a partner write replayable by its ``Idempotency-Key``. ``secret_fields`` name fields of
+    the answer that hold a secret shown once (a rotated signing secret): they are kept encrypted
+    (``core.secrets``) in the stored answer, so a database dump does not reveal them."""
+    if handler is None:
+        return lambda function: _idempotent(function, secret_fields)
+    return _idempotent(handler, secret_fields)
+
+
+def _idempotent(handler, secret_fields: tuple[str, ...]):
     @wraps(handler)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get(HEADER)
@@ -64,14 +74,15 @@ def idempotent(handler):
             if not inserted:
                 # Taken: by a finished request (replay it) or one still running, whose insert we
                 # waited for on the unique index; either way it is committed now.
-                return _replay(request, key, digest)
+                return _replay(request, key, digest, secret_fields)
             record_id = next(iter(inserted.values()))
             response = handler(view, request, *args, **kwargs)
             with connection.cursor() as cursor:
                 if response.status_code < 400:
                     cursor.execute(
                         f'UPDATE "{TABLE}" SET status_code = %s, response_body = %s WHERE id = %s',
-                        [response.status_code, json.dumps(response.data, cls=DjangoJSONEncoder), record_id],
+                        [response.status_code, json.dumps(_sealed(response.data, secret_fields),
+                                                          cls=DjangoJSONEncoder), record_id],
                     )
                 else:
                     cursor.execute(f'DELETE FROM "{TABLE}" WHERE id = %s', [record_id])
@@ -80,7 +91,19 @@ def idempotent(handler):
     return wrapper
 
 
-def _replay(request, key: str, digest: str) -> Response:
+def _sealed(data, fields: tuple[str, ...]):
+    if not fields or not isinstance(data, dict):
+        return data
+    return {name: {"encrypted": secret_encrypt(value)} if name in fields else value for name, value in data.items()}
+
+
+def _unsealed(data, fields: tuple[str, ...]):
+    if not fields or not isinstance(data, dict):
+        return data
+    return {name: secret_decrypt(value["encrypted"]) if name in fields else value for name, value in data.items()}
+
+
+def _replay(request, key: str, digest: str, secret_fields: tuple[str, ...] = ()) -> Response:
     record = IdempotencyRecord.objects.get(partner=request.user, key=key)
     if record.request_hash != digest:
         raise Unprocessable(
@@ -88,6 +111,6 @@ def _replay(request, key: str, digest: str) -> Response:
             code="idempotency_key_reused",
             fields={HEADER: "Already used with a different body or path."},
         )
-    response = Response(record.response_body, status=record.status_code)
+    response = Response(_unsealed(record.response_body, secret_fields), status=record.status_code)
     response["Idempotent-Replayed"] = "true"
     return response

@@ -77,9 +77,11 @@ class EmbedApi(APIView):
 class EmbedRotateSecretApi(APIView):
     scopes = {"POST": Scope.EMBED_MANAGE}
 
-    @extend_schema(operation_id="embed_rotate_secret", request=None, responses={200: EmbedSecretSerializer, **ERRORS},
+    @extend_schema(operation_id="embed_rotate_secret", request=None, parameters=[IDEMPOTENCY],
+                   responses={200: EmbedSecretSerializer, **ERRORS, **REPLAY_422},
                    description="A new secret for customer tokens, shown once; tokens signed with the previous one "
                    "are accepted for 24 hours more.")
+    @idempotent(secret_fields=("secret",))
     def post(self, request):
         return Response({"secret": services.store_embed_secret_rotate(partner=request.user)})
 

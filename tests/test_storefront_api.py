@@ -262,3 +262,15 @@ def test_a_sum_of_money_never_travels_as_a_float(tea_embed, ada):
     RewardFactory(name="5 EUR off", points_cost=500, value=Decimal("5.00"))
     body = widget(key, token_mint(secret=secret, external_id="cust-42")).get("/embed/v1/me/").json()
     assert all(isinstance(r["points_cost"], int) for r in body["rewards"])
+
+
+def test_a_replayed_rotation_gives_the_same_secret_which_is_not_kept_in_the_clear(api):
+    from accounts.models import IdempotencyRecord
+
+    first = api.post("/api/v1/embed/rotate-secret/", headers={"Idempotency-Key": "rotate-1"}).json()["secret"]
+    again = api.post("/api/v1/embed/rotate-secret/", headers={"Idempotency-Key": "rotate-1"})
+    assert again.json()["secret"] == first and again["Idempotent-Replayed"] == "true"
+    hook = api.post("/api/v1/webhooks/", {"url": "https://shop.example.com/hooks", "events": ["*"]}, format="json",
+                    headers={"Idempotency-Key": "hook-1"}).json()["secret"]
+    stored = str(list(IdempotencyRecord.objects.values_list("response_body", flat=True)))
+    assert first not in stored and hook not in stored and "https://shop.example.com/hooks" in stored

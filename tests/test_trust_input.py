@@ -146,7 +146,7 @@ class TestIdempotencyOnEveryWrite:
         schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
         writes = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()
                   if method in ("post", "put", "patch", "delete")]
-        assert len(writes) == 16
+        assert len(writes) == 18
         missing = [f"{method.upper()} {path}" for path, method, op in writes
                    if "Idempotency-Key" not in [p["name"] for p in op.get("parameters", [])]]
         assert missing == []

@@ -97,7 +97,7 @@ class EndpointListApi(APIView):
 
     @extend_schema(operation_id="webhooks_create", parameters=[IDEMPOTENCY], request=EndpointInSerializer,
                    responses={201: EndpointCreatedSerializer, **ERRORS, **REPLAY_422})
-    @idempotent
+    @idempotent(secret_fields=("secret",))
     def post(self, request):
         data = EndpointInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -135,7 +135,7 @@ class RotateSecretApi(APIView):
     @extend_schema(operation_id="webhooks_rotate_secret", parameters=[IDEMPOTENCY], request=None,
                    responses={200: SecretSerializer, **ERRORS, **REPLAY_422},
                    description="A new secret, shown once; for 24 hours the old one signs too (two signatures).")
-    @idempotent
+    @idempotent(secret_fields=("secret",))
     def post(self, request, endpoint_id: int):
         endpoint = selectors.endpoint_for_partner(partner=request.user, endpoint_id=endpoint_id)
         return Response({"secret": services.endpoint_rotate_secret(endpoint=endpoint)})
