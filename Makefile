@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
+comma := ,
 PORT ?= 8000
 
 .PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
@@ -45,10 +46,13 @@ bench: install
 fuzz: install
 	$(BIN)/python -m fuzz.run
 
-## A worker for every queue (QUEUES=webhooks for one that only delivers webhooks).
-QUEUES ?= celery,webhooks,messages
+## A worker for every queue; a pool of its own per kind of work with QUEUES=ledger (or messages,
+## webhooks, analytics, default; comma-separated), CONCURRENCY=N processes (docs/deploy.md).
+QUEUES ?= default,ledger,messages,webhooks,analytics
+CONCURRENCY ?= 2
 worker: install
-	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --loglevel=INFO
+	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --concurrency $(CONCURRENCY) \
+	  --hostname "$(subst $(comma),+,$(QUEUES))@%h" --loglevel=INFO
 
 beat: install
 	$(BIN)/celery -A loyalty_site beat --loglevel=INFO

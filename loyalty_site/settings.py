@@ -217,7 +217,6 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # Redis hands a task a worker took but never acknowledged (the worker was killed) to another
 # worker after this many seconds. Longer than our longest task (the nightly insights snapshot
 # takes about 25 s at a million orders), or a slow task would be handed on while it still runs.
@@ -256,13 +255,51 @@ CELERY_BEAT_SCHEDULE: dict = {
     "campaigns": {"task": "campaigns.run_due", "schedule": crontab(minute=25)},
 }
 CELERY_IMPORTS = ["core.tasks"]
-# Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.
-WEBHOOKS_QUEUE = env_str("WEBHOOKS_QUEUE", "webhooks")
-# Messages to members have theirs: a campaign of 100,000 mails never delays points or webhooks.
-MESSAGES_QUEUE = env_str("MESSAGES_QUEUE", "messages")
+
+# Queues by kind of work, each read by a worker pool of its own (`make worker QUEUES=ledger`,
+# docs/deploy.md): a slow partner endpoint (webhooks), a campaign of 100,000 mails (messages) or a
+# nightly pass over every member (analytics) never delays points becoming available (ledger).
+# Each queue's name comes from its variable; tests give every run names of its own.
+TASK_QUEUE_VARIABLES = {"default": "CELERY_QUEUE", "ledger": "LEDGER_QUEUE", "messages": "MESSAGES_QUEUE",
+                        "webhooks": "WEBHOOKS_QUEUE", "analytics": "ANALYTICS_QUEUE"}
+TASK_QUEUES = {kind: env_str(variable, kind) for kind, variable in TASK_QUEUE_VARIABLES.items()}
+# Every task's kind (a test checks that each task and each scheduled job has one); a task not
+# listed goes to the default queue.
+TASK_KINDS = {
+    # Points moving for members, minutes matter: pending becoming available, expiry, birthdays,
+    # tiers and badges after an activity, referral rewards.
+    "rewards.release_pending_points": "ledger",
+    "rewards.expire_points": "ledger",
+    "rewards.award_birthdays": "ledger",
+    "rewards.evaluate_progress": "ledger",
+    "feedback.check_referrals": "ledger",
+    "feedback.settle_referrals": "ledger",
+    # Everything that writes to members: the outbox of messages and what fills it.
+    "messaging.send": "messages",
+    "messaging.send_due": "messages",
+    "messaging.expiry_reminders": "messages",
+    "messaging.rewards_unlocked": "messages",
+    "messaging.lifecycle": "messages",
+    "community.send_review_requests": "messages",
+    "feedback.send_survey_invitations": "messages",
+    "campaigns.run_due": "messages",
+    # Partners' endpoints: handing the outbox's events on, and the deliveries.
+    "core.relay_outbox": "webhooks",
+    "webhooks.deliver": "webhooks",
+    "webhooks.deliver_due": "webhooks",
+    # Long passes over every member or order.
+    "insights.nightly_snapshot": "analytics",
+    "insights.compute_snapshot": "analytics",
+    "rewards.nightly_progress": "analytics",
+    "rewards.backfill_badge": "analytics",
+    # Housekeeping.
+    "accounts.purge_idempotency_keys": "default",
+    "core.purge_outbox": "default",
+}
+CELERY_TASK_DEFAULT_QUEUE = TASK_QUEUES["default"]
+CELERY_TASK_ROUTES = {task: {"queue": TASK_QUEUES[kind]} for task, kind in TASK_KINDS.items()}
 # A worker that takes a message holds it this long; if it dies, the message is sent again after.
 MESSAGE_LEASE_SECONDS = env_int("MESSAGE_LEASE_SECONDS", 120, minimum=1)
-CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOKS_QUEUE}, "messaging.send": {"queue": MESSAGES_QUEUE}}
 
 # --- Webhooks ------------------------------------------------------------------------------------
 # Seconds before each retry of a failed delivery (then it is given up), with +-10% jitter.
