@@ -234,7 +234,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler behind a lock: start a beat on several machines and one
+# sends the jobs while the others wait to take over (loyalty_site/beat.py). Each job's last run is
+# written as soon as it is sent, so the beat that takes over knows it.
+CELERY_BEAT_SCHEDULER = "loyalty_site.beat:LockedDatabaseScheduler"
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE: dict = {
     "release-pending-points": {"task": "rewards.release_pending_points", "schedule": 15 * 60},
     "expire-points": {"task": "rewards.expire_points", "schedule": 60 * 60},
