@@ -133,7 +133,8 @@ if IS_POSTGRES:
     _options["prepare_threshold"] = _prepare or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache (login rate limits and throttles need one shared by every web process) -----------
+# --- Cache (login rate limits, API rate limits and the versions of what each process keeps in
+# memory need one shared by every process: core/process_cache.py) ------------------------------
 CACHE_URL = env_str("CACHE_URL", "locmem://")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
@@ -206,9 +207,6 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PROGRAM_NAME} <no-reply@loyaltyloop.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# Seconds each process keeps the program's settings, rules, tiers and badges before reading them
-# again; the process that saves a change forgets its copy at once.
-PROGRAM_CACHE_SECONDS = env_int("PROGRAM_CACHE_SECONDS", 5, minimum=0)
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")

@@ -233,8 +233,10 @@ def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, i
 
     database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(DATABASE_URL=database_url, EMAIL_HOST="", CELERY_QUEUE=queue, CONN_MAX_AGE="0",
-               PROGRAM_CACHE_SECONDS="0", **(extra_env or {}))
+    env.update(DATABASE_URL=database_url, EMAIL_HOST="", CELERY_QUEUE=queue, CONN_MAX_AGE="0", **(extra_env or {}))
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"].endswith("RedisCache"):  # this test process's own cache: changes reach the worker
+        env["CACHE_URL"] = cache["LOCATION"]
     celery = Path(sys.executable).with_name("celery")
     with open(log_path, "a") as log:
         return subprocess.Popen(
@@ -344,8 +346,8 @@ def sms_outbox(mailoutbox):
 
 @pytest.fixture(autouse=True)
 def _fresh_program():
-    # Each process caches the program's rules for a few seconds; a test starts from what is in
-    # its own database.
+    # Each process keeps the program's rules until they change; a test starts from what is in its
+    # own database.
     from accounts.authentication import forget_api_keys
     from messaging.catalogue import forget_wording
     from rewards.program import forget_program

@@ -321,7 +321,7 @@ def test_the_queue_opens_on_what_waits_with_the_text_and_a_thumbnail_in_a_few_qu
     for n in range(20):  # a longer queue: the same queries
         services.review_submit(member=customer_with_email(kettle, n), product=kettle, photos=[images.photo()],
                                data=services.ReviewInput(5, f"Review {n}", "A perfectly fine kettle for every day."))
-    client.get(url)  # as before the first count: the program's settings read (they are kept 5 s)
+    client.get(url)  # as before the first count: the program's settings read (kept until they change)
     with django_assert_max_num_queries(baseline):
         longer = client.get(url).content.decode()
     assert longer.count('alt="Photo of the review"') == 21 and waiting.title in longer
