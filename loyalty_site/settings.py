@@ -209,6 +209,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 
 # --- Celery -----------------------------------------------------------------------------------
+# Redis (redis://host:6379/0) or RabbitMQ (amqp://user:pass@host:5672/vhost); CI runs the suite on
+# the one and the tests with real workers on the other. On RabbitMQ a task a dead worker held goes
+# back to the queue as its connection closes.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # Without a broker, tasks run in the calling process: the embedded default needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

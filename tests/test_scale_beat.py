@@ -34,6 +34,14 @@ def start_beat(log_path: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT)
 
 
+def sent_at(log: Path) -> list[float]:
+    """When a beat sent the job, from its log ("[2026-12-05 10:00:00,123: INFO/MainProcess] ...")."""
+    from datetime import datetime
+
+    return [datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            for line in log.read_text().splitlines() if SENT in line]
+
+
 def marks(path: Path) -> list[float]:
     return [float(line.split()[0]) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -57,31 +65,35 @@ def test_two_beats_send_each_job_once_and_the_second_takes_over_when_the_first_d
         logs = {name: (tmp_path / f"{name}.log").read_text() for name in beats}
         senders = [name for name, log in logs.items() if SENT in log]
         waiting = [name for name, log in logs.items() if "another beat holds the lock" in log]
-        runs = marks(ran)
-        span = runs[-1] - runs[0]
-        print(f"\ntwo beats: {len(runs)} runs of the every-second job in {span:.1f} s, sent by {senders}, "
-              f"{waiting} waiting")
         assert len(senders) == 1 and len(waiting) == 1 and senders != waiting
+        leader, standby = senders[0], waiting[0]
+        sent = sent_at(tmp_path / f"{leader}.log")
+        span = sent[-1] - sent[0]
+        # Each sent once, and run once (the worker may be a little behind on a busy machine).
+        worker.wait_for(lambda: len(marks(ran)) >= len(sent), timeout=30, what="the worker to run what was sent")
+        print(f"\ntwo beats: the every-second job sent {len(sent)} times in {span:.1f} s by the {leader} beat, "
+              f"run {len(marks(ran))} times; the {standby} beat waiting")
         assert span >= 6
-        assert len(runs) <= span + 2  # twice as many if both beats sent it
-        assert len(runs) == sum(log.count(SENT) for log in logs.values())
+        assert len(sent) <= span + 2  # twice as many if both beats sent it
+        assert len(marks(ran)) == len(sent)
 
         # The sending beat dies without a word; the other takes over within seconds.
-        leader, standby = senders[0], waiting[0]
         beats[leader].send_signal(signal.SIGKILL)
         beats[leader].wait(timeout=10)
-        killed_at, before = time.time(), len(runs)
-        worker.wait_for(lambda: SENT in (tmp_path / f"{standby}.log").read_text(), timeout=30,
-                        what="the other beat to take over")
+        killed_at = time.time()
+        standby_log = tmp_path / f"{standby}.log"
+        worker.wait_for(lambda: SENT in standby_log.read_text(), timeout=30, what="the other beat to take over")
         time.sleep(4)
-        after = [t for t in marks(ran) if t > killed_at]
-        gap = after[0] - killed_at
-        print(f"after the kill: the other beat sent its first in {gap:.1f} s, then {len(after)} runs in "
-              f"{after[-1] - after[0]:.1f} s")
-        assert "holds the lock and sends" in (tmp_path / f"{standby}.log").read_text()
+        taken = sent_at(standby_log)
+        worker.wait_for(lambda: len(marks(ran)) >= len(sent) + len(taken), timeout=30,
+                        what="the worker to run what was sent")
+        gap = taken[0] - killed_at
+        print(f"after the kill: the {standby} beat sent its first {gap:.1f} s later, then {len(taken)} in "
+              f"{taken[-1] - taken[0]:.1f} s")
+        assert "holds the lock and sends" in standby_log.read_text()
         assert gap < 10
-        assert len(after) <= after[-1] - after[0] + 2
-        assert len(marks(ran)) == before + len(after)
+        assert len(taken) <= taken[-1] - taken[0] + 2
+        assert len(marks(ran)) == len(sent) + len(taken)
     finally:
         for process in [*beats.values(), worker.process]:
             if process.poll() is None:
