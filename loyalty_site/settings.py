@@ -131,6 +131,18 @@ if IS_POSTGRES:
     _options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
     _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
     _options["prepare_threshold"] = _prepare or None
+# A streaming replica of the primary, for the reads that say they may come from one (core/replica.py:
+# the insights pages, the leaderboards' rankings, the reviews shown on shops' pages). Tests read
+# the primary through the same name.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    if not IS_POSTGRES:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL on PostgreSQL.")
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"], conn_health_checks=True)
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"]["OPTIONS"])
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (login rate limits, API rate limits and the versions of what each process keeps in

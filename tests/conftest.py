@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
     have_browser = os.path.exists(CHROMIUM) and shutil.which("chromium") is not None
     require_browser = os.environ.get("REQUIRE_BROWSER") == "1"
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
+        if ("postgres" in item.keywords or "replica" in item.keywords) and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
         if "celery_worker" in item.keywords and (eager or not on_postgres):
             item.add_marker(pytest.mark.skip(reason="needs a broker (CELERY_BROKER_URL) and PostgreSQL"))
