@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 comma := ,
 PORT ?= 8000
 
-.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
+.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean cluster cluster-stop loadtest
 
 $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,18 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A loyalty_site beat --loglevel=INFO
+
+## The production layout on loopback (docs/deploy.md): HAProxy, two gunicorn servers, two Celery
+## workers on RabbitMQ, one beat, PostgreSQL with a streaming replica; prints where each runs.
+cluster: install
+	$(BIN)/python -m cluster start
+
+cluster-stop:
+	$(BIN)/python -m cluster stop
+
+## A partner's mix with locust against `make cluster`, then against one gunicorn (bench/README.md).
+loadtest: install
+	$(BIN)/python -m bench.loadtest
 
 ## Re-pin the resolved dependency set after changing pyproject.toml.
 lock:
