@@ -219,7 +219,6 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PROGRAM_NAME} <no-reply@loyaltyloop.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-
 # --- Celery -----------------------------------------------------------------------------------
 # Redis (redis://host:6379/0) or RabbitMQ (amqp://user:pass@host:5672/vhost); CI runs the suite on
 # the one and the tests with real workers on the other. On RabbitMQ a task a dead worker held goes
