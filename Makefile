@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
+comma := ,
 PORT ?= 8000
 SHOP_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 
-.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean
+.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean cluster cluster-stop loadtest
 
 $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,13 +49,28 @@ bench: install
 fuzz: install
 	$(BIN)/python -m fuzz.run
 
-## A worker for every queue (QUEUES=webhooks for one that only delivers webhooks).
-QUEUES ?= celery,webhooks,messages
+## A worker for every queue; a pool of its own per kind of work with QUEUES=ledger (or messages,
+## webhooks, analytics, default; comma-separated), CONCURRENCY=N processes (docs/deploy.md).
+QUEUES ?= default,ledger,messages,webhooks,analytics
+CONCURRENCY ?= 2
 worker: install
-	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --loglevel=INFO
+	$(BIN)/celery -A loyalty_site worker -Q $(QUEUES) --concurrency $(CONCURRENCY) \
+	  --hostname "$(subst $(comma),+,$(QUEUES))@%h" --loglevel=INFO
 
 beat: install
 	$(BIN)/celery -A loyalty_site beat --loglevel=INFO
+
+## The production layout on loopback (docs/deploy.md): HAProxy, two gunicorn servers, two Celery
+## workers on RabbitMQ, one beat, PostgreSQL with a streaming replica; prints where each runs.
+cluster: install
+	$(BIN)/python -m cluster start
+
+cluster-stop:
+	$(BIN)/python -m cluster stop
+
+## A partner's mix with locust against `make cluster`, then against one gunicorn (bench/README.md).
+loadtest: install
+	$(BIN)/python -m bench.loadtest
 
 ## Re-pin the resolved dependency set after changing pyproject.toml.
 lock:

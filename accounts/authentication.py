@@ -1,41 +1,39 @@
 """Partner authentication: ``Authorization: Api-Key <key>``, and scopes per endpoint.
 
-Each process remembers a key it looked up for ``KEY_CACHE_SECONDS`` (5 s): one query fewer on
-every call. Revoking a key or pausing a partner forgets it at once in the process that did it; other
-processes stop accepting it within those 5 seconds.
+Each process remembers the keys it looked up (one query fewer on every call) until any key or
+partner changes: revoking a key, changing its limit, pausing a partner calls
+``accounts.services.api_keys_changed``, and every process looks keys up again from its next request
+on (``core.process_cache``).
 """
-
-import threading
-import time
 
 from rest_framework import authentication, exceptions, permissions
 
 from accounts.models import ApiKey
 from accounts.services import api_key_touch, hash_api_key
+from core.process_cache import ProcessCopy
 
 KEYWORD = "Api-Key"
-KEY_CACHE_SECONDS = 5.0
-_cache: dict[str, tuple[float, ApiKey | None]] = {}
-_cache_lock = threading.Lock()
+# digest -> the key (None: no such key), for as long as no key or partner changes.
+_keys: ProcessCopy[dict[str, ApiKey | None]] = ProcessCopy("api-keys", dict)
 
 
 def _lookup(digest: str) -> ApiKey | None:
-    now = time.monotonic()
-    hit = _cache.get(digest)
-    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
-        return hit[1]
+    keys = _keys.get()
+    if digest in keys:
+        return keys[digest]
     key = ApiKey.objects.select_related("partner").filter(key_hash=digest).first()
-    with _cache_lock:
-        if len(_cache) > 10_000:  # a flood of made-up keys must not grow memory without bound
-            _cache.clear()
-        _cache[digest] = (now, key)
+    if len(keys) > 10_000:  # a flood of made-up keys must not grow memory without bound
+        keys.clear()
+    keys[digest] = key
     return key
 
 
-def forget_api_keys() -> None:
-    with _cache_lock:
-        _cache.clear()
+def api_keys_changed() -> None:
+    _keys.changed()
 
+
+def forget_api_keys() -> None:
+    _keys.forget()
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

@@ -514,11 +514,11 @@ EXPORT_SECTIONS = {
 }
 
 
-def forget_api_keys() -> None:
-    """After a key or partner changes: this process looks keys up again (others within 5 s)."""
-    from accounts.authentication import forget_api_keys as forget
+def api_keys_changed() -> None:
+    """After a key or partner changes: every process looks keys up again once it is committed."""
+    from accounts.authentication import api_keys_changed as changed
 
-    forget()
+    changed()
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -570,6 +570,7 @@ def api_key_create(*, partner: Partner, name: str, scopes: list[str], rate_limit
         _audit(action="api_key.created", actor_user=actor_user, subject=f"api_key:{key.pk}",
                after={"partner": partner.name, "name": key.name, "prefix": key.prefix, "scopes": scopes,
                       "rate_limit": rate_limit or "default"})
+    api_keys_changed()  # a process that was sent this key before it existed forgets that it did not
     return key, raw
 
 
@@ -583,7 +584,7 @@ def api_key_set_rate_limit(*, api_key: ApiKey, rate_limit: str, actor_user: User
                    before={"rate_limit": key.rate_limit or "default"}, after={"rate_limit": rate_limit or "default"})
             key.rate_limit = rate_limit
             key.save(update_fields=["rate_limit"])
-    forget_api_keys()
+    api_keys_changed()
     return key
 
 
@@ -595,7 +596,7 @@ def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None, reason: s
         if updated:
             _audit(action="api_key.revoked", actor_user=actor_user, subject=f"api_key:{api_key.pk}",
                    before={"prefix": api_key.prefix}, reason=reason)
-    forget_api_keys()
+    api_keys_changed()
     api_key.refresh_from_db()
     return api_key
 
@@ -606,7 +607,7 @@ def partner_set_active(*, partner: Partner, active: bool, actor_user: User | Non
         Partner.objects.filter(pk=partner.pk).update(is_active=active)
         _audit(action="partner.resumed" if active else "partner.paused", actor_user=actor_user,
                subject=f"partner:{partner.pk}")
-    forget_api_keys()
+    api_keys_changed()
     partner.refresh_from_db()
     return partner
 

@@ -14,6 +14,7 @@ from community import selectors, services
 from community.models import Product
 from core.api import whole_number
 from core.errors import Invalid, NotFound
+from core.replica import replica_reads
 
 
 class ProductInSerializer(serializers.Serializer):
@@ -133,32 +134,35 @@ def reviews_page(request, *, product: Product) -> dict:
         raise Invalid("with_photos is true or false.", fields={"with_photos": "true or false."})
     page_size = whole_number(params.get("page_size") or "20", "page_size", 1, 100)
     number = whole_number(params.get("page") or "1", "page", 1, None)
-    summary = selectors.rating_summary(product=product)
-    reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
-                                        with_photos=with_photos in ("true", "1"))
-    paginator = Paginator(reviews, page_size)
-    if not rating and with_photos not in ("true", "1"):
-        paginator.count = summary.count
-    if number > max(paginator.num_pages, 1):
-        raise NotFound("No such page.", code="unknown_page", fields={"page": "Past the last page."})
-    page = paginator.page(number)
-    absolute = request.build_absolute_uri
-    return {
-        "product": ProductOutSerializer(product, context={"request": request}).data,
-        "summary": {"count": summary.count, "average": str(summary.average) if summary.average else None,
-                    "distribution": {str(n): count for n, count, _ in summary.distribution}},
-        "count": paginator.count,
-        "next": _page_link(request, number + 1) if page.has_next() else None,
-        "previous": _page_link(request, number - 1) if page.has_previous() else None,
-        "results": [{
-            "id": review.pk, "rating": review.rating, "title": review.title, "text": review.text,
-            "author": selectors.author_name(review.member), "verified_buyer": review.verified_buyer,
-            "rewarded": review.rewarded, "helpful_count": review.helpful_count,
-            "photos": [{"url": absolute(p.image.url), "thumbnail_url": absolute(p.thumbnail.url),
-                        "width": p.width, "height": p.height} for p in review.photos.all()],
-            "staff_reply": review.staff_reply, "published_at": review.published_at,
-        } for review in page.object_list],
-    }
+    # What a shop shows on its product page: it may come from the replica (the product itself was
+    # read, or made from an order line, on the primary).
+    with replica_reads():
+        summary = selectors.rating_summary(product=product)
+        reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
+                                            with_photos=with_photos in ("true", "1"))
+        paginator = Paginator(reviews, page_size)
+        if not rating and with_photos not in ("true", "1"):
+            paginator.count = summary.count
+        if number > max(paginator.num_pages, 1):
+            raise NotFound("No such page.", code="unknown_page", fields={"page": "Past the last page."})
+        page = paginator.page(number)
+        absolute = request.build_absolute_uri
+        return {
+            "product": ProductOutSerializer(product, context={"request": request}).data,
+            "summary": {"count": summary.count, "average": str(summary.average) if summary.average else None,
+                        "distribution": {str(n): count for n, count, _ in summary.distribution}},
+            "count": paginator.count,
+            "next": _page_link(request, number + 1) if page.has_next() else None,
+            "previous": _page_link(request, number - 1) if page.has_previous() else None,
+            "results": [{
+                "id": review.pk, "rating": review.rating, "title": review.title, "text": review.text,
+                "author": selectors.author_name(review.member), "verified_buyer": review.verified_buyer,
+                "rewarded": review.rewarded, "helpful_count": review.helpful_count,
+                "photos": [{"url": absolute(p.image.url), "thumbnail_url": absolute(p.thumbnail.url),
+                            "width": p.width, "height": p.height} for p in review.photos.all()],
+                "staff_reply": review.staff_reply, "published_at": review.published_at,
+            } for review in page.object_list],
+        }
 
 
 def _page_link(request, number: int) -> str:

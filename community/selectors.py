@@ -24,6 +24,7 @@ from community.models import (
     ReviewPhoto,
     Spotlight,
 )
+from core.replica import replica_reads
 from rewards import criteria
 from rewards.models import Challenge, EntryKind, LedgerEntry, MemberTier, OrderLine, OrderStatus
 from rewards.program import current_program
@@ -83,6 +84,7 @@ def _rank_of(value, ranking: list[tuple[int, int, Decimal]], member_id: int) -> 
 def _points_ranking(since: datetime | None) -> list[tuple[int, int, Decimal]]:
     """(rank, member, points) of every public member who earned since ``since``: ranked by a window
     function in the database, cached for ``LEADERBOARD_SECONDS``."""
+    @replica_reads()  # shared by everyone for a minute anyway
     def compute():
         rows = (_earned(since).filter(member__public_profile__is_public=True)
                 .values("member_id").annotate(points=EARNED).filter(points__gt=0)
@@ -119,6 +121,7 @@ def challenge_leaderboards(*, member: Member | None, limit: int = 10, now: datet
     me_public = bool(challenges) and member is not None and PublicProfile.objects.filter(
         member=member, is_public=True).exists()
     for challenge in challenges:
+        @replica_reads()
         def compute(challenge=challenge):
             public_ids = list(PublicProfile.objects.filter(is_public=True).values_list("member_id", flat=True))
             values = criteria.values(challenge.criterion, activity_type=challenge.activity_type,

@@ -18,6 +18,7 @@ from community.forms import AnswerForm, PublicProfileForm, QuestionForm, ReportF
 from community.models import Answer, HelpfulVote, ModerationStatus, PublicProfile, Question, Review
 from community.services import public_profile_update
 from core.errors import DomainError
+from core.replica import replica_reads
 from core.storage import private_storage
 from recommendations.selectors import related_products
 from rewards.models import MemberBadge, MemberTier
@@ -317,13 +318,14 @@ def reviews_fragment(request, sku: str):
     if product is None:
         response = HttpResponse("", content_type="text/html; charset=utf-8", status=404)
     else:
-        summary = selectors.rating_summary(product=product)
-        reviews = list(selectors.product_reviews(product=product)[:FRAGMENT_REVIEWS])
-        url = request.build_absolute_uri(reverse("community:product", args=[product.sku]))
-        json_ld = json.dumps(selectors.product_json_ld(product=product, summary=summary, reviews=reviews, url=url),
-                             ensure_ascii=False).translate(_SCRIPT_ESCAPES)
-        response = render(request, "community/reviews_fragment.html", {
-            "product": product, "summary": summary, "url": url, "json_ld": mark_safe(json_ld),
-            "reviews": [(review, selectors.author_name(review.member)) for review in reviews]})
+        with replica_reads():  # shops' pages show it to everyone, and cache it for minutes anyway
+            summary = selectors.rating_summary(product=product)
+            reviews = list(selectors.product_reviews(product=product)[:FRAGMENT_REVIEWS])
+            url = request.build_absolute_uri(reverse("community:product", args=[product.sku]))
+            json_ld = json.dumps(selectors.product_json_ld(product=product, summary=summary, reviews=reviews,
+                                                           url=url), ensure_ascii=False).translate(_SCRIPT_ESCAPES)
+            response = render(request, "community/reviews_fragment.html", {
+                "product": product, "summary": summary, "url": url, "json_ld": mark_safe(json_ld),
+                "reviews": [(review, selectors.author_name(review.member)) for review in reviews]})
     response["Cache-Control"] = "public, max-age=300"
     return response

@@ -5,3 +5,13 @@ class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from celery.signals import task_prerun
+        from django.core.signals import request_started
+
+        from core.process_cache import read_versions_again
+
+        # Each request and each task sees every change committed before it began.
+        request_started.connect(read_versions_again, dispatch_uid="core.process_cache.request")
+        task_prerun.connect(read_versions_again, dispatch_uid="core.process_cache.task", weak=False)

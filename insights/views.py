@@ -1,5 +1,6 @@
 """Staff pages of insights. Each reads the latest snapshot (one query) and, for member lists, one
-page of members: a constant number of queries however many orders and members there are."""
+page of members: a constant number of queries however many orders and members there are. They
+read from the replica when there is one (``core.replica``): the snapshot is a night old anyway."""
 
 import csv
 import io
@@ -13,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.charts import bar_chart, line_chart
+from core.replica import replica_reads
 from insights import metrics, services
 from insights.models import MemberInsight, Snapshot, SnapshotRun
 
@@ -71,9 +73,16 @@ def _csv(name: str, header: list[str], rows) -> HttpResponse:
 
 @staff_member_required
 def overview(request):
+    # The recomputation staff may just have started is read where it was written; the rest may
+    # come from the replica.
+    run = SnapshotRun.objects.order_by("-started_at").first()
+    with replica_reads():
+        return _overview(request, run)
+
+
+def _overview(request, run):
     snapshot = _latest()
     period = request.GET.get("period") if request.GET.get("period") in PERIODS else "30"
-    run = SnapshotRun.objects.order_by("-started_at").first()
     context = {"snapshot": snapshot, "period": period, "periods": PERIODS, "run": run,
                "running": run is not None and run.finished_at is None}
     if snapshot is not None:
@@ -112,6 +121,7 @@ def recompute(request):
 
 
 @staff_member_required
+@replica_reads()
 def cohorts(request):
     snapshot = _latest()
     if snapshot is not None and request.GET.get("format") == "csv":
@@ -130,6 +140,7 @@ def cohorts(request):
 
 
 @staff_member_required
+@replica_reads()
 def segments(request):
     snapshot = _latest()
     if snapshot is not None and request.GET.get("format") == "csv":
@@ -148,6 +159,7 @@ def _members_csv(name: str, members) -> HttpResponse:
 
 
 @staff_member_required
+@replica_reads()
 def segment(request, name: str):
     if name not in metrics.SEGMENTS:
         raise Http404("No such segment.")
@@ -162,6 +174,7 @@ def segment(request, name: str):
 
 
 @staff_member_required
+@replica_reads()
 def at_risk(request):
     """High past value (M 4-5) and P(alive) at most 0.5: whom a win-back offer is for."""
     members = (MemberInsight.objects.filter(m__gte=4, p_alive__lte=0.5).select_related("member")
@@ -177,6 +190,7 @@ def at_risk(request):
 
 
 @staff_member_required
+@replica_reads()
 def impact(request):
     snapshot = _latest()
     groups = snapshot.impact if snapshot else {}

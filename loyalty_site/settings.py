@@ -136,9 +136,22 @@ if IS_POSTGRES:
     _options["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
     _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
     _options["prepare_threshold"] = _prepare or None
+# A streaming replica of the primary, for the reads that say they may come from one (core/replica.py:
+# the insights pages, the leaderboards' rankings, the reviews shown on shops' pages). Tests read
+# the primary through the same name.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    if not IS_POSTGRES:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL on PostgreSQL.")
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"], conn_health_checks=True)
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"]["OPTIONS"])
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Cache (login rate limits and throttles need one shared by every web process) -----------
+# --- Cache (login rate limits, API rate limits and the versions of what each process keeps in
+# memory need one shared by every process: core/process_cache.py) ------------------------------
 CACHE_URL = env_str("CACHE_URL", "locmem://")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
@@ -211,18 +224,16 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{PROGRAM_NAME} <no-reply@loyaltyloop.example>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# Seconds each process keeps the program's settings, rules, tiers and badges before reading them
-# again; the process that saves a change forgets its copy at once.
-PROGRAM_CACHE_SECONDS = env_int("PROGRAM_CACHE_SECONDS", 5, minimum=0)
-
 # --- Celery -----------------------------------------------------------------------------------
+# Redis (redis://host:6379/0) or RabbitMQ (amqp://user:pass@host:5672/vhost); CI runs the suite on
+# the one and the tests with real workers on the other. On RabbitMQ a task a dead worker held goes
+# back to the queue as its connection closes.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # Without a broker, tasks run in the calling process: the embedded default needs no Redis.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://"
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 # Redis hands a task a worker took but never acknowledged (the worker was killed) to another
 # worker after this many seconds. Longer than our longest task (the nightly insights snapshot
 # takes about 25 s at a million orders), or a slow task would be handed on while it still runs.
@@ -240,7 +251,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler behind a lock: start a beat on several machines and one
+# sends the jobs while the others wait to take over (loyalty_site/beat.py). Each job's last run is
+# written as soon as it is sent, so the beat that takes over knows it.
+CELERY_BEAT_SCHEDULER = "loyalty_site.beat:LockedDatabaseScheduler"
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE: dict = {
     "release-pending-points": {"task": "rewards.release_pending_points", "schedule": 15 * 60},
     "expire-points": {"task": "rewards.expire_points", "schedule": 60 * 60},
@@ -262,13 +277,52 @@ CELERY_BEAT_SCHEDULE: dict = {
     "campaigns": {"task": "campaigns.run_due", "schedule": crontab(minute=25)},
 }
 CELERY_IMPORTS = ["core.tasks"]
-# Deliveries to partners' endpoints have their own queue: a slow endpoint never delays the engine.
-WEBHOOKS_QUEUE = env_str("WEBHOOKS_QUEUE", "webhooks")
-# Messages to members have theirs: a campaign of 100,000 mails never delays points or webhooks.
-MESSAGES_QUEUE = env_str("MESSAGES_QUEUE", "messages")
+
+# Queues by kind of work, each read by a worker pool of its own (`make worker QUEUES=ledger`,
+# docs/deploy.md): a slow partner endpoint (webhooks), a campaign of 100,000 mails (messages) or a
+# nightly pass over every member (analytics) never delays points becoming available (ledger).
+# Each queue's name comes from its variable; tests give every run names of its own.
+TASK_QUEUE_VARIABLES = {"default": "CELERY_QUEUE", "ledger": "LEDGER_QUEUE", "messages": "MESSAGES_QUEUE",
+                        "webhooks": "WEBHOOKS_QUEUE", "analytics": "ANALYTICS_QUEUE"}
+TASK_QUEUES = {kind: env_str(variable, kind) for kind, variable in TASK_QUEUE_VARIABLES.items()}
+# Every task's kind (a test checks that each task and each scheduled job has one); a task not
+# listed goes to the default queue.
+TASK_KINDS = {
+    # Points moving for members, minutes matter: pending becoming available, expiry, birthdays,
+    # tiers and badges after an activity, referral rewards.
+    "rewards.release_pending_points": "ledger",
+    "rewards.expire_points": "ledger",
+    "rewards.award_birthdays": "ledger",
+    "rewards.evaluate_progress": "ledger",
+    "feedback.check_referrals": "ledger",
+    "feedback.settle_referrals": "ledger",
+    # Everything that writes to members: the outbox of messages and what fills it.
+    "messaging.send": "messages",
+    "messaging.send_due": "messages",
+    "messaging.expiry_reminders": "messages",
+    "messaging.rewards_unlocked": "messages",
+    "messaging.lifecycle": "messages",
+    "community.send_review_requests": "messages",
+    "feedback.send_survey_invitations": "messages",
+    "campaigns.run_due": "messages",
+    # Partners' endpoints: handing the outbox's events on, and the deliveries.
+    "core.relay_outbox": "webhooks",
+    "webhooks.deliver": "webhooks",
+    "webhooks.deliver_due": "webhooks",
+    # Long passes over every member or order.
+    "insights.nightly_snapshot": "analytics",
+    "insights.compute_snapshot": "analytics",
+    "rewards.nightly_progress": "analytics",
+    "rewards.backfill_badge": "analytics",
+    "recommendations.nightly": "analytics",
+    # Housekeeping.
+    "accounts.purge_idempotency_keys": "default",
+    "core.purge_outbox": "default",
+}
+CELERY_TASK_DEFAULT_QUEUE = TASK_QUEUES["default"]
+CELERY_TASK_ROUTES = {task: {"queue": TASK_QUEUES[kind]} for task, kind in TASK_KINDS.items()}
 # A worker that takes a message holds it this long; if it dies, the message is sent again after.
 MESSAGE_LEASE_SECONDS = env_int("MESSAGE_LEASE_SECONDS", 120, minimum=1)
-CELERY_TASK_ROUTES = {"webhooks.deliver": {"queue": WEBHOOKS_QUEUE}, "messaging.send": {"queue": MESSAGES_QUEUE}}
 
 # --- Webhooks ------------------------------------------------------------------------------------
 # Seconds before each retry of a failed delivery (then it is given up), with +-10% jitter.

@@ -31,10 +31,17 @@ def _broker_ok() -> bool:
         if _broker_client is None:
             _broker_client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         return bool(_broker_client.ping())
+    # RabbitMQ (amqp://): a connection kept in Celery's pool, and one round trip on it (basic.qos
+    # waits for the broker's answer), not a new connection per probe.
     from loyalty_site.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
+    with app.pool.acquire(block=True, timeout=2) as conn:
+        try:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.default_channel.basic_qos(0, 0, False)
+        except Exception:
+            conn.close()  # reconnected by the next probe
+            raise
     return True
 
 

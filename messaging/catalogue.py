@@ -14,11 +14,9 @@ The words are plain text. Values are formatted before they go in (``1,250`` poin
 from __future__ import annotations
 
 import string
-import threading
-import time
 from dataclasses import dataclass, field
 
-from django.conf import settings
+from core.process_cache import ProcessCopy
 
 
 @dataclass(frozen=True)
@@ -161,13 +159,9 @@ class Wording:
         return Note(member_id, self.kind.key, self.title(**values), self.body(**values), url)
 
 
-_lock = threading.Lock()
-_cached: dict = {"rows": None, "at": 0.0}
-
-
 def wording(key: str) -> Wording:
-    """The words of a kind, with staff's changes (cached in the process for a few seconds, like
-    the program's settings)."""
+    """The words of a kind, with staff's changes (kept in each process until they change, like the
+    program's settings)."""
     from rewards.program import current_program
 
     kind = KINDS[key]
@@ -182,16 +176,23 @@ def sample(key: str) -> tuple[Wording, dict[str, str]]:
     return words, {**words.common, **words.kind.placeholders}
 
 
-def _rows() -> dict:
+def _load_rows() -> dict:
     from messaging.models import MessageKindSettings
 
-    with _lock:
-        if _cached["rows"] is None or time.monotonic() - _cached["at"] > settings.PROGRAM_CACHE_SECONDS:
-            _cached["rows"] = {row.kind: row for row in MessageKindSettings.objects.all()}
-            _cached["at"] = time.monotonic()
-        return _cached["rows"]
+    return {row.kind: row for row in MessageKindSettings.objects.all()}
+
+
+_rows_copy = ProcessCopy("message-wording", _load_rows)
+
+
+def _rows() -> dict:
+    return _rows_copy.get()
+
+
+def wording_changed() -> None:
+    """After staff reworded a kind: every process reads the words again once that is committed."""
+    _rows_copy.changed()
 
 
 def forget_wording() -> None:
-    with _lock:
-        _cached["rows"] = None
+    _rows_copy.forget()

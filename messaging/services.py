@@ -127,8 +127,7 @@ def message_kind_update(*, actor_user: User | None, kind: str, changes: dict) ->
         row.save()
         AuditLog.objects.create(action="messaging.kind_changed", actor_user=actor_user, subject=f"message_kind:{kind}",
                                 before=before, after={name: getattr(row, name) for name in changes})
-        transaction.on_commit(catalogue.forget_wording)
-    catalogue.forget_wording()
+        catalogue.wording_changed()
     return row
 
 

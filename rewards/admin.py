@@ -4,7 +4,6 @@ from decimal import Decimal, InvalidOperation
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -40,7 +39,7 @@ from rewards.models import (
     Tier,
     TierChange,
 )
-from rewards.program import forget_program
+from rewards.program import program_changed
 from rewards.services import progress as progress_services
 from rewards.services import tiers as tier_services
 
@@ -571,4 +570,4 @@ class ChallengeAdmin(AuditedAdmin):
         return challenge.entries.filter(completed_at__isnull=False).count()
 
     def after_save(self, request, obj, change):
-        transaction.on_commit(forget_program)
+        program_changed()

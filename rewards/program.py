@@ -1,13 +1,12 @@
-"""The program's settings and active earning rules, cached briefly in each process.
+"""The program's settings and active earning rules, kept in each process.
 
 Every order needs both; reading them from the database each time would double the cost of a
-small order. A process keeps them for ``PROGRAM_CACHE_SECONDS`` (5 s), and the process that saves
-a rule or a setting drops its copy at once, so other processes see a change within 5 seconds.
+small order. A process keeps them until they change (``core.process_cache``): the service that
+changes a rule, a tier, a badge, a challenge or a setting calls ``program_changed()``, and every
+process reads them again at its next request or task after the change is committed.
 """
 
 import calendar
-import threading
-import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -18,12 +17,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.colours import mix
+from core.process_cache import ProcessCopy
 from rewards.models import Badge, Challenge, EarningRule, ExpiryPolicy, ProgramSettings, Tier
 from rewards.rules import RuleSpec
 
-_lock = threading.Lock()
 MEMBERS_ONLY_LATE = timedelta(days=30)
-_cached: dict = {"program": None, "at": 0.0}
 
 
 @dataclass(frozen=True)
@@ -177,16 +175,19 @@ def load_program() -> Program:
     )
 
 
+_program = ProcessCopy("program", load_program)
+
+
 def current_program() -> Program:
-    ttl = django_settings.PROGRAM_CACHE_SECONDS
-    with _lock:
-        if _cached["program"] is None or time.monotonic() - _cached["at"] > ttl:
-            _cached["program"] = load_program()
-            _cached["at"] = time.monotonic()
-        return _cached["program"]
+    return _program.get()
+
+
+def program_changed() -> None:
+    """After a rule, a tier, a badge, a challenge or a setting changed: every process reads the
+    program again once the change is committed (this one at once)."""
+    _program.changed()
 
 
 def forget_program() -> None:
-    """Drop this process's copy; called after a rule or a setting changes."""
-    with _lock:
-        _cached["program"] = None
+    """Drop this process's copy (tests start each from its own database)."""
+    _program.forget()

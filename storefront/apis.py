@@ -27,6 +27,7 @@ from community import services as community
 from community.apis import known_product, reviews_page
 from community.selectors import product_questions
 from core.errors import Invalid
+from core.replica import replica_reads
 from rewards.models import Reward
 from rewards.services import reward_redeem
 from storefront import selectors, services
@@ -101,7 +102,8 @@ class WidgetApi(APIView):
 
 class ProgramWidgetApi(WidgetApi):
     def get(self, request):
-        return Response(selectors.program_public())
+        with replica_reads():  # the same for every guest: the replica may answer
+            return Response(selectors.program_public())
 
 
 class MeWidgetApi(WidgetApi):
@@ -141,7 +143,8 @@ class StarsWidgetApi(WidgetApi):
         skus = [sku for sku in request.query_params.getlist("sku") if sku]
         if not skus or len(skus) > selectors.MAX_STARS_SKUS or any(len(sku) > 100 for sku in skus):
             raise Invalid("Name the products.", fields={"sku": f"1 to {selectors.MAX_STARS_SKUS} sku parameters."})
-        return Response({"results": selectors.stars(skus=list(dict.fromkeys(skus)))})
+        with replica_reads():
+            return Response({"results": selectors.stars(skus=list(dict.fromkeys(skus)))})
 
 
 class ReviewWriteSerializer(serializers.Serializer):

@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(config, items):
     have_browser = os.path.exists(CHROMIUM) and shutil.which("chromium") is not None
     require_browser = os.environ.get("REQUIRE_BROWSER") == "1"
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
+        if ("postgres" in item.keywords or "replica" in item.keywords) and not on_postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
         if "celery_worker" in item.keywords and (eager or not on_postgres):
             item.add_marker(pytest.mark.skip(reason="needs a broker (CELERY_BROKER_URL) and PostgreSQL"))
@@ -149,19 +149,21 @@ def pytest_configure(config):
     settings.MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-media-")
     settings.PRIVATE_MEDIA_ROOT = tempfile.mkdtemp(prefix="loyalty-test-private-media-")
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        # A queue of this run's own, and of this xdist worker's own (each has its own test database
-        # and its own Celery worker): nothing left by an earlier run, or sent by the other, reaches it.
-        queue = f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-        # Messages have a queue of their own here too, which only the tests about sending them read
-        # (tests/test_messaging_worker.py): elsewhere what waits is sent by reading ``mailoutbox``.
-        messages = f"{queue}-messages"
-        os.environ["CELERY_QUEUE"], os.environ["MESSAGES_QUEUE"] = queue, messages
-        settings.CELERY_TASK_DEFAULT_QUEUE, settings.MESSAGES_QUEUE = queue, messages
+        # Queues of this run's own, and of this xdist worker's own (each has its own test database
+        # and its own Celery worker): nothing left by an earlier run, or sent by the other, reaches
+        # them. Workers the tests start read the same names from the environment.
+        run = f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+        queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUES}
+        for kind, name in queues.items():
+            os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
+        settings.TASK_QUEUES = queues
+        settings.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
+        settings.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
         from loyalty_site.celery import app
 
-        app.conf.task_default_queue = queue
-        app.conf.task_routes = {**settings.CELERY_TASK_ROUTES, "messaging.send": {"queue": messages}}
-        settings.CELERY_TASK_ROUTES = app.conf.task_routes
+        app.conf.task_default_queue = queues["default"]
+        app.conf.task_routes = settings.CELERY_TASK_ROUTES
+        config.add_cleanup(lambda: delete_queues(*queues.values()))
     # Each xdist worker gets its own Redis cache database, so clearing it between tests (login
     # rate limits live there) never touches another worker's keys.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -177,6 +179,19 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+def delete_queues(*names: str) -> None:
+    """Remove queues a test run made from the broker (RabbitMQ keeps a queue until it is deleted)."""
+    from loyalty_site.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for name in names:
+                channel.queue_delete(name)
+    except Exception:  # noqa: BLE001  a broker gone at the end of the run leaves nothing to clean
+        pass
 
 
 class WorkerHandle:
@@ -218,8 +233,10 @@ def start_worker(log_path: Path, *, queue: str, extra_env: dict | None = None, i
 
     database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
-    env.update(DATABASE_URL=database_url, EMAIL_HOST="", CELERY_QUEUE=queue, CONN_MAX_AGE="0",
-               PROGRAM_CACHE_SECONDS="0", **(extra_env or {}))
+    env.update(DATABASE_URL=database_url, EMAIL_HOST="", CELERY_QUEUE=queue, CONN_MAX_AGE="0", **(extra_env or {}))
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"].endswith("RedisCache"):  # this test process's own cache: changes reach the worker
+        env["CACHE_URL"] = cache["LOCATION"]
     celery = Path(sys.executable).with_name("celery")
     with open(log_path, "a") as log:
         return subprocess.Popen(
@@ -237,7 +254,9 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
     mail_dir = base / "mail"
     mail_dir.mkdir()
     log_path = base / "worker.log"
-    process = start_worker(log_path, queue=settings.CELERY_TASK_DEFAULT_QUEUE,
+    # The points engine's work and the rest; messages and webhooks only where a test is about them.
+    queues = ",".join(settings.TASK_QUEUES[kind] for kind in ("default", "ledger", "analytics"))
+    process = start_worker(log_path, queue=settings.CELERY_TASK_DEFAULT_QUEUE, queues=queues,
                            extra_env={"EMAIL_FILE_PATH": str(mail_dir)})
     handle = WorkerHandle(process, mail_dir, log_path)
     try:
@@ -327,8 +346,8 @@ def sms_outbox(mailoutbox):
 
 @pytest.fixture(autouse=True)
 def _fresh_program():
-    # Each process caches the program's rules for a few seconds; a test starts from what is in
-    # its own database.
+    # Each process keeps the program's rules until they change; a test starts from what is in its
+    # own database.
     from accounts.authentication import forget_api_keys
     from messaging.catalogue import forget_wording
     from rewards.program import forget_program

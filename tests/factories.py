@@ -172,7 +172,7 @@ class BadgeFactory(StaffSavedFactory):
 
     @classmethod
     def _create(cls, model_class, *args, levels=(), **kwargs):
-        from rewards.program import forget_program
+        from rewards.program import program_changed
         from rewards.services.progress import badge_level_ensure_image
 
         badge = super()._create(model_class, **kwargs)
@@ -180,7 +180,7 @@ class BadgeFactory(StaffSavedFactory):
             level = StaffSavedFactory._create(BadgeLevel, badge=badge, level=number, name=level_name,
                                               threshold=Decimal(threshold), points_bonus=bonus)
             badge_level_ensure_image(level=level)
-        forget_program()
+        program_changed()
         return badge
 
 

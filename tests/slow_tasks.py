@@ -1,5 +1,6 @@
-"""A task that takes its time, for tests that kill a worker in the middle of one. Only test
-workers load it (``celery worker --include tests.slow_tasks``)."""
+"""Tasks for tests with real workers: one that takes its time (to kill a worker in the middle of
+it), one that notes when it ran (to count a scheduled job's runs). Only test workers load them
+(``celery worker --include tests.slow_tasks``)."""
 
 import os
 import time
@@ -14,3 +15,10 @@ def slow_mark(*, path: str, seconds: float) -> None:
     time.sleep(seconds)
     with open(path, "a") as out:
         out.write(f"done {os.getpid()}\n")
+
+
+@shared_task(name="tests.mark")
+def mark(*, path: str) -> None:
+    """A line with the time it ran: how often a scheduled job ran."""
+    with open(path, "a") as out:
+        out.write(f"{time.time():.3f} {os.getpid()}\n")

@@ -26,7 +26,7 @@ def messages_worker(tmp_path):
         log, mail_dir = tmp_path / f"{name}.log", tmp_path / "mail"
         mail_dir.mkdir(exist_ok=True)
         process = start_worker(log, queue=settings.CELERY_TASK_DEFAULT_QUEUE,
-                               queues=f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.MESSAGES_QUEUE}",
+                               queues=f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.TASK_QUEUES['messages']}",
                                extra_env={"EMAIL_FILE_PATH": str(mail_dir), "MESSAGE_LEASE_SECONDS": "3"})
         handle = WorkerHandle(process, mail_dir, log)
         handles.append(handle)

@@ -11,7 +11,7 @@ import pytest
 from accounts.services import members_ensure_for_partner, partner_create
 from core.models import OutboxEvent
 from core.tasks import relay_outbox
-from tests.conftest import WorkerHandle, start_worker
+from tests.conftest import WorkerHandle, delete_queues, start_worker
 from tests.receiver import Receiver
 from webhooks.models import WebhookDelivery
 from webhooks.services import deliveries_due, endpoint_create
@@ -58,6 +58,7 @@ def workers(tmp_path, settings):
         if handle.process.poll() is None:
             handle.process.kill()
             handle.process.wait(timeout=10)
+    delete_queues(default, hooks)
 
 
 @pytest.mark.celery_worker

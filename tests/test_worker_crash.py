@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import WorkerHandle, start_worker
+from tests.conftest import WorkerHandle, delete_queues, start_worker
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
 
@@ -45,3 +45,4 @@ def test_a_task_of_a_killed_worker_is_finished_by_another_within_a_minute(tmp_pa
             if handle is not None and handle.process.poll() is None:
                 handle.process.kill()
                 handle.process.wait(timeout=10)
+        delete_queues(queue)

@@ -18,7 +18,7 @@ from rewards.models import (
     RuleKind,
 )
 from rewards.payloads import _EVENT_TYPE as _ACTIVITY_TYPE
-from rewards.program import current_program, forget_program, load_program, rule_spec
+from rewards.program import current_program, load_program, program_changed, rule_spec
 
 # --- Program settings ----------------------------------------------------------------------------
 
@@ -35,8 +35,7 @@ def program_settings_update(*, actor_user: User | None, changes: dict, reason: s
         AuditLog.objects.create(action="program.settings_changed", actor_user=actor_user, subject="program_settings",
                                 before=before, after={key: str(value) for key, value in changes.items()},
                                 reason=reason)
-        transaction.on_commit(forget_program)
-    forget_program()
+        program_changed()
     return current
 
 
@@ -103,7 +102,7 @@ def earning_rule_problems(*, rule: EarningRule, partner_ids: list[int], tier_ids
 
 def earning_rule_save(*, rule: EarningRule, partner_ids: list[int] | None = None, tier_ids: list[int] | None = None,
                       actor_user: User | None = None) -> EarningRule:
-    """Save a rule after checking it; every process applies it within seconds."""
+    """Save a rule after checking it; every process applies it from its next request or task on."""
     partner_ids = list(partner_ids if partner_ids is not None else (rule.partners.values_list("pk", flat=True)
                                                                     if rule.pk else []))
     tier_ids = list(tier_ids if tier_ids is not None else (rule.tiers.values_list("pk", flat=True)
@@ -119,6 +118,5 @@ def earning_rule_save(*, rule: EarningRule, partner_ids: list[int] | None = None
         snapshot = rule_spec(rule, program_currency="", partner_ids=partner_ids, tier_ids=tier_ids).to_json()
         AuditLog.objects.create(action="rule.created" if created else "rule.changed", actor_user=actor_user,
                                 subject=f"earning_rule:{rule.pk}", after=snapshot)
-        transaction.on_commit(forget_program)
-    forget_program()
+        program_changed()
     return rule

@@ -25,7 +25,7 @@ from messaging.catalogue import wording
 from messaging.services import notify
 from rewards import criteria
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
-from rewards.program import current_program, forget_program
+from rewards.program import current_program, program_changed
 from rewards.services.activities import ActivityInput, activities_record
 from rewards.services.progress_hook import progress_check_after_commit  # noqa: F401  (part of this API)
 
@@ -136,7 +136,7 @@ def badge_saved(*, badge: Badge) -> None:
     """After staff save a badge: draw missing images and backfill it in the background."""
     for level in badge.levels.all():
         badge_level_ensure_image(level=level)
-    forget_program()
+    program_changed()
     from rewards.tasks import backfill_badge
 
     transaction.on_commit(lambda: backfill_badge.delay(badge_id=badge.pk))

@@ -35,7 +35,7 @@ from rewards.models import (
     TierCause,
     TierChange,
 )
-from rewards.program import Program, current_program, forget_program
+from rewards.program import Program, current_program, program_changed
 from rewards.selectors import describe_measure, measure_str, measures, period_end_after
 
 
@@ -297,8 +297,7 @@ def tier_thresholds_apply(*, thresholds: dict[int, Decimal], actor_user: User, r
         AuditLog.objects.create(action="tier.thresholds_changed", actor_user=actor_user, subject="tiers",
                                 before=before, after={by_id[k].name: str(v) for k, v in thresholds.items()},
                                 reason=f"{reason} ({plan.up} up, {plan.down} down)".strip())
-        transaction.on_commit(forget_program)
-    forget_program()
+        program_changed()
     return plan
 
 
@@ -308,7 +307,7 @@ def tier_thresholds_apply(*, thresholds: dict[int, Decimal], actor_user: User, r
 
 def tier_save(*, tier: Tier, actor_user: User | None = None) -> Tier:
     """Create or rename a tier (its threshold, once members hold tiers, changes through
-    ``tier_thresholds_apply``). Every process sees it within seconds."""
+    ``tier_thresholds_apply``). Every process sees it from its next request or task on."""
     with transaction.atomic():
         created = tier.pk is None
         tier.full_clean()
@@ -316,6 +315,5 @@ def tier_save(*, tier: Tier, actor_user: User | None = None) -> Tier:
         AuditLog.objects.create(action="tier.created" if created else "tier.saved", actor_user=actor_user,
                                 subject=f"tier:{tier.pk}",
                                 after={"name": tier.name, "rank": tier.rank, "threshold": str(tier.threshold)})
-        transaction.on_commit(forget_program)
-    forget_program()
+        program_changed()
     return tier

@@ -1,0 +1,83 @@
+"""What each process keeps in memory of things that rarely change (the program's settings and rules,
+the words of messages, API keys), and how every process learns that one changed.
+
+A change gives the thing a new version in the shared cache (``CACHE_URL``: Redis as soon as more
+than one process serves) once its transaction commits. A process reads the versions of everything
+it keeps with one round trip, once per request and per task (and at least every second in anything
+else that runs long, like a command), and loads a thing again only when its version moved. So the
+request after a change, in any process on any machine, sees it: a revoked key is refused
+everywhere at once, and nothing is read again while nothing changes.
+
+Versions are random tokens, not counters: a cache that lost a key (restarted, evicted) reads as a
+version nobody holds, so every process loads again, and a new token never equals an old one.
+"""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from django.core.cache import cache
+from django.db import transaction
+
+T = TypeVar("T")
+
+# Outside requests and tasks (commands, the shell), versions are read again after this long.
+VERSIONS_MAX_AGE = 1.0
+
+_keys: list[str] = []
+_local = threading.local()
+_UNREAD = object()
+
+
+def _versions() -> dict:
+    snapshot = getattr(_local, "snapshot", None)
+    now = time.monotonic()
+    if snapshot is None or now - snapshot[0] > VERSIONS_MAX_AGE:
+        snapshot = (now, cache.get_many(_keys))
+        _local.snapshot = snapshot
+    return snapshot[1]
+
+
+def read_versions_again(**_) -> None:
+    """At the start of each request and task (signal receivers, see ``core.apps``)."""
+    _local.snapshot = None
+
+
+class ProcessCopy(Generic[T]):
+    """One thing a process keeps, made by ``load()``, valid while its version stays the same."""
+
+    def __init__(self, name: str, load: Callable[[], T]):
+        self.key = f"process-copy:{name}"
+        self.load = load
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._version = _UNREAD
+        _keys.append(self.key)
+
+    def get(self) -> T:
+        version = _versions().get(self.key)
+        with self._lock:
+            if self._version is _UNREAD or self._version != version:
+                # The version read before loading: a change committed meanwhile is loaded again later.
+                self._value, self._version = self.load(), version
+            return self._value
+
+    def forget(self) -> None:
+        """This process loads it again at its next use."""
+        with self._lock:
+            self._version = _UNREAD
+            self._value = None
+
+    def changed(self) -> None:
+        """After a change to what this copy holds: this process loads it again now (the change is
+        visible to its own transaction), every other at its next request or task once the change
+        is committed. Nothing is bumped for a change rolled back."""
+        self.forget()
+        transaction.on_commit(self._bump)
+
+    def _bump(self) -> None:
+        self.forget()
+        cache.set(self.key, uuid.uuid4().hex, timeout=None)
+        _local.snapshot = None

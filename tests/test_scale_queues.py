@@ -1,0 +1,114 @@
+"""Queues by kind of work: every task and every scheduled job goes to the queue of its kind, and
+with real workers a webhooks queue stuck on a slow partner endpoint does not delay the points
+engine's work."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from tests.conftest import WorkerHandle, start_worker
+from tests.factories import RuleFactory, customer, place_order, set_program
+from tests.receiver import Receiver
+
+
+def _routed_queue(app, task: str) -> str:
+    return app.amqp.router.route({}, task)["queue"].name
+
+
+def test_every_task_and_every_scheduled_job_goes_to_the_queue_of_its_kind():
+    from loyalty_site.celery import app
+
+    app.loader.import_default_modules()
+    ours = sorted(name for name in app.tasks if not name.startswith(("celery.", "tests.")))
+    assert [name for name in ours if name not in settings.TASK_KINDS] == []
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled <= set(settings.TASK_KINDS)
+    kinds = {task: settings.TASK_KINDS[task] for task in (
+        "rewards.release_pending_points", "rewards.evaluate_progress", "messaging.send", "campaigns.run_due",
+        "webhooks.deliver", "core.relay_outbox", "insights.nightly_snapshot", "rewards.nightly_progress",
+        "accounts.purge_idempotency_keys")}
+    assert kinds == {
+        "rewards.release_pending_points": "ledger", "rewards.evaluate_progress": "ledger",
+        "messaging.send": "messages", "campaigns.run_due": "messages",
+        "webhooks.deliver": "webhooks", "core.relay_outbox": "webhooks",
+        "insights.nightly_snapshot": "analytics", "rewards.nightly_progress": "analytics",
+        "accounts.purge_idempotency_keys": "default",
+    }
+    # What Celery itself decides when a task is queued by name, as beat does.
+    for task in ("rewards.release_pending_points", "webhooks.deliver_due", "insights.nightly_snapshot",
+                 "messaging.send_due", "core.purge_outbox"):
+        assert _routed_queue(app, task) == settings.TASK_QUEUES[settings.TASK_KINDS[task]]
+    assert _routed_queue(app, "tests.slow_mark") == settings.TASK_QUEUES["default"]
+    assert sorted(settings.TASK_QUEUES) == ["analytics", "default", "ledger", "messages", "webhooks"]
+
+
+@pytest.fixture
+def pools(tmp_path, settings):
+    """Real workers, one pool per kind of work as docs/deploy.md runs them, each stopped at the end."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = True
+    handles = []
+
+    def start(name: str, kinds: tuple[str, ...], **env):
+        log = tmp_path / f"{name}.log"
+        queues = ",".join(settings.TASK_QUEUES[kind] for kind in kinds)
+        handle = WorkerHandle(start_worker(log, queue=settings.TASK_QUEUES["default"], queues=queues,
+                                           extra_env={"WEBHOOKS_ALLOW_PRIVATE": "1", **env}), tmp_path, log)
+        handles.append(handle)
+        handle.wait_for(lambda: " ready." in handle.log(), timeout=60, what=f"the {name} worker to start")
+        return handle
+
+    yield start
+    for handle in handles:
+        if handle.process.poll() is None:
+            handle.process.kill()
+            handle.process.wait(timeout=10)
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_webhooks_queue_stuck_on_a_slow_endpoint_does_not_delay_releasing_pending_points(pools, tea_shop):
+    from rewards.tasks import release_pending_points
+    from webhooks.services import endpoint_create
+
+    # A partner endpoint that takes 20 s to answer each delivery (the worker gives up after 8 s):
+    # with 6 deliveries due, the webhooks pool is busy for most of a minute.
+    receiver = Receiver(delay=20)
+    receiver.server.block_on_close = False  # stopping it does not wait for the slow answers
+    try:
+        set_program(pending_days=14, expiry_policy="never", time_zone="UTC", accepted_currencies="EUR")
+        RuleFactory(name="1 per EUR")
+        endpoint_create(partner=tea_shop, url=receiver.url, events=["member.created"])
+        hooks = pools("webhooks", ("webhooks",), WEBHOOK_TIMEOUT_SECONDS="8")
+        pools("ledger", ("ledger", "default"))
+        ada = customer(tea_shop, "cust-42", email="ada@example.com")
+        for n in range(5):
+            customer(tea_shop, f"cust-{n}")
+        # Placed 14 days ago less 3 s: pending now, due to become available in 3 s.
+        place_order(tea_shop, "1001", "cust-42", lines=(("TEA-1", 2, "12.50", "tea"),),
+                    placed_at=timezone.now() - timedelta(days=14) + timedelta(seconds=3))
+        ada.refresh_from_db()
+        assert (ada.points_available, ada.points_pending) == (0, 25)
+        hooks.wait_for(lambda: "webhooks.deliver[" in hooks.log(), timeout=30,
+                       what="a delivery to be under way")
+        time.sleep(3.5)
+
+        queued_at = time.monotonic()
+        release_pending_points.delay()  # what beat sends every 15 minutes, routed by its name
+
+        def released():
+            ada.refresh_from_db()
+            return ada.points_available == 25
+
+        hooks.wait_for(released, timeout=20, what="the pending points to be released")
+        took = time.monotonic() - queued_at
+        delivered = len(receiver.requests)
+        print(f"\npending points released {took:.2f} s after the task was queued; "
+              f"{delivered} of 6 deliveries answered by then (each takes 20 s)")
+        assert (ada.points_available, ada.points_pending) == (25, 0)
+        assert delivered == 0  # the webhooks pool was still stuck on its first delivery
+        assert took < 5
+    finally:
+        receiver.stop()
