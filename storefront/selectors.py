@@ -12,6 +12,7 @@ from accounts.models import Member, Partner
 from community.models import CommunitySettings, HelpfulVote, ModerationStatus, Product, Review
 from community.selectors import bought
 from core.secrets import secret_decrypt
+from recommendations.selectors import recommendations_for_member
 from rewards.member_data import member_api_points, member_api_progress
 from rewards.program import current_program
 from rewards.selectors import catalog, coupons, recent_entries, ways_to_earn
@@ -97,6 +98,9 @@ def member_view(*, member: Member, partner: Partner, external_id: str) -> dict:
         "recent": [{"at": e.effective_at.isoformat(), "points": e.points, "description": e.description}
                    for e in recent_entries(member=member, limit=5)],
         "referral_link": _portal(reverse("feedback:referral-landing", args=[member.referral_code])),
+        # From this store's orders only: another store's purchases show neither here nor by absence.
+        "for_you": [{"sku": r.sku, "name": r.name, "url": r.url} for r in
+                    recommendations_for_member(member=member, limit=4, partner=partner)],
         "portal_url": _portal(reverse("dashboard")),
     }
     return data

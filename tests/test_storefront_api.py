@@ -73,11 +73,17 @@ class TestThePartnersEmbedSettings:
 
 
 class TestTheCustomerToken:
-    def test_a_shoppers_launcher_shows_their_points_tier_rewards_and_referral_link(self, tea_embed, ada):
+    def test_a_shoppers_launcher_shows_their_points_tier_rewards_and_referral_link(self, tea_embed, ada, tea_shop):
         key, secret = tea_embed
+        from recommendations.services import recommendations_compute
+
         RewardFactory(name="5 EUR off", points_cost=500)
         RewardFactory(name="Tea set", points_cost=900)
+        customer(tea_shop, "cust-43", email="bob@example.com")
+        place_order(tea_shop, "2001", "cust-43", lines=(("CUP-9", 1, "9.00", "cups"),))
+        recommendations_compute()
         body = widget(key, token_mint(secret=secret, external_id="cust-42")).get("/embed/v1/me/").json()
+        assert [p["sku"] for p in body["for_you"]] == ["CUP-9"]  # what others buy, not the tea she has
         assert body["member"] == {"external_id": "cust-42", "first_name": "Ada"}
         assert (body["points"]["available"], body["points"]["pending"]) == (620, 0)
         assert [(r["name"], r["redeemable"]) for r in body["rewards"]] == [("5 EUR off", True), ("Tea set", False)]

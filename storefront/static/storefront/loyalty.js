@@ -213,6 +213,11 @@
         h("p", { class: "row" }, h("a", { href: data.referral_link, target: "_blank", rel: "noopener", text: data.referral_link }),
           h("button", { type: "button", onclick: function () { self.copy(data.referral_link, "Link copied."); } }, "Copy link"),
           navigator.share ? h("button", { type: "button", onclick: function () { navigator.share({ url: data.referral_link }).catch(function () {}); } }, "Share") : null)));
+      if (data.for_you && data.for_you.length) {
+        view.push(h("section", {}, h("h3", { text: "Picked for you" }), h("ul", {}, data.for_you.map(function (p) {
+          return h("li", {}, p.url ? h("a", { href: p.url, text: p.name }) : p.name);
+        }))));
+      }
       if (data.recent.length) {
         view.push(h("section", {}, h("h3", { text: "Recent activity" }), h("ul", {}, data.recent.map(function (e) {
           return h("li", { class: "row" }, h("span", { text: e.description }), h("span", { class: "muted", text: (e.points > 0 ? "+" : "") + number(e.points) }));
