@@ -46,16 +46,18 @@ def _request_hash(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.body).hexdigest()
 
 
-def idempotent(handler=None, *, secret_fields: tuple[str, ...] = ()):
+def idempotent(handler=None, *, secret_fields: tuple[str, ...] = (), scope=None):
     """Make a partner write replayable by its ``Idempotency-Key``. ``secret_fields`` name fields of
     the answer that hold a secret shown once (a rotated signing secret): they are kept encrypted
-    (``core.secrets``) in the stored answer, so a database dump does not reveal them."""
+    (``core.secrets``) in the stored answer, so a database dump does not reveal them. ``scope(request)``
+    gives the keys of one caller of the partner a namespace of their own (each shopper of a store's
+    widgets): another caller's key is then never theirs to replay or to take."""
     if handler is None:
-        return lambda function: _idempotent(function, secret_fields)
-    return _idempotent(handler, secret_fields)
+        return lambda function: _idempotent(function, secret_fields, scope)
+    return _idempotent(handler, secret_fields, scope)
 
 
-def _idempotent(handler, secret_fields: tuple[str, ...]):
+def _idempotent(handler, secret_fields: tuple[str, ...], scope):
     @wraps(handler)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get(HEADER)
@@ -64,6 +66,10 @@ def _idempotent(handler, secret_fields: tuple[str, ...]):
         if not _KEY.match(key):
             raise Invalid("Idempotency-Key must be 1 to 255 printable ASCII characters without spaces.",
                           fields={HEADER: "Must be 1 to 255 printable ASCII characters without spaces."})
+        if scope is not None:
+            key = f"{scope(request)} {key}"  # a space: no key sent can contain one
+            if len(key) > 255:
+                raise Invalid("Idempotency-Key is too long.", fields={HEADER: "At most 200 characters here."})
         digest = _request_hash(request)
         with transaction.atomic():
             inserted = bulk.insert_new(
@@ -100,7 +106,9 @@ def _sealed(data, fields: tuple[str, ...]):
 def _unsealed(data, fields: tuple[str, ...]):
     if not fields or not isinstance(data, dict):
         return data
-    return {name: secret_decrypt(value["encrypted"]) if name in fields else value for name, value in data.items()}
+    # Answers stored before secrets were sealed hold them as plain strings (for the 7 days keys live).
+    return {name: secret_decrypt(value["encrypted"]) if name in fields and isinstance(value, dict) else value
+            for name, value in data.items()}
 
 
 def _replay(request, key: str, digest: str, secret_fields: tuple[str, ...] = ()) -> Response:

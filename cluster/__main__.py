@@ -103,6 +103,8 @@ global
 
 defaults
   mode http
+  # The client's address for the servers' rate limits (TRUSTED_PROXY_COUNT=1 on them).
+  option forwardfor
   timeout connect 5s
   timeout client 60s
   timeout server 60s
@@ -166,6 +168,7 @@ def start() -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith(("CLUSTER_", "DJANGO_"))},
         "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0", "SECURE_HSTS_SECONDS": "0", "SITE_URL": f"http://127.0.0.1:{port}",
+        "TRUSTED_PROXY_COUNT": "1",
         "DATABASE_URL": pair.url("loyalty"), "DATABASE_REPLICA_URL": pair.url("loyalty", replica=True),
         "CELERY_BROKER_URL": broker_url, "CACHE_URL": cache_url, "LOG_LEVEL": "WARNING",
         "STATIC_ROOT": str(STATE_DIR / "static"), "MEDIA_ROOT": str(STATE_DIR / "media"),
@@ -174,6 +177,7 @@ def start() -> None:
     for variable in ("CELERY_QUEUE", "LEDGER_QUEUE", "MESSAGES_QUEUE", "WEBHOOKS_QUEUE", "ANALYTICS_QUEUE"):
         env.pop(variable, None)
     names = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SITE_URL",
+             "TRUSTED_PROXY_COUNT",
              "DATABASE_URL", "DATABASE_REPLICA_URL", "CELERY_BROKER_URL", "CACHE_URL", "STATIC_ROOT", "MEDIA_ROOT",
              "PRIVATE_MEDIA_ROOT", "EMAIL_FILE_PATH")
     (STATE_DIR / "env").write_text("".join(f"export {name}='{env[name]}'\n" for name in names))

@@ -206,10 +206,13 @@ def product_reviews(*, product: Product, sort: str = "relevant", rating: int | N
             .order_by(*SORTS.get(sort, SORTS["relevant"])[1]))
 
 
-def bought(*, member: Member, sku: str) -> bool:
-    """The member has an order with this SKU that was not refunded in full."""
-    return OrderLine.objects.filter(order__member=member, sku=sku).exclude(
-        order__status=OrderStatus.REFUNDED).exists()
+def bought(*, member: Member, sku: str, partner=None) -> bool:
+    """The member has an order with this SKU that was not refunded in full (at ``partner``, if given:
+    what one store may know of a member two stores share)."""
+    lines = OrderLine.objects.filter(order__member=member, sku=sku)
+    if partner is not None:
+        lines = lines.filter(order__partner=partner)
+    return lines.exclude(order__status=OrderStatus.REFUNDED).exists()
 
 
 def author_name(member: Member) -> str:

@@ -9,7 +9,7 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, status
@@ -81,6 +81,9 @@ def exception_handler(exc, context):
         return Response(error_body(exc.code, exc.message, exc.fields), status=status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response(_too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, TooManyFieldsSent):
+        return Response(error_body("too_many_fields", f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} "
+                                   "parameters or fields in a request."), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

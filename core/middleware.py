@@ -27,7 +27,8 @@ def _has_nul(request) -> bool:
 
 def request_guard(get_response):
     def middleware(request):
-        is_api = request.path_info.startswith("/api/")
+        # The partner API and the storefront widgets' API answer in the error shape.
+        is_api = request.path_info.startswith(("/api/", "/embed/v1/"))
         if _has_nul(request):
             if is_api:
                 return JsonResponse(error_body("invalid", "NUL characters are not allowed in a request.",

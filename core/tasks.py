@@ -38,6 +38,11 @@ def relay_outbox(max_batches: int = 100) -> int:
 
 @shared_task(name="core.purge_outbox")
 def purge_outbox() -> int:
+    """Forget events older than ``OUTBOX_RETENTION_DAYS`` that were relayed and that no consumer still
+    needs (``OUTBOX_KEEP``: a webhook delivery not yet tried is made from its event)."""
     cutoff = timezone.now() - timedelta(days=settings.OUTBOX_RETENTION_DAYS)
-    deleted, _ = OutboxEvent.objects.filter(relayed_at__isnull=False, created_at__lt=cutoff).delete()
+    old = OutboxEvent.objects.filter(relayed_at__isnull=False, created_at__lt=cutoff)
+    for path in settings.OUTBOX_KEEP:
+        old = old.exclude(pk__in=import_string(path)())
+    deleted, _ = old.delete()
     return deleted

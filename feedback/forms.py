@@ -1,5 +1,6 @@
 from django import forms
 
+from core.http import client_address
 from feedback.services import device_of
 
 
@@ -25,7 +26,7 @@ class ReferralSignupForm(forms.Form):
         if code:
             PendingReferral.objects.update_or_create(user=user, defaults={
                 "code": code.upper(), "source": "code" if self.cleaned_data.get("referral_code") else "link",
-                "device": device_of(ip=request.META.get("REMOTE_ADDR", ""),
+                "device": device_of(ip=client_address(request),
                                     user_agent=request.META.get("HTTP_USER_AGENT", ""))})
 
 

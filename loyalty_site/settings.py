@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
@@ -340,9 +341,17 @@ WEBHOOKS_SEND = env_bool("WEBHOOKS_SEND", True)
 # Fernet key (32 url-safe base64 bytes) that encrypts the secrets we keep (webhook endpoints', storefront
 # embeds'); derived from SECRET_KEY if empty. WEBHOOK_SECRETS_KEY is its earlier name, still read.
 SECRETS_ENCRYPTION_KEY = env_str("SECRETS_ENCRYPTION_KEY") or env_str("WEBHOOK_SECRETS_KEY")
+if SECRETS_ENCRYPTION_KEY:
+    try:
+        Fernet(SECRETS_ENCRYPTION_KEY)
+    except ValueError:
+        raise ImproperlyConfigured("SECRETS_ENCRYPTION_KEY must be a Fernet key: 32 url-safe base64-encoded bytes "
+                                   "(Fernet.generate_key()).") from None
 
 # Who the outbox's events are handed to, in order (dotted paths of ``fn(event_ids=[ids])``).
 OUTBOX_CONSUMERS: list[str] = ["webhooks.services.deliveries_create"]
+# Events a consumer still needs past the retention (dotted paths of ``fn() -> queryset of event ids``).
+OUTBOX_KEEP: list[str] = ["webhooks.selectors.outbox_events_needed"]
 # Queue a relay after each commit that wrote events (beat also relays every minute).
 OUTBOX_RELAY_ON_COMMIT = True
 # Days an event stays in the outbox after it was relayed: how far back a replay can reach.
@@ -355,6 +364,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum
 # The storefront widgets: CORS answers only /embed/v1/, and only origins a store registered
 # (PUT /api/v1/embed/); no cookies ever cross.
 CORS_URLS_REGEX = r"^/embed/v1/.*$"
+# Proxies in front of the web servers that add the client's address to X-Forwarded-For (a load
+# balancer, HAProxy): the address rate limits and fraud checks count is the one they saw.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_HEADERS = ["accept", "authorization", "content-type", "idempotency-key", "x-store"]
 CORS_EXPOSE_HEADERS = ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"]

@@ -4,7 +4,6 @@ Request bodies are checked by ``rewards.payloads`` (fast, exact field paths); th
 below describe the same shapes for the OpenAPI schema.
 """
 
-from django.db.models.functions import Coalesce
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -172,12 +171,11 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
                   "reason", "effective_at", "created_at", "available_at", "expires_at", "own"]
 
     def get_own(self, entry) -> bool:
-        return entry.source_partner_id in (None, self.context["request"].user.pk)
+        return selectors.told_to_partner(entry, self.context["request"].user.pk)[0]
 
     def to_representation(self, entry):
         data = super().to_representation(entry)
-        if not data["own"]:
-            data["description"], data["reason"] = "Activity with another store", ""
+        _, data["description"], data["reason"] = selectors.told_to_partner(entry, self.context["request"].user.pk)
         return data
 
 
@@ -408,8 +406,7 @@ class LedgerListApi(ListAPIView):
         kind = self.request.query_params.get("kind") or None
         if kind is not None and kind not in EntryKind.values:
             raise Invalid("Unknown kind.", fields={"kind": f"Choose one of {', '.join(EntryKind.values)}."})
-        return selectors.history(member=member, kind=kind).annotate(
-            source_partner_id=Coalesce("activity__partner_id", "actor_partner_id"))
+        return selectors.with_source_partner(selectors.history(member=member, kind=kind))
 
 
 class RewardListApi(ListAPIView):

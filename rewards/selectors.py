@@ -127,8 +127,30 @@ def points_moved_by_member(*, start: datetime, end: datetime, member_ids=None) -
     return {member_id: (earned, spent) for member_id, earned, spent in rows}
 
 
-def recent_entries(*, member: Member, limit: int = 8):
-    return LedgerEntry.objects.filter(member=member).order_by("-effective_at", "-id")[:limit]
+def recent_entries(*, member: Member, limit: int = 8, partner=None):
+    """A member's latest entries; with ``partner``, each carries ``source_partner_id`` for
+    ``told_to_partner``."""
+    entries = LedgerEntry.objects.filter(member=member)
+    if partner is not None:
+        entries = with_source_partner(entries)
+    return entries.order_by("-effective_at", "-id")[:limit]
+
+
+ANOTHER_STORE = "Activity with another store"
+
+
+def with_source_partner(entries):
+    """Ledger entries with ``source_partner_id``: the store whose activity or adjustment each was
+    (None for the program's own)."""
+    return entries.annotate(source_partner_id=Coalesce("activity__partner_id", "actor_partner_id"))
+
+
+def told_to_partner(entry, partner_id: int) -> tuple[bool, str, str]:
+    """``(own, description, reason)`` of an entry as one store may see it: of a member two stores
+    share, the other store's entries keep their points and kind, not their words (an order id, a
+    reason for a goodwill credit)."""
+    own = entry.source_partner_id in (None, partner_id)
+    return own, (entry.description if own else ANOTHER_STORE), (entry.reason if own else "")
 
 
 def history(*, member: Member, kind: str | None = None):

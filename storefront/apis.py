@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from django.http import HttpResponse, HttpResponseNotModified
-from django.views.decorators.http import require_GET
+from django.http import HttpResponse
+from django.views.decorators.http import etag, require_GET
 from drf_spectacular.utils import extend_schema
 from rest_framework import parsers, serializers, status
 from rest_framework.exceptions import NotAuthenticated
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Scope
-from accounts.schema import ERRORS
+from accounts.schema import ERRORS, WholeNumber
 from community import services as community
 from community.apis import known_product, reviews_page
 from community.selectors import product_questions
@@ -117,15 +117,18 @@ class MeWidgetApi(WidgetApi):
 
 
 class RedeemInSerializer(serializers.Serializer):
-    reward = serializers.IntegerField(min_value=1)
+    reward = WholeNumber(min_value=1)
 
 
 class RedeemWidgetApi(WidgetApi):
-    @idempotent
+    members_only = True
+
+    @idempotent(scope=lambda request: f"embed-member-{request.auth.member.pk}")
     def post(self, request):
         data = RedeemInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        reward = Reward.objects.filter(pk=data.validated_data["reward"], is_active=True).first()
+        # As the partner API: an unknown id is 400, a reward not on offer 409 from the service.
+        reward = Reward.objects.filter(pk=data.validated_data["reward"]).first()
         if reward is None:
             raise Invalid("Unknown reward.", code="unknown_reward", fields={"reward": "No such reward."})
         shopper = request.auth
@@ -166,6 +169,7 @@ class ReviewsWidgetApi(WidgetApi):
                                                       "verified_buyer": a.verified_buyer} for a in q.published_answers]}
             for q in product_questions(product=product)]
         body["viewer"] = selectors.reviewer_view(product=product, member=request.auth.member,
+                                                 partner=request.auth.partner,
                                                  review_ids=[r["id"] for r in body["results"]])
         return Response(body)
 
@@ -215,26 +219,23 @@ class QuestionWidgetApi(WidgetApi):
 SCRIPT = Path(__file__).resolve().parent / "static" / "storefront" / "loyalty.js"
 
 
-@require_GET
-def loyalty_js(request):
-    """The one script a shop includes. Read once per process; revalidated by its ETag after an hour
-    (a new version of the file reaches every shop within the hour)."""
-    body, etag = _script()
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponseNotModified()
-    else:
-        response = HttpResponse(body, content_type="text/javascript; charset=utf-8")
-    response["ETag"] = etag
-    response["Cache-Control"] = "public, max-age=3600"
-    response["Access-Control-Allow-Origin"] = "*"  # a public file: shops may load it with crossorigin
-    return response
+def _script() -> tuple[bytes, str]:
+    """The script and its ETag, read once per process."""
+    if "script" not in _loaded:
+        body = SCRIPT.read_bytes()
+        _loaded["script"] = (body, hashlib.sha256(body).hexdigest()[:20])
+    return _loaded["script"]
 
 
 _loaded: dict[str, tuple[bytes, str]] = {}
 
 
-def _script() -> tuple[bytes, str]:
-    if "script" not in _loaded:
-        body = SCRIPT.read_bytes()
-        _loaded["script"] = (body, '"' + hashlib.sha256(body).hexdigest()[:20] + '"')
-    return _loaded["script"]
+@require_GET
+@etag(lambda request: _script()[1])
+def loyalty_js(request):
+    """The one script a shop includes; revalidated by its ETag after an hour (a new version of the
+    file reaches every shop within the hour)."""
+    response = HttpResponse(_script()[0], content_type="text/javascript; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=3600"
+    response["Access-Control-Allow-Origin"] = "*"  # a public file: shops may load it with crossorigin
+    return response

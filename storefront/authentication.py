@@ -10,8 +10,11 @@ from django.conf import settings
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.throttling import BaseThrottle
 
-from accounts.models import ExternalId, Member, Partner
+from accounts.models import Member, Partner
 from accounts.ratelimit import rate_limit_take
+from accounts.selectors import member_for_partner
+from core.errors import NotFound
+from core.http import client_address
 from storefront.models import StoreEmbed
 from storefront.selectors import store_for_key, token_secrets
 from storefront.tokens import TokenRefused, token_subject
@@ -43,18 +46,18 @@ class StoreAuthentication(authentication.BaseAuthentication):
         shopper = Shopper(embed)
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if header:
-            if len(header) != 2 or header[0] != "Bearer":
+            if len(header) != 2 or header[0].lower() != "bearer":
                 raise exceptions.AuthenticationFailed("Send the customer token as 'Authorization: Bearer <token>'.")
             try:
                 external_id = token_subject(token=header[1], secrets=token_secrets(embed))
             except TokenRefused as exc:
                 raise exceptions.AuthenticationFailed(str(exc)) from None
-            link = ExternalId.objects.select_related("member").filter(partner=embed.partner,
-                                                                       external_id=external_id).first()
-            if link is None:
+            try:
+                shopper.member = member_for_partner(partner=embed.partner, external_id=external_id)
+            except NotFound:
                 raise exceptions.AuthenticationFailed(f"This store has no customer {external_id!r} in the program "
-                                                      "yet (POST /api/v1/members/ first).")
-            shopper.member, shopper.external_id = link.member, external_id
+                                                      "yet (POST /api/v1/members/ first).") from None
+            shopper.external_id = external_id
         return embed.partner, shopper
 
     def authenticate_header(self, request):
@@ -82,7 +85,7 @@ class StoreRateThrottle(BaseThrottle):
         shopper = request.auth
         if shopper is None:
             return True
-        address = request.META.get("REMOTE_ADDR", "")
+        address = client_address(request)
         allowed, window = rate_limit_take(key_id=f"embed-{shopper.embed.pk}-{address}", rate=settings.EMBED_RATE_LIMIT)
         request._request.rate_limit_window = window
         self._wait = window.reset

@@ -11,12 +11,15 @@ from django.utils import timezone
 from accounts.models import Member, Partner
 from community.models import CommunitySettings, HelpfulVote, ModerationStatus, Product, Review
 from community.selectors import bought
+from core.process_cache import ProcessCopy
 from core.secrets import secret_decrypt
 from recommendations.selectors import recommendations_for_member
 from rewards.member_data import member_api_points, member_api_progress
+from rewards.models import OrderLine
 from rewards.program import current_program
-from rewards.selectors import catalog, coupons, recent_entries, ways_to_earn
+from rewards.selectors import catalog, coupons, recent_entries, told_to_partner, ways_to_earn
 from storefront.models import StoreEmbed
+from storefront.origins import origin_of
 
 EMBED_PATHS = "/embed/v1/"
 
@@ -37,17 +40,25 @@ def token_secrets(embed: StoreEmbed, *, now=None) -> list[str]:
     return found
 
 
-def origin_registered(origin: str) -> bool:
-    """Some store registered this origin (a preflight names no store: the request after it is
-    checked against its own store's origins)."""
-    return any(origin in origins for origins in StoreEmbed.objects.values_list("origins", flat=True))
+def _all_origins() -> frozenset[str]:
+    return frozenset(origin for origins in StoreEmbed.objects.values_list("origins", flat=True) for origin in origins)
+
+
+# Every store's origins, kept by each process until a store changes its own (storefront.services).
+registered_origins = ProcessCopy("embed-origins", _all_origins)
 
 
 def cors_allows(sender, request, **kwargs) -> bool:
-    """django-cors-headers asks whether to answer a cross-origin request: only for the widget API,
-    and only from an origin a store registered."""
+    """django-cors-headers asks whether to answer a cross-origin request, for the widget API only: a
+    preflight (which names no store) from an origin some store registered; a request from an origin
+    of the store its ``X-Store`` names."""
     origin = request.headers.get("Origin", "")
-    return request.path.startswith(EMBED_PATHS) and bool(origin) and origin_registered(origin)
+    if not origin or not request.path.startswith(EMBED_PATHS):
+        return False
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return origin in registered_origins.get()
+    embed = store_for_key(request.headers.get("X-Store", ""))
+    return embed is not None and origin in embed.origins
 
 
 # --- What the launcher shows ---------------------------------------------------------------------
@@ -95,15 +106,27 @@ def member_view(*, member: Member, partner: Partner, external_id: str) -> dict:
         "rewards": [_reward(item, member=True) for item in within],
         "coupons": [{"code": c.code, "reward": c.reward.name, "expires_at": c.expires_at.isoformat(),
                      "used": c.used_at is not None} for c in coupons(member=member)[:5]],
-        "recent": [{"at": e.effective_at.isoformat(), "points": e.points, "description": e.description}
-                   for e in recent_entries(member=member, limit=5)],
+        "recent": [{"at": e.effective_at.isoformat(), "points": e.points,
+                    "description": told_to_partner(e, partner.pk)[1]}
+                   for e in recent_entries(member=member, limit=5, partner=partner)],
         "referral_link": _portal(reverse("feedback:referral-landing", args=[member.referral_code])),
-        # From this store's orders only: another store's purchases show neither here nor by absence.
-        "for_you": [{"sku": r.sku, "name": r.name, "url": r.url} for r in
-                    recommendations_for_member(member=member, limit=4, partner=partner)],
+        "for_you": _for_you(member=member, partner=partner),
         "portal_url": _portal(reverse("dashboard")),
     }
     return data
+
+
+def _for_you(*, member: Member, partner: Partner, limit: int = 4) -> list[dict]:
+    """What the launcher suggests: from this store's orders only (another store's purchases show
+    neither here nor by absence), and only products this store sold or sent itself, linked only
+    where the link stays on one of the store's own origins (any partner may name a SKU's page)."""
+    found = recommendations_for_member(member=member, limit=limit * 3, partner=partner)
+    skus = [r.sku for r in found]
+    own = set(OrderLine.objects.filter(order__partner=partner, sku__in=skus).values_list("sku", flat=True)) | set(
+        Product.objects.filter(partner=partner, sku__in=skus).values_list("sku", flat=True))
+    origins = set(partner.embed.origins) if hasattr(partner, "embed") else set()
+    return [{"sku": r.sku, "name": r.name, "url": r.url if origin_of(r.url) in origins else ""}
+            for r in found if r.sku in own][:limit]
 
 
 # --- Stars and reviews ---------------------------------------------------------------------------
@@ -125,14 +148,15 @@ def stars(*, skus: list[str]) -> dict[str, dict]:
     return out
 
 
-def reviewer_view(*, product: Product, member: Member | None, review_ids: list[int]) -> dict:
+def reviewer_view(*, product: Product, member: Member | None, partner: Partner, review_ids: list[int]) -> dict:
     """What the reviews widget may offer the shopper: writing a review, and which of the shown
-    reviews they already found helpful."""
+    reviews they already found helpful. Bought is judged on this store's orders only: another
+    store's sales are not this store's to learn."""
     if member is None:
         return {"signed_in": False, "can_review": False, "why_not": "Sign in at the shop to write a review.",
                 "has_reviewed": False, "voted": []}
     mine = Review.objects.filter(member=member, product=product).values_list("status", flat=True).first()
-    verified = bought(member=member, sku=product.sku)
+    verified = bought(member=member, sku=product.sku, partner=partner)
     why_not = ""
     rules = CommunitySettings.objects.filter(pk=1).first() or CommunitySettings()  # unsaved: the defaults
     if not verified and not rules.allow_unverified_reviews:

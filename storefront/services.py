@@ -13,10 +13,11 @@ from accounts.models import AuditLog, Partner
 from core.errors import Invalid
 from core.secrets import secret_encrypt
 from storefront.models import StoreEmbed
+from storefront.origins import LOOPBACK, origin_of
+from storefront.selectors import registered_origins
 
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_ORIGINS = 20
-_LOOPBACK = {"localhost", "127.0.0.1", "[::1]"}
 
 
 def store_embed_ensure(*, partner: Partner) -> StoreEmbed:
@@ -34,23 +35,23 @@ def store_embed_ensure(*, partner: Partner) -> StoreEmbed:
 
 
 def origin_clean(origin) -> str:
-    """``https://shop.example.com[:port]``, lower-case, no path; plain http only for this machine
-    (a shop in development). Raises ``Invalid`` naming the problem."""
+    """``https://shop.example.com[:port]`` as browsers send it (``storefront.origins``); plain http
+    only for this machine (a shop in development). Raises ``ValueError`` saying what is wrong."""
     if not isinstance(origin, str) or len(origin) > 200:
         raise ValueError("An origin is a string of at most 200 characters.")
     try:
         parts = urlsplit(origin.strip())
-        port = parts.port
+        parts.port  # noqa: B018  a bad port raises
     except ValueError as exc:
         raise ValueError("Not an origin such as https://shop.example.com.") from exc
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host or parts.username or parts.password \
-            or parts.path not in ("", "/") or parts.query or parts.fragment:
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("An origin is a scheme and a host, with an optional port: https://shop.example.com.")
-    shown = f"[{host}]" if ":" in host else host
-    if parts.scheme == "http" and shown not in _LOOPBACK:
+    cleaned = origin_of(origin)
+    if not cleaned:
+        raise ValueError("An origin is a scheme and a host, with an optional port: https://shop.example.com.")
+    if cleaned.startswith("http://") and urlsplit(cleaned).hostname not in LOOPBACK:
         raise ValueError("Shops are served over https; http is only allowed for localhost.")
-    return f"{parts.scheme}://{shown}" + (f":{port}" if port else "")
+    return cleaned
 
 
 def store_embed_origins_set(*, partner: Partner, origins) -> StoreEmbed:
@@ -73,6 +74,7 @@ def store_embed_origins_set(*, partner: Partner, origins) -> StoreEmbed:
         embed.save(update_fields=["origins", "updated_at"])
         AuditLog.objects.create(action="embed.origins_changed", actor_partner=partner, subject=f"embed:{embed.pk}",
                                 before={"origins": before}, after={"origins": embed.origins})
+        registered_origins.changed()
     return embed
 
 

@@ -39,13 +39,15 @@ def token_subject(*, token: str, secrets: list[str], now: float | None = None) -
         except jwt.InvalidSignatureError:
             continue
         except jwt.InvalidTokenError as exc:
-            raise TokenRefused(f"The customer token is not valid: {exc}.") from exc
+            raise TokenRefused(f"The customer token is not valid: {str(exc).rstrip('.')}.") from exc
     if claims is None:
         raise TokenRefused("The customer token is not signed with this store's embed secret.")
     subject, issued, expires = claims["sub"], claims["iat"], claims["exp"]
-    if not isinstance(subject, str) or not subject or not isinstance(issued, int | float) \
-            or not isinstance(expires, int | float):
-        raise TokenRefused("sub must be the customer's external_id; iat and exp Unix times.")
+    # Whole Unix seconds, as the standard writes them: NaN (which JSON parsers accept) or true would
+    # make every comparison below false and let a token live for ever.
+    if not isinstance(subject, str) or not subject or "\x00" in subject or len(subject) > 100 \
+            or type(issued) is not int or type(expires) is not int:
+        raise TokenRefused("sub must be the customer's external_id; iat and exp whole Unix seconds.")
     if issued > now + LEEWAY:
         raise TokenRefused("The customer token was issued in the future (iat).")
     if expires - issued > MAX_LIFETIME:

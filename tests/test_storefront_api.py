@@ -160,7 +160,7 @@ class TestRedeemingFromTheLauncher:
         poor = client.post("/embed/v1/redemptions/", {"reward": reward.pk}, content_type="application/json")
         assert poor.status_code == 409 and list(poor.json()["error"]["fields"]) == ["reward"]
         assert client.post("/embed/v1/redemptions/", {"reward": "x"}, content_type="application/json") \
-            .json()["error"]["fields"] == {"reward": ["A valid integer is required."]}
+            .json()["error"]["fields"] == {"reward": ["Must be a whole number."]}
 
     def test_a_guest_cannot_redeem(self, tea_embed, ada):
         key, _ = tea_embed
@@ -280,3 +280,129 @@ def test_a_replayed_rotation_gives_the_same_secret_which_is_not_kept_in_the_clea
                     headers={"Idempotency-Key": "hook-1"}).json()["secret"]
     stored = str(list(IdempotencyRecord.objects.values_list("response_body", flat=True)))
     assert first not in stored and hook not in stored and "https://shop.example.com/hooks" in stored
+
+
+class TestFromTheReview:
+    """What a review of the embed found, each now held by a test."""
+
+    @pytest.fixture
+    def shared(self, api, tea_shop, coffee_bar, coffee_api, ada):
+        """Ada is a customer of both stores, which staff marked as one store: the Coffee Bar set up
+        its embed too."""
+        from tests.factories import same_store
+
+        same_store(tea_shop, coffee_bar)
+        customer(coffee_bar, "cb-7", email="ada@example.com")
+        coffee_api.put("/api/v1/embed/", {"origins": ["https://coffee.example.com"]}, format="json")
+        secret = coffee_api.post("/api/v1/embed/rotate-secret/").json()["secret"]
+        return coffee_api.get("/api/v1/embed/").json()["public_key"], secret
+
+    def test_one_shoppers_idempotency_key_is_not_anothers_nor_the_stores(self, api, tea_embed, ada, tea_shop):
+        key, secret = tea_embed
+        reward = RewardFactory(name="5 EUR off", points_cost=500)
+        customer(tea_shop, "cust-43", email="bob@example.com")
+        place_order(tea_shop, "1002", "cust-43", lines=(("TEA-1", 1, "600.00", "tea"),))
+        body = {"reward": reward.pk}
+        ada_says = widget(key, token_mint(secret=secret, external_id="cust-42")).post(
+            "/embed/v1/redemptions/", body, content_type="application/json", headers={"Idempotency-Key": "k-1"}).json()
+        bob_says = widget(key, token_mint(secret=secret, external_id="cust-43")).post(
+            "/embed/v1/redemptions/", body, content_type="application/json", headers={"Idempotency-Key": "k-1"}).json()
+        assert ada_says["coupon"]["code"] != bob_says["coupon"]["code"] and Redemption.objects.count() == 2
+        order = api.post("/api/v1/orders/", {"order_id": "k-order", "member": "cust-42", "currency": "EUR",
+                                             "placed_at": "2026-12-01T10:00:00Z", "total": "5.00",
+                                             "lines": [{"sku": "T", "quantity": 1, "unit_price": "5.00"}]},
+                         format="json", headers={"Idempotency-Key": "k-1"})
+        assert order.status_code == 201
+
+    def test_another_stores_entries_keep_their_points_not_their_words(self, shared, tea_shop):
+        key, secret = shared
+        body = widget(key, token_mint(secret=secret, external_id="cb-7"),
+                      origin="https://coffee.example.com").get("/embed/v1/me/").json()
+        assert [(e["points"], e["description"]) for e in body["recent"]] == [(620, "Activity with another store")]
+
+    def test_a_purchase_at_another_store_does_not_show_in_its_reviews_widget(self, shared, tea_embed):
+        key, secret = shared
+        body = widget(key, token_mint(secret=secret, external_id="cb-7"),
+                      origin="https://coffee.example.com").get("/embed/v1/products/TEA-1/reviews/").json()
+        assert body["viewer"]["verified_buyer"] is False
+        tea_key, tea_secret = tea_embed
+        assert widget(tea_key, token_mint(secret=tea_secret, external_id="cust-42")).get(
+            "/embed/v1/products/TEA-1/reviews/").json()["viewer"]["verified_buyer"] is True
+
+    def test_picked_for_you_holds_the_stores_own_products_linked_only_on_its_origins(self, api, coffee_api, tea_embed,
+                                                                                     ada, tea_shop, coffee_bar):
+        from recommendations.services import recommendations_compute
+
+        key, secret = tea_embed
+        customer(tea_shop, "cust-43", email="bob@example.com")
+        place_order(tea_shop, "2001", "cust-43", lines=(("CUP-9", 1, "9.00", "cups"), ("POT-1", 1, "30.00", "pots")))
+        customer(coffee_bar, "cb-1", email="cy@example.com")
+        place_order(coffee_bar, "c-1", "cb-1", lines=(("BEAN-1", 1, "12.00", "coffee"),))
+        api.post("/api/v1/products/", {"sku": "CUP-9", "name": "Cup", "url": f"{SHOP}/cup-9"}, format="json")
+        coffee_api.post("/api/v1/products/", {"sku": "POT-1", "name": "Pot", "url": "https://evil.example.net/pot"},
+                        format="json")
+        recommendations_compute()
+        picked = widget(key, token_mint(secret=secret, external_id="cust-42")).get("/embed/v1/me/").json()["for_you"]
+        assert {p["sku"]: p["url"] for p in picked} == {"CUP-9": f"{SHOP}/cup-9", "POT-1": ""}
+
+    def test_the_address_behind_a_trusted_proxy_is_the_one_counted(self, tea_embed, settings):
+        from core.rates import parse_rate
+
+        settings.EMBED_RATE_LIMIT, settings.TRUSTED_PROXY_COUNT = parse_rate("2/min"), 1
+        key, _ = tea_embed
+        statuses = [widget(key).get("/embed/v1/program/", headers={"X-Forwarded-For": f"203.0.113.{n % 2}"})
+                    .status_code for n in range(4)]
+        assert statuses == [200, 200, 200, 200]  # two shoppers, two calls each
+        assert widget(key).get("/embed/v1/program/", headers={"X-Forwarded-For": "203.0.113.0"}).status_code == 429
+
+    @pytest.mark.parametrize("claims", [{"iat": float("nan")}, {"iat": True}, {"sub": "cust-42\x00"},
+                                        {"exp": 1e300}])
+    def test_odd_claims_are_refused(self, tea_embed, ada, claims):
+        import json as jsonlib
+
+        key, secret = tea_embed
+        now = int(time.time())
+        payload = {"sub": "cust-42", "iat": now, "exp": now + 600, **claims}
+        header = jwt.utils.base64url_encode(b'{"alg":"HS256","typ":"JWT"}')
+        body = jwt.utils.base64url_encode(jsonlib.dumps(payload).encode())
+        import hashlib
+        import hmac
+
+        signed = header + b"." + body
+        token = (signed + b"." + jwt.utils.base64url_encode(hmac.new(secret.encode(), signed, hashlib.sha256)
+                                                            .digest())).decode()
+        assert widget(key, token).get("/embed/v1/me/").status_code == 401
+
+    def test_bearer_is_case_insensitive(self, tea_embed, ada):
+        key, secret = tea_embed
+        token = token_mint(secret=secret, external_id="cust-42")
+        client = Client(headers={"X-Store": key, "Authorization": f"bearer {token}"})
+        assert client.get("/embed/v1/me/").status_code == 200
+
+    def test_bad_bytes_and_too_many_parameters_are_answered_in_the_error_shape(self, tea_embed, api):
+        key, _ = tea_embed
+        nul = widget(key).get("/embed/v1/stars/?sku=A%00B")
+        assert nul.status_code == 400 and nul.json()["error"]["code"] == "invalid"
+        many = "&".join(f"x{n}=1" for n in range(1100))
+        for client, path in ((widget(key), "/embed/v1/stars/?sku=A&"), (api, "/api/v1/rewards/?")):
+            response = client.get(path + many)
+            assert response.status_code == 400 and response.json()["error"]["code"] == "too_many_fields"
+
+    def test_a_stores_key_used_from_another_stores_origin_gets_no_cors(self, shared, tea_embed, ada):
+        key, secret = tea_embed
+        answer = widget(key, token_mint(secret=secret, external_id="cust-42"),
+                        origin="https://coffee.example.com").get("/embed/v1/me/")
+        assert answer.status_code == 403 and "Access-Control-Allow-Origin" not in answer
+
+    def test_origins_are_kept_as_browsers_send_them(self, api):
+        origins = api.put("/api/v1/embed/", {"origins": ["https://shop.example.com:443", "https://Bücher.example"]},
+                          format="json").json()["origins"]
+        assert origins == ["https://shop.example.com", "https://xn--bcher-kva.example"]
+
+    def test_a_replay_of_a_secret_stored_before_sealing_still_answers(self, api):
+        from accounts.models import IdempotencyRecord
+
+        first = api.post("/api/v1/embed/rotate-secret/", headers={"Idempotency-Key": "old-1"})
+        IdempotencyRecord.objects.filter(key="old-1").update(response_body={"secret": "sk_live_plain"})
+        again = api.post("/api/v1/embed/rotate-secret/", headers={"Idempotency-Key": "old-1"})
+        assert first.status_code == again.status_code == 200 and again.json() == {"secret": "sk_live_plain"}

@@ -6,7 +6,7 @@ from accounts.models import Partner
 from core import bulk
 from core.errors import NotFound
 from rewards.models import Activity
-from webhooks.models import WebhookEndpoint
+from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 
 
 def endpoint_for_partner(*, partner: Partner, endpoint_id: int) -> WebhookEndpoint:
@@ -24,3 +24,9 @@ def activity_partners(*, activity_ids) -> dict[int, int | None]:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT id, partner_id FROM "{Activity._meta.db_table}" WHERE {matches}', params)
         return dict(cursor.fetchall())
+
+
+def outbox_events_needed():
+    """Outbox events a pending delivery has not made its body from yet: the purge keeps them."""
+    return WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, payload__isnull=True,
+                                          outbox_event__isnull=False).values("outbox_event_id")

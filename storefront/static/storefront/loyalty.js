@@ -235,20 +235,26 @@
         append(item, [h("span", {}, reward.name, h("span", { class: "muted", text: " · " + number(reward.points_cost) + " points" })),
           h("button", { type: "button", onclick: confirm }, "Redeem")]);
       };
+      var key = null; // one Idempotency-Key per redemption: a retry after a lost answer spends nothing twice
       var confirm = function () {
         item.textContent = "";
+        key = key || uuid();
         var yes = h("button", { type: "button", class: "primary", onclick: function () { redeem(yes); } }, "Spend " + number(reward.points_cost) + " points");
         append(item, [h("span", { text: reward.name + "?" }), yes, h("button", { type: "button", onclick: idle }, "Cancel")]);
         yes.focus();
       };
       var redeem = function (button) {
         button.disabled = true;
-        api("redemptions/", { method: "POST", token: self.token, json: { reward: reward.id }, key: uuid() }).then(function (body) {
+        api("redemptions/", { method: "POST", token: self.token, json: { reward: reward.id }, key: key }).then(function (body) {
+          key = null;
           item.textContent = "";
           append(item, [h("span", { class: "ok", text: "Your coupon: " }), self.couponBox(body.coupon.code)]);
           self.say("Redeemed " + reward.name + ". Use the code at checkout.", "ok");
           self.toggle.lastChild.textContent = number(body.points.available) + " points";
-        }).catch(function (error) { idle(); self.say(error.message, "error"); });
+        }).catch(function (error) {
+          if (error.status) key = null; // answered: the next try is a new redemption; a lost answer keeps its key
+          idle(); self.say(error.message, "error");
+        });
       };
       idle();
       return item;
@@ -350,6 +356,8 @@
     render(body) {
       var self = this;
       this.body = body;
+      var focused = this.shadowRoot && this.shadowRoot.activeElement;
+      var focusKey = focused ? focused.getAttribute("data-focus") : null;
       var root = shadow(this, REVIEWS_CSS);
       var s = body.summary;
       var wrap = h("section", { "aria-label": "Reviews of " + body.product.name });
@@ -365,13 +373,13 @@
             h("span", { class: "muted", text: number(count) }));
         }))));
       append(wrap, this.writeView(body.viewer));
-      var sort = h("select", { onchange: function () { self.sort = sort.value; self.load(1); } },
+      var sort = h("select", { "data-focus": "sort", onchange: function () { self.sort = sort.value; self.load(1); } },
         [["relevant", "Most relevant"], ["newest", "Newest"], ["helpful", "Most helpful"], ["highest", "Highest rated"], ["lowest", "Lowest rated"]]
           .map(function (o) { return h("option", { value: o[0], selected: self.sort === o[0] }, o[1]); }));
-      var rating = h("select", { onchange: function () { self.rating = rating.value; self.load(1); } },
+      var rating = h("select", { "data-focus": "rating", onchange: function () { self.rating = rating.value; self.load(1); } },
         [["", "All ratings"], ["5", "5 stars"], ["4", "4 stars"], ["3", "3 stars"], ["2", "2 stars"], ["1", "1 star"]]
           .map(function (o) { return h("option", { value: o[0], selected: self.rating === o[0] }, o[1]); }));
-      var photos = h("input", { type: "checkbox", checked: this.withPhotos, onchange: function () { self.withPhotos = photos.checked; self.load(1); } });
+      var photos = h("input", { type: "checkbox", "data-focus": "photos", checked: this.withPhotos, onchange: function () { self.withPhotos = photos.checked; self.load(1); } });
       append(wrap, h("div", { class: "controls" }, h("label", {}, "Sort by", sort), h("label", {}, "Show", rating),
         h("label", { style: "flex-direction:row;gap:.3em;align-items:center" }, photos, "With photos")));
       this.status = h("p", { role: "status", "aria-live": "polite" });
@@ -385,6 +393,7 @@
       this.lightbox = h("dialog", { "aria-label": "Photo", onclick: function (event) { if (event.target === self.lightbox) self.lightbox.close(); } });
       root.appendChild(wrap);
       root.appendChild(this.lightbox);
+      if (focusKey) { var again = root.querySelector('[data-focus="' + focusKey + '"]'); if (again) again.focus(); }
     }
 
     more(body) {
@@ -470,7 +479,9 @@
         api("products/" + encodeURIComponent(self.getAttribute("sku")) + "/reviews/", { method: "POST", token: self.token, form: new FormData(form) })
           .then(function (body) {
             section.textContent = "";
-            append(section, h("p", { class: "ok", role: "status", text: body.message }));
+            var thanks = h("p", { class: "ok", role: "status", tabindex: "-1", text: body.message });
+            append(section, thanks);
+            thanks.focus();
           }).catch(function (error) {
             button.disabled = false;
             var named = Object.keys(error.fields || {});
@@ -504,7 +515,11 @@
           event.preventDefault();
           error.textContent = "";
           api("products/" + encodeURIComponent(self.getAttribute("sku")) + "/questions/", { method: "POST", token: self.token, json: { text: text.value } })
-            .then(function (answer) { form.replaceWith(h("p", { class: "ok", role: "status", text: answer.message })); })
+            .then(function (answer) {
+              var thanks = h("p", { class: "ok", role: "status", tabindex: "-1", text: answer.message });
+              form.replaceWith(thanks);
+              thanks.focus();
+            })
             .catch(function (problem) { error.textContent = [].concat((problem.fields && problem.fields.text) || problem.message).join(" "); text.focus(); });
         });
         append(section, form);

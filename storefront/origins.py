@@ -1,0 +1,22 @@
+"""What a web origin is, written one way: the form browsers send in ``Origin`` (lower-case scheme,
+the host in ASCII (IDNA), the port only when it is not the scheme's default)."""
+
+from urllib.parse import urlsplit
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}  # host names, as urlsplit gives them
+
+
+def origin_of(url: str) -> str:
+    """The origin of an absolute http(s) URL, or "" for anything else."""
+    try:
+        parts = urlsplit((url or "").strip())
+        port = parts.port
+        host = (parts.hostname or "").encode("idna").decode("ascii").lower()
+    except (ValueError, UnicodeError):
+        return ""
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return ""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" + (f":{port}" if port and port != _DEFAULT_PORTS[scheme] else "")
