@@ -49,6 +49,10 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # The partner API and the widgets' API first: they take most of the calls, and each pattern
+    # tried before a match costs every one of them.
+    path("api/v1/", include((api_v1, "api"))),
+    path("embed/v1/", include("storefront.urls")),
     path("", views.home, name="home"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
@@ -61,8 +65,6 @@ urlpatterns = [
     path("insights/", include("insights.urls")),
     path("messages/", include("messaging.urls")),
     path("messages/providers/", include("anymail.urls")),  # bounce and complaint reports
-    path("embed/v1/", include("storefront.urls")),
-    path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="schema"),
     path(
         "api/docs/",
