@@ -24,6 +24,8 @@ IDENTIFIER_RULE = "1 to 100 characters without spaces, '/', '?', '#' or invisibl
 
 # A sum of money as a string: digits, and at most three decimals (the currency decides how many it
 # really has); no sign, exponent or spaces.
+# A TCP port, 1 to 65535, without leading zeros (for URL and origin patterns in the schema).
+PORT_PATTERN = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 MONEY_PATTERN = r"^[0-9]{1,11}([.][0-9]{1,3})?$"
 MONEY = re.compile(MONEY_PATTERN)
 POSITIVE_MONEY_PATTERN = r"^(?=[0.]*[1-9])[0-9]{1,11}([.][0-9]{1,3})?$"

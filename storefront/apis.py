@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.http import HttpResponse
 from django.views.decorators.http import etag, require_GET
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.idempotency import IDEMPOTENCY, REPLAY_422, idempotent
 from accounts.models import Scope
-from accounts.schema import ERRORS, WholeNumber
+from accounts.schema import ERRORS, Text, WholeNumber
 from community import services as community
 from community.apis import known_product, reviews_page
 from community.selectors import product_questions
@@ -32,6 +32,7 @@ from rewards.models import Reward
 from rewards.services import reward_redeem
 from storefront import selectors, services
 from storefront.authentication import ShopperSignedIn, StoreAuthentication, StoreRateThrottle
+from storefront.origins import ORIGIN_PATTERN
 
 # --- The partner's embed settings ------------------------------------------------------------------
 
@@ -42,8 +43,14 @@ class EmbedOutSerializer(serializers.Serializer):
     has_secret = serializers.BooleanField(help_text="Whether a token secret was made (rotate-secret).")
 
 
+@extend_schema_field({"type": "string", "pattern": ORIGIN_PATTERN, "maxLength": 200,
+                      "description": "https://shop.example.com[:port], or http:// for localhost only."})
+class OriginField(Text):
+    pass
+
+
 class EmbedInSerializer(serializers.Serializer):
-    origins = serializers.ListField(child=serializers.CharField(max_length=200), max_length=services.MAX_ORIGINS,
+    origins = serializers.ListField(child=OriginField(max_length=200), max_length=services.MAX_ORIGINS,
                                     help_text='["https://shop.example.com"]: https, or http for localhost only.')
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from core.errors import Invalid
+from core.text import PORT_PATTERN
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Answer:
     retry_after: int | None = None
 
 
-_PORT = r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+_PORT = PORT_PATTERN
 # What the schema publishes (https only; http too where WEBHOOKS_ALLOW_PRIVATE is on).
 URL_PATTERN = rf"^https://[A-Za-z0-9.-]+(:{_PORT})?(/[!-~]*)?$"
 _URL = re.compile(URL_PATTERN)
