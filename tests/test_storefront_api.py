@@ -57,7 +57,7 @@ class TestThePartnersEmbedSettings:
                       format="json")
         assert bad.status_code == 400
         assert sorted(bad.json()["error"]["fields"]) == ["origins.1", "origins.2"]
-        good = api.put("/api/v1/embed/", {"origins": ["HTTPS://Shop.Example.com", "http://localhost:8001"]},
+        good = api.put("/api/v1/embed/", {"origins": ["https://Shop.Example.com", "http://localhost:8001"]},
                        format="json").json()
         assert good["origins"] == ["http://localhost:8001", SHOP]
         secret = api.post("/api/v1/embed/rotate-secret/").json()["secret"]
@@ -395,9 +395,11 @@ class TestFromTheReview:
         assert answer.status_code == 403 and "Access-Control-Allow-Origin" not in answer
 
     def test_origins_are_kept_as_browsers_send_them(self, api):
-        origins = api.put("/api/v1/embed/", {"origins": ["https://shop.example.com:443", "https://Bücher.example"]},
+        origins = api.put("/api/v1/embed/", {"origins": ["https://shop.example.com:443", "https://XN--bcher-kva.example"]},
                           format="json").json()["origins"]
         assert origins == ["https://shop.example.com", "https://xn--bcher-kva.example"]
+        unicode = api.put("/api/v1/embed/", {"origins": ["https://bücher.example"]}, format="json")
+        assert unicode.status_code == 400 and "xn--" in unicode.json()["error"]["fields"]["origins.0"][0]
 
     def test_a_replay_of_a_secret_stored_before_sealing_still_answers(self, api):
         from accounts.models import IdempotencyRecord
