@@ -9,7 +9,7 @@ comma := ,
 PORT ?= 8000
 SHOP_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 
-.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots clean cluster cluster-stop loadtest
+.PHONY: install run test lint bench fuzz migrate worker beat lock screenshots messages clean cluster cluster-stop loadtest
 
 $(STAMP): pyproject.toml requirements.lock package.json package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,15 @@ lock:
 	rm -rf /tmp/loyalty-lock-venv && $(PYTHON) -m venv /tmp/loyalty-lock-venv
 	/tmp/loyalty-lock-venv/bin/pip install --quiet ".[dev]"
 	/tmp/loyalty-lock-venv/bin/pip freeze --exclude-editable | grep -v '^loyalty-loop' > requirements.lock
+
+## Refresh the German catalogue (locale/de/LC_MESSAGES/django.po) from the code and templates, and
+## compile it (django.mo). Needs GNU gettext (xgettext, msgfmt); both files are committed, so a fresh
+## clone runs and tests without it. Translate the new entries of the .po, then run it again.
+MESSAGES_IGNORE := --ignore=.venv --ignore=node_modules --ignore=tests --ignore=bench --ignore=fuzz \
+	--ignore=staticfiles --ignore=media --ignore=private-media
+messages: install
+	$(BIN)/python manage.py makemessages -l de --no-obsolete --add-location=file $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py compilemessages -l de --ignore=.venv --ignore=node_modules
 
 screenshots: install
 	$(BIN)/python -m pytest tests/test_screenshots.py tests/test_screenshots_embed.py --screenshots

@@ -10,9 +10,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from accounts import services
 from accounts.models import ApiKey, AuditLog, ConsentEvent, ExternalId, Member, Partner, Scope, User
+from core import l10n
 from core.errors import DomainError
 
 
@@ -55,8 +57,8 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["email", "name"]
     fieldsets = [
         (None, {"fields": ["email", "password", "name"]}),
-        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
-        ("Dates", {"fields": ["last_login", "date_joined"]}),
+        (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (_("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
@@ -71,11 +73,11 @@ class ConsentEventInline(ReadOnlyInline):
     model = ConsentEvent
     fields = ["created_at", "purpose", "channel", "source", "partner"]
     readonly_fields = fields
-    verbose_name_plural = "Consent history"
+    verbose_name_plural = _("Consent history")
 
 
 class EraseForm(forms.Form):
-    reason = forms.CharField(max_length=500, help_text="Who asked and how, for the audit log (a ticket number).")
+    reason = forms.CharField(max_length=500, help_text=_("Who asked and how, for the audit log (a ticket number)."))
 
 
 class MemberForm(forms.ModelForm):
@@ -107,7 +109,7 @@ class MemberAdmin(admin.ModelAdmin):  # its own service: member_staff_update
     list_display = ["__str__", "email", "points_available", "points_pending", "created_at", "has_login"]
     list_filter = [("user", admin.EmptyFieldListFilter), ("erased_at", admin.EmptyFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "phone", "referral_code", "external_ids__external_id"]
-    search_help_text = "Email, name, phone, referral code or a partner's external id."
+    search_help_text = _("Email, name, phone, referral code or a partner's external id.")
     date_hierarchy = "created_at"
     inlines = [ExternalIdInline, ConsentEventInline]
     readonly_fields = [
@@ -116,15 +118,15 @@ class MemberAdmin(admin.ModelAdmin):  # its own service: member_staff_update
         "erased_at",
     ]
     fieldsets = [
-        ("Profile", {"fields": ["email", "first_name", "last_name", "birthday", "phone", "user", "referral_code"]}),
-        ("Communication preferences (set by the member)", {
+        (_("Profile"), {"fields": ["email", "first_name", "last_name", "birthday", "phone", "user", "referral_code"]}),
+        (_("Communication preferences (set by the member)"), {
             "fields": ["offers_channel", "reminders_channel", "surveys_channel", "statements_channel"],
         }),
-        ("Points", {"fields": ["points_summary", "last_activity_at"]}),
-        ("Dates", {"fields": ["created_at", "updated_at", "erased_at"]}),
+        (_("Points"), {"fields": ["points_summary", "last_activity_at"]}),
+        (_("Dates"), {"fields": ["created_at", "updated_at", "erased_at"]}),
     ]
 
-    @admin.display(description="Points")
+    @admin.display(description=_("Points"))
     def points_summary(self, obj):
         from rewards.admin import member_points_summary
 
@@ -166,13 +168,14 @@ class MemberAdmin(admin.ModelAdmin):  # its own service: member_staff_update
         form = EraseForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             services.member_erase(member=member, actor_user=request.user, reason=form.cleaned_data["reason"])
-            messages.success(request, "Personal data erased; the ledger and orders stay for the books.")
+            messages.success(request, _("Personal data erased; the ledger and orders stay for the books."))
             return redirect("admin:accounts_member_change", member.pk)
-        context = {**self.admin_site.each_context(request), "title": f"Erase {member}", "member": member,
+        context = {**self.admin_site.each_context(request), "title": _("Erase %(member)s") % {"member": member},
+                   "member": member,
                    "form": form, "opts": self.model._meta}
         return TemplateResponse(request, "admin/accounts/member/erase.html", context)
 
-    @admin.display(boolean=True, description="Portal login")
+    @admin.display(boolean=True, description=_("Portal login"))
     def has_login(self, obj):
         return obj.user_id is not None
 
@@ -226,11 +229,11 @@ class PartnerAdmin(admin.ModelAdmin):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
-    @admin.display(description="Active keys", ordering="_keys")
+    @admin.display(description=_("Active keys"), ordering="_keys")
     def active_keys(self, obj):
         return obj._keys
 
-    @admin.display(description="Members", ordering="_members")
+    @admin.display(description=_("Members"), ordering="_members")
     def members(self, obj):
         return obj._members
 
@@ -279,15 +282,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # Only the rate limit changes after creation (a new scope set is a new key).
         return [] if obj is None else [f for f in self.get_fields(request, obj) if f != "rate_limit"]
 
-    @admin.display(description="Scopes")
+    @admin.display(description=_("Scopes"))
     def scope_list(self, obj):
         return ", ".join(obj.scopes)
 
-    @admin.display(description="Status")
+    @admin.display(description=_("Status"))
     def status(self, obj):
         if obj.revoked_at:
-            return format_html('<span style="color:#b91c1c">revoked {}</span>', obj.revoked_at.date())
-        return "active"
+            return format_html('<span style="color:#b91c1c">{}</span>',
+                               _("revoked %(day)s") % {"day": l10n.short_day(obj.revoked_at)})
+        return _("active")
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -307,18 +311,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def response_add(self, request, obj, post_url_continue=None):
         context = {
             **self.admin_site.each_context(request),
-            "title": "Copy the new API key now",
+            "title": _("Copy the new API key now"),
             "api_key": ApiKey.objects.get(pk=obj.pk),
             "raw_key": request._new_api_key,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/accounts/apikey/created.html", context)
 
-    @admin.action(description="Revoke the selected keys")
+    @admin.action(description=_("Revoke the selected keys"))
     def revoke(self, request, queryset):
         for key in queryset.filter(revoked_at__isnull=True):
             services.api_key_revoke(api_key=key, actor_user=request.user, reason="revoked in the admin")
-        messages.success(request, "Revoked. Calls with these keys now get 401.")
+        messages.success(request, _("Revoked. Calls with these keys now get 401."))
 
     def has_delete_permission(self, request, obj=None):
         return False

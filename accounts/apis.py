@@ -1,4 +1,5 @@
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -35,6 +36,10 @@ class MemberInSerializer(serializers.Serializer):
     phone = Text(max_length=24, required=False, allow_blank=True,
                  help_text="With its country code (+441234567890); spaces, dashes and brackets are ignored.")
     consents = ConsentsSerializer(required=False)
+    language = serializers.ChoiceField(
+        choices=[code for code, _name in settings.LANGUAGES], required=False, allow_blank=True,
+        help_text="The language the customer reads (en, de): the portal's and every message we send them. Empty: "
+        "the program's (en).")
     referred_by_code = Text(
         max_length=20, required=False, allow_blank=True,
         help_text="The referral code the customer came with; linked when the member is new.")

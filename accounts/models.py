@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class UserManager(BaseUserManager):
@@ -57,16 +58,16 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class Channel(models.TextChoices):
-    EMAIL = "email", "Email"
-    SMS = "sms", "SMS"
-    NONE = "none", "None"
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    NONE = "none", _("None")
 
 
 class Purpose(models.TextChoices):
-    OFFERS = "offers", "Offers and news"
-    REMINDERS = "reminders", "Points reminders"
-    SURVEYS = "surveys", "Surveys and review requests"
-    STATEMENTS = "statements", "Monthly points statement"
+    OFFERS = "offers", _("Offers and news")
+    REMINDERS = "reminders", _("Points reminders")
+    SURVEYS = "surveys", _("Surveys and review requests")
+    STATEMENTS = "statements", _("Monthly points statement")
 
 
 class Member(models.Model):
@@ -80,17 +81,22 @@ class Member(models.Model):
     user = models.OneToOneField(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="member"
     )
-    email = models.EmailField(blank=True, help_text="Stored lower-case; unique when present.")
+    email = models.EmailField(blank=True, help_text=_("Stored lower-case; unique when present."))
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     birthday = models.DateField(null=True, blank=True)
-    phone = models.CharField(max_length=16, blank=True, help_text="E.164, for example +441234567890.")
+    phone = models.CharField(max_length=16, blank=True, help_text=_("E.164, for example +441234567890."))
     offers_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE)
     reminders_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.EMAIL)
     surveys_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE)
     statements_channel = models.CharField(max_length=5, choices=Channel.choices, default=Channel.NONE,
-                                          help_text="The monthly statement: sent only to members who ask for it.")
+                                          help_text=_("The monthly statement: sent only to members who ask for it."))
     referral_code = models.CharField(max_length=16, unique=True)
+    # A database default too: bulk inserts (imports, the partner batch) name their columns.
+    language = models.CharField(
+        max_length=8, blank=True, default="", db_default="",
+        help_text=_("The language the member reads (one of LANGUAGES: en, de): the portal after they log in, and "
+        "every message we send them. Empty: the program's language, English."))
 
     points_available = models.BigIntegerField(default=0)
     points_pending = models.BigIntegerField(default=0)
@@ -132,8 +138,8 @@ class Partner(models.Model):
     is_active = models.BooleanField(default=True)
     shares_members = models.ManyToManyField(
         "self", symmetrical=True, blank=True,
-        help_text="Partners that are the same store as this one (its web shop and its point of sale): they may "
-        "link each other's members by email. Off for everyone else, who get 409 email_taken.",
+        help_text=_("Partners that are the same store as this one (its web shop and its point of sale): they may "
+        "link each other's members by email. Off for everyone else, who get 409 email_taken."),
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -187,13 +193,13 @@ class ApiKey(models.Model):
     """
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=120, help_text="What the key is for, for example 'Shopify sync'.")
-    prefix = models.CharField(max_length=12, help_text="The first characters of the key, to recognise it.")
+    name = models.CharField(max_length=120, help_text=_("What the key is for, for example 'Shopify sync'."))
+    prefix = models.CharField(max_length=12, help_text=_("The first characters of the key, to recognise it."))
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     scopes = models.JSONField(default=list)
     rate_limit = models.CharField(
         max_length=20, blank=True,
-        help_text="Requests allowed to this key, for example 600/min; empty for the API_RATE_LIMIT default.",
+        help_text=_("Requests allowed to this key, for example 600/min; empty for the API_RATE_LIMIT default."),
     )
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -201,7 +207,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name = "API key"
+        verbose_name = _("API key")
 
     def __str__(self):
         return f"{self.partner} / {self.name} ({self.prefix}…)"
@@ -236,7 +242,7 @@ class AuditLog(models.Model):
     actor_partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     action = models.CharField(max_length=60, db_index=True)
     member = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_logs")
-    subject = models.CharField(max_length=120, blank=True, help_text="What was changed, e.g. 'api_key:12'.")
+    subject = models.CharField(max_length=120, blank=True, help_text=_("What was changed, e.g. 'api_key:12'."))
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)

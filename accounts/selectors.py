@@ -51,6 +51,7 @@ def member_api_representation(*, member: Member, partner: Partner, external_id: 
         "last_name": member.last_name,
         "birthday": member.birthday.isoformat() if member.birthday else None,
         "phone": member.phone,
+        "language": member.language,
         "consents": {
             "offers": member.offers_channel,
             "reminders": member.reminders_channel,

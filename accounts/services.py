@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from accounts.models import (
     ApiKey,
@@ -31,7 +33,7 @@ from core.events import Emitted
 from core.rates import parse_rate
 from core.text import IDENTIFIER_RULE, is_identifier
 
-PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone")
+PROFILE_FIELDS = ("email", "first_name", "last_name", "birthday", "phone", "language")
 _PHONE_JUNK = re.compile(r"[\s\-().]")
 _E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 # No 0/O, 1/I/L: codes are read aloud and typed from paper receipts.
@@ -45,8 +47,8 @@ def normalize_email(email: str | None) -> str:
 def check_birthday(birthday: date | None) -> date | None:
     """A birthday from 1900-01-01 to today (the member's own clock aside), or ``Invalid`` naming it."""
     if birthday is not None and not (date(1900, 1, 1) <= birthday <= timezone.localdate()):
-        raise Invalid("Must be a date between 1900-01-01 and today.",
-                      fields={"birthday": "Must be a date between 1900-01-01 and today."})
+        raise Invalid(_("Must be a date between 1900-01-01 and today."),
+                      fields={"birthday": _("Must be a date between 1900-01-01 and today.")})
     return birthday
 
 
@@ -63,10 +65,25 @@ def normalize_phone(phone: str | None) -> str:
         raw = "+" + raw[2:]
     if not _E164.match(raw):
         raise Invalid(
-            "Enter the number with its country code, for example +441234567890.",
-            fields={"phone": "Enter the number with its country code, for example +441234567890."},
+            _("Enter the number with its country code, for example +441234567890."),
+            fields={"phone": _("Enter the number with its country code, for example +441234567890.")},
         )
     return raw
+
+
+def check_language(language: str | None) -> str:
+    """One of ``LANGUAGES`` (``de``; ``de-at`` is read as ``de``), or empty for the program's own,
+    or ``Invalid`` naming the field."""
+    code = (language or "").strip().lower()
+    if not code:
+        return ""
+    codes = [known for known, _ in settings.LANGUAGES]
+    if code not in codes and code.split("-")[0] in codes:
+        code = code.split("-")[0]
+    if code not in codes:
+        message = _("Choose one of: %(codes)s.") % {"codes": ", ".join(codes)}
+        raise Invalid(message, fields={"language": message})
+    return code
 
 
 def validate_external_id(external_id: str) -> str:
@@ -100,15 +117,16 @@ def _record_consents(*, member: Member, consents: dict[str, str], source: str,
     changed = []
     for purpose, channel in consents.items():
         if purpose not in Purpose.values:
-            raise Invalid(f"Unknown purpose {purpose!r}.", fields={f"consents.{purpose}": "Unknown purpose."})
+            raise Invalid(f"Unknown purpose {purpose!r}.", fields={f"consents.{purpose}": _("Unknown purpose.")})
         if channel not in Channel.values:
             raise Invalid(
                 f"Unknown channel {channel!r}.",
-                fields={f"consents.{purpose}": f"Choose one of {', '.join(Channel.values)}."},
+                fields={f"consents.{purpose}": _("Choose one of %(channels)s.") % {
+                    "channels": ", ".join(Channel.values)}},
             )
         if channel == Channel.SMS and not member.phone:
             raise Invalid(
-                "SMS needs a phone number.", fields={f"consents.{purpose}": "Add a phone number to get SMS."}
+                _("SMS needs a phone number."), fields={f"consents.{purpose}": _("Add a phone number to get SMS.")}
             )
         if member.channel_for(purpose) != channel:
             setattr(member, f"{purpose}_channel", channel)
@@ -130,10 +148,11 @@ def member_consents_set(*, member: Member, consents: dict[str, str], source: str
 
 
 def _member_create(*, email: str = "", first_name: str = "", last_name: str = "",
-                   birthday: date | None = None, phone: str = "", user: User | None = None) -> Member:
+                   birthday: date | None = None, phone: str = "", language: str = "",
+                   user: User | None = None) -> Member:
     member = Member.objects.create(
         email=email, first_name=first_name, last_name=last_name, birthday=birthday, phone=phone,
-        user=user, referral_code=referral_code_generate(first_name=first_name),
+        language=language, user=user, referral_code=referral_code_generate(first_name=first_name),
     )
     events.emit("member.created", member_id=member.pk, occurred_at=member.created_at)
     return member
@@ -243,7 +262,7 @@ def _members_insert(missing: dict[str, dict], emails_of: dict[str, str], now
     created: dict[str, NewMember] = {}
     taken_meanwhile: dict[str, int] = {}
     todo = list(emails_of)
-    for _ in range(5):
+    for _attempt in range(5):
         if not todo:
             return created, taken_meanwhile
         codes = referral_codes_generate([missing[key].get("first_name", "") for key in todo])
@@ -278,9 +297,9 @@ def _email_taken() -> Conflict:
     # The same words whoever holds the address: the answer must not tell one store about another's
     # customers beyond the fact, unavoidable with unique emails, that the address is in use.
     return Conflict(
-        "Another member already uses this email address.",
+        _("Another member already uses this email address."),
         code="email_taken",
-        fields={"email": "Another member already uses this email address."},
+        fields={"email": _("Another member already uses this email address.")},
     )
 
 
@@ -323,6 +342,8 @@ def member_upsert_for_partner(*, partner: Partner, external_id: str, data: dict[
         data["email"] = normalize_email(data["email"])
     if "phone" in data:
         data["phone"] = normalize_phone(data["phone"])
+    if "language" in data:
+        data["language"] = check_language(data["language"])
 
     for attempt in range(3):
         try:
@@ -357,9 +378,9 @@ def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, boo
             ExternalId.objects.create(partner=partner, member=member, external_id=external_id)
         elif known_as != external_id:
             raise Conflict(
-                "This email belongs to a member you already know under another external_id.",
+                _("This email belongs to a member you already know under another external_id."),
                 code="email_taken",
-                fields={"email": "This email belongs to a member you know under another external_id."},
+                fields={"email": _("This email belongs to a member you know under another external_id.")},
             )
         # else: a concurrent call linked this very id while we waited for the lock; update it.
 
@@ -376,16 +397,17 @@ def _member_upsert(*, partner, external_id, data, consents) -> tuple[Member, boo
     return member, created
 
 
-def member_attach_user(*, user: User, email: str) -> Member:
+def member_attach_user(*, user: User, email: str, language: str = "") -> Member:
     """Give a user who has just verified ``email`` their member.
 
     A member a partner created earlier with the same email becomes this user's member: the
     verification proves the person controls that address. Otherwise a new member is created.
+    ``language`` is the one they signed up in: kept for a member who has none yet.
     """
     existing = Member.objects.filter(user=user).first()
     if existing is not None:
         return existing
-    email = normalize_email(email)
+    email, language = normalize_email(email), check_language(language)
     with transaction.atomic():
         member = (
             Member.objects.select_for_update(no_key=True)
@@ -394,12 +416,13 @@ def member_attach_user(*, user: User, email: str) -> Member:
         )
         if member is not None:
             member.user = user
-            member.save(update_fields=["user", "updated_at"])
+            member.language = member.language or language
+            member.save(update_fields=["user", "language", "updated_at"])
             return member
         if Member.objects.filter(email=email).exists():
             # The address belongs to another login's member (it changed hands); do not share it.
             email = ""
-        return _member_create(user=user, email=email)
+        return _member_create(user=user, email=email, language=language)
 
 
 def member_get_or_create_for_user(*, user: User) -> Member:
@@ -417,18 +440,31 @@ def member_change_email(*, member: Member, email: str) -> Member:
     return member
 
 
-def member_update_profile(*, member: Member, first_name: str, last_name: str, birthday: date | None,
-                          phone: str, consents: dict[str, str]) -> Member:
-    """Save the member's own profile edits from the portal."""
-    phone, birthday = normalize_phone(phone), check_birthday(birthday)
+_UNCHANGED: Any = object()
+
+
+def member_update_profile(*, member: Member, first_name: str | None = None, last_name: str | None = None,
+                          birthday: date | None = _UNCHANGED, phone: str | None = None,
+                          consents: dict[str, str] | None = None, language: str | None = None) -> Member:
+    """Save the member's own profile edits from the portal: the whole profile form, or one thing
+    (the language picked in the page's switcher). What is not given stays as it is."""
+    values: dict[str, Any] = {}
+    if first_name is not None:
+        values["first_name"] = first_name.strip()
+    if last_name is not None:
+        values["last_name"] = last_name.strip()
+    if birthday is not _UNCHANGED:
+        values["birthday"] = check_birthday(birthday)
+    if phone is not None:
+        values["phone"] = normalize_phone(phone)
+    if language is not None:
+        values["language"] = check_language(language)
     with transaction.atomic():
         member = Member.objects.select_for_update(no_key=True).get(pk=member.pk)
-        values = {"first_name": first_name.strip(), "last_name": last_name.strip(), "birthday": birthday,
-                  "phone": phone}
         changed = [field for field, value in values.items() if getattr(member, field) != value]
         for field, value in values.items():
             setattr(member, field, value)
-        changed += _record_consents(member=member, consents=consents, source="portal")
+        changed += _record_consents(member=member, consents=consents or {}, source="portal")
         member.save()
         if changed:
             events.emit("member.updated", member_id=member.pk, data={"changed": sorted(changed), "source": "portal"})
@@ -451,6 +487,7 @@ def member_export(*, member: Member, actor_user: User | None = None,
             "last_name": member.last_name,
             "birthday": member.birthday.isoformat() if member.birthday else None,
             "phone": member.phone,
+            "language": member.language,
             "referral_code": member.referral_code,
             "member_since": member.created_at.isoformat(),
         },
@@ -528,18 +565,20 @@ def hash_api_key(raw_key: str) -> str:
 def _check_scopes(scopes: list[str]) -> list[str]:
     unknown = sorted(set(scopes) - set(Scope.values))
     if unknown:
-        raise Invalid(f"Unknown scopes: {', '.join(unknown)}.", fields={"scopes": f"Unknown: {', '.join(unknown)}"})
+        raise Invalid(_("Unknown scopes: %(scopes)s.") % {"scopes": ", ".join(unknown)},
+                      fields={"scopes": _("Unknown: %(scopes)s") % {"scopes": ", ".join(unknown)}})
     if not scopes:
-        raise Invalid("A key needs at least one scope.", fields={"scopes": "Choose at least one scope."})
+        raise Invalid(_("A key needs at least one scope."), fields={"scopes": _("Choose at least one scope.")})
     return sorted(set(scopes))
 
 
 def partner_create(*, name: str, actor_user: User | None = None) -> Partner:
     name = name.strip()
     if not name:
-        raise Invalid("A partner needs a name.", fields={"name": "This field is required."})
+        raise Invalid(_("A partner needs a name."), fields={"name": _("This field is required.")})
     if Partner.objects.filter(name__iexact=name).exists():
-        raise Conflict(f"A partner named {name!r} already exists.", fields={"name": "Already exists."})
+        raise Conflict(_("A partner named %(name)s already exists.") % {"name": repr(name)},
+                       fields={"name": _("Already exists.")})
     with transaction.atomic():
         partner = Partner.objects.create(name=name)
         _audit(action="partner.created", actor_user=actor_user, subject=f"partner:{partner.pk}", after={"name": name})
@@ -553,7 +592,8 @@ def rate_limit_clean(rate_limit: str) -> str:
     try:
         return str(parse_rate(rate_limit))
     except ValueError as exc:
-        raise Invalid(str(exc), fields={"rate_limit": "Write it like 600/min (per sec, min, hour or day)."}) from None
+        raise Invalid(str(exc), fields={
+            "rate_limit": _("Write it like 600/min (per sec, min, hour or day).")}) from None
 
 
 def api_key_create(*, partner: Partner, name: str, scopes: list[str], rate_limit: str = "",
@@ -634,12 +674,13 @@ def partner_set_sharing(*, partner: Partner, shares_with: list[Partner], actor_u
 def partner_rename(*, partner: Partner, name: str, actor_user: User | None = None) -> Partner:
     name = name.strip()
     if not name:
-        raise Invalid("A partner needs a name.", fields={"name": "This field is required."})
+        raise Invalid(_("A partner needs a name."), fields={"name": _("This field is required.")})
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
         if partner.name != name:
             if Partner.objects.filter(name__iexact=name).exclude(pk=partner.pk).exists():
-                raise Conflict(f"A partner named {name!r} already exists.", fields={"name": "Already exists."})
+                raise Conflict(_("A partner named %(name)s already exists.") % {"name": repr(name)},
+                               fields={"name": _("Already exists.")})
             _audit(action="partner.renamed", actor_user=actor_user, subject=f"partner:{partner.pk}",
                    before={"name": partner.name}, after={"name": name})
             partner.name = name

@@ -10,10 +10,14 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import Member
 from campaigns import audience, selectors, services, stats
 from campaigns.models import Campaign, CampaignEntry, CampaignStatus
+from campaigns.selectors import MIN_GROUP
+from core import l10n
 from core.admin import ReadOnlyAdmin
 from core.charts import bar_chart
 from core.errors import DomainError
@@ -36,44 +40,45 @@ TEXTS = {"bought_sku": "bought_sku", "bought_category": "bought_category", "even
 class CampaignForm(forms.ModelForm):
     """The campaign, with its audience as fields staff fill in (stored as the audience's conditions)."""
 
-    match = forms.ChoiceField(choices=[("all", "Members who match every condition below"),
-                                       ("any", "Members who match any condition below")], initial="all")
+    match = forms.ChoiceField(choices=[("all", _("Members who match every condition below")),
+                                       ("any", _("Members who match any condition below"))], initial="all",
+                              label=_("Match"))
     segments = forms.MultipleChoiceField(choices=[(s, s) for s in SEGMENTS], required=False,
-                                         widget=forms.CheckboxSelectMultiple, label="RFM segments")
-    p_alive_min = forms.FloatField(required=False, min_value=0, max_value=1, label="P(alive) at least")
-    p_alive_max = forms.FloatField(required=False, min_value=0, max_value=1, label="P(alive) at most",
-                                   help_text="For a win-back: at most 0.5, say.")
-    clv_min = forms.DecimalField(required=False, min_value=0, label="Predicted CLV at least")
-    revenue_min = forms.DecimalField(required=False, min_value=0, label="Historic spend at least")
-    revenue_max = forms.DecimalField(required=False, min_value=0, label="Historic spend at most")
-    orders_min = forms.IntegerField(required=False, min_value=0, label="Orders at least")
-    orders_max = forms.IntegerField(required=False, min_value=0, label="Orders at most")
-    days_since_min = forms.IntegerField(required=False, min_value=0, label="Days since the last order at least")
-    days_since_max = forms.IntegerField(required=False, min_value=0, label="Days since the last order at most")
+                                         widget=forms.CheckboxSelectMultiple, label=_("RFM segments"))
+    p_alive_min = forms.FloatField(required=False, min_value=0, max_value=1, label=_("P(alive) at least"))
+    p_alive_max = forms.FloatField(required=False, min_value=0, max_value=1, label=_("P(alive) at most"),
+                                   help_text=_("For a win-back: at most 0.5, say."))
+    clv_min = forms.DecimalField(required=False, min_value=0, label=_("Predicted CLV at least"))
+    revenue_min = forms.DecimalField(required=False, min_value=0, label=_("Historic spend at least"))
+    revenue_max = forms.DecimalField(required=False, min_value=0, label=_("Historic spend at most"))
+    orders_min = forms.IntegerField(required=False, min_value=0, label=_("Orders at least"))
+    orders_max = forms.IntegerField(required=False, min_value=0, label=_("Orders at most"))
+    days_since_min = forms.IntegerField(required=False, min_value=0, label=_("Days since the last order at least"))
+    days_since_max = forms.IntegerField(required=False, min_value=0, label=_("Days since the last order at most"))
     tiers = forms.ModelMultipleChoiceField(queryset=Tier.objects.order_by("rank"), required=False,
                                            widget=forms.CheckboxSelectMultiple)
-    points_min = forms.IntegerField(required=False, min_value=0, label="Points available at least",
-                                    help_text="Near a reward: at least its price less 100, say.")
-    expiring_min = forms.IntegerField(required=False, min_value=0, label="Points expiring within 30 days at least")
-    bought_sku = forms.CharField(required=False, label="Bought the SKU")
-    bought_category = forms.CharField(required=False, label="Bought in the category")
-    bought_days = forms.IntegerField(required=False, min_value=1, label="...within this many days",
-                                     help_text="Empty: ever. Also the window of the custom event.")
+    points_min = forms.IntegerField(required=False, min_value=0, label=_("Points available at least"),
+                                    help_text=_("Near a reward: at least its price less 100, say."))
+    expiring_min = forms.IntegerField(required=False, min_value=0, label=_("Points expiring within 30 days at least"))
+    bought_sku = forms.CharField(required=False, label=_("Bought the SKU"))
+    bought_category = forms.CharField(required=False, label=_("Bought in the category"))
+    bought_days = forms.IntegerField(required=False, min_value=1, label=_("...within this many days"),
+                                     help_text=_("Empty: ever. Also the window of the custom event."))
     nps = forms.MultipleChoiceField(choices=NPS_CHOICES, required=False, widget=forms.CheckboxSelectMultiple,
-                                    label="Answered a survey as")
-    event = forms.CharField(required=False, label="Did the custom event (activity type)")
-    birthday_this_month = forms.BooleanField(required=False, label="Birthday this month",
-                                             help_text="With a monthly trigger: a birthday offer, once a year each.")
-    joined_this_month = forms.BooleanField(required=False, label="Membership anniversary this month",
-                                           help_text="Joined in this month of an earlier year (monthly trigger).")
-    referral = forms.MultipleChoiceField(choices=[("referred_friends", "Referred a friend who ordered"),
-                                                  ("was_referred", "Was referred by a friend"),
-                                                  ("not_referred", "Was not referred")],
-                                         required=False, widget=forms.CheckboxSelectMultiple, label="Referrals")
-    member_list = forms.FileField(required=False, label="A fixed list (CSV)",
-                                  help_text="One e-mail address or member id per line (commas or semicolons), "
-                                  "at most 2 MB. Replaces the list saved.")
-    member_list_clear = forms.BooleanField(required=False, label="Remove the saved list")
+                                    label=_("Answered a survey as"))
+    event = forms.CharField(required=False, label=_("Did the custom event (activity type)"))
+    birthday_this_month = forms.BooleanField(required=False, label=_("Birthday this month"),
+                                             help_text=_("With a monthly trigger: a birthday offer, once a year each."))
+    joined_this_month = forms.BooleanField(required=False, label=_("Membership anniversary this month"),
+                                           help_text=_("Joined in this month of an earlier year (monthly trigger)."))
+    referral = forms.MultipleChoiceField(choices=[("referred_friends", _("Referred a friend who ordered")),
+                                                  ("was_referred", _("Was referred by a friend")),
+                                                  ("not_referred", _("Was not referred"))],
+                                         required=False, widget=forms.CheckboxSelectMultiple, label=_("Referrals"))
+    member_list = forms.FileField(required=False, label=_("A fixed list (CSV)"),
+                                  help_text=_("One e-mail address or member id per line (commas or semicolons), "
+                                  "at most 2 MB. Replaces the list saved."))
+    member_list_clear = forms.BooleanField(required=False, label=_("Remove the saved list"))
 
     class Meta:
         model = Campaign
@@ -110,7 +115,8 @@ class CampaignForm(forms.ModelForm):
             return None
         ids, bad = [], []
         if upload.size > LIST_MAX_BYTES:
-            raise ValidationError(f"The list is larger than {LIST_MAX_BYTES // 1_000_000} MB; split it.")
+            raise ValidationError(_("The list is larger than %(size)s MB; split it.") % {
+                "size": LIST_MAX_BYTES // 1_000_000})
         # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark.
         text = upload.read().decode("utf-8-sig", errors="replace")
         lines = [row[0].strip() if row else "" for row in csv.reader(io.StringIO(text.replace(";", ",")))]
@@ -126,12 +132,14 @@ class CampaignForm(forms.ModelForm):
             elif line.isdigit() and int(line) in real:
                 ids.append(int(line))
             else:
-                bad.append(f"line {number} ({line[:40]})")
+                bad.append(_("line %(number)s (%(text)s)") % {"number": number, "text": line[:40]})
         if bad:
-            raise ValidationError(f"No member for {', '.join(bad[:10])}{' and more' if len(bad) > 10 else ''}; "
-                                  f"the {len(ids)} others are fine.")
+            named = ", ".join(bad[:10]) + (_(" and more") if len(bad) > 10 else "")
+            raise ValidationError(ngettext("No member for %(lines)s; the %(count)s other is fine.",
+                                           "No member for %(lines)s; the %(count)s others are fine.", len(ids)) % {
+                "lines": named, "count": len(ids)})
         if not ids:
-            raise ValidationError("The list has no member in it.")
+            raise ValidationError(_("The list has no member in it."))
         return sorted(set(ids))
 
     def audience(self) -> dict:
@@ -182,31 +190,32 @@ class CampaignAdmin(admin.ModelAdmin):
     change_form_template = "admin/campaigns/campaign/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "status", "trigger", "starts_at", "ends_at", "last_run_at", "entered"]}),
-        ("Audience", {"fields": ["match", "segments", ("p_alive_min", "p_alive_max"), "clv_min",
+        (_("Audience"), {"fields": ["match", "segments", ("p_alive_min", "p_alive_max"), "clv_min",
                                  ("revenue_min", "revenue_max"), ("orders_min", "orders_max"),
                                  ("days_since_min", "days_since_max"), "tiers", ("points_min", "expiring_min"),
                                  ("bought_sku", "bought_category", "bought_days"), "nps", "event",
                                  "birthday_this_month", "joined_this_month", "referral",
                                  ("member_list", "member_list_clear"),
                                  "audience_now"],
-                      "description": "Members who refused offers and news are never in it."}),
-        ("Offer", {"fields": ["offer", "offer_points", "offer_reward",
+                      "description": _("Members who refused offers and news are never in it.")}),
+        (_("Offer"), {"fields": ["offer", "offer_points", "offer_reward",
                               ("offer_multiplier", "offer_days"), ("offer_categories", "offer_skus")]}),
-        ("Message", {"fields": ["title", "body", "delivery"],
-                     "description": "Placeholders: {first_name}, {points}, {tier}, {next_reward}, {recommended} "
-                                    "(the member's first \"for you\" product), {offer}, {program}. Sent on the "
-                                    "member's channel for offers and news, under the weekly cap."}),
-        ("Measuring it", {"fields": ["holdout_percent", "report_days"]}),
+        (_("Message"), {"fields": ["title", "body", "delivery"],
+                        "description": _("Placeholders: {first_name}, {points}, {tier}, {next_reward}, {recommended} "
+                                         "(the member's first \"for you\" product), {offer}, {program}. Sent on "
+                                         "the member's channel for offers and news, under the weekly cap.")}),
+        (_("Measuring it"), {"fields": ["holdout_percent", "report_days"]}),
     ]
 
-    @admin.display(description="Entered so far")
+    @admin.display(description=_("Entered so far"))
     def entered(self, obj):
         if obj is None or obj.pk is None:
             return "-"
         groups = dict(CampaignEntry.objects.filter(campaign=obj).values_list("group").annotate(n=Count("pk")))
         url = reverse("admin:campaigns_campaignentry_changelist") + f"?campaign__id__exact={obj.pk}"
-        return format_html('{} sent, {} held out: <a href="{}">every entry</a>', f"{groups.get('treated', 0):,}",
-                           f"{groups.get('holdout', 0):,}", url)
+        return format_html('{}: <a href="{}">{}</a>', _("%(sent)s sent, %(held)s held out") % {
+            "sent": l10n.number(groups.get("treated", 0)), "held": l10n.number(groups.get("holdout", 0))}, url,
+            _("every entry"))
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in ("starts_at", "ends_at"):
@@ -218,11 +227,14 @@ class CampaignAdmin(admin.ModelAdmin):
     class Media:
         js = ["js/campaign-audience.js"]  # the count below follows the audience fields as staff change them
 
-    @admin.display(description="In the audience now")
+    @admin.display(description=_("In the audience now"))
     def audience_now(self, obj):
+        # The script's own words come with the box, in the page's language.
+        box = ('<span data-audience-count data-counting="{}" data-not-counted="{}" data-failed="{}">{}</span>')
+        words = (_("Counting…"), _("Not counted:"), _("Could not count just now."))
         if obj is None or obj.pk is None:
-            return format_html('<span data-audience-count>{}</span>', "Fill in the conditions to see who is in it.")
-        return format_html('<span data-audience-count>{}</span>', audience_words(obj))
+            return format_html(box, *words, _("Fill in the conditions to see who is in it."))
+        return format_html(box, *words, audience_words(obj))
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or obj.status == CampaignStatus.DRAFT
@@ -253,7 +265,8 @@ class CampaignAdmin(admin.ModelAdmin):
         campaign = get_object_or_404(Campaign, pk=pk)
         try:
             services.campaign_set_status(campaign=campaign, status=status, actor_user=request.user)
-            messages.success(request, f"The campaign is {status}.")
+            messages.success(request, _("The campaign is %(status)s.") % {
+                "status": str(CampaignStatus(status).label).lower()})
         except DomainError as exc:
             messages.error(request, exc.message)
         return self._back(campaign)
@@ -263,10 +276,11 @@ class CampaignAdmin(admin.ModelAdmin):
         campaign = get_object_or_404(Campaign.objects.select_related("offer_reward"), pk=pk)
         result = services.campaign_run(campaign=campaign)
         if result.occurrence is None:
-            messages.warning(request, "Nothing is due: the campaign is not running, not started, over, or has run.")
+            messages.warning(request, _("Nothing is due: the campaign is not running, not started, over, or has run."))
         else:
-            messages.success(request, f"{result.entered:,} entered ({result.treated:,} sent, {result.held_out:,} "
-                                      "held out).")
+            messages.success(request, _("%(entered)s entered (%(sent)s sent, %(held)s held out).") % {
+                "entered": l10n.number(result.entered), "sent": l10n.number(result.treated),
+                "held": l10n.number(result.held_out)})
         return self._back(campaign)
 
     def test_view(self, request, pk):
@@ -274,7 +288,7 @@ class CampaignAdmin(admin.ModelAdmin):
         campaign = get_object_or_404(Campaign.objects.select_related("offer_reward"), pk=pk)
         try:
             services.campaign_test_send(campaign=campaign, user=request.user)
-            messages.success(request, f"A test is on its way to {request.user.email}.")
+            messages.success(request, _("A test is on its way to %(email)s.") % {"email": request.user.email})
         except DomainError as exc:
             messages.error(request, exc.message)
         return self._back(campaign)
@@ -309,10 +323,12 @@ class CampaignAdmin(admin.ModelAdmin):
             days = campaign.report_days
         days = min(max(days, 1), 365)
         report = selectors.campaign_report(campaign=campaign, window_days=days)
-        chart = bar_chart([("Sent", 100 * (report.treated.rate or 0)), ("Held out", 100 * (report.holdout.rate or 0))],
-                          title="Share who ordered in the window, %")
+        chart = bar_chart([(_("Sent"), 100 * (report.treated.rate or 0)),
+                           (_("Held out"), 100 * (report.holdout.rate or 0))],
+                          title=_("Share who ordered in the window, %"))
         return TemplateResponse(request, "admin/campaigns/campaign/report.html", {
-            **self.admin_site.each_context(request), "title": f"Report: {campaign}", "campaign": campaign,
+            **self.admin_site.each_context(request), "title": _("Report: %(campaign)s") % {"campaign": campaign},
+            "campaign": campaign,
             "report": report, "rates": report_words(report), "chart": chart, "days": days,
             "opts": self.model._meta})
 
@@ -324,26 +340,39 @@ def audience_words(campaign: Campaign) -> str:
     held = round(count * campaign.holdout_percent / 100)
     mde = stats.minimum_detectable_rate_effect(baseline, count - held, held)
     cost = campaign.offer_cost_points * (count - held)
-    names = format_html_join(", ", "{}", ((m["email"] or f"member #{m['pk']}",) for m in sample))
-    words = (f"{mde * 100:.1f} points on a {baseline * 100:.1f}% baseline" if mde is not None
-             else "none: too few members to hold some out")
-    return format_html("<strong>{} members</strong> (for example {}).<br>Held out: about {}. Offer cost: about "
-                       "{} points. Smallest rise in the {}-day order rate the report could show (80% of the "
-                       "time): {}.", f"{count:,}", names or "nobody", f"{held:,}", f"{cost:,}",
-                       campaign.report_days, words)
+    names = format_html_join(", ", "{}", ((m["email"] or _("member #%(id)s") % {"id": m["pk"]},) for m in sample))
+    words = (_("%(rise)s percentage points on a %(baseline)s%% baseline") % {
+        "rise": l10n.decimal(mde * 100, 1), "baseline": l10n.decimal(baseline * 100, 1)} if mde is not None
+             else _("none: too few members to hold some out"))
+    return format_html("<strong>{}</strong> ({}).<br>{}",
+                       ngettext("%(count)s member", "%(count)s members", count) % {"count": l10n.number(count)},
+                       _("for example %(names)s") % {"names": names} if names else _("for example nobody"),
+                       _("Held out: about %(held)s. Offer cost: about %(cost)s. Smallest rise in the %(days)s-day "
+                         "order rate the report could show (80%% of the time): %(words)s.") % {
+                           "held": l10n.number(held), "cost": l10n.points(cost), "days": campaign.report_days,
+                           "words": words})
 
 
 def report_words(report) -> dict[str, str]:
     """The report's figures as the page prints them: rates in %, differences in points, intervals."""
     def share(rate):
-        return "-" if rate is None else f"{100 * rate:.1f}%"
+        return "-" if rate is None else f"{l10n.decimal(100 * rate, 1)}%"
+
+    def signed(value, places):
+        return ("+" if value >= 0 else "-") + l10n.decimal(abs(value), places)
 
     c, r = report.conversion, report.revenue_per_member
     both = report.treated.members and report.holdout.members
+    verdicts = {"likely positive": _("likely positive"), "likely negative": _("likely negative"),
+                "no measurable effect yet": _("no measurable effect yet")}
     return {
         "treated": share(report.treated.rate), "holdout": share(report.holdout.rate),
-        "difference": f"{100 * c.estimate:+.1f} points ({100 * c.low:+.1f} to {100 * c.high:+.1f})" if both else "-",
-        "revenue": f"{r.estimate:+,.2f} ({r.low:+,.2f} to {r.high:+,.2f})" if both else "-",
+        "difference": _("%(estimate)s percentage points (%(low)s to %(high)s)") % {
+            "estimate": signed(100 * c.estimate, 1), "low": signed(100 * c.low, 1), "high": signed(100 * c.high, 1)}
+        if both else "-",
+        "revenue": f"{signed(r.estimate, 2)} ({signed(r.low, 2)} {_('to')} {signed(r.high, 2)})" if both else "-",
+        "verdict": verdicts.get(report.verdict) or (
+            _("too few members to measure yet (at least %(count)s in each group are needed)") % {"count": MIN_GROUP}),
     }
 
 

@@ -15,12 +15,14 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import AuditLog, Member, User
 from campaigns import audience
 from campaigns.models import Campaign, CampaignEntry, CampaignStatus, Group, OfferKind, Trigger
-from core import bulk, events
+from core import bulk, events, l10n
 from core.errors import Conflict, Invalid
 from core.events import Emitted
 from messaging import catalogue
@@ -84,7 +86,7 @@ def campaign_save(*, campaign: Campaign, actor_user: User | None) -> Campaign:
     """Create or change a campaign (a running one too: its next run uses the new words)."""
     problems = campaign_problems(campaign)
     if problems:
-        raise Invalid("The campaign needs changes.", fields=problems)
+        raise Invalid(_("The campaign needs changes."), fields=problems)
     with transaction.atomic():
         created = campaign.pk is None
         if created:
@@ -123,11 +125,12 @@ def _multiplier_rule(campaign: Campaign, actor_user: User | None, *, save: bool 
 def campaign_set_status(*, campaign: Campaign, status: str, actor_user: User | None) -> Campaign:
     """Launch (running), pause or stop a campaign. A stopped campaign stays stopped."""
     if status not in CampaignStatus.values or status == CampaignStatus.DRAFT:
-        raise Invalid("Unknown status.", fields={"status": "running, paused or stopped."})
+        raise Invalid(_("Unknown status."), fields={"status": _("running, paused or stopped.")})
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if campaign.status == CampaignStatus.STOPPED:
-            raise Conflict("This campaign was stopped; make a copy to run it again.", fields={"status": "Stopped."})
+            raise Conflict(_("This campaign was stopped; make a copy to run it again."),
+                           fields={"status": _("Stopped.")})
         before = campaign.status
         campaign.status = status
         campaign.save(update_fields=["status", "updated_at"])
@@ -201,13 +204,18 @@ def campaign_run(*, campaign: Campaign, now: datetime | None = None) -> RunResul
 
 
 def _offer_words(campaign: Campaign) -> str:
+    """The offer in words, in the active language (each member's, when filled for them)."""
     if campaign.offer == OfferKind.POINTS:
-        return f"{campaign.offer_points:,} bonus points"
+        return ngettext("%(count)s bonus point", "%(count)s bonus points", campaign.offer_points) % {
+            "count": l10n.number(campaign.offer_points)}
     if campaign.offer == OfferKind.COUPON and campaign.offer_reward_id:
-        return f"a coupon for {campaign.offer_reward.name}"
+        return _("a coupon for %(reward)s") % {"reward": campaign.offer_reward.name}
     if campaign.offer == OfferKind.MULTIPLIER and campaign.offer_multiplier:
-        on = ", ".join(_split(campaign.offer_categories) + _split(campaign.offer_skus)) or "every order"
-        return f"{campaign.offer_multiplier.normalize():f}x points on {on} for {campaign.offer_days} days"
+        on = ", ".join(_split(campaign.offer_categories) + _split(campaign.offer_skus)) or _("every order")
+        return ngettext("%(factor)sx points on %(what)s for %(days)s day",
+                        "%(factor)sx points on %(what)s for %(days)s days", campaign.offer_days) % {
+            "factor": l10n.decimal(campaign.offer_multiplier.normalize(), None), "what": on,
+            "days": campaign.offer_days}
     return ""
 
 
@@ -240,7 +248,7 @@ def _treat(campaign: Campaign, member_ids: list[int], key: str, now: datetime) -
                 except Conflict:
                     # Out of stock, over its limit, or the points went to repay what the member owed:
                     # they keep the points, and the message says points, not a coupon.
-                    instead[member_id] = f"{cost:,} points"
+                    instead[member_id] = l10n.later(l10n.points, cost)
     words = _words_for(campaign, member_ids, instead)
     if campaign.delivery in (Delivery.SEND, Delivery.OFF):
         notify(purpose=Purpose.OFFERS, messages=campaign.delivery == Delivery.SEND,
@@ -268,7 +276,6 @@ def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str
     tiers = {tier.pk: tier.name for tier in program.tiers}
     tier_of = member_tier_ids(member_ids) if program.tiers else {}
     words = _wording(campaign)
-    offer = _offer_words(campaign)
     # The next reward: the cheapest open to everyone that the member's points do not pay for yet.
     from rewards.models import Reward
 
@@ -277,14 +284,19 @@ def _words_for(campaign: Campaign, member_ids: list[int], instead: dict[int, str
     # The member's first "for you" suggestion: one query for the chunk, and only when the words use it.
     recommended = top_recommendation_names(member_ids=member_ids) if words.uses("recommended") else {}
     found = {}
-    for pk, first_name, points in Member.objects.filter(pk__in=member_ids).values_list("pk", "first_name",
-                                                                                        "points_available"):
-        ahead = next(((name, cost) for name, cost in ladder if cost > points), None)
-        values = {"first_name": first_name or "there", "points": f"{points:,}",
-                  "tier": tiers.get(tier_of.get(pk), ""), "offer": (instead or {}).get(pk, offer),
-                  "next_reward": f"{ahead[0]} ({ahead[1]:,} points)" if ahead else "",
-                  "recommended": recommended.get(pk, "")}
-        found[pk] = (words.title(**values), words.body(**values))
+    # The campaign's words are staff's, one text for everyone; the values in them (the offer, the
+    # points, the next reward) are written in each member's own language.
+    for pk, first_name, points, language in Member.objects.filter(pk__in=member_ids).values_list(
+            "pk", "first_name", "points_available", "language"):
+        with translation.override(catalogue.language_of(language)):
+            ahead = next(((name, cost) for name, cost in ladder if cost > points), None)
+            next_reward = _("%(reward)s (%(points)s)") % {"reward": ahead[0], "points": l10n.points(ahead[1])} \
+                if ahead else ""
+            values = {"first_name": first_name or _("there"), "points": points,
+                      "tier": tiers.get(tier_of.get(pk), ""),
+                      "offer": (instead or {}).get(pk) or _offer_words(campaign), "next_reward": next_reward,
+                      "recommended": recommended.get(pk, "")}
+            found[pk] = (words.title(**values), words.body(**values))
     return found
 
 
@@ -302,7 +314,7 @@ def campaign_test_send(*, campaign: Campaign, user: User) -> int:
     from messaging.services import Outgoing, messages_queue
 
     if not user.email:
-        raise Invalid("Your account has no e-mail address.", fields={"email": "Add an address to your account."})
+        raise Invalid(_("Your account has no e-mail address."), fields={"email": _("Add an address to your account.")})
     words = _wording(campaign)
     values = {**PLACEHOLDERS, "offer": _offer_words(campaign) or PLACEHOLDERS["offer"]}
     with transaction.atomic():

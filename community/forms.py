@@ -1,14 +1,16 @@
 from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 
 class PublicProfileForm(forms.Form):
     is_public = forms.BooleanField(
-        required=False, label="Show my profile in the community",
-        help_text="Your display name, picture, tier, badges and the date you joined. Nothing else.",
+        required=False, label=_("Show my profile in the community"),
+        help_text=_("Your display name, picture, tier, badges and the date you joined. Nothing else."),
     )
-    display_name = forms.CharField(required=False, max_length=40, help_text="How others see you, e.g. Ada L.")
-    avatar = forms.ImageField(required=False, label="Picture", help_text="JPEG, PNG or WebP, at most 5 MB.")
-    remove_avatar = forms.BooleanField(required=False, label="Remove my picture")
+    display_name = forms.CharField(required=False, max_length=40, help_text=_("How others see you, e.g. Ada L."))
+    avatar = forms.ImageField(required=False, label=_("Picture"), help_text=_("JPEG, PNG or WebP, at most 5 MB."))
+    remove_avatar = forms.BooleanField(required=False, label=_("Remove my picture"))
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -28,16 +30,20 @@ class MultipleFileField(forms.FileField):
         return list(data) if isinstance(data, list | tuple) else [data]
 
 
+_STARS = ngettext_lazy("%(count)s star", "%(count)s stars", "count")
+
+
 class ReviewForm(forms.Form):
-    rating = forms.TypedChoiceField(choices=[(n, f"{n} star{'s' if n > 1 else ''}") for n in range(5, 0, -1)],
-                                    coerce=int, widget=forms.RadioSelect, label="Your rating")
-    title = forms.CharField(max_length=120, min_length=3, help_text="Sum it up in a few words.")
+    rating = forms.TypedChoiceField(choices=[(n, _STARS % {"count": n}) for n in range(5, 0, -1)],
+                                    coerce=int, widget=forms.RadioSelect, label=_("Your rating"))
+    title = forms.CharField(max_length=120, min_length=3, help_text=_("Sum it up in a few words."))
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 6}), min_length=10, max_length=5000,
-                           label="Your review", help_text="What did you like, what not? Who would you recommend it to?")
-    photos = MultipleFileField(required=False, help_text="Up to 5 photos: JPEG, PNG or WebP, at most 10 MB each. "
-                               "We remove the location and camera details before anyone sees them.")
+                           label=_("Your review"),
+                           help_text=_("What did you like, what not? Who would you recommend it to?"))
+    photos = MultipleFileField(required=False, help_text=_("Up to 5 photos: JPEG, PNG or WebP, at most 10 MB each. "
+                               "We remove the location and camera details before anyone sees them."))
     remove_photos = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                              label="Remove these photos")
+                                              label=_("Remove these photos"))
 
     def __init__(self, *args, photos=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -48,13 +54,14 @@ class ReviewForm(forms.Form):
 
 class QuestionForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), min_length=10, max_length=1000,
-                           label="Your question", help_text="Other shoppers who bought it, and our staff, answer.")
+                           label=_("Your question"),
+                           help_text=_("Other shoppers who bought it, and our staff, answer."))
 
 
 class AnswerForm(forms.Form):
     text = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), min_length=2, max_length=2000,
-                           label="Your answer")
+                           label=_("Your answer"))
 
 
 class ReportForm(forms.Form):
-    reason = forms.CharField(max_length=500, min_length=3, label="What is wrong with this review?")
+    reason = forms.CharField(max_length=500, min_length=3, label=_("What is wrong with this review?"))

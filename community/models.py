@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member, Partner
 from core.storage import avatar_path, private_storage, review_photo_path
@@ -17,7 +18,7 @@ class PublicProfile(models.Model):
     is_public = models.BooleanField(default=False)
     display_name = models.CharField(max_length=40, blank=True)
     avatar = models.ImageField(upload_to=avatar_path, storage=private_storage, blank=True,
-                               help_text="Seen by others only while the profile is public.")
+                               help_text=_("Seen by others only while the profile is public."))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -54,10 +55,10 @@ class Product(models.Model):
     sku = models.CharField(max_length=100, unique=True)
     name = models.CharField(max_length=255)
     category = models.CharField(max_length=100, blank=True)
-    url = models.URLField(max_length=500, blank=True, help_text="The product's page in the store.")
+    url = models.URLField(max_length=500, blank=True, help_text=_("The product's page in the store."))
     image_url = models.URLField(max_length=500, blank=True)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-                                help_text="Who last wrote it; empty when learnt from order lines.")
+                                help_text=_("Who last wrote it; empty when learnt from order lines."))
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,33 +73,38 @@ class CommunitySettings(models.Model):
     """The community's settings: a single row (pk 1), changed through ``community_settings_update``."""
 
     allow_unverified_reviews = models.BooleanField(
-        default=True, help_text="Members may review products they did not buy from us (shown without the "
-        "verified buyer mark).")
+        default=True, help_text=_("Members may review products they did not buy from us (shown without the "
+        "verified buyer mark)."))
     banned_words = models.TextField(
-        blank=True, help_text="One word or phrase per line. Reviews, questions and answers containing one are "
-        "flagged; changing the list re-checks what is already published.")
+        blank=True, help_text=_("One word or phrase per line. Reviews, questions and answers containing one are "
+        "flagged; changing the list re-checks what is already published."))
     posts_per_hour = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1)],
-        help_text="Most reviews, questions and answers one member may post in an hour.")
+        help_text=_("Most reviews, questions and answers one member may post in an hour."))
     burst_count = models.PositiveIntegerField(
         default=3, validators=[MinValueValidator(2)],
-        help_text="Flag a member's review when it is their Nth within the burst window...")
+        help_text=_("Flag a member's review when it is their Nth within the burst window..."))
     burst_minutes = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)],
-                                                help_text="...of this many minutes.")
+                                                help_text=_("...of this many minutes."))
     rejection_reasons = models.TextField(
         blank=True, default="Please keep to the product itself.\nPlease leave out personal details (names, phone "
         "numbers, addresses).\nPlease leave out links and advertising.\nPlease keep it polite.",
-        help_text="The reasons moderators pick from to reject in one click from the queue, one per line (the "
-        "member sees the reason).")
+        help_text=_("The reasons moderators pick from to reject in one click from the queue, one per line (the "
+        "member sees the reason)."))
+    reply_templates = models.TextField(
+        blank=True, default="Thank you for taking the time to write this review.\nThank you for your kind words; we "
+        "are glad it suits you.\nWe are sorry it disappointed you: please write to us, and we will put it right.",
+        help_text=_("Saved replies moderators pick from when they answer a review in public, one per line (they can "
+        "change the words before saving)."))
     auto_publish_min_rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)],
-        help_text="Publish at once, without waiting for a moderator, reviews by verified buyers with at least "
+        help_text=_("Publish at once, without waiting for a moderator, reviews by verified buyers with at least "
         "this many stars, no photo and no flag (a banned word, a repeated text, a burst, a report). Empty: every "
-        "review waits for a moderator.")
+        "review waits for a moderator."))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = verbose_name_plural = "community settings"
+        verbose_name = verbose_name_plural = _("community settings")
 
     def __str__(self):
         return "Community settings"
@@ -106,22 +112,25 @@ class CommunitySettings(models.Model):
     def reasons(self) -> list[str]:
         return [line.strip() for line in self.rejection_reasons.splitlines() if line.strip()]
 
+    def replies(self) -> list[str]:
+        return [line.strip() for line in self.reply_templates.splitlines() if line.strip()]
+
     def banned(self) -> list[str]:
         return [line.strip().lower() for line in self.banned_words.splitlines() if line.strip()]
 
 
 class ModerationStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for moderation"
-    APPROVED = "approved", "Published"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", _("Waiting for moderation")
+    APPROVED = "approved", _("Published")
+    REJECTED = "rejected", _("Rejected")
 
 
 class Flag(models.TextChoices):
-    BANNED_WORD = "banned_word", "Banned word"
-    LINK = "link", "Contains a link"
-    REPEATED_TEXT = "repeated_text", "Same text as another post"
-    BURST = "burst", "Many posts in a short time"
-    REPORTED = "reported", "Reported by members"
+    BANNED_WORD = "banned_word", _("Banned word")
+    LINK = "link", _("Contains a link")
+    REPEATED_TEXT = "repeated_text", _("Same text as another post")
+    BURST = "burst", _("Many posts in a short time")
+    REPORTED = "reported", _("Reported by members")
 
 
 class Review(models.Model):
@@ -133,7 +142,7 @@ class Review(models.Model):
     status = models.CharField(max_length=10, choices=ModerationStatus.choices, default=ModerationStatus.PENDING)
     verified_buyer = models.BooleanField(default=False)
     flags = models.JSONField(default=list, blank=True)
-    rejection_reason = models.TextField(blank=True, help_text="Shown to the member.")
+    rejection_reason = models.TextField(blank=True, help_text=_("Shown to the member."))
     # The points: at most one live reward per review. Rejecting reverses it and clears this; a later
     # approval after an edit rewards again under the next round's key.
     reward_activity = models.ForeignKey("rewards.Activity", null=True, blank=True, on_delete=models.SET_NULL,
@@ -141,14 +150,14 @@ class Review(models.Model):
     reward_rounds = models.PositiveIntegerField(default=0)
     staff_reply = models.TextField(blank=True)
     staff_reply_at = models.DateTimeField(null=True, blank=True)
-    featured = models.BooleanField(default=False, help_text="Shown as a testimonial on the community page.")
+    featured = models.BooleanField(default=False, help_text=_("Shown as a testimonial on the community page."))
     photo_count = models.PositiveSmallIntegerField(default=0)
     helpful_count = models.PositiveIntegerField(default=0)
     report_count = models.PositiveIntegerField(default=0)
-    relevance = models.FloatField(default=0, help_text="See community.services.moderation.relevance.")
-    fingerprint = models.CharField(max_length=32, blank=True, db_index=True, help_text="To spot repeated text.")
+    relevance = models.FloatField(default=0, help_text=_("See community.services.moderation.relevance."))
+    fingerprint = models.CharField(max_length=32, blank=True, db_index=True, help_text=_("To spot repeated text."))
     created_at = models.DateTimeField(default=timezone.now)
-    submitted_at = models.DateTimeField(default=timezone.now, help_text="Last written or edited by the member.")
+    submitted_at = models.DateTimeField(default=timezone.now, help_text=_("Last written or edited by the member."))
     published_at = models.DateTimeField(null=True, blank=True)
     moderated_at = models.DateTimeField(null=True, blank=True)
 
@@ -275,7 +284,7 @@ class AnswerVote(models.Model):
 class ModerationLog(models.Model):
     """Every moderation decision: what, who (staff, or the system for automatic ones), when and why."""
 
-    subject = models.CharField(max_length=40, help_text="review:12, question:3, answer:7")
+    subject = models.CharField(max_length=40, help_text=_("review:12, question:3, answer:7"))
     action = models.CharField(max_length=30)
     actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -298,7 +307,7 @@ class ReviewRequest(models.Model):
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", db_index=False)
     skus = models.JSONField(default=list)
     sent_at = models.DateTimeField(default=timezone.now)
-    claim = models.CharField(max_length=32, help_text="Which run of the task sent it (two runs never both send).")
+    claim = models.CharField(max_length=32, help_text=_("Which run of the task sent it (two runs never both send)."))
 
     def __str__(self):
         return f"Review request for order {self.order_id}"

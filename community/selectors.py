@@ -12,6 +12,8 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Sum, Window
 from django.db.models.functions import Rank
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Member
 from community.models import (
@@ -64,7 +66,7 @@ def _rows(found: list[tuple[int, int, Decimal]]) -> list[Row]:
     rows = []
     for rank, member_id, value in found:
         profile = profiles.get(member_id)
-        rows.append(Row(rank, member_id, str(profile) if profile else "You", profile.avatar.url
+        rows.append(Row(rank, member_id, str(profile) if profile else _("You"), profile.avatar.url
                         if profile and profile.avatar else "", tiers.get(member_id, base.name if base else ""),
                         value))
     return rows
@@ -107,7 +109,7 @@ def points_leaderboard(*, title: str, since: datetime | None, member: Member | N
         me_public = PublicProfile.objects.filter(member=member, is_public=True).exists()
         mine = _earned(since).filter(member=member).aggregate(points=EARNED)["points"] or 0
         if mine > 0:
-            me = Row(_rank_of(Decimal(mine), ranking, member.pk), member.pk, "You", "", "", Decimal(mine))
+            me = Row(_rank_of(Decimal(mine), ranking, member.pk), member.pk, _("You"), "", "", Decimal(mine))
     return Leaderboard(title, rows, me, me_public)
 
 
@@ -143,7 +145,7 @@ def challenge_leaderboards(*, member: Member | None, limit: int = 10, now: datet
                                    window=criteria.Window(challenge.starts_at, challenge.ends_at),
                                    currency=program.settings.currency, now=now).get(member.pk, 0)
             if mine > 0:
-                me = Row(_rank_of(mine, ranking, member.pk), member.pk, "You", "", "", mine)
+                me = Row(_rank_of(mine, ranking, member.pk), member.pk, _("You"), "", "", mine)
         boards.append(Leaderboard(challenge.name, _rows(ranking[:limit]), me, me_public))
     return boards
 
@@ -167,11 +169,11 @@ def public_member(*, member_id: int):
 # --- Products, reviews, questions -----------------------------------------------------------------
 
 SORTS = {
-    "relevant": ("Most relevant", ["-relevance", "-id"]),
-    "helpful": ("Most helpful", ["-helpful_count", "-published_at", "-id"]),
-    "newest": ("Newest", ["-published_at", "-id"]),
-    "highest": ("Highest rating", ["-rating", "-published_at", "-id"]),
-    "lowest": ("Lowest rating", ["rating", "-published_at", "-id"]),
+    "relevant": (gettext_lazy("Most relevant"), ["-relevance", "-id"]),
+    "helpful": (gettext_lazy("Most helpful"), ["-helpful_count", "-published_at", "-id"]),
+    "newest": (gettext_lazy("Newest"), ["-published_at", "-id"]),
+    "highest": (gettext_lazy("Highest rating"), ["-rating", "-published_at", "-id"]),
+    "lowest": (gettext_lazy("Lowest rating"), ["rating", "-published_at", "-id"]),
 }
 
 

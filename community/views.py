@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import member_required
@@ -35,8 +36,8 @@ def index(request):
     context = {
         "spotlights": list(selectors.spotlights()),
         "boards": [
-            selectors.points_leaderboard(title="Points this month", since=start_of_month, member=member),
-            selectors.points_leaderboard(title="Points of all time", since=None, member=member),
+            selectors.points_leaderboard(title=_("Points this month"), since=start_of_month, member=member),
+            selectors.points_leaderboard(title=_("Points of all time"), since=None, member=member),
             *selectors.challenge_leaderboards(member=member),
         ],
         "member": member,
@@ -73,7 +74,7 @@ def profile(request):
             for field, problems in exc.fields.items():
                 form.add_error(field if field in form.fields else None, problems)
         else:
-            messages.success(request, "Your community profile is saved.")
+            messages.success(request, _("Your community profile is saved."))
             return redirect("community:profile")
     return render(request, "community/profile.html", {"form": form, "current": current})
 
@@ -180,7 +181,7 @@ def review(request, sku: str):
         except DomainError as exc:
             _form_errors(form, exc)
         else:
-            messages.success(request, "Thank you! Your review is with our moderators and appears once approved.")
+            messages.success(request, _("Thank you! Your review is with our moderators and appears once approved."))
             return redirect("community:my-reviews")
     return render(request, "community/review_form.html", {
         "form": form, "product": product, "existing": existing, "photos": photos,
@@ -213,7 +214,7 @@ def _sku_of(model, pk: int, path: str) -> str | None:
 def review_helpful(request, review_id: int):
     return _act(request, sku=_sku_of(Review, review_id, "product__sku"), anchor=f"#review-{review_id}",
                 action=lambda: services.review_vote_helpful(review_id=review_id, member=request.member),
-                done="Thanks for your vote.")
+                done=_("Thanks for your vote."))
 
 
 def _send(request, *, product, kind: str, pk: int | None, form, action, done: str, anchor: str):
@@ -244,7 +245,7 @@ def review_report(request, review_id: int):
                  form=_report_form(review_id, request.POST), anchor=f"#review-{review_id}",
                  action=lambda data: services.review_report(review_id=review_id, member=request.member,
                                                             reason=data["reason"]),
-                 done="Thank you. Our moderators will look at this review.")
+                 done=_("Thank you. Our moderators will look at this review."))
 
 
 @member_required
@@ -254,7 +255,7 @@ def question_ask(request, sku: str):
     return _send(request, product=product, kind="question", pk=None, form=_question_form(request.POST),
                  anchor="#questions",
                  action=lambda data: services.question_ask(member=request.member, product=product, text=data["text"]),
-                 done="Thank you! Your question appears once a moderator has read it.")
+                 done=_("Thank you! Your question appears once a moderator has read it."))
 
 
 @member_required
@@ -267,7 +268,7 @@ def answer_post(request, question_id: int):
                  form=_answer_form(question_id, request.POST), anchor=f"#question-{question_id}",
                  action=lambda data: services.answer_post(question_id=question_id, member=request.member,
                                                           text=data["text"]),
-                 done="Thank you! Your answer appears once a moderator has read it.")
+                 done=_("Thank you! Your answer appears once a moderator has read it."))
 
 
 @member_required

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 # WCAG 2 AA for normal text: white words on the colour (buttons, the e-mail header) and the colour
@@ -39,9 +40,9 @@ def mix(colour: str, other: str, share: float) -> str:
 
 def validate_brand_colour(value: str) -> None:
     if not _HEX.match(value or ""):
-        raise ValidationError("Use a colour such as #0f766e (# and six hex digits).", code="colour")
+        raise ValidationError(_("Use a colour such as #0f766e (# and six hex digits)."), code="colour")
     ratio = contrast_with_white(value)
     if ratio < MIN_CONTRAST:
         raise ValidationError(
-            f"Too light to read: white text on it has a contrast of {ratio:.1f}:1, and at least "
-            f"{MIN_CONTRAST}:1 is needed. Pick a darker shade.", code="contrast")
+            _("Too light to read: white text on it has a contrast of %(ratio)s:1, and at least %(minimum)s:1 is "
+              "needed. Pick a darker shade.") % {"ratio": f"{ratio:.1f}", "minimum": MIN_CONTRAST}, code="contrast")

@@ -1,11 +1,13 @@
 """Refuse what no view should ever see, before any view runs: NUL characters in the address or
 the form fields (PostgreSQL cannot store them, and a view would answer 500), and API bodies over
-the size limit (413 in the API's error shape, not an HTML page)."""
+the size limit (413 in the API's error shape, not an HTML page). And the language of each page."""
 
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
+from django.utils import translation
 
 from core.api import error_body, payload_too_large
 
@@ -44,3 +46,26 @@ def request_guard(get_response):
         return get_response(request)
 
     return middleware
+
+
+SESSION_LANGUAGE = "member_language"  # a signed-in member's own language, put in their session at log-in
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's choice of language (the switcher's cookie, else the browser's Accept-Language),
+    with two rules of ours: a signed-in member's own language (kept in their session) comes before
+    the browser's, and the partner API always answers in the program's language, English: its
+    messages are part of the contract partners code against."""
+
+    def process_request(self, request):
+        if request.path_info.startswith("/api/"):
+            translation.activate(settings.LANGUAGE_CODE)
+            request.LANGUAGE_CODE = settings.LANGUAGE_CODE
+            return
+        session = getattr(request, "session", None)
+        own = session.get(SESSION_LANGUAGE) if session is not None and session.session_key else None
+        if own and not request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) and translation.check_for_language(own):
+            translation.activate(own)
+            request.LANGUAGE_CODE = translation.get_language()
+            return
+        super().process_request(request)

@@ -1,13 +1,14 @@
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class OutboxEvent(models.Model):
     """A public domain event (``core.events.CATALOGUE``), written in the transaction of the change it
     describes. Never updated but for ``relayed_at``; kept ``OUTBOX_RETENTION_DAYS`` for replays."""
 
-    event_id = models.CharField(max_length=40, unique=True, help_text="evt_...; the same on every delivery.")
+    event_id = models.CharField(max_length=40, unique=True, help_text=_("evt_...; the same on every delivery."))
     type = models.CharField(max_length=40)
     member = models.ForeignKey("accounts.Member", null=True, blank=True, on_delete=models.SET_NULL,
                                related_name="+", db_index=False)

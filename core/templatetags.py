@@ -4,6 +4,9 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import ngettext
+
+from core import l10n
 
 register = template.Library()
 
@@ -25,11 +28,30 @@ def nav_item(context, url_name: str, label: str, exact: bool = False):
 
 @register.filter
 def points(value) -> str:
-    """``1234`` -> ``1,234``: points are whole numbers, shown with thousands separators."""
+    """``1234`` -> ``1,234`` (``1.234`` in German): points are whole numbers, shown grouped the
+    reader's way."""
     try:
-        return f"{int(value):,}"
+        return l10n.number(value)
     except (TypeError, ValueError):
         return "0"
+
+
+@register.filter
+def in_points(value) -> str:
+    """``{{ cost|in_points }}`` -> "1,234 points" ("1 point"; "1.234 Punkte")."""
+    try:
+        return l10n.points(value)
+    except (TypeError, ValueError):
+        return l10n.points(0)
+
+
+@register.filter
+def money(value, currency: str = "") -> str:
+    """``{{ amount|money:currency }}`` -> "12.50 EUR" / "12,50 EUR"."""
+    try:
+        return l10n.money(value, currency or "")
+    except (TypeError, ValueError, ArithmeticError):
+        return ""
 
 
 @register.filter
@@ -40,11 +62,13 @@ def time_left(delta) -> str:
     seconds = max(int(delta.total_seconds()), 0)
     # Rounded up: with 9 days and 23 hours to go, members read "10 days".
     if seconds > 2 * 86400:
-        return f"{-(-seconds // 86400)} days"
+        days = -(-seconds // 86400)
+        return ngettext("%(count)s day", "%(count)s days", days) % {"count": l10n.number(days)}
     if seconds > 2 * 3600:
-        return f"{-(-seconds // 3600)} hours"
+        hours = -(-seconds // 3600)
+        return ngettext("%(count)s hour", "%(count)s hours", hours) % {"count": hours}
     minutes = max(-(-seconds // 60), 1)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return ngettext("%(count)s minute", "%(count)s minutes", minutes) % {"count": minutes}
 
 
 @register.filter

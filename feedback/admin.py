@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import AuditedAdmin
 from core.admin import ReadOnlyAdmin, SingletonAdmin
@@ -45,9 +46,10 @@ class SurveyAdmin(AuditedAdmin):
     fields = ["name", "intro", "audience", "tier", "days_after_order", "repeat_every_days", "opens_at", "closes_at",
               "is_active"]
 
-    @admin.display(description="Results")
+    @admin.display(description=_("Results"))
     def results_link(self, obj):
-        return format_html('<a href="{}">Results</a>', reverse("admin:feedback_survey_results", args=[obj.pk]))
+        return format_html('<a href="{}">{}</a>', reverse("admin:feedback_survey_results", args=[obj.pk]),
+                           _("Results"))
 
     def get_urls(self):
         return [
@@ -72,9 +74,10 @@ class SurveyAdmin(AuditedAdmin):
                 charts[result.question.pk] = bar_chart([(label, count) for label, count, _ in result.counts],
                                                        title=result.question.text)
         trend = line_chart([(f"{week:%d %b}", nps) for week, _, nps in results.trend], low=-100, high=100,
-                           title="NPS by week")
+                           title=_("NPS by week"))
         return TemplateResponse(request, "admin/feedback/results.html", {
-            **self.admin_site.each_context(request), "title": f"Results: {survey.name}", "results": results,
+            **self.admin_site.each_context(request), "title": _("Results: %(survey)s") % {"survey": survey.name},
+            "results": results,
             "charts": charts, "trend": trend, "opts": self.model._meta, "min": request.GET.get("min", ""),
             "max": request.GET.get("max", ""),
         })
@@ -100,17 +103,17 @@ class FollowUpAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="Recent orders")
+    @admin.display(description=_("Recent orders"))
     def recent_orders(self, obj):
         orders = Order.objects.filter(member_id=obj.member_id).order_by("-placed_at")[:5]
         return format_html_join("", "<div>{} · {} {} · {}</div>", (
             (order.order_id, order.total, order.currency, f"{order.placed_at:%Y-%m-%d}") for order in orders)) or "-"
 
-    @admin.action(description="Mark handled")
+    @admin.action(description=_("Mark handled"))
     def mark_handled(self, request, queryset):
         for pk in queryset.values_list("pk", flat=True):
             services.follow_up_handle(follow_up_id=pk, staff_user=request.user)
-        self.message_user(request, "Marked handled.", messages.SUCCESS)
+        self.message_user(request, _("Marked handled."), messages.SUCCESS)
 
     def save_model(self, request, obj, form, change):
         services.follow_up_handle(follow_up_id=obj.pk, staff_user=request.user, note=form.cleaned_data["note"])
@@ -120,7 +123,7 @@ class FollowUpAdmin(admin.ModelAdmin):
 
 
 class VoidActionForm(ActionForm):
-    reason = forms.CharField(required=False, label="Reason (to void)")
+    reason = forms.CharField(required=False, label=_("Reason (to void)"))
 
 
 @admin.register(Referral)
@@ -134,19 +137,19 @@ class ReferralAdmin(ReadOnlyAdmin):
     actions = ["approve_selected", "void_selected"]
     readonly_fields = [f.name for f in Referral._meta.fields]
 
-    @admin.display(description="Flags")
+    @admin.display(description=_("Flags"))
     def flag_list(self, obj):
         return ", ".join(obj.flags) or "-"
 
-    @admin.action(description="Approve the selected flagged referrals")
+    @admin.action(description=_("Approve the selected flagged referrals"))
     def approve_selected(self, request, queryset):
         done = 0
         for pk in queryset.filter(status=ReferralStatus.HELD).values_list("pk", flat=True):
             services.referral_approve(referral_id=pk, staff_user=request.user)
             done += 1
-        self.message_user(request, f"{done} approved.", messages.SUCCESS)
+        self.message_user(request, _("%(count)s approved.") % {"count": done}, messages.SUCCESS)
 
-    @admin.action(description="Void the selected (type the reason first)")
+    @admin.action(description=_("Void the selected (type the reason first)"))
     def void_selected(self, request, queryset):
         reason = request.POST.get("reason", "")
         try:
@@ -155,7 +158,7 @@ class ReferralAdmin(ReadOnlyAdmin):
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return
-        self.message_user(request, "Voided; any points were reversed.", messages.SUCCESS)
+        self.message_user(request, _("Voided; any points were reversed."), messages.SUCCESS)
 
 
 @admin.register(ReferralSettings)

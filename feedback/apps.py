@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class FeedbackConfig(AppConfig):
     name = "feedback"
-    verbose_name = "Surveys and referrals"
+    verbose_name = _("Surveys and referrals")
 
     def ready(self):
         from allauth.account.signals import email_confirmed

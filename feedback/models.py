@@ -5,28 +5,29 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member
 
 
 class Audience(models.TextChoices):
-    EVERYONE = "everyone", "Every member"
-    TIER = "tier", "Members of one tier"
-    POST_PURCHASE = "post_purchase", "Members whose order is N days old"
+    EVERYONE = "everyone", _("Every member")
+    TIER = "tier", _("Members of one tier")
+    POST_PURCHASE = "post_purchase", _("Members whose order is N days old")
 
 
 class Survey(models.Model):
     name = models.CharField(max_length=120)
-    intro = models.TextField(blank=True, help_text="Shown above the questions.")
+    intro = models.TextField(blank=True, help_text=_("Shown above the questions."))
     audience = models.CharField(max_length=20, choices=Audience.choices, default=Audience.EVERYONE)
     tier = models.ForeignKey("rewards.Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                             help_text="For the tier audience.")
+                             help_text=_("For the tier audience."))
     days_after_order = models.PositiveIntegerField(
-        default=7, help_text="Post-purchase audience: members whose latest order is at least this many days old "
-        "(and at most 30 days more).")
+        default=7, help_text=_("Post-purchase audience: members whose latest order is at least this many days old "
+        "(and at most 30 days more)."))
     repeat_every_days = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)],
-        help_text="Empty: each member answers once. Otherwise a new round opens every this many days.")
+        help_text=_("Empty: each member answers once. Otherwise a new round opens every this many days."))
     opens_at = models.DateTimeField(default=timezone.now)
     closes_at = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
@@ -49,12 +50,12 @@ class Survey(models.Model):
 
 
 class QuestionKind(models.TextChoices):
-    NPS = "nps", "Net Promoter Score (0 to 10)"
-    CSAT = "csat", "Customer satisfaction (1 to 5)"
-    RATING = "rating", "Rating scale (1 to N)"
-    SINGLE = "single", "Single choice"
-    MULTIPLE = "multiple", "Multiple choice"
-    TEXT = "text", "Free text"
+    NPS = "nps", _("Net Promoter Score (0 to 10)")
+    CSAT = "csat", _("Customer satisfaction (1 to 5)")
+    RATING = "rating", _("Rating scale (1 to N)")
+    SINGLE = "single", _("Single choice")
+    MULTIPLE = "multiple", _("Multiple choice")
+    TEXT = "text", _("Free text")
 
 
 SCORED = (QuestionKind.NPS, QuestionKind.CSAT, QuestionKind.RATING)
@@ -67,12 +68,12 @@ class SurveyQuestion(models.Model):
     kind = models.CharField(max_length=10, choices=QuestionKind.choices)
     text = models.CharField(max_length=300)
     required = models.BooleanField(default=True)
-    options = models.JSONField(default=list, blank=True, help_text="Choices: a list of labels.")
+    options = models.JSONField(default=list, blank=True, help_text=_("Choices: a list of labels."))
     scale_max = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(2)],
-                                                 help_text="Rating scale: the highest score.")
+                                                 help_text=_("Rating scale: the highest score."))
     # A follow-up is shown only when the answer to an earlier scored question is within a range.
     show_if_question = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE,
-                                         related_name="follow_ups", help_text="Follow-up of this scored question.")
+                                         related_name="follow_ups", help_text=_("Follow-up of this scored question."))
     show_if_min = models.SmallIntegerField(null=True, blank=True)
     show_if_max = models.SmallIntegerField(null=True, blank=True)
 
@@ -97,8 +98,8 @@ class SurveyQuestion(models.Model):
 
 
 class ResponseStatus(models.TextChoices):
-    IN_PROGRESS = "in_progress", "Started"
-    COMPLETED = "completed", "Completed"
+    IN_PROGRESS = "in_progress", _("Started")
+    COMPLETED = "completed", _("Completed")
 
 
 class SurveyResponse(models.Model):
@@ -126,7 +127,7 @@ class SurveyAnswer(models.Model):
 
     response = models.ForeignKey(SurveyResponse, on_delete=models.CASCADE, related_name="answers")
     question = models.ForeignKey(SurveyQuestion, on_delete=models.CASCADE, related_name="answers")
-    option = models.SmallIntegerField(default=-1, help_text="Index into the question's options; -1 otherwise.")
+    option = models.SmallIntegerField(default=-1, help_text=_("Index into the question's options; -1 otherwise."))
     score = models.SmallIntegerField(null=True, blank=True)
     text = models.TextField(blank=True)
 
@@ -165,7 +166,7 @@ class FollowUp(models.Model):
     handled_at = models.DateTimeField(null=True, blank=True)
     handled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    note = models.TextField(blank=True, help_text="What was done.")
+    note = models.TextField(blank=True, help_text=_("What was done."))
 
     class Meta:
         ordering = ["handled_at", "-created_at"]
@@ -178,9 +179,9 @@ class FollowUp(models.Model):
 
 
 class RewardKind(models.TextChoices):
-    POINTS = "points", "Points"
-    COUPON = "coupon", "A coupon for a reward"
-    NONE = "none", "Nothing"
+    POINTS = "points", _("Points")
+    COUPON = "coupon", _("A coupon for a reward")
+    NONE = "none", _("Nothing")
 
 
 class ReferralSettings(models.Model):
@@ -188,9 +189,9 @@ class ReferralSettings(models.Model):
 
     attribution_days = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1)],
-        help_text="How long after clicking a referral link a sign-up still counts (kept in a cookie).")
+        help_text=_("How long after clicking a referral link a sign-up still counts (kept in a cookie)."))
     min_order_value = models.DecimalField(max_digits=12, decimal_places=2, default=20,
-                                          help_text="The friend's first order must be at least this much.")
+                                          help_text=_("The friend's first order must be at least this much."))
     referrer_reward = models.CharField(max_length=10, choices=RewardKind.choices, default=RewardKind.POINTS)
     referrer_points = models.PositiveIntegerField(default=500)
     referrer_coupon_reward = models.ForeignKey("rewards.Reward", null=True, blank=True, on_delete=models.PROTECT,
@@ -200,47 +201,49 @@ class ReferralSettings(models.Model):
     friend_coupon_reward = models.ForeignKey("rewards.Reward", null=True, blank=True, on_delete=models.PROTECT,
                                              related_name="+")
     friend_offer = models.CharField(max_length=200, default="250 welcome points on the first order",
-                                    help_text="What the friend gets, read by the friend and by the member who "
-                                    "invites: 'the first order', not 'your'.")
+                                    help_text=_("What the friend gets, read by the friend and by the member who "
+                                    "invites: 'the first order', not 'your'."))
     max_conversions_per_month = models.PositiveIntegerField(
-        default=10, help_text="Conversions one referrer may earn per calendar month; more are void.")
+        default=10, help_text=_("Conversions one referrer may earn per calendar month; more are void."))
     shared_signals_threshold = models.PositiveIntegerField(
         default=3, validators=[MinValueValidator(2)],
-        help_text="Flag a sign-up when this many of a referrer's sign-ups in 7 days share a device or an "
-        "address pattern.")
+        help_text=_("Flag a sign-up when this many of a referrer's sign-ups in 7 days share a device or an "
+        "address pattern."))
     invitations_per_day = models.PositiveIntegerField(default=10)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = verbose_name_plural = "referral settings"
+        verbose_name = verbose_name_plural = _("referral settings")
 
     def __str__(self):
         return "Referral settings"
 
 
 class ReferralStatus(models.TextChoices):
-    SIGNED_UP = "signed_up", "Signed up"
-    HELD = "held", "Flagged, waiting for staff"
-    CONVERTED = "converted", "Ordered; rewards pending"
-    REWARDED = "rewarded", "Rewarded"
-    VOID = "void", "Void"
+    SIGNED_UP = "signed_up", _("Signed up")
+    HELD = "held", _("Flagged, waiting for staff")
+    CONVERTED = "converted", _("Ordered; rewards pending")
+    REWARDED = "rewarded", _("Rewarded")
+    VOID = "void", _("Void")
 
 
 class Referral(models.Model):
     referrer = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="referrals_made")
     friend = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="referral")
-    source = models.CharField(max_length=10, help_text="link, code or api")
+    source = models.CharField(max_length=10, help_text=_("link, code or api"))
     status = models.CharField(max_length=10, choices=ReferralStatus.choices, default=ReferralStatus.SIGNED_UP)
     flags = models.JSONField(default=list, blank=True)
-    device = models.CharField(max_length=64, blank=True, help_text="A hash of the sign-up's network and browser.")
+    device = models.CharField(max_length=64, blank=True, help_text=_("A hash of the sign-up's network and browser."))
     email_pattern = models.CharField(max_length=120, blank=True)
     order = models.ForeignKey("rewards.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    order_available_at = models.DateTimeField(null=True, blank=True, help_text="When the order's return window ends.")
+    order_available_at = models.DateTimeField(null=True, blank=True,
+                                              help_text=_("When the order's return window ends."))
     referrer_activity = models.ForeignKey("rewards.Activity", null=True, blank=True, on_delete=models.SET_NULL,
                                           related_name="+")
     friend_activity = models.ForeignKey("rewards.Activity", null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
-    held_conversion = models.BooleanField(default=False, help_text="Converted while held: rewards wait for approval.")
+    held_conversion = models.BooleanField(default=False,
+                                          help_text=_("Converted while held: rewards wait for approval."))
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     void_reason = models.CharField(max_length=200, blank=True)

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import member_required
@@ -42,8 +43,8 @@ def _posted_round(post, *, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise Invalid("This survey form is out of date; please answer again.",
-                      fields={"round": "Not a round of this survey."}) from None
+        raise Invalid(_("This survey form is out of date; please answer again."),
+                      fields={"round": _("Not a round of this survey.")}) from None
 
 
 @member_required
@@ -80,7 +81,7 @@ def survey(request, survey_id: int):
             values = {key: (value if isinstance(value, list) else str(value)) for key, value in answers.items()}
         else:
             if not finish:
-                messages.success(request, "Your answers are saved; come back any time to finish.")
+                messages.success(request, _("Your answers are saved; come back any time to finish."))
                 return redirect("feedback:surveys")
             request.session["survey_outcome"] = {"promoter": saved.promoter, "detractor": saved.detractor}
             return redirect("feedback:survey-done", survey_id=survey.pk)
@@ -132,7 +133,7 @@ def refer(request):
             for field, problems in exc.fields.items():
                 form.add_error(field if field in form.fields else None, problems)
         else:
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
             return redirect("feedback:refer")
     referrals = list(Referral.objects.filter(referrer=request.member).select_related("friend")
                      .order_by("-created_at")[:100])

@@ -7,6 +7,7 @@ writes them. Definitions of every metric: docs/metrics.md.
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member
 
@@ -16,15 +17,15 @@ class Snapshot(models.Model):
 
     day = models.DateField(unique=True)
     computed_at = models.DateTimeField(default=timezone.now)
-    seconds = models.FloatField(default=0, help_text="How long the computation took.")
+    seconds = models.FloatField(default=0, help_text=_("How long the computation took."))
     currency = models.CharField(max_length=3)
     overview = models.JSONField(encoder=DjangoJSONEncoder, default=dict,
-                                help_text="Per period length in days: this period and the previous.")
+                                help_text=_("Per period length in days: this period and the previous."))
     cohorts = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
     segments = models.JSONField(encoder=DjangoJSONEncoder, default=list)
     impact = models.JSONField(encoder=DjangoJSONEncoder, default=dict)
     model = models.JSONField(encoder=DjangoJSONEncoder, default=dict,
-                             help_text="The fitted BG/NBD and Gamma-Gamma parameters.")
+                             help_text=_("The fitted BG/NBD and Gamma-Gamma parameters."))
 
     class Meta:
         ordering = ["-day"]
@@ -44,18 +45,18 @@ class MemberInsight(models.Model):
     first_order_at = models.DateTimeField()
     last_order_at = models.DateTimeField()
     recency_days = models.PositiveIntegerField()
-    r = models.PositiveSmallIntegerField(help_text="Recency quintile, 5 = most recent.")
-    f = models.PositiveSmallIntegerField(help_text="Frequency quintile, 5 = most orders.")
-    m = models.PositiveSmallIntegerField(help_text="Monetary quintile, 5 = most revenue.")
+    r = models.PositiveSmallIntegerField(help_text=_("Recency quintile, 5 = most recent."))
+    f = models.PositiveSmallIntegerField(help_text=_("Frequency quintile, 5 = most orders."))
+    m = models.PositiveSmallIntegerField(help_text=_("Monetary quintile, 5 = most revenue."))
     segment = models.CharField(max_length=30)
     p_alive = models.FloatField(null=True)
-    p_alive_before = models.FloatField(null=True, help_text="P(alive) at the previous snapshot.")
-    expected_90 = models.FloatField(null=True, help_text="Expected orders in the next 90 days.")
-    expected_365 = models.FloatField(null=True, help_text="Expected orders in the next 365 days.")
+    p_alive_before = models.FloatField(null=True, help_text=_("P(alive) at the previous snapshot."))
+    expected_90 = models.FloatField(null=True, help_text=_("Expected orders in the next 90 days."))
+    expected_365 = models.FloatField(null=True, help_text=_("Expected orders in the next 365 days."))
     expected_value = models.DecimalField(max_digits=12, decimal_places=2, null=True,
-                                         help_text="Expected value of a future order (Gamma-Gamma).")
+                                         help_text=_("Expected value of a future order (Gamma-Gamma)."))
     predicted_clv = models.DecimalField(max_digits=14, decimal_places=2, null=True,
-                                        help_text="Expected revenue in the next 365 days.")
+                                        help_text=_("Expected revenue in the next 365 days."))
 
     class Meta:
         indexes = [models.Index(fields=["segment", "-revenue"], name="insight_segment"),

@@ -6,31 +6,45 @@ import csv
 import io
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from core import l10n
 from core.charts import bar_chart, line_chart
 from core.replica import replica_reads
 from insights import metrics, services
 from insights.models import MemberInsight, Snapshot, SnapshotRun
 
-PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "12 months"}
+# Labels made at import, read in each page's language.
+PERIODS = {"7": gettext_lazy("7 days"), "30": gettext_lazy("30 days"), "90": gettext_lazy("90 days"),
+           "365": gettext_lazy("12 months")}
 # (key, label, unit, higher is better)
 FIGURES = [
-    ("active_members", "Active members", "", True), ("new_members", "New members", "", True),
-    ("retention_rate", "Retention rate", "%", True), ("churn_rate", "Churn rate", "%", False),
-    ("repeat_purchase_rate", "Repeat purchase rate", "%", True), ("orders", "Orders", "", True),
-    ("revenue", "Revenue from members", "money", True), ("average_order_value", "Average order value", "money", True),
-    ("purchase_frequency", "Purchase frequency", "", True),
-    ("lifespan_periods", "Average lifespan (periods of this length)", "", True),
-    ("historic_clv", "Historic CLV", "money", True),
-    ("earned_share", "Members who earned", "%", True), ("redeemed_share", "Members who redeemed", "%", True),
-    ("points_issued", "Points issued", "", None), ("points_redeemed", "Points redeemed", "", None),
-    ("points_expired", "Points expired", "", None), ("breakage_rate", "Breakage", "%", None),
+    ("active_members", gettext_lazy("Active members"), "", True),
+    ("new_members", gettext_lazy("New members"), "", True),
+    ("retention_rate", gettext_lazy("Retention rate"), "%", True),
+    ("churn_rate", gettext_lazy("Churn rate"), "%", False),
+    ("repeat_purchase_rate", gettext_lazy("Repeat purchase rate"), "%", True),
+    ("orders", gettext_lazy("Orders"), "", True),
+    ("revenue", gettext_lazy("Revenue from members"), "money", True),
+    ("average_order_value", gettext_lazy("Average order value"), "money", True),
+    ("purchase_frequency", gettext_lazy("Purchase frequency"), "", True),
+    ("lifespan_periods", gettext_lazy("Average lifespan (periods of this length)"), "", True),
+    ("historic_clv", gettext_lazy("Historic CLV"), "money", True),
+    ("earned_share", gettext_lazy("Members who earned"), "%", True),
+    ("redeemed_share", gettext_lazy("Members who redeemed"), "%", True),
+    ("points_issued", gettext_lazy("Points issued"), "", None),
+    ("points_redeemed", gettext_lazy("Points redeemed"), "", None),
+    ("points_expired", gettext_lazy("Points expired"), "", None),
+    ("breakage_rate", gettext_lazy("Breakage"), "%", None),
     ("nps", "NPS", "", True),
 ]
 
@@ -42,13 +56,13 @@ def shown(value, unit: str, *, signed: bool = False) -> str:
         return "-"
     number = Decimal(str(value))
     if unit == "money":
-        text = f"{number:,.2f}"
+        text = l10n.decimal(number, 2)
     elif unit == "%":
-        text = f"{number:,.1f}" + (" pts" if signed else "%")
+        text = l10n.decimal(number, 1) + (" " + _("pts") if signed else "%")
     elif number == number.to_integral_value():
-        text = f"{int(number):,}"
+        text = l10n.number(number)
     else:
-        text = f"{number:,.2f}"
+        text = l10n.decimal(number, 2)
     return f"+{text}" if signed and number > 0 else text
 
 
@@ -96,9 +110,10 @@ def _overview(request, run):
             rows.append({"key": key, "label": label, "unit": unit, "now": now, "before": before,
                          "shown": (shown(now, unit), shown(before, unit), shown(change, unit, signed=True)),
                          "good": None if higher is None or not change else (change > 0) == higher})
-        if request.GET.get("format") == "csv":
-            return _csv(f"overview-{snapshot.day}-{period}d", ["metric", "this period", "previous period"],
-                        [(r["label"], r["now"], r["before"]) for r in rows])
+        if request.GET.get("format") == "csv":  # data: English names, machine numbers
+            with translation.override(settings.LANGUAGE_CODE):
+                return _csv(f"overview-{snapshot.day}-{period}d", ["metric", "this period", "previous period"],
+                            [(str(r["label"]), r["now"], r["before"]) for r in rows])
         monthly = snapshot.overview.get("monthly", [])
         finished = [m for m in monthly if not m.get("partial")]  # a month so far is no collapse: not plotted
         context.update(rows=rows, current=data["current"], previous=data["previous"], monthly=monthly,
@@ -106,9 +121,9 @@ def _overview(request, run):
                        outstanding=shown(snapshot.overview["liability"]["outstanding_points"], ""),
                        liability_shown=shown(snapshot.overview["liability"]["liability"], "money"),
                        revenue_chart=bar_chart([(m["month"][2:], float(m["revenue"])) for m in finished],
-                                               title="Revenue per month"),
+                                               title=_("Revenue per month")),
                        active_chart=line_chart([(m["month"][2:], m["active_members"]) for m in finished], low=0,
-                                               title="Active members per month"))
+                                               title=_("Active members per month")))
     return _render(request, "insights/overview.html", context)
 
 
@@ -116,7 +131,7 @@ def _overview(request, run):
 @require_POST
 def recompute(request):
     services.snapshot_run_start()
-    messages.success(request, "Recomputing; this page shows the progress.")
+    messages.success(request, _("Recomputing; this page shows the progress."))
     return redirect("insights:overview")
 
 
@@ -147,7 +162,7 @@ def segments(request):
         return _csv(f"segments-{snapshot.day}", ["segment", "members", "revenue", "revenue share %"],
                     [(s["name"], s["members"], s["revenue"], s["revenue_share"]) for s in snapshot.segments])
     chart = bar_chart([(s["name"].replace("Potential loyalists", "Potential"), s["members"])
-                       for s in snapshot.segments], title="Members per segment") if snapshot else ""
+                       for s in snapshot.segments], title=_("Members per segment")) if snapshot else ""
     return _render(request, "insights/segments.html", {"snapshot": snapshot, "chart": chart})
 
 
@@ -168,8 +183,8 @@ def segment(request, name: str):
         return _members_csv(f"segment-{name.lower().replace(' ', '-').replace(chr(39), '')}", members)
     page = Paginator(members, 50).get_page(request.GET.get("page"))
     return _render(request, "insights/members.html", {
-        "title": f"Segment: {name}", "page": page, "csv": "?format=csv",
-        "help": "Members in this segment, highest revenue first.",
+        "title": _("Segment: %(name)s") % {"name": name}, "page": page, "csv": "?format=csv",
+        "help": _("Members in this segment, highest revenue first."),
     })
 
 
@@ -183,9 +198,10 @@ def at_risk(request):
         return _members_csv("at-risk", members)
     page = Paginator(members, 50).get_page(request.GET.get("page"))
     return _render(request, "insights/members.html", {
-        "title": "At risk", "page": page, "csv": "?format=csv", "at_risk": True,
-        "help": "Members in the top two revenue quintiles whose chance of still being a customer (P(alive)) is "
-        "50% or less; an arrow shows whether it fell since the previous snapshot.",
+        "title": _("At risk"), "page": page, "csv": "?format=csv", "at_risk": True,
+        # xgettext:no-python-format
+        "help": _("Members in the top two revenue quintiles whose chance of still being a customer (P(alive)) is "
+                  "50% or less; an arrow shows whether it fell since the previous snapshot."),
     })
 
 
@@ -200,8 +216,9 @@ def impact(request):
                     [[name, *[group.get(k) for k in keys]] for name, group in groups.items()])
     charts = {}
     if groups:
-        for key, label in (("average_order_value", "Average order value"), ("orders_per_member", "Orders per member"),
-                           ("retention_rate", "90-day retention %")):
-            charts[label] = bar_chart([(name.title(), float(group.get(key) or 0)) for name, group in groups.items()],
-                                      width=320, title=label)
+        names = {"engaged": _("Engaged"), "others": _("Others")}
+        for key, label in (("average_order_value", _("Average order value")),
+                           ("orders_per_member", _("Orders per member")), ("retention_rate", _("90-day retention %"))):
+            charts[label] = bar_chart([(names.get(name, name.title()), float(group.get(key) or 0))
+                                       for name, group in groups.items()], width=320, title=label)
     return _render(request, "insights/impact.html", {"snapshot": snapshot, "groups": groups, "charts": charts})

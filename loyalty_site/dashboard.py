@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from core import l10n
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,14 @@ def _change(now, before, *, kind: str) -> tuple[str, str]:
         return "", ""
     delta = float(now) - float(before)
     if abs(delta) < 1e-9:
-        return "no change", ""
-    text = {"share": f"{delta:+,.1f} points", "money": f"{delta:+,.2f}"}.get(kind, f"{delta:+,.0f}")
+        return _("no change"), ""
+    sign = "+" if delta > 0 else "-"
+    if kind == "share":
+        text = _("%(change)s percentage points") % {"change": sign + l10n.decimal(abs(delta), 1)}
+    elif kind == "money":
+        text = sign + l10n.decimal(abs(delta), 2)
+    else:
+        text = sign + l10n.number(round(abs(delta)))
     return text, "up" if delta > 0 else "down"
 
 
@@ -41,8 +50,8 @@ def _number(value, *, money: bool = False, share: bool = False) -> str:
     if value is None:
         return "-"
     if share:
-        return f"{float(value):.1f}%"
-    return f"{float(value):,.2f}" if money else f"{int(value):,}"
+        return f"{l10n.decimal(float(value), 1)}%"
+    return l10n.decimal(float(value), 2) if money else l10n.number(value)
 
 
 def owner_dashboard() -> dict:
@@ -61,37 +70,37 @@ def owner_dashboard() -> dict:
         currency = snapshot.currency
         overview = reverse("insights:overview")
         for key, label, kind in (
-            ("members", "Members", "count"), ("new_members", "New members", "count"),
-            ("active_members", "Active members (bought in 30 days)", "count"),
-            ("redeemed_share", "Members who redeemed", "share"),
-            ("revenue", f"Revenue from members, {currency}", "money"),
-            ("points_issued", "Points issued", "count"), ("points_redeemed", "Points redeemed", "count"),
-            ("points_expired", "Points expired", "count"), ("nps", "NPS", "count"),
+            ("members", _("Members"), "count"), ("new_members", _("New members"), "count"),
+            ("active_members", _("Active members (bought in 30 days)"), "count"),
+            ("redeemed_share", _("Members who redeemed"), "share"),
+            ("revenue", _("Revenue from members, %(currency)s") % {"currency": currency}, "money"),
+            ("points_issued", _("Points issued"), "count"), ("points_redeemed", _("Points redeemed"), "count"),
+            ("points_expired", _("Points expired"), "count"), ("nps", "NPS", "count"),
         ):
             change, direction = _change(now.get(key), before.get(key), kind=kind)
             figures.append(Figure(label, _number(now.get(key), money=kind == "money", share=kind == "share"),
                                   change, direction, overview))
         liability = snapshot.overview.get("liability", {})
-        figures.append(Figure(f"Points liability, {currency}", _number(liability.get("liability"), money=True), "", "",
-                              overview))
+        figures.append(Figure(_("Points liability, %(currency)s") % {"currency": currency},
+                              _number(liability.get("liability"), money=True), "", "", overview))
         at_risk = MemberInsight.objects.filter(m__gte=4, p_alive__lte=0.5).count()
-        figures.append(Figure("Valuable members at risk", f"{at_risk:,}", "", "", reverse("insights:at-risk")))
+        figures.append(Figure(_("Valuable members at risk"), l10n.number(at_risk), "", "", reverse("insights:at-risk")))
     queues = [
-        Queue("Reviews waiting for moderation", Review.objects.filter(status=ModerationStatus.PENDING).count(),
+        Queue(_("Reviews waiting for moderation"), Review.objects.filter(status=ModerationStatus.PENDING).count(),
               reverse("admin:community_review_changelist") + "?status__exact=pending"),
-        Queue("Questions and answers waiting",
+        Queue(_("Questions and answers waiting"),
               Question.objects.filter(status=ModerationStatus.PENDING).count()
               + Answer.objects.filter(status=ModerationStatus.PENDING).count(),
               reverse("admin:community_question_changelist") + "?status__exact=pending"),
-        Queue("Referrals flagged for a decision", Referral.objects.filter(status=ReferralStatus.HELD).count(),
+        Queue(_("Referrals flagged for a decision"), Referral.objects.filter(status=ReferralStatus.HELD).count(),
               reverse("admin:feedback_referral_changelist") + "?status__exact=held"),
-        Queue("Detractors to follow up", FollowUp.objects.filter(handled_at__isnull=True).count(),
+        Queue(_("Detractors to follow up"), FollowUp.objects.filter(handled_at__isnull=True).count(),
               reverse("admin:feedback_followup_changelist")),
-        Queue("Messages that failed", Message.objects.filter(status=MessageStatus.FAILED).count(),
+        Queue(_("Messages that failed"), Message.objects.filter(status=MessageStatus.FAILED).count(),
               reverse("admin:messaging_message_changelist") + "?status__exact=failed"),
-        Queue("Webhook endpoints disabled", WebhookEndpoint.objects.filter(active=False).count(),
+        Queue(_("Webhook endpoints disabled"), WebhookEndpoint.objects.filter(active=False).count(),
               reverse("admin:webhooks_webhookendpoint_changelist")),
-        Queue("Campaigns running", Campaign.objects.filter(status=CampaignStatus.RUNNING).count(),
+        Queue(_("Campaigns running"), Campaign.objects.filter(status=CampaignStatus.RUNNING).count(),
               reverse("admin:campaigns_campaign_changelist") + "?status__exact=running"),
     ]
     return {"snapshot": snapshot, "figures": figures, "queues": queues}

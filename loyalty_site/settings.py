@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "core.middleware.LocaleMiddleware",  # after the session: a member's language is kept in it
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -105,9 +106,11 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
                 "loyalty_site.context_processors.program",
             ],
-            "builtins": ["core.templatetags"],
+            # Every template may translate ({% translate %}) and unlocalize without loading them.
+            "builtins": ["core.templatetags", "django.templatetags.i18n", "django.templatetags.l10n"],
         },
     },
 ]
@@ -470,7 +473,19 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Internationalisation -------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# The portal, the messages and the admin's own pages speak English and German (locale/de). A
+# visitor's language comes from the switcher (a cookie), else their browser; a member's is stored
+# on the member and used for everything we send them. The partner API always answers in English.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]  # each in its own language: the switcher shows them so
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Dates and numbers in each language's way (loyalty_site/formats/<language>/formats.py). Grouping is
+# asked for where a number is shown (the points filter), never switched on everywhere: ids, years,
+# form values and data attributes must stay machine-readable.
+FORMAT_MODULE_PATH = ["loyalty_site.formats"]
+USE_THOUSAND_SEPARATOR = False
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,10 +1,13 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import apis as accounts_apis
+from accounts import views as accounts_views
 from community import apis as community_apis
 from community import views as community_views
 from core import api
@@ -14,9 +17,9 @@ from rewards import apis as rewards_apis
 from storefront import apis as storefront_apis
 from webhooks import apis as webhook_apis
 
-admin.site.site_header = f"{settings.PROGRAM_NAME} administration"
-admin.site.site_title = f"{settings.PROGRAM_NAME} admin"
-admin.site.index_title = "Run the program"
+admin.site.site_header = format_lazy(gettext_lazy("{program} administration"), program=settings.PROGRAM_NAME)
+admin.site.site_title = format_lazy(gettext_lazy("{program} admin"), program=settings.PROGRAM_NAME)
+admin.site.index_title = gettext_lazy("Run the program")
 
 api_v1 = [
     path("members/", accounts_apis.MemberUpsertApi.as_view(), name="members"),
@@ -58,6 +61,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("i18n/setlang/", accounts_views.set_language, name="set_language"),  # the language switcher
     path("me/", include("accounts.urls")),
     path("rewards/", include("rewards.urls")),
     path("", include("community.urls")),

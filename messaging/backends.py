@@ -5,6 +5,7 @@ commit like every other message; ``EMAIL_DELIVERY_BACKEND`` is what finally deli
 import uuid
 
 from django.core.mail.backends.base import BaseEmailBackend
+from django.utils import translation
 
 
 class OutboxEmailBackend(BaseEmailBackend):
@@ -20,7 +21,9 @@ class OutboxEmailBackend(BaseEmailBackend):
             html = next((content for content, mimetype in getattr(message, "alternatives", [])
                          if mimetype == "text/html"), "")
             for address in [*message.to, *message.cc, *message.bcc]:
-                items.append((address, {"subject": str(message.subject), "body": str(message.body), "html": html}))
+                # Written in the language active now (allauth's mails: the visitor's): laid out in it too.
+                items.append((address, {"subject": str(message.subject), "body": str(message.body), "html": html,
+                                        "language": translation.get_language() or ""}))
         members = dict(Member.objects.filter(email__in=[address.lower() for address, _ in items])
                        .values_list("email", "pk"))
         return messages_queue(items=[

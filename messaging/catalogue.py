@@ -7,25 +7,39 @@ when they save. Lifecycle kinds can also be switched by staff: sent by us, hande
 (a ``campaign.message`` webhook carrying the words, for stores that send through their own
 service), or not sent. The portal notification stays either way: it is the member's own page.
 
-The words are plain text. Values are formatted before they go in (``1,250`` points, ``3 March
-2027``), so a placeholder is just its name in braces; ``{{`` and ``}}`` are literal braces.
+The words are plain text. Values are formatted in the reader's language when they go in (``1,250``
+points and ``3 March 2027`` in English, ``1.250`` and ``3. März 2027`` in German), so a placeholder
+is just its name in braces; ``{{`` and ``}}`` are literal braces.
+
+Languages: the defaults here are translated like every other text (``locale/<language>``). Staff's
+words are kept per language: the kind's ``title`` and ``body`` are the words for the program's
+language (``LANGUAGE_CODE``, English), ``translations`` holds theirs for the others. A member is
+written to in their language: staff's words for it if there are any, else that language's default
+(never another language's words: a German member does not get English text because staff
+reworded the English).
 """
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+
+from core import l10n
 from core.process_cache import ProcessCopy
 
 
 @dataclass(frozen=True)
 class Kind:
     key: str
-    label: str
+    label: str  # (lazy, translated) words: read them inside the language wanted
     title: str
     body: str
-    placeholders: dict[str, str]  # name: a sample value (what the preview shows), which also documents it
+    placeholders: dict[str, object]  # name: a sample value (what the preview shows), which also documents it
     template: str = "note"  # messages/<template>.html
     lifecycle: bool = False  # staff may hand it to the store or switch it off
     priority: int = 50  # when two compete for the weekly cap, the higher goes first
@@ -33,65 +47,69 @@ class Kind:
     sample_context: dict = field(default_factory=dict)  # the rest of a preview's context (dedicated templates)
 
 
-COMMON = {"program": "Tea Club"}  # every kind may use these
+COMMON = {"program": "Tea Club"}  # every kind may use these (a name: not translated)
 
 KINDS: dict[str, Kind] = {kind.key: kind for kind in [
     # --- Lifecycle: the program's own news for a member ---------------------------------------
-    Kind("points_digest", "Points earned (a daily digest)", "You earned {points} points yesterday",
-         "You have {balance} points to spend, and {pending} on their way.",
-         {"points": "240", "balance": "1,250", "pending": "180"}, lifecycle=True, event="points.earned",
+    Kind("points_digest", _("Points earned (a daily digest)"), _("You earned {points} points yesterday"),
+         _("You have {balance} points to spend, and {pending} on their way."),
+         {"points": 240, "balance": 1250, "pending": 180}, lifecycle=True, event="points.earned",
          priority=30),
-    Kind("points_expiring", "Points expiring soon", "{points} of your points expire on {date}",
-         "Spend them on a reward before then, or earn more to keep them.",
-         {"points": "300", "date": "3 March 2027"}, lifecycle=True, event="points.expiring",
+    Kind("points_expiring", _("Points expiring soon"), _("{points} of your points expire on {date}"),
+         _("Spend them on a reward before then, or earn more to keep them."),
+         {"points": 300, "date": _("3 March 2027")}, lifecycle=True, event="points.expiring",
          priority=70),
-    Kind("reward_unlocked", "A reward within reach", "You can now redeem {reward}",
-         "It takes {cost} points, and you have them.", {"reward": "a free tin of tea", "cost": "500"},
+    Kind("reward_unlocked", _("A reward within reach"), _("You can now redeem {reward}"),
+         _("It takes {cost} points, and you have them."), {"reward": _("a free tin of tea"), "cost": 500},
          lifecycle=True, priority=80),
-    Kind("tier_up", "Tier reached", "Welcome to {tier}!", "You have reached the {tier} tier.", {"tier": "Gold"},
-         lifecycle=True, event="tier.changed", priority=60),
-    Kind("tier_warning", "Tier at risk", "Keep {tier}", "To keep {tier} after {date}: {needed} more before then.",
-         {"tier": "Gold", "date": "31 Dec 2026", "needed": "120 points"}, lifecycle=True,
+    Kind("tier_up", _("Tier reached"), _("Welcome to {tier}!"), _("You have reached the {tier} tier."),
+         {"tier": "Gold"}, lifecycle=True, event="tier.changed", priority=60),
+    Kind("tier_warning", _("Tier at risk"), _("Keep {tier}"),
+         _("To keep {tier} after {date}: {needed} more before then."),
+         {"tier": "Gold", "date": _("31 Dec 2026"), "needed": _("120 points")}, lifecycle=True,
          event="tier.downgrade_warning", priority=70),
-    Kind("tier_down", "Tier lost", "You are now {tier}", "Your {previous} period has ended; you are now {tier}.",
+    Kind("tier_down", _("Tier lost"), _("You are now {tier}"),
+         _("Your {previous} period has ended; you are now {tier}."),
          {"tier": "Silver", "previous": "Gold"}, lifecycle=True, event="tier.changed"),
-    Kind("badge", "Badge awarded", "New badge: {badge} ({level})", "{description}",
-         {"badge": "Explorer", "level": "Bronze", "description": "Tried three kinds of tea."}, lifecycle=True,
+    Kind("badge", _("Badge awarded"), _("New badge: {badge} ({level})"), "{description}",
+         {"badge": "Explorer", "level": "Bronze", "description": _("Tried three kinds of tea.")}, lifecycle=True,
          event="badge.awarded"),
-    Kind("challenge", "Challenge completed", "Challenge complete: {challenge}", "{description}",
-         {"challenge": "Summer of oolong", "description": "Three oolongs before September."}, lifecycle=True,
+    Kind("challenge", _("Challenge completed"), _("Challenge complete: {challenge}"), "{description}",
+         {"challenge": _("Summer of oolong"), "description": _("Three oolongs before September.")}, lifecycle=True,
          event="challenge.completed"),
-    Kind("birthday", "Birthday", "Happy birthday from {program}!", "{gift}With our best wishes for the year ahead.",
-         {"gift": "100 birthday points are yours. "}, lifecycle=True, event="points.earned", priority=60),
-    Kind("anniversary", "Membership anniversary", "{years} with {program}",
-         "Thank you for being a member since {since}.", {"years": "2 years", "since": "March 2024"},
+    Kind("birthday", _("Birthday"), _("Happy birthday from {program}!"),
+         _("{gift}With our best wishes for the year ahead."),
+         {"gift": _("100 birthday points are yours. ")}, lifecycle=True, event="points.earned", priority=60),
+    Kind("anniversary", _("Membership anniversary"), _("{years} with {program}"),
+         _("Thank you for being a member since {since}."), {"years": _("2 years"), "since": _("March 2024")},
          lifecycle=True),
-    Kind("post_purchase", "After an order", "Thank you for your order {order}",
-         "It earned you {points} points, yours to spend from {available}.",
-         {"order": "#1042", "points": "45", "available": "18 March 2027"}, lifecycle=True, priority=40),
-    Kind("statement", "Monthly statement (members who ask for it)", "Your {month} statement",
-         "In {month} you earned {earned} points and spent {spent}. Your balance is {balance} points.{expiring}",
-         {"month": "February 2027", "earned": "320", "spent": "500", "balance": "1,250",
-          "expiring": " 300 of them expire by 3 April 2027."}, lifecycle=True, priority=10),
+    Kind("post_purchase", _("After an order"), _("Thank you for your order {order}"),
+         _("It earned you {points} points, yours to spend from {available}."),
+         {"order": "#1042", "points": 45, "available": _("18 March 2027")}, lifecycle=True, priority=40),
+    Kind("statement", _("Monthly statement (members who ask for it)"), _("Your {month} statement"),
+         _("In {month} you earned {earned} points and spent {spent}. Your balance is {balance} points.{expiring}"),
+         {"month": _("February 2027"), "earned": 320, "spent": 500, "balance": 1250,
+          "expiring": _(" 300 of them expire by 3 April 2027.")}, lifecycle=True, priority=10),
     # --- About the member's own doings (always sent) --------------------------------------------
-    Kind("tier_manual", "Tier set by staff", "You are now {tier}", "You are in the {tier} tier until {date}.",
-         {"tier": "Gold", "date": "31 Dec 2027"}),
-    Kind("question_answered", "A question answered", "Your question about {product} has an answer", "{answer}",
-         {"product": "Glass kettle", "answer": "Yes, it goes on a gas hob."}),
-    Kind("review_rejected", "A review not published", "Your review of {product} was not published",
-         "Our moderators said: {reason}\nYou can edit it and send it again.",
-         {"product": "Glass kettle", "reason": "Please leave out the shop assistant's name."}),
+    Kind("tier_manual", _("Tier set by staff"), _("You are now {tier}"), _("You are in the {tier} tier until {date}."),
+         {"tier": "Gold", "date": _("31 Dec 2027")}),
+    Kind("question_answered", _("A question answered"), _("Your question about {product} has an answer"), "{answer}",
+         {"product": _("Glass kettle"), "answer": _("Yes, it goes on a gas hob.")}),
+    Kind("review_rejected", _("A review not published"), _("Your review of {product} was not published"),
+         _("Our moderators said: {reason}\nYou can edit it and send it again."),
+         {"product": _("Glass kettle"), "reason": _("Please leave out the shop assistant's name.")}),
     # --- Messages with their own template ------------------------------------------------------------
-    Kind("review_request", "Review request", "How do you like what you bought? Tell others at {program}",
-         "Thank you for your order. Your review helps other shoppers, and approved reviews earn points.", {},
+    Kind("review_request", _("Review request"), _("How do you like what you bought? Tell others at {program}"),
+         _("Thank you for your order. Your review helps other shoppers, and approved reviews earn points."), {},
          template="review_request",
          sample_context={"items": [{"name": "Glass kettle", "url": "/community/products/KETTLE-1/review/"}]}),
-    Kind("survey_invitation", "Survey invitation", "{survey}: two minutes of your time?", "{intro}",
-         {"survey": "How was your delivery?", "intro": "We would love to hear what you think."},
+    Kind("survey_invitation", _("Survey invitation"), _("{survey}: two minutes of your time?"), "{intro}",
+         {"survey": _("How was your delivery?"), "intro": _("We would love to hear what you think.")},
          template="survey_invitation", sample_context={"url": "/surveys/1/"}),
-    Kind("referral_invitation", "Invitation from a friend", "{inviter} invites you to {program}",
-         "{inviter} thinks you would like {program}.",
-         {"inviter": "Ada", "offer": "10% off your first order"},
+    Kind("referral_invitation", _("Invitation from a friend"), _("{inviter} invites you to {program}"),
+         _("{inviter} thinks you would like {program}."),
+         # xgettext:no-python-format
+         {"inviter": "Ada", "offer": _("10% off your first order")},
          template="referral_invitation", sample_context={"url": "https://example.com/r/ADA1/"}),
 ]}
 
@@ -103,42 +121,55 @@ class PlaceholderError(ValueError):
 def check(kind: Kind, text: str) -> None:
     """Raise ``PlaceholderError`` naming what is wrong: an unknown placeholder (with the ones
     allowed), a placeholder with a format or an attribute, or a stray brace."""
+    from django.utils.translation import gettext
+
     allowed = {**COMMON, **kind.placeholders}
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError:
-        raise PlaceholderError("A brace is not closed: write {name} for a placeholder, {{ or }} for a brace.") \
-            from None
+        raise PlaceholderError(gettext("A brace is not closed: write {name} for a placeholder, {{ or }} for a "
+                                       "brace.")) from None
     for _literal, name, spec, conversion in parsed:
         if name is None:
             continue
         if name not in allowed:
             known = ", ".join("{" + n + "}" for n in sorted(allowed))
-            raise PlaceholderError(f"Unknown placeholder {{{name}}}: this message can use {known}.")
+            raise PlaceholderError(gettext("Unknown placeholder %(name)s: this message can use %(known)s.") % {
+                "name": "{" + name + "}", "known": known})
         if spec or conversion:
-            raise PlaceholderError(f"Write {{{name}}} without a format: values come formatted.")
+            raise PlaceholderError(gettext("Write %(name)s without a format: values come formatted.") % {
+                "name": "{" + name + "}"})
 
 
-def fill(text: str, values: dict[str, str]) -> str:
+def fill(text: str, values: dict) -> str:
     """``text`` with its placeholders replaced; only plain names are looked up (never attributes),
-    so even a text that skipped ``check`` cannot reach into an object."""
+    so even a text that skipped ``check`` cannot reach into an object. Values are shown in the
+    active language: numbers grouped its way, dates in its format, lazy words translated."""
     out = []
-    for literal, name, _spec, _conversion in string.Formatter().parse(text):
+    for literal, name in _parsed(text):
         out.append(literal)
         if name is not None:
-            out.append(str(values.get(name, "")))
+            out.append(l10n.show(values.get(name, "")))
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The text's literal parts and placeholder names (the same words fill 100,000 notes)."""
+    return tuple((literal, name) for literal, name, _spec, _conversion in string.Formatter().parse(text))
 
 
 @dataclass(frozen=True)
 class Wording:
-    """A kind's words as they are now (staff's, or the defaults) and how staff want it sent."""
+    """A kind's words in one language as they are now (staff's for it, or its defaults) and how
+    staff want it sent."""
 
     kind: Kind
     title_text: str
     body_text: str
     delivery: str  # "send", "store" (a campaign.message webhook instead) or "off"
     common: dict[str, str] = field(default_factory=dict)
+    language: str = ""
 
     def title(self, **values) -> str:
         return fill(self.title_text, {**self.common, **values})
@@ -153,26 +184,52 @@ class Wording:
                    for _literal, found, _spec, _conversion in string.Formatter().parse(text))
 
     def note(self, member_id: int, url: str = "", **values):
-        """A portal note (and message) of this kind for a member, in these words."""
+        """A portal note (and message) of this kind for a member. Its words are made when it is
+        sent, in the member's own language (``messaging.services.notify``); ``values`` may be
+        numbers, dates and lazy words, shown in that language."""
         from messaging.services import Note
 
-        return Note(member_id, self.kind.key, self.title(**values), self.body(**values), url)
+        return Note(member_id, self.kind.key, url=url, values=values)
 
 
-def wording(key: str) -> Wording:
-    """The words of a kind, with staff's changes (kept in each process until they change, like the
+def language_of(language: str | None) -> str:
+    """One of ``LANGUAGES`` ("de" for "de-at"), the program's own when unknown or empty."""
+    codes = [code for code, _name in settings.LANGUAGES]
+    language = (language or "").lower()
+    if language in codes:
+        return language
+    return language.split("-")[0] if language.split("-")[0] in codes else settings.LANGUAGE_CODE
+
+
+def staff_words(row, language: str) -> tuple[str, str]:
+    """Staff's (title, body) for a language; empty where they kept the default."""
+    if row is None:
+        return "", ""
+    if language == settings.LANGUAGE_CODE:
+        return row.title, row.body
+    found = (row.translations or {}).get(language) or {}
+    return found.get("title", ""), found.get("body", "")
+
+
+def wording(key: str, language: str | None = None) -> Wording:
+    """The words of a kind in a language (the active one when not given): staff's for that
+    language, or its defaults (staff's changes kept in each process until they change, like the
     program's settings)."""
     from rewards.program import current_program
 
+    language = language_of(language or translation.get_language())
     kind = KINDS[key]
     row = _rows().get(key)
-    return Wording(kind, row.title if row and row.title else kind.title, row.body if row and row.body else kind.body,
-                   row.delivery if row and kind.lifecycle else "send", {"program": current_program().brand.name})
+    title, body = staff_words(row, language)
+    with translation.override(language):
+        title, body = title or str(kind.title), body or str(kind.body)
+    return Wording(kind, title, body, row.delivery if row and kind.lifecycle else "send",
+                   {"program": current_program().brand.name}, language)
 
 
-def sample(key: str) -> tuple[Wording, dict[str, str]]:
+def sample(key: str, language: str | None = None) -> tuple[Wording, dict]:
     """A kind's words and sample values, for a preview."""
-    words = wording(key)
+    words = wording(key, language)
     return words, {**words.common, **words.kind.placeholders}
 
 

@@ -12,6 +12,8 @@ from html.parser import HTMLParser
 
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from messaging import catalogue
 
@@ -75,10 +77,23 @@ def _body(markup: str) -> str:
     return found.group(1) if found else markup
 
 
+def language_for(context: dict, member=None) -> str:
+    """The language a message is written in: the one its words were made in (``context["language"]``:
+    allauth's mails, a friend's invitation, a test send), else the member's, else the program's."""
+    return catalogue.language_of(context.get("language") or getattr(member, "language", "") or "")
+
+
 def render(*, template: str, context: dict, member=None, unsubscribe_url: str = "",
            preferences_url: str = "") -> Rendered:
-    """Render a message from the outbox. ``raw`` messages (mail any code sent through Django's
-    ``send_mail``, allauth's among them) carry their subject and text and get the same layout."""
+    """Render a message from the outbox, in its reader's language (``language_for``). ``raw``
+    messages (mail any code sent through Django's ``send_mail``, allauth's among them) carry their
+    subject and text and get the same layout."""
+    with translation.override(language_for(context, member)):
+        return _render(template=template, context=context, member=member, unsubscribe_url=unsubscribe_url,
+                       preferences_url=preferences_url)
+
+
+def _render(*, template: str, context: dict, member, unsubscribe_url: str, preferences_url: str) -> Rendered:
     from rewards.program import current_program
 
     brand = current_program().brand
@@ -90,8 +105,8 @@ def render(*, template: str, context: dict, member=None, unsubscribe_url: str = 
                                                                                 "subject": subject, "text": text})
         return Rendered(subject, text, markup, _sms(brand.name, subject, text), brand.name)
     if template != "note" and template in catalogue.KINDS:  # the kind's words, staff's or the defaults
-        words = catalogue.wording(template)
-        values = {name: str(value) for name, value in context.items() if isinstance(value, str | int)}
+        words = catalogue.wording(template)  # in the active language: the reader's
+        values = {name: value for name, value in context.items() if isinstance(value, str | int)}
         base["wording"] = {"title": words.title(**values), "body": words.body(**values)}
     markup = render_to_string(f"messages/{template}.html", base)
     found = re.search(r"<title>(.*?)</title>", markup, re.S)
@@ -99,9 +114,9 @@ def render(*, template: str, context: dict, member=None, unsubscribe_url: str = 
     text = html_to_text(_body(markup))
     footer = f"\n--\n{brand.name}: {settings.SITE_URL}/\n"
     if brand.support_email:
-        footer += f"Questions? Write to {brand.support_email}\n"
+        footer += _("Questions? Write to %(email)s") % {"email": brand.support_email} + "\n"
     if unsubscribe_url:
-        footer += f"Unsubscribe: {unsubscribe_url}\n"
+        footer += _("Unsubscribe: %(url)s") % {"url": unsubscribe_url} + "\n"
     return Rendered(subject, text + footer, markup, _sms(brand.name, subject, text), brand.name)
 
 
@@ -111,20 +126,28 @@ def _sms(name: str, subject: str, text: str) -> str:
     return message if len(message) <= SMS_LENGTH else message[:SMS_LENGTH - 1] + "…"
 
 
-def sample_message(key: str) -> tuple[str, dict]:
-    """The template and context of a kind's message with its sample values, in its current words."""
-    words, values = catalogue.sample(key)
-    kind = words.kind
-    if kind.template == "note":
-        return "note", {"title": words.title(**values), "body": words.body(**values), "url": "/rewards/", "kind": key}
-    return kind.template, {**kind.sample_context, **kind.placeholders}
+def sample_message(key: str, language: str | None = None) -> tuple[str, dict]:
+    """The template and context of a kind's message with its sample values, in its current words
+    in a language (the active one when not given)."""
+    language = catalogue.language_of(language or translation.get_language())
+    with translation.override(language):
+        words, values = catalogue.sample(key, language)
+        kind = words.kind
+        if kind.template == "note":
+            return "note", {"title": words.title(**values), "body": words.body(**values), "url": "/rewards/",
+                            "kind": key}
+        return kind.template, {**kind.sample_context, **{name: value if isinstance(value, int) else str(value)
+                                                         for name, value in kind.placeholders.items()}}
 
 
-def preview(key: str) -> Rendered:
-    """A kind's message as a member would get it, with sample values (the admin's preview)."""
+def preview(key: str, language: str | None = None) -> Rendered:
+    """A kind's message as a member would get it, with sample values (the admin's preview), in a
+    language (the active one when not given)."""
     from types import SimpleNamespace
 
-    template, context = sample_message(key)
-    return render(template=template, context=context, member=SimpleNamespace(pk=0, first_name="Ada"),
+    language = catalogue.language_of(language or translation.get_language())
+    template, context = sample_message(key, language)
+    return render(template=template, context={**context, "language": language},
+                  member=SimpleNamespace(pk=0, first_name="Ada", language=language),
                   unsubscribe_url=f"{settings.SITE_URL}/messages/unsubscribe/sample/",
                   preferences_url=f"{settings.SITE_URL}/messages/preferences/sample/")

@@ -39,6 +39,17 @@ def recipients(member_ids) -> dict[int, Recipient]:
                 for pk, email, phone, *channels in cursor.fetchall()}
 
 
+def languages(member_ids) -> dict[int, str]:
+    """Each member's own language (empty: the program's), one query however many members."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return {}
+    matches, params = bulk.any_of("id", ids)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, language FROM {Member._meta.db_table} WHERE {matches}", params)
+        return dict(cursor.fetchall())
+
+
 def suppressed(addresses) -> dict[str, str]:
     """Of these addresses, those on the suppression list, with the reason."""
     addresses = sorted(set(addresses))

@@ -22,10 +22,12 @@ from django.core import signing
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import AuditLog, Member, Notification, User
-from core import bulk, events
+from core import bulk, events, l10n
 from core.claims import unclaimed
 from core.errors import Invalid
 from core.events import Emitted
@@ -75,7 +77,7 @@ def messaging_settings_update(*, actor_user: User | None, changes: dict) -> Mess
                "post_purchase_days"}
     unknown = set(changes) - allowed
     if unknown:
-        raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
+        raise Invalid(_("Unknown settings."), fields={name: _("Unknown setting.") for name in unknown})
     with transaction.atomic():
         row = MessagingSettings.objects.select_for_update().get(pk=messaging_settings().pk)
         before = {name: str(getattr(row, name)) for name in changes}
@@ -95,18 +97,30 @@ def message_kinds_ensure() -> None:
     MessageKindSettings.objects.bulk_create(missing, ignore_conflicts=True)
 
 
+def message_kind_words_fields() -> list[str]:
+    """The names of staff's words for every language: ``title`` and ``body`` for the program's
+    language, ``title_de`` and ``body_de`` for German, and so on for each of ``LANGUAGES``."""
+    names = ["title", "body"]
+    for code, _name in settings.LANGUAGES:
+        if code != settings.LANGUAGE_CODE:
+            names += [f"title_{code}", f"body_{code}"]
+    return names
+
+
 def message_kind_update(*, actor_user: User | None, kind: str, changes: dict) -> MessageKindSettings:
-    """Reword a kind of message or change who sends it. Words may use only the kind's
-    placeholders (refused with the name otherwise); empty words go back to the defaults; only a
-    lifecycle kind can be handed to the store or switched off. Audited."""
+    """Reword a kind of message, in any of the languages (``title``/``body`` for the program's,
+    ``title_de``/``body_de`` for German...), or change who sends it. Words may use only the kind's
+    placeholders (refused with the name otherwise); empty words go back to that language's
+    defaults; only a lifecycle kind can be handed to the store or switched off. Audited."""
     found = catalogue.KINDS.get(kind)
     if found is None:
-        raise Invalid("Unknown kind of message.", fields={"kind": f"No kind {kind!r}."})
-    unknown = set(changes) - {"title", "body", "delivery"}
+        raise Invalid(_("Unknown kind of message."), fields={"kind": f"No kind {kind!r}."})
+    words = message_kind_words_fields()
+    unknown = set(changes) - {*words, "delivery"}
     if unknown:
-        raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
+        raise Invalid(_("Unknown settings."), fields={name: _("Unknown setting.") for name in unknown})
     problems = {}
-    for name in ("title", "body"):
+    for name in words:
         if name in changes:
             changes[name] = (changes[name] or "").strip()
             try:
@@ -114,28 +128,46 @@ def message_kind_update(*, actor_user: User | None, kind: str, changes: dict) ->
             except catalogue.PlaceholderError as exc:
                 problems[name] = str(exc)
     if changes.get("delivery", Delivery.SEND) != Delivery.SEND and not found.lifecycle:
-        problems["delivery"] = "Messages about a member's own doings are always sent."
+        problems["delivery"] = _("Messages about a member's own doings are always sent.")
     if changes.get("delivery", Delivery.SEND) not in Delivery.values:
-        problems["delivery"] = "Choose send, store or off."
+        problems["delivery"] = _("Choose send, store or off.")
     if problems:
-        raise Invalid("Some words need changing.", fields=problems)
+        raise Invalid(_("Some words need changing."), fields=problems)
     with transaction.atomic():
-        row, _ = MessageKindSettings.objects.select_for_update().get_or_create(kind=kind)
-        before = {name: getattr(row, name) for name in changes}
+        row, _created = MessageKindSettings.objects.select_for_update().get_or_create(kind=kind)
+
+        def current(name):
+            if name in ("title", "body", "delivery"):
+                return getattr(row, name)
+            field, code = name.split("_", 1)
+            return (row.translations or {}).get(code, {}).get(field, "")
+
+        before = {name: current(name) for name in changes}
+        translations = {code: dict(found_words) for code, found_words in (row.translations or {}).items()}
         for name, value in changes.items():
-            setattr(row, name, value)
+            if name in ("title", "body", "delivery"):
+                setattr(row, name, value)
+            else:
+                field, code = name.split("_", 1)
+                translations.setdefault(code, {})[field] = value
+        row.translations = {code: {f: v for f, v in found_words.items() if v}
+                            for code, found_words in translations.items() if any(found_words.values())}
         row.save()
         AuditLog.objects.create(action="messaging.kind_changed", actor_user=actor_user, subject=f"message_kind:{kind}",
-                                before=before, after={name: getattr(row, name) for name in changes})
+                                before=before, after={name: current(name) for name in changes})
         catalogue.wording_changed()
     return row
 
 
-def message_test_send(*, kind: str, user: User) -> int:
-    """Send a kind's message, with sample values, to a member of staff (their own address)."""
+def message_test_send(*, kind: str, user: User, language: str | None = None) -> int:
+    """Send a kind's message, with sample values, to a member of staff (their own address), in a
+    language (the active one when not given)."""
     if not user.email:
-        raise Invalid("Your account has no e-mail address.", fields={"email": "Add an address to your account."})
-    template, context = rendering.sample_message(kind)
+        raise Invalid(_("Your account has no e-mail address."),
+                      fields={"email": _("Add an address to your account.")})
+    language = catalogue.language_of(language or translation.get_language())
+    template, context = rendering.sample_message(kind, language)
+    context = {**context, "language": language}
     with transaction.atomic():
         return messages_queue(items=[Outgoing(template=template, purpose=Purpose.TRANSACTIONAL, to=user.email,
                                               key=f"test:{kind}:{uuid.uuid4().hex}", context=context)])
@@ -203,13 +235,18 @@ def _send_after_commit(ids: list[int]) -> None:
 
 @dataclass(frozen=True)
 class Note:
-    """Something to tell a member in the portal (a notification), and by message if they agreed."""
+    """Something to tell a member in the portal (a notification), and by message if they agreed:
+    in words already written (``title``, ``body``: a campaign's), or, with ``values``, in the words
+    of its kind of message (``catalogue.KINDS``), made in the member's own language when it is
+    sent (``Wording.note``)."""
 
     member_id: int
     kind: str
-    title: str
+    title: str = ""
     body: str = ""
     url: str = ""
+    values: dict | None = None
+    language: str = ""  # the language its words are in, once made
 
 
 NOTIFY_CHUNK = 5000
@@ -231,17 +268,41 @@ def notify(*, notes: list[Note], purpose: str = Purpose.REMINDERS, messages: boo
     # In slices: a nightly tier review can tell a hundred thousand members at once, and one
     # statement may carry at most 65,535 parameters.
     for start in range(0, len(notes), NOTIFY_CHUNK):
-        part = notes[start:start + NOTIFY_CHUNK]
+        part = _in_their_words(notes[start:start + NOTIFY_CHUNK])
         with transaction.atomic():
             ids = bulk.insert(Notification, ("member_id", "kind", "title", "body", "url", "created_at"),
                               [(n.member_id, n.kind, n.title, n.body, n.url, now) for n in part])
             messages_queue(now=now, items=[
                 Outgoing(template="note", purpose=purpose, key=f"notification:{pk}", member_id=note.member_id,
-                         context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind},
+                         context={"title": note.title, "body": note.body, "url": note.url, "kind": note.kind,
+                                  **({"language": note.language} if note.language else {})},
                          priority=catalogue.KINDS[note.kind].priority if note.kind in catalogue.KINDS else 50)
                 for pk, note in zip(ids, part, strict=True) if delivery.get(note.kind, Delivery.SEND) == Delivery.SEND])
             _hand_to_store([n for n in part if delivery.get(n.kind) == Delivery.STORE], purpose)
     return len(notes)
+
+
+def _in_their_words(notes: list[Note]) -> list[Note]:
+    """Each note of a kind of message written in its member's language (staff's words for that
+    language, or its defaults), its values shown that language's way; one read of the members'
+    languages and one wording per kind and language, however many notes."""
+    todo = [note for note in notes if note.values is not None]
+    if not todo:
+        return notes
+    languages = selectors.languages(note.member_id for note in todo)
+    words: dict[tuple[str, str], catalogue.Wording] = {}
+    written = {}
+    for language in sorted({catalogue.language_of(languages.get(n.member_id)) for n in todo}):
+        with translation.override(language):
+            for index, note in enumerate(notes):
+                if note.values is None or catalogue.language_of(languages.get(note.member_id)) != language:
+                    continue
+                found = words.get((note.kind, language))
+                if found is None:
+                    found = words[(note.kind, language)] = catalogue.wording(note.kind, language)
+                written[index] = Note(note.member_id, note.kind, found.title(**note.values),
+                                      found.body(**note.values), note.url, language=language)
+    return [written.get(index, note) for index, note in enumerate(notes)]
 
 
 def _hand_to_store(notes: list[Note], purpose: str) -> None:
@@ -286,8 +347,7 @@ def expiry_reminders_send(*, now: datetime | None = None) -> int:
             fresh = [(key, *part[key]) for key in _notices_new("points_expiring", list(part), now=now)]
             events.emit_many("points.expiring", [Emitted(member_id, {"points": points, "expires_at": first.isoformat()})
                                                  for (member_id, _), points, first in fresh])
-            notify(notes=[words.note(member_id, "/rewards/", points=f"{points:,}",
-                                     date=f"{first.astimezone(tz):%-d %B %Y}")
+            notify(notes=[words.note(member_id, "/rewards/", points=points, date=first.astimezone(tz).date())
                           for (member_id, _), points, first in fresh])
         told += len(fresh)
     return told
@@ -315,8 +375,8 @@ def rewards_unlocked_send(*, now: datetime | None = None) -> int:
         names = {member_id: (reward_id, name, cost) for member_id, reward_id, name, cost in part}
         with transaction.atomic():
             fresh = _notices_new("reward_unlocked", [(m, str(r)) for m, (r, _, _) in names.items()], now=now)
-            notify(notes=[words.note(member_id, "/rewards/", reward=names[member_id][1],
-                                     cost=f"{names[member_id][2]:,}") for member_id, _ in fresh])
+            notify(notes=[words.note(member_id, "/rewards/", reward=names[member_id][1], cost=names[member_id][2])
+                          for member_id, _ in fresh])
         told += len(fresh)
     return told
 
@@ -354,8 +414,8 @@ def points_digest_send(*, now: datetime | None = None) -> int:
             fresh = _members_told("points_digest", day.isoformat(), ids[offset:offset + NOTIFY_CHUNK], now)
             balances = dict((pk, (available, pending)) for pk, available, pending in Member.objects.filter(
                 pk__in=fresh).values_list("pk", "points_available", "points_pending"))
-            notify(notes=[words.note(m, "/rewards/history/", points=f"{earned[m]:,}",
-                                     balance=f"{balances[m][0]:,}", pending=f"{balances[m][1]:,}")
+            notify(notes=[words.note(m, "/rewards/history/", points=earned[m], balance=balances[m][0],
+                                     pending=balances[m][1])
                           for m in fresh if m in balances])
         told += len(fresh)
     return told
@@ -385,11 +445,20 @@ def anniversaries_send(*, today=None) -> int:
                 for member_id in fresh:
                     since = joined[member_id].astimezone(tz)
                     years = day.year - since.year
-                    notes.append(words.note(member_id, "/", years=f"{years} year{'s' if years != 1 else ''}",
-                                            since=f"{since:%B %Y}"))
+                    notes.append(words.note(member_id, "/", years=l10n.later(_years, years),
+                                            since=l10n.later(l10n.month, since.date())))
                 notify(notes=notes)
             told += len(fresh)
     return told
+
+
+def _years(years: int) -> str:
+    return ngettext("%(count)s year", "%(count)s years", years) % {"count": years}
+
+
+def _expiring(points: int, day) -> str:
+    return " " + ngettext("%(count)s of them expires by %(day)s.", "%(count)s of them expire by %(day)s.",
+                          points) % {"count": l10n.number(points), "day": l10n.day(day)}
 
 
 def post_purchase_send(*, now: datetime | None = None) -> int:
@@ -419,9 +488,9 @@ def post_purchase_send(*, now: datetime | None = None) -> int:
             for _member, key in fresh:
                 member_id, order_id, points, placed = part[key]
                 available = program.available_at(placed)
-                notes.append(words.note(member_id, "/rewards/history/", order=order_id, points=f"{points:,}",
-                                        available="today" if available is None or available <= now
-                                        else f"{available.astimezone(program.tz):%-d %B %Y}"))
+                notes.append(words.note(member_id, "/rewards/history/", order=order_id, points=points,
+                                        available=gettext_lazy("today") if available is None or available <= now
+                                        else available.astimezone(program.tz).date()))
             notify(notes=notes)
         told += len(fresh)
     return told
@@ -442,7 +511,7 @@ def statements_send(*, now: datetime | None = None) -> int:
         return 0
     end = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     start = add_months(end, -1)
-    month, key = f"{start:%B %Y}", f"{start:%Y-%m}"
+    month, key = l10n.later(l10n.month, start.date()), f"{start:%Y-%m}"
     words = catalogue.wording("statement")
     told_already = LifecycleNotice.objects.filter(member=OuterRef("pk"), kind="statement", key=key)
     # The members still to tell: the runs after the first of the week find none and stop here.
@@ -463,9 +532,9 @@ def statements_send(*, now: datetime | None = None) -> int:
                 earned, spent = moved.get(member_id, (0, 0))
                 soon = expiring.get(member_id)
                 notes.append(words.note(
-                    member_id, "/rewards/history/", month=month, earned=f"{earned:,}", spent=f"{spent:,}",
-                    balance=f"{balances.get(member_id, 0):,}",
-                    expiring=f" {soon[0]:,} of them expire by {soon[1].astimezone(tz):%-d %B %Y}." if soon else ""))
+                    member_id, "/rewards/history/", month=month, earned=earned, spent=spent,
+                    balance=balances.get(member_id, 0),
+                    expiring=l10n.later(_expiring, soon[0], soon[1].astimezone(tz).date()) if soon else ""))
             notify(notes=notes, purpose=Purpose.STATEMENTS)
         told += len(fresh)
     return told
@@ -573,7 +642,7 @@ def messages_send(*, message_ids: list[int], now: datetime | None = None) -> dic
     now = now or timezone.now()
     batch, outcomes = _claim(list(message_ids), now)
     members = {m.pk: m for m in Member.objects.filter(pk__in={m.member_id for m in batch if m.member_id})
-               .only("pk", "first_name", "last_name")}
+               .only("pk", "first_name", "last_name", "language")}
     # One connection to the mail provider for the batch (SMTP: one login, not one per message).
     mail = get_connection(settings.EMAIL_DELIVERY_BACKEND) if any(
         m.channel == MessageChannel.EMAIL for m in batch) else None
@@ -677,8 +746,19 @@ def unsubscribe_url(*, member_id: int | None, address: str, purpose: str) -> str
     return f"{settings.SITE_URL}/messages/unsubscribe/{token}/"
 
 
+# A purpose as it reads inside a sentence ("Stop points reminders from..."): its own words in each
+# language (German keeps its nouns capitalised, so a lower-cased label would not do).
+_PURPOSE_WORDS = {
+    Purpose.TRANSACTIONAL: gettext_lazy("messages about your account"), Purpose.REMINDERS: gettext_lazy(
+        "points reminders"), Purpose.OFFERS: gettext_lazy("offers and news"), Purpose.SURVEYS: gettext_lazy(
+        "surveys"), Purpose.REVIEWS: gettext_lazy("review requests"), Purpose.REFERRALS: gettext_lazy(
+        "invitations from a friend"), Purpose.STATEMENTS: gettext_lazy("monthly points statements"),
+}
+
+
 def purpose_label(purpose: str) -> str:
-    return Purpose(purpose).label if purpose in Purpose.values else "messages"
+    """A purpose's words inside a sentence, in the active language."""
+    return str(_PURPOSE_WORDS.get(purpose) or _("messages"))
 
 
 def preferences_url(*, member_id: int) -> str:
@@ -691,10 +771,10 @@ def unsubscribe_read(token: str) -> dict:
     try:
         data = signing.loads(token, salt=_TOKEN_SALT)
     except signing.BadSignature:
-        raise Invalid("This unsubscribe link is not valid.", fields={"token": "Not a valid link."}) from None
+        raise Invalid(_("This unsubscribe link is not valid."), fields={"token": _("Not a valid link.")}) from None
     member = Member.objects.filter(pk=data.get("m"), erased_at__isnull=True).first() if data.get("m") else None
     if data.get("m") and member is None:
-        raise Invalid("This member is no longer in the program.", fields={"token": "Unknown member."})
+        raise Invalid(_("This member is no longer in the program."), fields={"token": _("Unknown member.")})
     return {"member": member, "address": data.get("a", ""), "purpose": data.get("p", "")}
 
 
@@ -710,18 +790,18 @@ def unsubscribe(*, token: str) -> str:
         field_name = PREFERENCE_FIELD[purpose]
         member_consents_set(member=member, consents={field_name.removesuffix("_channel"): "none"},
                             source="unsubscribe")
-        return Purpose(purpose).label
+        return purpose_label(purpose)
     address = found["address"] or (member.email if member else "")
     if address:
         suppression_add(address=address, reason="unsubscribed")
-    return "every message"
+    return _("messages of any kind")
 
 
 def suppression_add(*, address: str, reason: str, detail: str = "", actor_user: User | None = None) -> Suppression:
     """Send nothing more to this address: every queued message to it is not sent either."""
     address = address.strip().lower()
     if not address:
-        raise Invalid("An address is needed.", fields={"address": "This field is required."})
+        raise Invalid(_("An address is needed."), fields={"address": _("This field is required.")})
     with transaction.atomic():
         row, created = Suppression.objects.get_or_create(address=address, defaults={"reason": reason[:20],
                                                                                       "detail": detail[:300]})

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -53,7 +54,7 @@ def preferences(request, token: str):
                 form.add_error(name.removeprefix("consents.") if name.removeprefix("consents.") in form.fields
                                else None, problem)
         else:
-            messages.success(request, "Your preferences are saved.")
+            messages.success(request, _("Your preferences are saved."))
             return redirect("messaging:preferences", token=token)
     return render(request, "messaging/preferences.html", {"form": form, "member": member})
 

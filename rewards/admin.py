@@ -10,9 +10,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import AuditedAdmin
 from accounts.models import Member, Partner
+from core import l10n
 from core.admin import ReadOnlyAdmin, SingletonAdmin
 from core.errors import DomainError, Invalid
 from core.images import clean_image
@@ -47,13 +49,13 @@ from rewards.services import tiers as tier_services
 @admin.register(ProgramSettings)
 class ProgramSettingsAdmin(SingletonAdmin):
     fieldsets = [
-        ("Program", {"fields": ["time_zone", "currency", "accepted_currencies"]}),
-        ("Pending points", {"fields": ["pending_days"]}),
-        ("Expiry", {"fields": ["expiry_policy", "expiry_months", "expiring_soon_days"]}),
-        ("Reports", {"fields": ["point_value"]}),
-        ("How the program looks", {"fields": ["name", "logo", "colour", "accent_colour", "support_email"],
-                                   "description": "In the portal, the admin and every e-mail. Colours must be dark "
-                                   "enough for white text on them (WCAG AA, 4.5:1)."}),
+        (_("Program"), {"fields": ["time_zone", "currency", "accepted_currencies"]}),
+        (_("Pending points"), {"fields": ["pending_days"]}),
+        (_("Expiry"), {"fields": ["expiry_policy", "expiry_months", "expiring_soon_days"]}),
+        (_("Reports"), {"fields": ["point_value"]}),
+        (_("How the program looks"), {"fields": ["name", "logo", "colour", "accent_colour", "support_email"],
+                                   "description": _("In the portal, the admin and every e-mail. Colours must be dark "
+                                   "enough for white text on them (WCAG AA, 4.5:1).")}),
     ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
@@ -75,14 +77,15 @@ class ProgramSettingsAdmin(SingletonAdmin):
 
                 value = self.cleaned_data["time_zone"]
                 if value not in available_timezones():
-                    raise ValidationError("Unknown time zone; use a name such as Europe/Paris.")
+                    raise ValidationError(_("Unknown time zone; use a name such as Europe/Paris."))
                 return value
 
             def clean_accepted_currencies(self):
                 codes = [c.strip().upper() for c in self.cleaned_data["accepted_currencies"].split(",") if c.strip()]
                 unknown = [c for c in codes if not is_currency(c)]
                 if unknown or not codes:
-                    raise ValidationError(f"Unknown currencies: {', '.join(unknown) or 'none given'}.")
+                    raise ValidationError(_("Unknown currencies: %(codes)s.") % {"codes": ", ".join(unknown)}
+                                          if unknown else _("Give at least one currency."))
                 return ",".join(codes)
 
             def clean_logo(self):
@@ -100,7 +103,7 @@ class ProgramSettingsAdmin(SingletonAdmin):
             def clean_currency(self):
                 value = self.cleaned_data["currency"].upper()
                 if not is_currency(value):
-                    raise ValidationError("Unknown currency; use an ISO 4217 code such as EUR.")
+                    raise ValidationError(_("Unknown currency; use an ISO 4217 code such as EUR."))
                 return value
 
         return Checked
@@ -140,17 +143,17 @@ class EarningRuleAdmin(admin.ModelAdmin):
     filter_horizontal = ["partners", "tiers"]
     fieldsets = [
         (None, {"fields": ["name", "is_active", "kind", "activity_type"]}),
-        ("What it gives", {
+        (_("What it gives"), {
             "fields": ["points", "points_per_unit", "currency", "rounding", "multiplier"],
-            "description": "Per-currency rules: points per whole unit, rounded once per order. Fixed rules: "
-            "points per activity. Multipliers: multiply the points of the lines they match.",
+            "description": _("Per-currency rules: points per whole unit, rounded once per order. Fixed rules: "
+            "points per activity. Multipliers: multiply the points of the lines they match."),
         }),
-        ("When it applies", {"fields": ["starts_at", "ends_at", "min_order_value", "categories", "skus", "partners",
+        (_("When it applies"), {"fields": ["starts_at", "ends_at", "min_order_value", "categories", "skus", "partners",
                                         "tiers"]}),
-        ("Limits and order", {
+        (_("Limits and order"), {
             "fields": ["cap_per_day", "cap_per_month", "priority", "stacks"],
-            "description": "Rules run from the highest priority down. A rule that does not stack stops the "
-            "lower-priority rules of its kind (base rules, or multipliers) when it applies.",
+            "description": _("Rules run from the highest priority down. A rule that does not stack stops the "
+            "lower-priority rules of its kind (base rules, or multipliers) when it applies."),
         }),
     ]
     change_list_template = "admin/rewards/earningrule/change_list.html"
@@ -159,20 +162,20 @@ class EarningRuleAdmin(admin.ModelAdmin):
         # Orders keep the rules they were earned under; retire a rule by unticking "active".
         return False
 
-    @admin.display(description="Gives")
+    @admin.display(description=_("Gives"))
     def gives(self, rule):
         if rule.kind == "per_currency":
-            return f"{rule.points_per_unit.normalize()} / {rule.currency or 'unit'}"
+            return f"{l10n.decimal(rule.points_per_unit.normalize(), None)} / {rule.currency or _('unit')}"
         if rule.kind == "fixed":
-            return f"{rule.points} points"
-        return f"x{rule.multiplier.normalize()}"
+            return l10n.points(rule.points or 0)
+        return f"x{l10n.decimal(rule.multiplier.normalize(), None)}"
 
-    @admin.display(description="Dates")
+    @admin.display(description=_("Dates"))
     def window(self, rule):
         if not rule.starts_at and not rule.ends_at:
-            return "always"
-        start = f"{timezone.localtime(rule.starts_at):%d %b %Y}" if rule.starts_at else "…"
-        end = f"{timezone.localtime(rule.ends_at):%d %b %Y}" if rule.ends_at else "…"
+            return _("always")
+        start = l10n.short_day(rule.starts_at) if rule.starts_at else "…"
+        end = l10n.short_day(rule.ends_at) if rule.ends_at else "…"
         return f"{start} – {end}"
 
     def save_model(self, request, obj, form, change):
@@ -194,33 +197,34 @@ class EarningRuleAdmin(admin.ModelAdmin):
         result = None
         if request.method == "POST" and form.is_valid():
             result = selectors.order_preview(**form.preview_arguments())
-        context = {**self.admin_site.each_context(request), "title": "What would this order earn?", "form": form,
+        context = {**self.admin_site.each_context(request), "title": _("What would this order earn?"), "form": form,
                    "result": result, "opts": self.model._meta}
         return TemplateResponse(request, "admin/rewards/earningrule/preview.html", context)
 
 
 class OrderPreviewForm(forms.Form):
     partner = forms.ModelChoiceField(Partner.objects.all(), required=False)
-    member_email = forms.EmailField(required=False, help_text="Optional: applies this member's caps.")
+    member_email = forms.EmailField(required=False, help_text=_("Optional: applies this member's caps."))
     currency = forms.CharField(initial="EUR", max_length=3)
-    placed_at = forms.DateTimeField(initial=timezone.now, help_text="YYYY-MM-DD HH:MM, program time zone.")
+    placed_at = forms.DateTimeField(initial=timezone.now, help_text=_("YYYY-MM-DD HH:MM, program time zone."),
+                                    widget=forms.DateTimeInput(format="%Y-%m-%d %H:%M"))
     discount = forms.DecimalField(initial=Decimal(0), min_value=0, decimal_places=3)
     lines = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5, "cols": 60}),
         initial="TEA-1, tea, 2, 12.50\nCUP-3, accessories, 1, 8.00",
-        help_text="One line per row: SKU, category, quantity, unit price.",
+        help_text=_("One line per row: SKU, category, quantity, unit price."),
     )
 
     def clean_currency(self):
         value = self.cleaned_data["currency"].upper()
         if not is_currency(value):
-            raise ValidationError("Unknown currency.")
+            raise ValidationError(_("Unknown currency."))
         return value
 
     def clean_member_email(self):
         email = self.cleaned_data["member_email"].strip().lower()
         if email and not Member.objects.filter(email=email).exists():
-            raise ValidationError("No member with this email.")
+            raise ValidationError(_("No member with this email."))
         return email
 
     def clean_lines(self):
@@ -231,9 +235,10 @@ class OrderPreviewForm(forms.Form):
                 sku, category, quantity, price = parts
                 parsed.append((sku, category, int(quantity), Decimal(price)))
             except (ValueError, InvalidOperation):
-                raise ValidationError(f"Row {number}: expected 'SKU, category, quantity, unit price'.") from None
+                raise ValidationError(_("Row %(number)s: expected 'SKU, category, quantity, unit price'.") % {
+                    "number": number}) from None
         if not parsed:
-            raise ValidationError("Add at least one line.")
+            raise ValidationError(_("Add at least one line."))
         return parsed
 
     def preview_arguments(self) -> dict:
@@ -257,20 +262,20 @@ class RewardForm(forms.ModelForm):
         cleaned = super().clean()
         kind = cleaned.get("kind")
         if kind in (RewardKind.FIXED_DISCOUNT, RewardKind.PERCENTAGE_DISCOUNT) and not cleaned.get("value"):
-            self.add_error("value", "A discount needs a value.")
+            self.add_error("value", _("A discount needs a value."))
         if kind == RewardKind.PERCENTAGE_DISCOUNT and cleaned.get("value") and cleaned["value"] > 100:
-            self.add_error("value", "A percentage is at most 100.")
+            self.add_error("value", _("A percentage is at most 100."))
         if kind == RewardKind.FREE_PRODUCT and not cleaned.get("product_sku"):
-            self.add_error("product_sku", "A free product needs its SKU.")
+            self.add_error("product_sku", _("A free product needs its SKU."))
         if cleaned.get("currency") and not is_currency(cleaned["currency"].upper()):
-            self.add_error("currency", "Unknown currency.")
+            self.add_error("currency", _("Unknown currency."))
         if cleaned.get("valid_from") and cleaned.get("valid_to") and cleaned["valid_to"] <= cleaned["valid_from"]:
-            self.add_error("valid_to", "Must be after 'valid from'.")
+            self.add_error("valid_to", _("Must be after 'valid from'."))
         early_from, tiers = cleaned.get("early_access_from"), cleaned.get("early_access_tiers")
         if tiers and not early_from:
-            self.add_error("early_access_from", "Early access needs the date it opens for those tiers.")
+            self.add_error("early_access_from", _("Early access needs the date it opens for those tiers."))
         if early_from and cleaned.get("valid_from") and early_from >= cleaned["valid_from"]:
-            self.add_error("early_access_from", "Early access opens before 'valid from', the date for everyone.")
+            self.add_error("early_access_from", _("Early access opens before 'valid from', the date for everyone."))
         return cleaned
 
 
@@ -282,7 +287,7 @@ class RewardAdmin(AuditedAdmin):
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "product_sku"]
 
-    @admin.display(description="Redeemed")
+    @admin.display(description=_("Redeemed"))
     def redeemed(self, reward):
         return reward.redemptions.count()
 
@@ -300,7 +305,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ["member", "activity", "related_entry"]
 
-    @admin.display(description="By")
+    @admin.display(description=_("By"))
     def actor(self, entry):
         return entry.actor_user or entry.actor_partner or ""
 
@@ -365,12 +370,12 @@ class PointsLotAdmin(ReadOnlyAdmin):
 
 
 class AdjustForm(forms.Form):
-    points = forms.IntegerField(help_text="Positive to credit, negative to debit.")
+    points = forms.IntegerField(help_text=_("Positive to credit, negative to debit."))
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
 
     def clean_points(self):
         if self.cleaned_data["points"] == 0:
-            raise ValidationError("Must not be zero.")
+            raise ValidationError(_("Must not be zero."))
         return self.cleaned_data["points"]
 
 
@@ -386,9 +391,11 @@ def adjust_points_view(request, member_id: int, model_admin):
             for field, problems in exc.fields.items():
                 form.add_error(field if field in form.fields else None, problems)
         else:
-            messages.success(request, f"Adjusted by {form.cleaned_data['points']:+d} points.")
+            messages.success(request, _("Adjusted by %(points)s points.") % {
+                "points": f"{form.cleaned_data['points']:+d}"})
             return redirect(reverse("admin:accounts_member_change", args=[member.pk]))
-    context = {**model_admin.admin_site.each_context(request), "title": f"Adjust points of {member}", "form": form,
+    context = {**model_admin.admin_site.each_context(request),
+               "title": _("Adjust points of %(member)s") % {"member": member}, "form": form,
                "member": member, "opts": Member._meta}
     return TemplateResponse(request, "admin/rewards/adjust.html", context)
 
@@ -399,10 +406,14 @@ def member_points_summary(member: Member) -> str:
     set_tier = reverse("admin:accounts_member_set_tier", args=[member.pk])
     tier = MemberTier.objects.filter(member=member).select_related("tier").first()
     return format_html(
-        '{} available · {} pending · {} owed — <a href="{}">ledger</a> · <a class="button" href="{}">Adjust points</a>'
-        '<br>Tier: {}{} · <a class="button" href="{}">Set tier</a>',
-        member.points_available, member.points_pending, member.points_owed, ledger, adjust,
-        tier.tier.name if tier else "entry", f" until {tier.period_end:%d %b %Y}" if tier else "", set_tier,
+        '{} · {} · {} — <a href="{}">{}</a> · <a class="button" href="{}">{}</a><br>{} · <a class="button" '
+        'href="{}">{}</a>',
+        _("%(points)s available") % {"points": l10n.number(member.points_available)},
+        _("%(points)s pending") % {"points": l10n.number(member.points_pending)},
+        _("%(points)s owed") % {"points": l10n.number(member.points_owed)}, ledger, _("ledger"), adjust,
+        _("Adjust points"),
+        _("Tier: %(tier)s until %(day)s") % {"tier": tier.tier.name, "day": l10n.short_day(tier.period_end)}
+        if tier else _("Tier: entry"), set_tier, _("Set tier"),
     )
 
 
@@ -419,7 +430,7 @@ class TierAdmin(admin.ModelAdmin):
         # After launch a threshold moves members: it changes through the dry run and apply step.
         return ["threshold"] if obj is not None else []
 
-    @admin.display(description="Members")
+    @admin.display(description=_("Members"))
     def members(self, tier):
         return tier._members
 
@@ -445,12 +456,13 @@ class TierAdmin(admin.ModelAdmin):
                 if "apply" in request.POST:
                     plan = tier_services.tier_thresholds_apply(thresholds=form.thresholds(), actor_user=request.user,
                                                                reason=form.cleaned_data["reason"])
-                    messages.success(request, f"Thresholds changed: {plan.up} members moved up, {plan.down} down.")
+                    messages.success(request, _("Thresholds changed: %(up)s members moved up, %(down)s down.") % {
+                        "up": plan.up, "down": plan.down})
                     return redirect(reverse("admin:rewards_tier_changelist"))
                 plan = tier_services.tier_thresholds_plan(thresholds=form.thresholds())
             except DomainError as exc:
                 form.add_error(None, exc.message)
-        context = {**self.admin_site.each_context(request), "title": "Change tier thresholds", "form": form,
+        context = {**self.admin_site.each_context(request), "title": _("Change tier thresholds"), "form": form,
                    "plan": plan, "opts": self.model._meta}
         return TemplateResponse(request, "admin/rewards/tier/thresholds.html", context)
 
@@ -479,7 +491,7 @@ class TierChangeAdmin(ReadOnlyAdmin):
 
 class SetTierForm(forms.Form):
     tier = forms.ModelChoiceField(Tier.objects.order_by("rank"))
-    until = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM. After this the normal review applies.")
+    until = forms.DateTimeField(help_text=_("YYYY-MM-DD HH:MM. After this the normal review applies."))
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=500)
 
 
@@ -497,9 +509,11 @@ def set_tier_view(request, member_id: int, model_admin):
             for field, problems in exc.fields.items():
                 form.add_error(field if field in form.fields else None, problems)
         else:
-            messages.success(request, f"{member} is {form.cleaned_data['tier']} until {until:%d %b %Y}.")
+            messages.success(request, _("%(member)s is %(tier)s until %(day)s.") % {
+                "member": member, "tier": form.cleaned_data["tier"], "day": l10n.short_day(until)})
             return redirect(reverse("admin:accounts_member_change", args=[member.pk]))
-    context = {**model_admin.admin_site.each_context(request), "title": f"Set the tier of {member}", "form": form,
+    context = {**model_admin.admin_site.each_context(request),
+               "title": _("Set the tier of %(member)s") % {"member": member}, "form": form,
                "member": member, "opts": Member._meta}
     return TemplateResponse(request, "admin/rewards/set_tier.html", context)
 
@@ -517,18 +531,18 @@ class BadgeAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [BadgeLevelInline]
 
-    @admin.display(description="Levels")
+    @admin.display(description=_("Levels"))
     def levels_count(self, badge):
         return badge.levels.count()
 
-    @admin.display(description="Awarded")
+    @admin.display(description=_("Awarded"))
     def holders(self, badge):
         return MemberBadge.objects.filter(level__badge=badge).count()
 
     def after_save(self, request, obj, change):
         # Missing images are drawn now; who already qualifies gets it in the background.
         progress_services.badge_saved(badge=obj)
-        self.message_user(request, "Members who already qualify receive this badge in the background.")
+        self.message_user(request, _("Members who already qualify receive this badge in the background."))
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -551,11 +565,11 @@ class ChallengeForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("starts_at") and cleaned.get("ends_at") and cleaned["ends_at"] <= cleaned["starts_at"]:
-            self.add_error("ends_at", "Must be after the start.")
+            self.add_error("ends_at", _("Must be after the start."))
         if cleaned.get("criterion") in ("activity_count", "first") and not cleaned.get("activity_type"):
-            self.add_error("activity_type", "Counting activities needs their type, e.g. review_approved.")
+            self.add_error("activity_type", _("Counting activities needs their type, e.g. review_approved."))
         if cleaned.get("criterion") == "membership_years":
-            self.add_error("criterion", "Years of membership cannot grow inside a challenge's dates.")
+            self.add_error("criterion", _("Years of membership cannot grow inside a challenge's dates."))
         return cleaned
 
 
@@ -565,7 +579,7 @@ class ChallengeAdmin(AuditedAdmin):
     list_display = ["name", "criterion", "threshold", "starts_at", "ends_at", "enrollment", "completed", "is_active"]
     list_filter = ["enrollment", "is_active"]
 
-    @admin.display(description="Completed")
+    @admin.display(description=_("Completed"))
     def completed(self, challenge):
         return challenge.entries.filter(completed_at__isnull=False).count()
 

@@ -11,19 +11,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Count, F, Sum
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import Member
+from core import l10n
 from rewards.models import Activity, Criterion, Order, OrderLine, OrderStatus
-
-# How members read an activity type: "3 more approved reviews".
-ACTIVITY_WORDS = {
-    "order": ("order", "orders"),
-    "review_approved": ("approved review", "approved reviews"),
-    "survey_completed": ("survey answered", "surveys answered"),
-    "referral": ("friend who ordered", "friends who ordered"),
-    "helpful_vote_received": ("helpful vote", "helpful votes"),
-    "birthday": ("birthday", "birthdays"),
-}
 
 
 @dataclass(frozen=True)
@@ -32,9 +25,37 @@ class Window:
     end: datetime | None = None
 
 
-def _words(activity_type: str, count: int) -> str:
-    one, many = ACTIVITY_WORDS.get(activity_type, (activity_type.replace("_", " "), activity_type.replace("_", " ")))
-    return one if count == 1 else many
+def _more(activity_type: str, count: int) -> str:
+    """"3 more approved reviews", in the reader's language (whole phrases, so each language can
+    order its words and make its plurals)."""
+    phrases = {
+        "order": lambda: ngettext("%(count)s more order", "%(count)s more orders", count),
+        "review_approved": lambda: ngettext("%(count)s more approved review", "%(count)s more approved reviews",
+                                            count),
+        "survey_completed": lambda: ngettext("%(count)s more survey answered", "%(count)s more surveys answered",
+                                             count),
+        "referral": lambda: ngettext("%(count)s more friend who ordered", "%(count)s more friends who ordered",
+                                     count),
+        "helpful_vote_received": lambda: ngettext("%(count)s more helpful vote", "%(count)s more helpful votes",
+                                                  count),
+        "birthday": lambda: ngettext("%(count)s more birthday", "%(count)s more birthdays", count),
+    }
+    if activity_type in phrases:
+        return phrases[activity_type]() % {"count": l10n.number(count)}
+    return _("%(count)s more %(activity)s") % {"count": l10n.number(count),
+                                                 "activity": activity_type.replace("_", " ")}
+
+
+def _first(activity_type: str) -> str:
+    """"your first approved review"."""
+    phrases = {"order": lambda: _("your first order"), "review_approved": lambda: _("your first approved review"),
+               "survey_completed": lambda: _("your first survey answered"),
+               "referral": lambda: _("your first friend who ordered"),
+               "helpful_vote_received": lambda: _("your first helpful vote"),
+               "birthday": lambda: _("your first birthday")}
+    if activity_type in phrases:
+        return phrases[activity_type]()
+    return _("your first %(activity)s") % {"activity": activity_type.replace("_", " ")}
 
 
 def _in_window(queryset, field: str, window: Window | None):
@@ -60,13 +81,12 @@ class ActivityCount:
         return {m: Decimal(n) for m, n in rows.values_list("member_id").annotate(n=Count("id")).order_by()}
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
-        count = int(needed)
-        return f"{count} more {_words(activity_type, count)}"
+        return _more(activity_type, int(needed))
 
 
 class First(ActivityCount):
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
-        return f"your first {_words(activity_type, 1)}"
+        return _first(activity_type)
 
 
 class FixedTypeCount(ActivityCount):
@@ -92,7 +112,7 @@ class Spend:
         return dict(rows.values_list("member_id").annotate(total=Sum(F("total") - F("refunded_amount"))).order_by())
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
-        return f"{needed.quantize(Decimal('0.01'))} {currency} more in orders"
+        return _("%(money)s more in orders") % {"money": l10n.money(needed, currency)}
 
 
 class MembershipYears:
@@ -106,7 +126,8 @@ class MembershipYears:
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
         years = int(needed)
-        return f"{years} more year{'s' if years != 1 else ''} as a member"
+        return ngettext("%(count)s more year as a member", "%(count)s more years as a member", years) % {
+            "count": years}
 
 
 class OrderStreak:
@@ -131,7 +152,8 @@ class OrderStreak:
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
         months = int(needed)
-        return f"orders in {months} more month{'s' if months != 1 else ''} in a row"
+        return ngettext("orders in %(count)s more month in a row", "orders in %(count)s more months in a row",
+                        months) % {"count": months}
 
 
 class DistinctCategories:
@@ -144,7 +166,8 @@ class DistinctCategories:
 
     def to_go(self, *, activity_type, needed: Decimal, currency: str) -> str:
         count = int(needed)
-        return f"orders from {count} more categor{'y' if count == 1 else 'ies'}"
+        return ngettext("orders from %(count)s more category", "orders from %(count)s more categories", count) % {
+            "count": count}
 
 
 KINDS = {

@@ -14,6 +14,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Member, Partner
 from core.colours import validate_brand_colour
@@ -22,22 +23,22 @@ MONEY = {"max_digits": 14, "decimal_places": 3}
 
 
 class ExpiryPolicy(models.TextChoices):
-    NEVER = "never", "Points never expire"
-    ROLLING = "rolling", "Each lot expires N months after it was earned"
-    END_OF_MONTH = "end_of_month", "Each lot expires at the end of the month N months after it was earned"
-    END_OF_YEAR = "end_of_year", "Each lot expires at the end of the year N months after it was earned"
-    INACTIVITY = "inactivity", "The whole balance expires after N months without earning or spending"
+    NEVER = "never", _("Points never expire")
+    ROLLING = "rolling", _("Each lot expires N months after it was earned")
+    END_OF_MONTH = "end_of_month", _("Each lot expires at the end of the month N months after it was earned")
+    END_OF_YEAR = "end_of_year", _("Each lot expires at the end of the year N months after it was earned")
+    INACTIVITY = "inactivity", _("The whole balance expires after N months without earning or spending")
 
 
 class TierMeasure(models.TextChoices):
-    POINTS = "points", "Points earned"
-    SPEND = "spend", "Spend"
-    ORDERS = "orders", "Number of orders"
+    POINTS = "points", _("Points earned")
+    SPEND = "spend", _("Spend")
+    ORDERS = "orders", _("Number of orders")
 
 
 class TierWindow(models.TextChoices):
-    ROLLING = "rolling", "A rolling number of months"
-    CALENDAR_YEAR = "calendar_year", "The calendar year"
+    ROLLING = "rolling", _("A rolling number of months")
+    CALENDAR_YEAR = "calendar_year", _("The calendar year")
 
 
 class ProgramSettings(models.Model):
@@ -45,55 +46,55 @@ class ProgramSettings(models.Model):
 
     time_zone = models.CharField(
         max_length=64, default="UTC",
-        help_text="All program dates (caps per day, birthdays, end of month) are in this time zone.",
+        help_text=_("All program dates (caps per day, birthdays, end of month) are in this time zone."),
     )
-    currency = models.CharField(max_length=3, default="EUR", help_text="The program's own currency (ISO 4217).")
+    currency = models.CharField(max_length=3, default="EUR", help_text=_("The program's own currency (ISO 4217)."))
     accepted_currencies = models.CharField(
-        max_length=200, default="EUR", help_text="Comma-separated ISO 4217 codes the program accepts orders in."
+        max_length=200, default="EUR", help_text=_("Comma-separated ISO 4217 codes the program accepts orders in.")
     )
     pending_days = models.PositiveIntegerField(
-        default=14, help_text="Return window: order points stay pending this many days after the order."
+        default=14, help_text=_("Return window: order points stay pending this many days after the order.")
     )
     expiry_policy = models.CharField(max_length=20, choices=ExpiryPolicy.choices, default=ExpiryPolicy.ROLLING)
     expiry_months = models.PositiveIntegerField(default=12, validators=[MinValueValidator(1)])
     expiring_soon_days = models.PositiveIntegerField(
-        default=30, help_text="Members see points that expire within this many days as 'expiring soon'."
+        default=30, help_text=_("Members see points that expire within this many days as 'expiring soon'.")
     )
     point_value = models.DecimalField(
         max_digits=10, decimal_places=4, default=Decimal("0.01"),
-        help_text="What one point is worth in the program currency, for the points liability.",
+        help_text=_("What one point is worth in the program currency, for the points liability."),
     )
     tier_measure = models.CharField(max_length=10, choices=TierMeasure.choices, default=TierMeasure.POINTS)
     tier_window = models.CharField(max_length=15, choices=TierWindow.choices, default=TierWindow.ROLLING)
     tier_window_months = models.PositiveIntegerField(
-        default=12, validators=[MinValueValidator(1)], help_text="Rolling window: how many months count."
+        default=12, validators=[MinValueValidator(1)], help_text=_("Rolling window: how many months count.")
     )
     tier_grace_days = models.PositiveIntegerField(
-        default=30, help_text="After a tier's period ends, it is kept this many days before a downgrade."
+        default=30, help_text=_("After a tier's period ends, it is kept this many days before a downgrade.")
     )
     tier_warning_days = models.PositiveIntegerField(
-        default=30, help_text="Members who would lose their tier are warned this many days before."
+        default=30, help_text=_("Members who would lose their tier are warned this many days before.")
     )
     tier_max_drop = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(1)], help_text="Most tiers a member drops at one review."
+        default=1, validators=[MinValueValidator(1)], help_text=_("Most tiers a member drops at one review.")
     )
     # --- How the program looks (the portal and every message) ---
     name = models.CharField(max_length=80, blank=True,
-                            help_text="The program's name in the portal and in every message. Empty: the "
-                            "PROGRAM_NAME environment variable.")
+                            help_text=_("The program's name in the portal and in every message. Empty: the "
+                            "PROGRAM_NAME environment variable."))
     logo = models.ImageField(upload_to="brand/", blank=True,
-                             help_text="Shown in the portal's header and at the top of e-mails (JPEG, PNG or WebP; "
-                             "at most 400 pixels wide is kept, its metadata dropped).")
+                             help_text=_("Shown in the portal's header and at the top of e-mails (JPEG, PNG or WebP; "
+                             "at most 400 pixels wide is kept, its metadata dropped)."))
     colour = models.CharField(max_length=7, default="#0f766e", validators=[validate_brand_colour],
-                              help_text="The main colour: the header of e-mails, buttons and links.")
+                              help_text=_("The main colour: the header of e-mails, buttons and links."))
     accent_colour = models.CharField(max_length=7, default="#b45309", validators=[validate_brand_colour],
-                                     help_text="The second colour: pending points, highlights.")
-    support_email = models.EmailField(blank=True, help_text="Where members write for help: in the portal's footer "
-                                      "and at the foot of every e-mail. Empty: not shown.")
+                                     help_text=_("The second colour: pending points, highlights."))
+    support_email = models.EmailField(blank=True, help_text=_("Where members write for help: in the portal's footer "
+                                      "and at the foot of every e-mail. Empty: not shown."))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name = verbose_name_plural = "Program settings"
+        verbose_name = verbose_name_plural = _("Program settings")
 
     def __str__(self):
         return "Program settings"
@@ -103,16 +104,16 @@ class ProgramSettings(models.Model):
 
 
 class ActivityType(models.TextChoices):
-    ORDER = "order", "Order"
-    SIGNUP = "signup", "Signed up"
-    PROFILE_COMPLETED = "profile_completed", "Completed profile"
-    BIRTHDAY = "birthday", "Birthday"
-    REVIEW_APPROVED = "review_approved", "Review approved"
-    REVIEW_PHOTO = "review_photo", "Photo in an approved review"
-    HELPFUL_VOTE_RECEIVED = "helpful_vote_received", "Helpful vote received"
-    SURVEY_COMPLETED = "survey_completed", "Survey completed"
-    REFERRAL = "referral", "Referral converted"
-    REFUND = "refund", "Refund"
+    ORDER = "order", _("Order")
+    SIGNUP = "signup", _("Signed up")
+    PROFILE_COMPLETED = "profile_completed", _("Completed profile")
+    BIRTHDAY = "birthday", _("Birthday")
+    REVIEW_APPROVED = "review_approved", _("Review approved")
+    REVIEW_PHOTO = "review_photo", _("Photo in an approved review")
+    HELPFUL_VOTE_RECEIVED = "helpful_vote_received", _("Helpful vote received")
+    SURVEY_COMPLETED = "survey_completed", _("Survey completed")
+    REFERRAL = "referral", _("Referral converted")
+    REFUND = "refund", _("Refund")
 
 
 class Activity(models.Model):
@@ -122,14 +123,14 @@ class Activity(models.Model):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="activities", db_index=False)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                 db_index=False)
-    type = models.CharField(max_length=50, help_text="A built-in type or a partner's custom type.")
+    type = models.CharField(max_length=50, help_text=_("A built-in type or a partner's custom type."))
     source_key = models.CharField(max_length=255, unique=True)
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "activities"
+        verbose_name_plural = _("activities")
         indexes = [models.Index(fields=["member", "type", "occurred_at"])]
 
     def __str__(self):
@@ -137,14 +138,14 @@ class Activity(models.Model):
 
 
 class RuleKind(models.TextChoices):
-    PER_CURRENCY = "per_currency", "Points per currency unit spent"
-    FIXED = "fixed", "Fixed points per activity"
-    MULTIPLIER = "multiplier", "Multiplier of other rules' points"
+    PER_CURRENCY = "per_currency", _("Points per currency unit spent")
+    FIXED = "fixed", _("Fixed points per activity")
+    MULTIPLIER = "multiplier", _("Multiplier of other rules' points")
 
 
 class Rounding(models.TextChoices):
-    DOWN = "down", "Round down (12.9 -> 12)"
-    NEAREST = "nearest", "Round to nearest, halves up (12.5 -> 13)"
+    DOWN = "down", _("Round down (12.9 -> 12)")
+    NEAREST = "nearest", _("Round to nearest, halves up (12.5 -> 13)")
 
 
 class EarningRule(models.Model):
@@ -154,38 +155,38 @@ class EarningRule(models.Model):
     kind = models.CharField(max_length=20, choices=RuleKind.choices)
     activity_type = models.CharField(
         max_length=50, default=ActivityType.ORDER,
-        help_text="order, signup, profile_completed, birthday, review_approved, survey_completed, referral, "
-        "or a partner's custom event type such as app_installed.",
+        help_text=_("order, signup, profile_completed, birthday, review_approved, survey_completed, referral, "
+        "or a partner's custom event type such as app_installed."),
     )
-    points = models.PositiveIntegerField(null=True, blank=True, help_text="Fixed rules: points per activity.")
+    points = models.PositiveIntegerField(null=True, blank=True, help_text=_("Fixed rules: points per activity."))
     points_per_unit = models.DecimalField(
         max_digits=10, decimal_places=4, null=True, blank=True,
-        help_text="Per-currency rules: points per whole unit of the currency (1 = one point per euro).",
+        help_text=_("Per-currency rules: points per whole unit of the currency (1 = one point per euro)."),
     )
-    currency = models.CharField(max_length=3, blank=True, help_text="Per-currency rules: empty = program currency.")
+    currency = models.CharField(max_length=3, blank=True, help_text=_("Per-currency rules: empty = program currency."))
     rounding = models.CharField(max_length=10, choices=Rounding.choices, default=Rounding.DOWN)
     multiplier = models.DecimalField(
-        max_digits=6, decimal_places=3, null=True, blank=True, help_text="Multiplier rules: 2 = double points."
+        max_digits=6, decimal_places=3, null=True, blank=True, help_text=_("Multiplier rules: 2 = double points.")
     )
-    starts_at = models.DateTimeField(null=True, blank=True, help_text="Applies to activities from this time.")
-    ends_at = models.DateTimeField(null=True, blank=True, help_text="...and before this time.")
+    starts_at = models.DateTimeField(null=True, blank=True, help_text=_("Applies to activities from this time."))
+    ends_at = models.DateTimeField(null=True, blank=True, help_text=_("...and before this time."))
     min_order_value = models.DecimalField(**MONEY, null=True, blank=True)
-    categories = models.JSONField(default=list, blank=True, help_text="Only order lines in these categories.")
-    skus = models.JSONField(default=list, blank=True, help_text="Only order lines with these SKUs.")
-    partners = models.ManyToManyField(Partner, blank=True, help_text="Only activities from these partners.")
+    categories = models.JSONField(default=list, blank=True, help_text=_("Only order lines in these categories."))
+    skus = models.JSONField(default=list, blank=True, help_text=_("Only order lines with these SKUs."))
+    partners = models.ManyToManyField(Partner, blank=True, help_text=_("Only activities from these partners."))
     tiers = models.ManyToManyField("Tier", blank=True, related_name="earning_rules",
-                                   help_text="Only members in these tiers (a tier's multiplier or birthday bonus).")
-    cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per day.")
-    cap_per_month = models.PositiveIntegerField(null=True, blank=True, help_text="Most points per member per month.")
-    priority = models.IntegerField(default=100, help_text="Higher runs first.")
+                                   help_text=_("Only members in these tiers (a tier's multiplier or birthday bonus)."))
+    cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text=_("Most points per member per day."))
+    cap_per_month = models.PositiveIntegerField(null=True, blank=True, help_text=_("Most points per member per month."))
+    priority = models.IntegerField(default=100, help_text=_("Higher runs first."))
     stacks = models.BooleanField(
         default=True,
-        help_text="Unticked: when this rule applies, lower-priority rules of the same kind (base or "
-        "multiplier) do not.",
+        help_text=_("Unticked: when this rule applies, lower-priority rules of the same kind (base or "
+        "multiplier) do not."),
     )
     members_only = models.BooleanField(
-        default=False, help_text="Only for the members given it (a campaign's offer gives it to the members it "
-        "sends to).")
+        default=False, help_text=_("Only for the members given it (a campaign's offer gives it to the members it "
+        "sends to)."))
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -212,12 +213,12 @@ class RuleMember(models.Model):
 
 
 class EntryKind(models.TextChoices):
-    EARN = "earn", "Earned"
-    RELEASE = "release", "Became available"
-    REVERSE = "reverse", "Reversed"
-    REDEEM = "redeem", "Redeemed"
-    EXPIRE = "expire", "Expired"
-    ADJUST = "adjust", "Adjusted"
+    EARN = "earn", _("Earned")
+    RELEASE = "release", _("Became available")
+    REVERSE = "reverse", _("Reversed")
+    REDEEM = "redeem", _("Redeemed")
+    EXPIRE = "expire", _("Expired")
+    ADJUST = "adjust", _("Adjusted")
 
 
 class LedgerEntry(models.Model):
@@ -232,21 +233,22 @@ class LedgerEntry(models.Model):
                                  db_index=False)
     related_entry = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="followers", db_index=False,
-        help_text="The entry this one releases or reverses.",
+        help_text=_("The entry this one releases or reverses."),
     )
-    available_at = models.DateTimeField(null=True, blank=True, help_text="Pending points: when they become available.")
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Credits: when these points expire.")
+    available_at = models.DateTimeField(null=True, blank=True,
+                                        help_text=_("Pending points: when they become available."))
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Credits: when these points expire."))
     description = models.CharField(max_length=255)
     reason = models.TextField(blank=True)
     actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+", db_index=False)
     actor_partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                       db_index=False)
-    effective_at = models.DateTimeField(help_text="When it happened in the program (the order's time, the expiry).")
+    effective_at = models.DateTimeField(help_text=_("When it happened in the program (the order's time, the expiry)."))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         indexes = [
             models.Index(fields=["member", "-effective_at", "-id"]),
             models.Index(
@@ -305,9 +307,9 @@ class PointsLot(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    PLACED = "placed", "Placed"
-    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
-    REFUNDED = "refunded", "Refunded"
+    PLACED = "placed", _("Placed")
+    PARTIALLY_REFUNDED = "partially_refunded", _("Partially refunded")
+    REFUNDED = "refunded", _("Refunded")
 
 
 class Order(models.Model):
@@ -324,11 +326,12 @@ class Order(models.Model):
     discount = models.DecimalField(**MONEY, default=Decimal(0))
     refunded_amount = models.DecimalField(**MONEY, default=Decimal(0))
     status = models.CharField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PLACED)
-    points = models.BigIntegerField(default=0, help_text="Points this order earns now, after any refunds.")
+    points = models.BigIntegerField(default=0, help_text=_("Points this order earns now, after any refunds."))
     rules_applied = models.JSONField(
-        default=list, help_text="The rules as they were on the order's day, to reverse points exactly on refund."
+        default=list, help_text=_("The rules as they were on the order's day, to reverse points exactly on refund.")
     )
-    content_hash = models.CharField(max_length=64, help_text="To tell a retry from a different order with the same id.")
+    content_hash = models.CharField(max_length=64,
+                                    help_text=_("To tell a retry from a different order with the same id."))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -393,7 +396,7 @@ class PointsAward(models.Model):
     rule = models.ForeignKey(EarningRule, null=True, on_delete=models.SET_NULL, related_name="awards", db_index=False)
     rule_name = models.CharField(max_length=120)
     points = models.BigIntegerField()
-    day = models.DateField(help_text="The activity's day in the program time zone.")
+    day = models.DateField(help_text=_("The activity's day in the program time zone."))
 
     class Meta:
         indexes = [models.Index(fields=["member", "rule", "day"])]
@@ -403,10 +406,10 @@ class PointsAward(models.Model):
 
 
 class RewardKind(models.TextChoices):
-    FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
-    PERCENTAGE_DISCOUNT = "percentage_discount", "Percentage discount"
-    FREE_SHIPPING = "free_shipping", "Free shipping"
-    FREE_PRODUCT = "free_product", "Free product"
+    FIXED_DISCOUNT = "fixed_discount", _("Fixed discount")
+    PERCENTAGE_DISCOUNT = "percentage_discount", _("Percentage discount")
+    FREE_SHIPPING = "free_shipping", _("Free shipping")
+    FREE_PRODUCT = "free_product", _("Free product")
 
 
 class Reward(models.Model):
@@ -414,24 +417,24 @@ class Reward(models.Model):
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=30, choices=RewardKind.choices)
     value = models.DecimalField(
-        **MONEY, null=True, blank=True, help_text="Fixed discount: the amount; percentage: the percent (10 = 10%)."
+        **MONEY, null=True, blank=True, help_text=_("Fixed discount: the amount; percentage: the percent (10 = 10%).")
     )
-    currency = models.CharField(max_length=3, blank=True, help_text="Fixed discount: empty = program currency.")
-    product_sku = models.CharField(max_length=100, blank=True, help_text="Free product: its SKU.")
+    currency = models.CharField(max_length=3, blank=True, help_text=_("Fixed discount: empty = program currency."))
+    product_sku = models.CharField(max_length=100, blank=True, help_text=_("Free product: its SKU."))
     points_cost = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    stock = models.PositiveIntegerField(null=True, blank=True, help_text="Coupons left; empty = unlimited.")
-    per_member_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty = no limit.")
+    stock = models.PositiveIntegerField(null=True, blank=True, help_text=_("Coupons left; empty = unlimited."))
+    per_member_limit = models.PositiveIntegerField(null=True, blank=True, help_text=_("Empty = no limit."))
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_to = models.DateTimeField(null=True, blank=True)
     coupon_valid_days = models.PositiveIntegerField(
-        default=90, help_text="A coupon expires this many days after redemption."
+        default=90, help_text=_("A coupon expires this many days after redemption.")
     )
     image = models.ImageField(upload_to="rewards/", blank=True)
     tiers = models.ManyToManyField("Tier", blank=True, related_name="exclusive_rewards",
-                                   help_text="Only members in these tiers may redeem it; empty = everyone.")
+                                   help_text=_("Only members in these tiers may redeem it; empty = everyone."))
     early_access_tiers = models.ManyToManyField(
         "Tier", blank=True, related_name="early_rewards",
-        help_text="These tiers may redeem it from 'early access from', before everyone else's 'valid from'.",
+        help_text=_("These tiers may redeem it from 'early access from', before everyone else's 'valid from'."),
     )
     early_access_from = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
@@ -493,12 +496,12 @@ class Tier(models.Model):
     """A level members reach by their qualifying measure (``ProgramSettings.tier_measure``)."""
 
     name = models.CharField(max_length=60, unique=True)
-    rank = models.PositiveSmallIntegerField(unique=True, help_text="0 for the entry tier, then 1, 2...")
+    rank = models.PositiveSmallIntegerField(unique=True, help_text=_("0 for the entry tier, then 1, 2..."))
     threshold = models.DecimalField(
-        **MONEY, help_text="The measure (points, spend or orders) over the window that reaches this tier."
+        **MONEY, help_text=_("The measure (points, spend or orders) over the window that reaches this tier.")
     )
-    benefits = models.TextField(blank=True, help_text="One benefit per line, shown to members.")
-    color = models.CharField(max_length=7, default="#0f766e", help_text="Hex colour for badges and cards.")
+    benefits = models.TextField(blank=True, help_text=_("One benefit per line, shown to members."))
+    color = models.CharField(max_length=7, default="#0f766e", help_text=_("Hex colour for badges and cards."))
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -518,20 +521,20 @@ class MemberTier(models.Model):
     member = models.OneToOneField(Member, on_delete=models.CASCADE, primary_key=True, related_name="tier_status")
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="members")
     since = models.DateTimeField()
-    period_end = models.DateTimeField(help_text="The tier is secure until then; reviewed after the grace period.")
-    manual_until = models.DateTimeField(null=True, blank=True, help_text="Set by staff: kept at least until then.")
-    warned_for = models.DateTimeField(null=True, blank=True, help_text="The period end a warning was sent for.")
+    period_end = models.DateTimeField(help_text=_("The tier is secure until then; reviewed after the grace period."))
+    manual_until = models.DateTimeField(null=True, blank=True, help_text=_("Set by staff: kept at least until then."))
+    warned_for = models.DateTimeField(null=True, blank=True, help_text=_("The period end a warning was sent for."))
 
     def __str__(self):
         return f"{self.member_id}: {self.tier}"
 
 
 class TierCause(models.TextChoices):
-    QUALIFIED = "qualified", "Qualified"
-    RENEWED = "renewed", "Kept for another period"
-    DOWNGRADED = "downgraded", "Moved down at review"
-    MANUAL = "manual", "Set by staff"
-    THRESHOLDS = "thresholds", "Thresholds changed"
+    QUALIFIED = "qualified", _("Qualified")
+    RENEWED = "renewed", _("Kept for another period")
+    DOWNGRADED = "downgraded", _("Moved down at review")
+    MANUAL = "manual", _("Set by staff")
+    THRESHOLDS = "thresholds", _("Thresholds changed")
 
 
 class TierChange(models.Model):
@@ -558,14 +561,14 @@ class TierChange(models.Model):
 
 
 class Criterion(models.TextChoices):
-    ACTIVITY_COUNT = "activity_count", "Number of activities of a type"
-    FIRST = "first", "First activity of a type"
-    SPEND = "spend", "Total spend"
-    MEMBERSHIP_YEARS = "membership_years", "Years of membership"
-    ORDER_STREAK = "order_streak", "Months in a row with an order"
-    REFERRALS = "referrals", "Friends referred who ordered"
-    HELPFUL_VOTES = "helpful_votes", "Helpful votes received"
-    DISTINCT_CATEGORIES = "distinct_categories", "Different product categories ordered"
+    ACTIVITY_COUNT = "activity_count", _("Number of activities of a type")
+    FIRST = "first", _("First activity of a type")
+    SPEND = "spend", _("Total spend")
+    MEMBERSHIP_YEARS = "membership_years", _("Years of membership")
+    ORDER_STREAK = "order_streak", _("Months in a row with an order")
+    REFERRALS = "referrals", _("Friends referred who ordered")
+    HELPFUL_VOTES = "helpful_votes", _("Helpful votes received")
+    DISTINCT_CATEGORIES = "distinct_categories", _("Different product categories ordered")
 
 
 class Badge(models.Model):
@@ -575,7 +578,7 @@ class Badge(models.Model):
     slug = models.SlugField(unique=True)
     description = models.TextField(blank=True)
     criterion = models.CharField(max_length=30, choices=Criterion.choices)
-    activity_type = models.CharField(max_length=50, blank=True, help_text="For activity counts: which type.")
+    activity_type = models.CharField(max_length=50, blank=True, help_text=_("For activity counts: which type."))
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -590,9 +593,9 @@ class BadgeLevel(models.Model):
     badge = models.ForeignKey(Badge, on_delete=models.CASCADE, related_name="levels")
     level = models.PositiveSmallIntegerField(default=1)
     name = models.CharField(max_length=40, default="Bronze")
-    threshold = models.DecimalField(**MONEY, help_text="What the criterion must reach for this level.")
-    points_bonus = models.PositiveIntegerField(default=0, help_text="Points given with the badge (0 for none).")
-    image = models.ImageField(upload_to="badges/", blank=True, help_text="Empty: a default is drawn.")
+    threshold = models.DecimalField(**MONEY, help_text=_("What the criterion must reach for this level."))
+    points_bonus = models.PositiveIntegerField(default=0, help_text=_("Points given with the badge (0 for none)."))
+    image = models.ImageField(upload_to="badges/", blank=True, help_text=_("Empty: a default is drawn."))
 
     class Meta:
         ordering = ["badge", "level"]
@@ -615,8 +618,8 @@ class MemberBadge(models.Model):
 
 
 class Enrollment(models.TextChoices):
-    AUTOMATIC = "automatic", "Everyone takes part"
-    OPT_IN = "opt_in", "Members join"
+    AUTOMATIC = "automatic", _("Everyone takes part")
+    OPT_IN = "opt_in", _("Members join")
 
 
 class Challenge(models.Model):

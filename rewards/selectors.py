@@ -10,8 +10,11 @@ from decimal import Decimal
 from django.db.models import Count, F, IntegerField, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from accounts.models import Member
+from core import l10n
 from rewards import criteria, rules
 from rewards.models import (
     Badge,
@@ -41,21 +44,21 @@ def reward_check(*, reward: Reward, member: Member, tier_id: int | None, now: da
     without the balance. Reads the reward's tiers: prefetch ``tiers`` and ``early_access_tiers``."""
     now = now or timezone.now()
     if not reward.is_active:
-        return "This reward is not offered any more."
+        return _("This reward is not offered any more.")
     only = list(reward.tiers.all())
     if only and tier_id not in {tier.pk for tier in only}:
-        return f"For {' and '.join(tier.name for tier in only)} members."
+        return _("For %(tiers)s members.") % {"tiers": l10n.and_list(tier.name for tier in only)}
     if reward.valid_from and now < reward.valid_from:
         early = {tier.pk for tier in reward.early_access_tiers.all()}
         if tier_id in early and reward.early_access_from and reward.early_access_from <= now:
-            return None if not (reward.stock is not None and reward.stock <= 0) else "Out of stock."
+            return None if not (reward.stock is not None and reward.stock <= 0) else _("Out of stock.")
         if tier_id in early and reward.early_access_from:
-            return f"Early access for you from {timezone.localtime(reward.early_access_from):%d %b %Y}."
-        return f"Available from {timezone.localtime(reward.valid_from):%d %b %Y}."
+            return _("Early access for you from %(day)s.") % {"day": l10n.short_day(reward.early_access_from)}
+        return _("Available from %(day)s.") % {"day": l10n.short_day(reward.valid_from)}
     if reward.valid_to and now >= reward.valid_to:
-        return "This reward has ended."
+        return _("This reward has ended.")
     if reward.stock is not None and reward.stock <= 0:
-        return "Out of stock."
+        return _("Out of stock.")
     return None
 
 
@@ -213,7 +216,9 @@ def catalog(*, member: Member | None, now: datetime | None = None) -> list[Catal
         blocked = reward_check(reward=reward, member=member, tier_id=tier_id, now=now) if member else None
         redeemed = counts.get(reward.pk, 0)
         if blocked is None and reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
-            blocked = f"You have redeemed this {redeemed} times, the most allowed."
+            blocked = ngettext("You have redeemed this %(count)s time, the most allowed.",
+                               "You have redeemed this %(count)s times, the most allowed.", redeemed) % {
+                "count": redeemed}
         short = max(0, reward.points_cost - available)
         items.append(CatalogItem(reward, short == 0, short, blocked, redeemed))
     return items
@@ -330,25 +335,30 @@ def tier_progress(*, member: Member, now: datetime | None = None) -> TierProgres
         counted = describe_measure(program, to_next)
         if program.settings.tier_window == "calendar_year":
             year_end = datetime(window.start.year + 1, 1, 1, tzinfo=program.tz) - timedelta(days=1)
-            to_next_text = f"{counted} more to reach {next_tier.name}, by {year_end:%d %b %Y}."
+            to_next_text = _("%(counted)s more to reach %(tier)s, by %(day)s.") % {
+                "counted": counted, "tier": next_tier.name, "day": l10n.short_day(year_end.date())}
         else:
-            to_next_text = (f"{counted} more to reach {next_tier.name}; what you earned since "
-                            f"{timezone.localtime(window.start, program.tz):%d %b %Y} counts.")
+            to_next_text = _("%(counted)s more to reach %(tier)s; what you earned since %(day)s counts.") % {
+                "counted": counted, "tier": next_tier.name,
+                "day": l10n.short_day(timezone.localtime(window.start, program.tz).date())}
     keep_text = ""
     if status and current:
         until = timezone.localtime(status.period_end, program.tz)
         if status.manual_until and status.manual_until > now:
-            keep_text = f"You are {current.name} until at least {timezone.localtime(status.manual_until):%d %b %Y}."
+            keep_text = _("You are %(tier)s until at least %(day)s.") % {
+                "tier": current.name, "day": l10n.short_day(status.manual_until)}
         elif measure >= current.threshold:
-            keep_text = f"You have done enough to keep {current.name} after {until:%d %b %Y}."
+            keep_text = _("You have done enough to keep %(tier)s after %(day)s.") % {
+                "tier": current.name, "day": l10n.short_day(until.date())}
         else:
             needed = describe_measure(program, current.threshold - measure)
-            keep_text = f"{current.name} is yours until {until:%d %b %Y}. To keep it after that: {needed} more."
+            keep_text = _("%(tier)s is yours until %(day)s. To keep it after that: %(needed)s more.") % {
+                "tier": current.name, "day": l10n.short_day(until.date()), "needed": needed}
     low = current.threshold if current else Decimal(0)
     high = next_tier.threshold if next_tier else None
     percent = 100 if high is None else int(100 * max(Decimal(0), min(measure - low, high - low)) / (high - low or 1))
-    thresholds = {t.pk: f"From {describe_measure(program, t.threshold)}" if t.threshold else "Where everyone starts"
-                  for t in program.tiers}
+    thresholds = {t.pk: _("From %(measure)s") % {"measure": describe_measure(program, t.threshold)} if t.threshold
+                  else _("Where everyone starts") for t in program.tiers}
     return TierProgress(tier=current, next_tier=next_tier, tiers=list(program.tiers), measure=measure,
                         thresholds=thresholds,
                         window_start=window.start, to_next=to_next, to_next_text=to_next_text,
@@ -386,7 +396,7 @@ def badge_cards(*, member: Member, now: datetime | None = None) -> list[BadgeCar
         if next_level is not None:
             needed = max(next_level.threshold - value, Decimal(0))
             to_go = criteria.to_go(badge.criterion, activity_type=badge.activity_type, needed=needed,
-                                   currency=program.settings.currency) if needed else "on its way"
+                                   currency=program.settings.currency) if needed else _("on its way")
             percent = int(100 * min(value, next_level.threshold) / (next_level.threshold or 1))
         states = [(level, held.get(level.pk)) for level in levels]
         cards.append(BadgeCard(badge, levels, earned, states, next_level, value, to_go, percent))
@@ -474,13 +484,14 @@ def measure_str(program: Program, amount: Decimal) -> str:
 
 
 def describe_measure(program: Program, amount: Decimal) -> str:
+    """A tier's measure in words, in the reader's language: "1,700 points", "300.00 EUR in orders", "3 orders"."""
     measure = program.settings.tier_measure
     if measure == TierMeasure.POINTS:
-        return f"{int(amount.to_integral_value(rounding='ROUND_CEILING')):,} points"
+        return l10n.points(amount.to_integral_value(rounding="ROUND_CEILING"))
     if measure == TierMeasure.SPEND:
-        return f"{amount.quantize(Decimal('0.01'))} {program.settings.currency} in orders"
+        return _("%(amount)s in orders") % {"amount": l10n.money(amount, program.settings.currency)}
     count = int(amount.to_integral_value(rounding="ROUND_CEILING"))
-    return f"{count} order{'s' if count != 1 else ''}"
+    return ngettext("%(count)s order", "%(count)s orders", count) % {"count": l10n.number(count)}
 
 
 def member_tier_ids(member_ids) -> dict[int, int | None]:
@@ -572,11 +583,13 @@ def badges_latest(*, member: Member, limit: int = 4) -> list[MemberBadge]:
 # --- Ways to earn ----------------------------------------------------------------------------------
 
 _EARN_FOR = {
-    "order": "on every order", "signup": "for joining", "profile_completed": "for completing your profile",
-    "birthday": "on your birthday", "review_approved": "for each review we publish",
-    "review_photo": "for each published review with photos", "helpful_vote_received":
-    "each time a member finds your review helpful", "survey_completed": "for each survey you answer",
-    "referral": "for each friend you refer who places an order", "refund": "",
+    "order": gettext_lazy("on every order"), "signup": gettext_lazy("for joining"),
+    "profile_completed": gettext_lazy("for completing your profile"), "birthday": gettext_lazy("on your birthday"),
+    "review_approved": gettext_lazy("for each review we publish"),
+    "review_photo": gettext_lazy("for each published review with photos"),
+    "helpful_vote_received": gettext_lazy("each time a member finds your review helpful"),
+    "survey_completed": gettext_lazy("for each survey you answer"),
+    "referral": gettext_lazy("for each friend you refer who places an order"), "refund": "",
 }
 
 
@@ -603,37 +616,47 @@ def ways_to_earn(*, now=None) -> list[WayToEarn]:
                                                      s.id or 0)):
         if spec.members_only or (spec.ends_at and spec.ends_at <= now):
             continue
-        what = _EARN_FOR.get(spec.activity_type, f"for {spec.activity_type.replace('_', ' ')}")
+        what = _EARN_FOR.get(spec.activity_type) or _("for %(activity)s") % {
+            "activity": spec.activity_type.replace("_", " ")}
         if (spec.kind == "per_currency" and not spec.points_per_unit) or (spec.kind == "multiplier"
                                                                           and not spec.multiplier):
             continue  # pays nothing: nothing to tell
         if spec.kind == "per_currency":
             per = spec.points_per_unit.normalize()
-            headline = f"{per:f} point{'s' if per != 1 else ''} per {spec.currency} 1 spent"
+            headline = ngettext("%(points)s point per %(currency)s 1 spent",
+                                "%(points)s points per %(currency)s 1 spent", 1 if per == 1 else 2) % {
+                "points": l10n.decimal(per, places=None), "currency": spec.currency}
         elif spec.kind == "fixed":
             if not spec.points:
                 continue
-            headline = f"{spec.points:,} points {what}".strip()
+            headline = pgettext("ways to earn", "%(points)s %(what)s") % {"points": l10n.points(spec.points),
+                                                                          "what": what}
         else:
-            headline = f"{spec.multiplier.normalize():f}x points {what}".strip()
+            headline = _("%(factor)sx points %(what)s") % {"factor": l10n.decimal(spec.multiplier.normalize(),
+                                                                                   places=None), "what": what}
+        headline = headline.strip()
         conditions = []
         if spec.categories:
-            conditions.append("on " + ", ".join(spec.categories))
+            conditions.append(_("on %(things)s") % {"things": ", ".join(spec.categories)})
         if spec.skus:
-            conditions.append("on " + ", ".join(spec.skus))
+            conditions.append(_("on %(things)s") % {"things": ", ".join(spec.skus)})
         if spec.min_order_value:
-            conditions.append(f"on orders of {spec.currency} {spec.min_order_value.normalize():f} or more")
+            conditions.append(_("on orders of %(money)s or more") % {
+                "money": l10n.money(spec.min_order_value, spec.currency)})
         if spec.tier_ids:
-            conditions.append(" and ".join(tiers.get(t, "") for t in spec.tier_ids if tiers.get(t)) + " members")
+            conditions.append(_("%(tiers)s members") % {
+                "tiers": l10n.and_list(tiers[t] for t in spec.tier_ids if tiers.get(t))})
         if spec.partner_ids:
-            conditions.append("at " + ", ".join(partner_names.get(p, "") for p in spec.partner_ids))
+            conditions.append(_("at %(stores)s") % {"stores": ", ".join(partner_names.get(p, "")
+                                                                        for p in spec.partner_ids)})
         if spec.cap_per_day:
-            conditions.append(f"up to {spec.cap_per_day:,} points a day")
+            conditions.append(_("up to %(points)s a day") % {"points": l10n.points(spec.cap_per_day)})
         if spec.cap_per_month:
-            conditions.append(f"up to {spec.cap_per_month:,} points a month")
+            conditions.append(_("up to %(points)s a month") % {"points": l10n.points(spec.cap_per_month)})
         if spec.starts_at and spec.starts_at > now:
-            conditions.append(f"from {spec.starts_at.astimezone(tz):%-d %b %Y}")
+            conditions.append(_("from %(day)s") % {"day": l10n.short_day(spec.starts_at.astimezone(tz).date())})
         if spec.ends_at:
-            conditions.append(f"until {(spec.ends_at - timedelta(seconds=1)).astimezone(tz):%-d %b %Y}")
+            conditions.append(_("until %(day)s") % {
+                "day": l10n.short_day((spec.ends_at - timedelta(seconds=1)).astimezone(tz).date())})
         ways.append(WayToEarn(headline, conditions))
     return ways

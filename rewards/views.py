@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import member_required
@@ -41,7 +42,7 @@ def redeem(request, reward_id: int):
         except DomainError as exc:
             messages.error(request, exc.message)
             return redirect("rewards:catalog")
-        messages.success(request, f"Redeemed! Your coupon code is {redemption.coupon.code}.")
+        messages.success(request, _("Redeemed! Your coupon code is %(code)s.") % {"code": redemption.coupon.code})
         return redirect("rewards:coupons")
     return render(request, "rewards/redeem.html", {
         "reward": reward, "item": item, "after": request.member.points_available - reward.points_cost,
@@ -81,5 +82,5 @@ def challenge_join(request, challenge_id: int):
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"You joined “{challenge.name}”. Good luck!")
+        messages.success(request, _("You joined “%(challenge)s”. Good luck!") % {"challenge": challenge.name})
     return redirect("rewards:challenges")

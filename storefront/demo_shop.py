@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import close_old_connections
-from django.template.loader import render_to_string
+from django.template import Context, Engine
 
 from community.models import Product
 from storefront.models import StoreEmbed
 from storefront.selectors import token_secrets
 from storefront.tokens import token_mint
+
+# The shop's own page, in the shop's own words (not Loyalty Loop's: not in its templates or catalogue).
+PAGE = Engine().from_string((Path(__file__).resolve().parent / "demo" / "shop.html").read_text())
+
+
+def _page(context: dict) -> bytes:
+    return PAGE.render(Context(context)).encode()
 
 
 class DemoShop:
@@ -66,9 +74,9 @@ class DemoShop:
                    "shop": embed.partner.name}
         products = list(Product.objects.order_by("name")[:12])
         if url.path in ("", "/"):
-            return 200, render_to_string("storefront/demo_shop.html", {**context, "products": products}).encode()
+            return 200, _page({**context, "products": products})
         if url.path.startswith("/products/"):
             product = next((p for p in products if p.sku == url.path.split("/")[2]), None)
             if product is not None:
-                return 200, render_to_string("storefront/demo_shop.html", {**context, "product": product}).encode()
+                return 200, _page({**context, "product": product})
         return 404, b"Not found"

@@ -52,7 +52,8 @@ def make_portal_member(email: str, password: str = "correct-horse-battery", **pr
         # ...and then filled in their profile in the portal.
         member = member_update_profile(member=member, first_name=profile.pop("first_name", ""),
                                        last_name=profile.pop("last_name", ""), birthday=profile.pop("birthday", None),
-                                       phone=profile.pop("phone", ""), consents=profile.pop("consents", {}))
+                                       phone=profile.pop("phone", ""), consents=profile.pop("consents", {}),
+                                       language=profile.pop("language", None))
     assert not profile, f"make_portal_member does not set {sorted(profile)}"
     return member
 

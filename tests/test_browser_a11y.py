@@ -1,6 +1,6 @@
 """axe-core (pinned in package.json) in Chromium on the demo: no critical or serious accessibility
-violation on the member's pages, the product page, the insights pages and the main admin pages,
-at desktop and phone widths."""
+violation on the member's pages (in English and in German), the product page, the insights pages
+and the main admin pages, at desktop and phone widths."""
 
 import json
 import os
@@ -31,7 +31,7 @@ RUN = """async () => {
 }"""
 
 
-def _check(context, base: str, paths: list[str]) -> list[str]:
+def _check(context, base: str, paths: list[str], label: str = "") -> list[str]:
     found = []
     page = context.new_page()
     for width, height in WIDTHS:
@@ -39,7 +39,7 @@ def _check(context, base: str, paths: list[str]) -> list[str]:
         for path in paths:
             page.goto(f"{base}{path}")
             page.add_script_tag(path=str(AXE))
-            found += [f"{path} at {width} px: {json.dumps(v)}" for v in page.evaluate(RUN)]
+            found += [f"{label}{path} at {width} px: {json.dumps(v)}" for v in page.evaluate(RUN)]
     settle(page)
     page.close()
     return found
@@ -66,6 +66,9 @@ def test_no_serious_accessibility_violation_on_the_main_pages(live_server, chrom
     member = chromium.new_context(bypass_csp=True)
     _log_in(member, live_server.url, "/accounts/login/", "member@example.com", "loyalty-demo-1", "Sign In")
     found += _check(member, live_server.url, MEMBER_PAGES)
+    # The same pages in German (longer words, other labels), at both widths.
+    member.add_cookies([{"name": "django_language", "value": "de", "url": live_server.url}])
+    found += _check(member, live_server.url, MEMBER_PAGES, label="de ")
     member.close()
     staff = chromium.new_context(bypass_csp=True)
     _log_in(staff, live_server.url, "/admin/login/", "staff@example.com", "loyalty-staff-1", "Log in")

@@ -26,7 +26,7 @@ def test_the_audience_is_counted_as_staff_change_a_condition(live_server, page):
     page.get_by_label("Points available at least").fill("500")
     expect(count).to_contain_text("2 members")  # nothing saved yet
     page.get_by_label("Points available at least").fill("800")
-    expect(count).to_contain_text("1 members")
+    expect(count).to_contain_text("1 member")
     expect(count).to_contain_text("m0@example.com")
     page.get_by_label("P(alive) at most").fill("7")
     expect(count).to_contain_text("Not counted")  # a P(alive) of 7: named, not counted

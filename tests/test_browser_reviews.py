@@ -65,3 +65,48 @@ def test_a_buyer_reviews_with_a_photo_and_another_member_finds_it_helpful(live_s
     page.get_by_text("Thanks for your vote.").wait_for()
     assert page.locator(f"#review-{review.pk}").get_by_text("You found this helpful").is_visible()
     assert Review.objects.get().helpful_count == 1
+
+
+def test_staff_moderate_the_review_queue_from_the_keyboard(live_server, page):  # noqa: F811
+    from accounts.models import User
+    from accounts.services import partner_create
+    from community.models import ModerationStatus
+    from community.services import ReviewInput, review_submit
+
+    shop = partner_create(name="Tea Shop")
+    kettle, _ = product_upsert(partner=shop, sku="KETTLE-1", name="Glass kettle")
+    for n, title in enumerate(["First to approve", "Second to reject", "Third stays"]):
+        member = make_portal_member(f"m{n}@example.com", first_name=f"M{n}")
+        review_submit(member=member, product=kettle, data=ReviewInput(5, title, "Boils fast and pours well."))
+    User.objects.create_superuser("staff@example.com", "staff-password-1")
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/community/review/")
+    page.get_by_label("Email").fill("staff@example.com")
+    page.get_by_label("Password").fill("staff-password-1")
+    page.get_by_role("button", name="Log in").click()
+
+    expect(page.get_by_text("Keyboard: j next, k previous, a approve, r reject with a reason")).to_be_visible()
+    page.get_by_role("searchbox").fill("jar")  # typed in a field: no shortcut
+    expect(page.locator("tr.queue-current")).to_have_count(0)
+    page.get_by_role("searchbox").blur()
+    page.keyboard.press("j")
+    expect(page.locator("tr.queue-current")).to_contain_text("First to approve")
+    expect(page.get_by_role("link", name="First to approve")).to_be_focused()
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(page.locator("tr.queue-current")).to_contain_text("First to approve")
+    page.keyboard.press("a")
+    expect(page.get_by_text("Published: First to approve.")).to_be_visible()
+    # Back on the same row, which is now the next review.
+    expect(page.locator("tr.queue-current")).to_contain_text("Second to reject")
+    page.keyboard.press("r")
+    reasons = page.get_by_label("Reason to reject review", exact=False).first
+    expect(reasons).to_be_focused()
+    page.keyboard.press("Escape")  # closes the list the browser opened
+    reasons.select_option("Please keep it polite.")
+    reasons.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Rejected: Second to reject (Please keep it polite.)")).to_be_visible()
+    statuses = dict(Review.objects.values_list("title", "status"))
+    assert statuses == {"First to approve": ModerationStatus.APPROVED, "Second to reject": ModerationStatus.REJECTED,
+                        "Third stays": ModerationStatus.PENDING}
+    assert Review.objects.get(title="Second to reject").rejection_reason == "Please keep it polite."

@@ -172,7 +172,7 @@ def test_staff_build_launch_run_and_read_a_campaign_in_the_admin(staff, mailoutb
     assert campaign.audience == {"match": "all", "conditions": [
         {"field": "points_available", "op": "gte", "value": "800"}]}
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
-    assert "<strong>1 members</strong>" in page and "s1@example.com" in page
+    assert "<strong>1 member</strong>" in page and "s1@example.com" in page
     client.post(f"/admin/campaigns/campaign/{campaign.pk}/status/running/")
     client.post(f"/admin/campaigns/campaign/{campaign.pk}/run/")
     assert CampaignEntry.objects.filter(campaign=campaign).count() == 1

@@ -386,3 +386,35 @@ def test_review_requests_run_as_a_celery_task(shoppers, mailoutbox, eager_tasks)
     from community.tasks import send_review_requests
 
     assert send_review_requests.delay().get() == 1
+
+
+def test_questions_and_answers_are_approved_or_rejected_with_a_reason_in_one_click_from_their_queues(
+        kettle, tea_shop, alice, bob, staff_client):
+    question = services.question_ask(member=alice, product=kettle, text="Does it work on induction?")
+    spam = services.question_ask(member=bob, product=kettle, text="Cheap kettles at my own shop, call me!")
+    queue = staff_client.get("/admin/community/question/").content.decode()
+    assert f'formaction="/admin/community/question/{question.pk}/decide/approve/"' in queue
+    assert "Please leave out links and advertising." in queue  # the store's reasons, one click away
+    assert "data-queue-keys" in queue  # the keyboard's hint
+    staff_client.post(f"/admin/community/question/{question.pk}/decide/approve/")
+    staff_client.post(f"/admin/community/question/{spam.pk}/decide/reject/", {f"reason-{spam.pk}": "Spam"})
+    question.refresh_from_db(), spam.refresh_from_db()
+    assert (question.status, spam.status) == (ModerationStatus.APPROVED, ModerationStatus.PENDING)  # not a reason
+    staff_client.post(f"/admin/community/question/{spam.pk}/decide/reject/",
+                      {f"reason-{spam.pk}": "Please leave out links and advertising."})
+    spam.refresh_from_db()
+    assert (spam.status, spam.rejection_reason) == (ModerationStatus.REJECTED,
+                                                    "Please leave out links and advertising.")
+    buyer = customer(tea_shop, "buyer", email="b@example.com")
+    place_order(tea_shop, "o-1", "buyer", lines=(("KETTLE-1", 1, "30.00", "teaware"),))
+    answer = services.answer_post(question_id=question.pk, member=buyer, text="Yes, mine works on induction.")
+    queue = staff_client.get("/admin/community/answer/").content.decode()
+    assert f'formaction="/admin/community/answer/{answer.pk}/decide/approve/"' in queue
+    response = staff_client.post(f"/admin/community/answer/{answer.pk}/decide/approve/",
+                                 HTTP_REFERER="/admin/community/answer/")
+    assert response["Location"] == "/admin/community/answer/"
+    answer.refresh_from_db()
+    assert answer.status == ModerationStatus.APPROVED
+    assert alice.notifications.get().title == "Your question about Glass kettle has an answer"  # the asker told
+    assert f"/admin/community/answer/{answer.pk}/decide/" not in staff_client.get(
+        "/admin/community/answer/?status=all").content.decode()

@@ -233,7 +233,7 @@ def test_staff_void_reverses_points_and_needs_a_reason(ada, tea_shop, staff, cli
 def test_a_friend_who_signs_up_after_the_link_is_linked_once_verified(ada, client, mailoutbox):
     landing = client.get(f"/r/{ada.referral_code.lower()}/")
     assert landing.status_code == 200 and b"250 welcome points" in landing.content
-    assert "of at least 20 EUR is past its return window" in landing.content.decode()  # an amount has its currency
+    assert "of at least 20.00 EUR is past its return window" in landing.content.decode()  # an amount has its currency
     assert landing.cookies["ref"].value == ada.referral_code
     assert landing.cookies["ref"]["max-age"] == 30 * 86400
     client.post(reverse("account_signup"), {"email": "carol@example.com", "password1": "a-long-passphrase-1",

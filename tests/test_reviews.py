@@ -364,7 +364,7 @@ def test_staff_edit_banned_words_in_the_admin_and_are_told_what_was_held(publish
     response = client.post("/admin/community/communitysettings/1/change/", {
         "allow_unverified_reviews": "on", "banned_words": "kettle", "posts_per_hour": "10", "burst_count": "3",
         "burst_minutes": "10"}, follow=True)
-    assert "1 published posts contain a banned word" in response.content.decode()
+    assert "1 published post contains a banned word" in response.content.decode()
     published.refresh_from_db()
     assert published.status == ModerationStatus.PENDING
     from accounts.models import AuditLog
@@ -438,6 +438,32 @@ def test_staff_approve_or_reject_with_a_reason_from_the_list_in_one_click_from_t
     assert bob.notifications.get().body.startswith(f"Our moderators said: {reasons[1]}")
     after = client.get("/admin/community/review/?status=all").content.decode()
     assert "Lovely kettle" in after and f"/admin/community/review/{first.pk}/decide/" not in after  # decided
+
+
+def test_staff_reply_in_public_with_a_saved_reply_from_the_community_settings(buyer, kettle, staff_client, client):
+    review = services.review_approve(review_id=write(buyer, kettle).pk, moderator=None)
+    services.community_settings_update(actor_user=None, changes={
+        "reply_templates": "Thank you, that made our day!\nSorry to hear it: write to us and we will put it right."})
+    page = staff_client.get(f"/admin/community/review/{review.pk}/change/").content.decode()
+    assert '<option value="Thank you, that made our day!">Thank you, that made our day!</option>' in page
+    form = {"decision": "", "reason": "", "reply_template": "Thank you, that made our day!", "staff_reply": "",
+            "photos-TOTAL_FORMS": "0", "photos-INITIAL_FORMS": "0"}
+    # Without a script to put the words in the box, the saved reply picked is the reply.
+    assert staff_client.post(f"/admin/community/review/{review.pk}/change/", form).status_code == 302
+    review.refresh_from_db()
+    assert review.staff_reply == "Thank you, that made our day!"
+    # Words typed in the box (the script copies the saved reply there to be changed) win.
+    form.update(staff_reply="Thank you, Alice, that made our day!")
+    staff_client.post(f"/admin/community/review/{review.pk}/change/", form)
+    review.refresh_from_db()
+    assert review.staff_reply == "Thank you, Alice, that made our day!"
+    assert list(ModerationLog.objects.filter(subject=f"review:{review.pk}", action="replied")
+                .values_list("reason", flat=True)) == ["Thank you, Alice, that made our day!",
+                                                      "Thank you, that made our day!"]
+    assert "Thank you, Alice, that made our day!" in client.get("/products/KETTLE-1/").content.decode()
+    form.update(staff_reply="", reply_template="Not one of ours")
+    assert "Select a valid choice" in staff_client.post(f"/admin/community/review/{review.pk}/change/",
+                                                        form).content.decode()
 
 
 def test_a_shop_includes_the_reviews_fragment_with_its_json_ld_and_nothing_breaks_out(buyer, bob, kettle, client):

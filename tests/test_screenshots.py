@@ -54,6 +54,7 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.goto(f"{live_server.url}/surveys/{Survey.objects.get(name='How are we doing?').pk}/")
     page.screenshot(path=str(OUT / "survey-mobile.png"), full_page=True)
     page.set_viewport_size({"width": 1200, "height": 900})
+    _in_german(page, live_server, "/dashboard/", "dashboard-de")
     page.get_by_role("button", name="Log out").click()
     page.goto(f"{live_server.url}/admin/login/?next=/insights/")
     page.get_by_label("Email").fill("staff@example.com")
@@ -65,6 +66,7 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.screenshot(path=str(OUT / "insights-cohorts.png"), full_page=True)
     page.goto(f"{live_server.url}/admin/")
     page.screenshot(path=str(OUT / "owner-dashboard.png"), full_page=True)
+    _in_german(page, live_server, "/admin/", "owner-dashboard-de")
     from campaigns.models import Campaign
 
     win_back = Campaign.objects.get(offer="points")
@@ -74,6 +76,15 @@ def test_take_readme_screenshots(live_server, page):  # noqa: F811
     page.screenshot(path=str(OUT / "campaign.png"), full_page=True)
     _messages(page, live_server)
     assert (OUT / "dashboard.png").stat().st_size > 10_000
+
+
+def _in_german(page, live_server, path: str, name: str):  # noqa: F811
+    """A page as a German reader sees it (the switcher's cookie), then back to English."""
+    page.context.add_cookies([{"name": "django_language", "value": "de", "url": live_server.url}])
+    page.goto(f"{live_server.url}{path}")
+    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    page.context.add_cookies([{"name": "django_language", "value": "en", "url": live_server.url}])
+    page.goto(f"{live_server.url}{path}")
 
 
 def _messages(page, live_server):  # noqa: F811

@@ -3,6 +3,8 @@ from datetime import timedelta
 from django.contrib import admin, messages
 from django.db.models import Count, Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
 from webhooks import services
@@ -29,24 +31,25 @@ class WebhookEndpointAdmin(ReadOnlyAdmin):
             _last_failure=Max("attempts__at", filter=~Q(attempts__status_code__gte=200, attempts__status_code__lt=300)),
         )
 
-    @admin.display(description="Delivered (7 days)")
+    @admin.display(description=_("Delivered (7 days)"))
     def success_rate(self, obj):
         return f"{obj._ok / obj._tries:.0%} of {obj._tries}" if obj._tries else "-"
 
-    @admin.display(description="Last failure")
+    @admin.display(description=_("Last failure"))
     def last_failure(self, obj):
         return obj._last_failure or "-"
 
-    @admin.action(description="Enable again")
+    @admin.action(description=_("Enable again"))
     def enable(self, request, queryset):
         for endpoint in queryset:
             services.endpoint_update(endpoint=endpoint, changes={"active": True})
-        self.message_user(request, "Enabled; deliveries still due are sent again.", messages.SUCCESS)
+        self.message_user(request, _("Enabled; deliveries still due are sent again."), messages.SUCCESS)
 
-    @admin.action(description="Send the last 24 hours of events again")
+    @admin.action(description=_("Send the last 24 hours of events again"))
     def replay_day(self, request, queryset):
         queued = sum(services.replay(endpoint=e, since=timezone.now() - timedelta(days=1)) for e in queryset)
-        self.message_user(request, f"{queued} deliveries queued.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(count)s delivery queued.", "%(count)s deliveries queued.", queued) % {
+            "count": queued}, messages.SUCCESS)
 
 
 @admin.register(WebhookDelivery)
@@ -57,10 +60,11 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_select_related = ["endpoint__partner"]
     actions = ["retry_now"]
 
-    @admin.action(description="Send again now (same event id)")
+    @admin.action(description=_("Send again now (same event id)"))
     def retry_now(self, request, queryset):
         queued = services.deliveries_retry(delivery_ids=list(queryset.values_list("pk", flat=True)))
-        self.message_user(request, f"{queued} deliveries queued.", messages.SUCCESS)
+        self.message_user(request, ngettext("%(count)s delivery queued.", "%(count)s deliveries queued.", queued) % {
+            "count": queued}, messages.SUCCESS)
 
 
 @admin.register(WebhookAttempt)

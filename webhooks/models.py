@@ -3,6 +3,7 @@
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Partner
 
@@ -10,7 +11,7 @@ from accounts.models import Partner
 class WebhookEndpoint(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.CharField(max_length=500)
-    events = models.JSONField(default=list, help_text='Event types, or ["*"] for all.')
+    events = models.JSONField(default=list, help_text=_('Event types, or ["*"] for all.'))
     description = models.CharField(max_length=200, blank=True)
     # Encrypted with SECRETS_ENCRYPTION_KEY (core.secrets): a database dump alone cannot sign.
     secret_encrypted = models.TextField()
@@ -46,9 +47,9 @@ class WebhookSubscription(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Waiting to be sent"
-    SUCCEEDED = "succeeded", "Delivered"
-    FAILED = "failed", "Gave up"
+    PENDING = "pending", _("Waiting to be sent")
+    SUCCEEDED = "succeeded", _("Delivered")
+    FAILED = "failed", _("Gave up")
 
 
 class WebhookDelivery(models.Model):
@@ -61,8 +62,10 @@ class WebhookDelivery(models.Model):
     # with endpoints, so a burst of events costs the ingest next to nothing). Pings have no event.
     outbox_event = models.ForeignKey("core.OutboxEvent", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
-    external_id = models.CharField(max_length=100, blank=True, help_text="The member, as this partner knows them.")
-    payload = models.JSONField(null=True, blank=True, help_text="The body as sent, with this partner's external_id.")
+    external_id = models.CharField(max_length=100, blank=True,
+                                   help_text=_("The member, as this partner knows them."))
+    payload = models.JSONField(null=True, blank=True,
+                               help_text=_("The body as sent, with this partner's external_id."))
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -73,7 +76,7 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name_plural = _("webhook deliveries")
         constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")]
         indexes = [models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="webhook_due"),
                    models.Index(fields=["endpoint", "claimed_until"], condition=Q(claimed_until__isnull=False),

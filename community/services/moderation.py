@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, Member, User
 from community.models import (
@@ -60,8 +61,9 @@ def posting_allowed(*, member: Member, now: datetime) -> None:
               + Question.objects.filter(member=member, created_at__gte=since).count()
               + Answer.objects.filter(member=member, created_at__gte=since).count())
     if posted >= limit:
-        raise Conflict(f"You have posted {posted} times in the last hour; please wait a while before posting "
-                       "again.", code="rate_limited", fields={"text": "Too many posts in an hour; try again later."})
+        raise Conflict(_("You have posted %(count)s times in the last hour; please wait a while before posting "
+                         "again.") % {"count": posted}, code="rate_limited",
+                       fields={"text": _("Too many posts in an hour; try again later.")})
 
 
 def relevance(*, helpful: int, photos: int, text: str, published_at: datetime | None) -> float:
@@ -83,10 +85,10 @@ def community_settings_update(*, actor_user: User | None, changes: dict) -> Comm
     published: a published review, question or answer with a newly banned word goes back to the
     moderation queue, flagged, until staff look at it."""
     allowed = {"allow_unverified_reviews", "banned_words", "posts_per_hour", "burst_count", "burst_minutes",
-               "auto_publish_min_rating", "rejection_reasons"}
+               "auto_publish_min_rating", "rejection_reasons", "reply_templates"}
     unknown = set(changes) - allowed
     if unknown:
-        raise Invalid("Unknown settings.", fields={name: "Unknown setting." for name in unknown})
+        raise Invalid(_("Unknown settings."), fields={name: _("Unknown setting.") for name in unknown})
     with transaction.atomic():
         settings = CommunitySettings.objects.select_for_update().get(pk=community_settings().pk)
         before = {name: getattr(settings, name) for name in changes}

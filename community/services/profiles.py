@@ -6,6 +6,7 @@ import re
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, Member, User
 from community.models import PublicProfile, Spotlight
@@ -22,16 +23,17 @@ def public_profile_update(*, member: Member, is_public: bool, display_name: str,
     (``actor_user``) leave an audit row."""
     display_name = " ".join((display_name or "").split())
     if is_public and len(display_name) < 2:
-        raise Invalid("A public profile needs a display name.", fields={"display_name": "At least 2 characters."})
+        raise Invalid(_("A public profile needs a display name."),
+                      fields={"display_name": _("At least 2 characters.")})
     if len(display_name) > 40:
-        raise Invalid("At most 40 characters.", fields={"display_name": "At most 40 characters."})
+        raise Invalid(_("At most 40 characters."), fields={"display_name": _("At most 40 characters.")})
     if _CONTACT.search(display_name):
-        raise Invalid("Leave emails and links out of your display name.",
-                      fields={"display_name": "Leave emails and links out of your display name."})
+        raise Invalid(_("Leave emails and links out of your display name."),
+                      fields={"display_name": _("Leave emails and links out of your display name.")})
     picture = clean_image(avatar, field="avatar", max_side=256, thumb_side=None, max_bytes=5 * 1024 * 1024) \
         if avatar else None
     with transaction.atomic():
-        profile, _ = PublicProfile.objects.select_for_update().get_or_create(member=member)
+        profile, _created = PublicProfile.objects.select_for_update().get_or_create(member=member)
         profile.is_public, profile.display_name = is_public, display_name
         if remove_avatar and profile.avatar:
             profile.avatar.delete(save=False)
@@ -52,8 +54,8 @@ def public_profile_update(*, member: Member, is_public: bool, display_name: str,
 def spotlight_create(*, member: Member, headline: str, text: str, actor_user: User, ends_at=None) -> Spotlight:
     profile = PublicProfile.objects.filter(member=member, is_public=True).first()
     if profile is None:
-        raise Conflict("Only members with a public profile can be featured.", code="not_public",
-                       fields={"member": "This member's profile is not public."})
+        raise Conflict(_("Only members with a public profile can be featured."), code="not_public",
+                       fields={"member": _("This member's profile is not public.")})
     spotlight = Spotlight.objects.create(member=member, headline=headline, text=text, created_by=actor_user,
                                          starts_at=timezone.now(), ends_at=ends_at)
     AuditLog.objects.create(action="community.spotlight", member=member, actor_user=actor_user,

@@ -6,11 +6,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Member, User
 from community.models import Answer, AnswerVote, Flag, ModerationStatus, Product, Question
 from community.selectors import bought
 from community.services.moderation import community_settings, fingerprint, log, posting_allowed, text_flags
+from core import l10n
 from core.errors import Conflict, Invalid, NotFound
 from messaging.catalogue import wording
 from messaging.models import Purpose
@@ -20,7 +22,8 @@ from messaging.services import notify
 def _text(text: str, *, field: str = "text", low: int = 10, high: int = 1000) -> str:
     text = (text or "").strip()
     if not low <= len(text) <= high:
-        raise Invalid(f"Write {low} to {high:,} characters.", fields={field: f"Write {low} to {high:,} characters."})
+        message = _("Write %(low)s to %(high)s characters.") % {"low": low, "high": l10n.number(high)}
+        raise Invalid(message, fields={field: message})
     return text
 
 
@@ -58,11 +61,11 @@ def answer_post(*, question_id: int, text: str, member: Member | None = None, st
     question = Question.objects.select_related("product").filter(pk=question_id,
                                                                  status=ModerationStatus.APPROVED).first()
     if question is None:
-        raise NotFound("No such question.", fields={"question": "No published question here."})
+        raise NotFound(_("No such question."), fields={"question": _("No published question here.")})
     if staff_user is None:
         if member is None or not bought(member=member, sku=question.product.sku):
-            raise Conflict("Only customers who bought this product can answer.", code="not_a_buyer",
-                           fields={"text": "Only customers who bought this product can answer."})
+            raise Conflict(_("Only customers who bought this product can answer."), code="not_a_buyer",
+                           fields={"text": _("Only customers who bought this product can answer.")})
         posting_allowed(member=member, now=timezone.now())
     print_ = fingerprint(text)
     with transaction.atomic():
@@ -93,7 +96,7 @@ def post_moderate(*, kind: str, post_id: int, approve: bool, moderator: User | N
     it changed. Publishing an answer tells the asker."""
     model = {"question": Question, "answer": Answer}[kind]
     if not approve and not (reason or "").strip():
-        raise Invalid("Say why, for the member.", fields={"reason": "A reason is required to reject."})
+        raise Invalid(_("Say why, for the member."), fields={"reason": _("A reason is required to reject.")})
     wanted = ModerationStatus.APPROVED if approve else ModerationStatus.REJECTED
     with transaction.atomic():
         post = model.objects.select_for_update().filter(pk=post_id).first()
@@ -113,16 +116,16 @@ def post_moderate(*, kind: str, post_id: int, approve: bool, moderator: User | N
 def answer_vote_helpful(*, answer_id: int, member: Member) -> Answer:
     answer = Answer.objects.filter(pk=answer_id, status=ModerationStatus.APPROVED).first()
     if answer is None:
-        raise NotFound("No such answer.", fields={"answer": "No published answer here."})
+        raise NotFound(_("No such answer."), fields={"answer": _("No published answer here.")})
     if answer.member_id == member.pk:
-        raise Conflict("You cannot vote for your own answer.", code="own_answer",
-                       fields={"answer": "You cannot vote for your own answer."})
+        raise Conflict(_("You cannot vote for your own answer."), code="own_answer",
+                       fields={"answer": _("You cannot vote for your own answer.")})
     try:
         with transaction.atomic():
             AnswerVote.objects.create(answer=answer, member=member)
             Answer.objects.filter(pk=answer.pk).update(helpful_count=F("helpful_count") + 1)
     except IntegrityError:
-        raise Conflict("You already marked this answer helpful.", code="already_voted",
-                       fields={"answer": "Already marked helpful."}) from None
+        raise Conflict(_("You already marked this answer helpful."), code="already_voted",
+                       fields={"answer": _("Already marked helpful.")}) from None
     answer.refresh_from_db()
     return answer

@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Member, Partner, User
 from community.models import (
@@ -50,9 +51,9 @@ def product_upsert(*, partner: Partner | None, sku: str, name: str, category: st
     """Create or update the product with this SKU. Returns (product, created)."""
     sku = (sku or "").strip()
     if not sku or "/" in sku:
-        raise Invalid("A SKU is required and may not contain '/'.", fields={"sku": "Required, without '/'."})
+        raise Invalid(_("A SKU is required and may not contain '/'."), fields={"sku": _("Required, without '/'.")})
     if not (name or "").strip():
-        raise Invalid("A product name is required.", fields={"name": "Required."})
+        raise Invalid(_("A product name is required."), fields={"name": _("Required.")})
     values = {"name": name.strip(), "category": category.strip(), "url": url, "image_url": image_url,
               "partner": partner}
     product, created = Product.objects.update_or_create(sku=sku, defaults=values)
@@ -112,7 +113,7 @@ def _check_review(data: ReviewInput) -> ReviewInput:
     if len(text) < 10 or len(text) > 5000:
         problems["text"] = "Tell others a little more: 10 to 5,000 characters."
     if problems:
-        raise Invalid("Please check the review.", fields=problems)
+        raise Invalid(_("Please check the review."), fields=problems)
     return ReviewInput(rating, title, text)
 
 
@@ -147,12 +148,13 @@ def review_submit(*, member: Member, product: Product, data: ReviewInput, photos
     settings = community_settings()
     verified = bought(member=member, sku=product.sku)
     if not verified and not settings.allow_unverified_reviews:
-        raise Conflict("Only customers who bought this product can review it.", code="not_a_buyer",
-                       fields={"product": "You have not bought this product."})
+        raise Conflict(_("Only customers who bought this product can review it."), code="not_a_buyer",
+                       fields={"product": _("You have not bought this product.")})
     existing = Review.objects.filter(member=member, product=product).first()
     keep = 0 if existing is None else existing.photos.exclude(pk__in=list(remove_photo_ids)).count()
     if keep + len(photos) > MAX_PHOTOS:
-        raise Invalid(f"At most {MAX_PHOTOS} photos per review.", fields={"photos": f"At most {MAX_PHOTOS} photos."})
+        raise Invalid(_("At most %(count)s photos per review.") % {"count": MAX_PHOTOS},
+                      fields={"photos": _("At most %(count)s photos.") % {"count": MAX_PHOTOS}})
     now = timezone.now()
     posting_allowed(member=member, now=now)
     cleaned = _clean_photos(photos)
@@ -251,7 +253,7 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
     its points (reversed in the ledger, the review's own points first)."""
     reason = (reason or "").strip()
     if not reason:
-        raise Invalid("Say why, for the member.", fields={"reason": "A reason is required."})
+        raise Invalid(_("Say why, for the member."), fields={"reason": _("A reason is required.")})
     with transaction.atomic():
         review = Review.objects.select_for_update().select_related("product").get(pk=review_id)
         if review.status == ModerationStatus.REJECTED:
@@ -281,7 +283,7 @@ def reviews_moderate(*, review_ids: list[int], approve: bool, moderator: User | 
     """Approve or reject many reviews (the admin's bulk actions): each in its own transaction, so one
     review's trouble does not undo the others. Returns how many changed."""
     if not approve and not (reason or "").strip():
-        raise Invalid("Say why, for the members.", fields={"reason": "A reason is required to reject."})
+        raise Invalid(_("Say why, for the members."), fields={"reason": _("A reason is required to reject.")})
     changed = 0
     for review_id in sorted(review_ids):
         before = Review.objects.filter(pk=review_id).values_list("status", flat=True).first()
@@ -314,8 +316,8 @@ def review_feature(*, review_id: int, moderator: User, featured: bool) -> Review
     with transaction.atomic():
         review = Review.objects.select_for_update().get(pk=review_id)
         if featured and review.status != ModerationStatus.APPROVED:
-            raise Conflict("Only published reviews can be featured.", code="not_published",
-                           fields={"featured": "Publish the review first."})
+            raise Conflict(_("Only published reviews can be featured."), code="not_published",
+                           fields={"featured": _("Publish the review first.")})
         review.featured = featured
         review.save(update_fields=["featured"])
         log(subject=f"review:{review.pk}", action="featured" if featured else "unfeatured", actor_user=moderator)
@@ -327,10 +329,11 @@ def review_feature(*, review_id: int, moderator: User, featured: bool) -> Review
 def _published_review_of_another(*, review_id: int, member: Member, verb: str) -> Review:
     review = Review.objects.filter(pk=review_id, status=ModerationStatus.APPROVED).first()
     if review is None:
-        raise NotFound("No such review.", fields={"review": "No published review here."})
+        raise NotFound(_("No such review."), fields={"review": _("No published review here.")})
     if review.member_id == member.pk:
-        raise Conflict(f"You cannot {verb} your own review.", code="own_review",
-                       fields={"review": f"You cannot {verb} your own review."})
+        message = _("You cannot vote for your own review.") if verb == "vote for" else \
+            _("You cannot report your own review.")
+        raise Conflict(message, code="own_review", fields={"review": message})
     return review
 
 
@@ -348,8 +351,8 @@ def review_vote_helpful(*, review_id: int, member: Member) -> Review:
                 occurred_at=vote.created_at, description="Someone found your review helpful",
                 properties={"review_id": review.pk})])
     except IntegrityError:
-        raise Conflict("You already marked this review helpful.", code="already_voted",
-                       fields={"review": "Already marked helpful."}) from None
+        raise Conflict(_("You already marked this review helpful."), code="already_voted",
+                       fields={"review": _("Already marked helpful.")}) from None
     review.refresh_from_db()
     return review
 
@@ -359,7 +362,7 @@ def review_report(*, review_id: int, member: Member, reason: str) -> Review:
     ``REPORTS_TO_HOLD`` reports it is held back from the page until a moderator decides."""
     reason = " ".join((reason or "").split())
     if len(reason) < 3:
-        raise Invalid("Tell us what is wrong.", fields={"reason": "Tell us what is wrong."})
+        raise Invalid(_("Tell us what is wrong."), fields={"reason": _("Tell us what is wrong.")})
     review = _published_review_of_another(review_id=review_id, member=member, verb="report")
     try:
         with transaction.atomic():
@@ -374,6 +377,6 @@ def review_report(*, review_id: int, member: Member, reason: str) -> Review:
                     reason=f"{review.report_count} members reported it.", flags=review.flags)
             review.save(update_fields=["report_count", "flags", "status"])
     except IntegrityError:
-        raise Conflict("You already reported this review.", code="already_reported",
-                       fields={"review": "Already reported."}) from None
+        raise Conflict(_("You already reported this review."), code="already_reported",
+                       fields={"review": _("Already reported.")}) from None
     return review

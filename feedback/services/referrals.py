@@ -13,7 +13,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import ExternalId, Member, User
 from core import events
@@ -98,19 +100,19 @@ def referral_link(*, friend: Member, code: str, source: str, device: str = "",
     code = (code or "").strip().upper()
     referrer = Member.objects.filter(referral_code__iexact=code, erased_at__isnull=True).first()
     if referrer is None:
-        raise Invalid("Unknown referral code.", code="unknown_code", fields={"referral_code": "Unknown code."})
+        raise Invalid(_("Unknown referral code."), code="unknown_code", fields={"referral_code": _("Unknown code.")})
     reason = self_referral_reason(referrer, friend)
     if reason:
         raise Invalid(reason, code="self_referral", fields={"referral_code": reason})
     if Order.objects.filter(member=friend).exists():
-        raise Invalid("Referrals are for new customers: this member has ordered before.", code="not_new",
-                      fields={"referral_code": "Only for customers who have not ordered yet."})
+        raise Invalid(_("Referrals are for new customers: this member has ordered before."), code="not_new",
+                      fields={"referral_code": _("Only for customers who have not ordered yet.")})
     config = referral_settings()
     pattern = email_pattern(friend.email)
     with transaction.atomic():
         if Referral.objects.select_for_update().filter(friend=friend).exists():
-            raise Invalid("This member was already referred.", code="already_referred",
-                          fields={"referral_code": "Already referred."})
+            raise Invalid(_("This member was already referred."), code="already_referred",
+                          fields={"referral_code": _("Already referred.")})
         Member.objects.select_for_update(no_key=True).filter(pk=referrer.pk).first()  # one sign-up at a time
         recent = Referral.objects.filter(referrer=referrer, created_at__gte=now - timedelta(days=7))
         flags, alike = [], Referral.objects.none()
@@ -130,8 +132,8 @@ def referral_link(*, friend: Member, code: str, source: str, device: str = "",
                     referrer=referrer, friend=friend, source=source, device=device, email_pattern=pattern,
                     flags=flags, status=ReferralStatus.HELD if flags else ReferralStatus.SIGNED_UP, created_at=now)
         except IntegrityError:  # a concurrent link of the same friend won
-            raise Invalid("This member was already referred.", code="already_referred",
-                          fields={"referral_code": "Already referred."}) from None
+            raise Invalid(_("This member was already referred."), code="already_referred",
+                          fields={"referral_code": _("Already referred.")}) from None
         for other in alike.exclude(pk=referral.pk).filter(status=ReferralStatus.SIGNED_UP):
             other.flags = sorted(set(other.flags) | set(flags))
             other.status = ReferralStatus.HELD
@@ -272,8 +274,8 @@ def referral_approve(*, referral_id: int, staff_user: User) -> Referral:
     with transaction.atomic():
         referral = Referral.objects.select_for_update().get(pk=referral_id)
         if referral.status != ReferralStatus.HELD:
-            raise Conflict("Only flagged referrals wait for approval.", code="not_held",
-                           fields={"referral": "Not waiting for approval."})
+            raise Conflict(_("Only flagged referrals wait for approval."), code="not_held",
+                           fields={"referral": _("Not waiting for approval.")})
         referral.approved_by = staff_user
         if referral.held_conversion:
             referral.save(update_fields=["approved_by"])
@@ -290,7 +292,7 @@ def referral_approve(*, referral_id: int, staff_user: User) -> Referral:
 def referral_void(*, referral_id: int, staff_user: User, reason: str) -> Referral:
     reason = (reason or "").strip()
     if not reason:
-        raise Invalid("Say why.", fields={"reason": "A reason is required."})
+        raise Invalid(_("Say why."), fields={"reason": _("A reason is required.")})
     with transaction.atomic():
         referral = Referral.objects.select_for_update().get(pk=referral_id)
         if referral.status != ReferralStatus.VOID:
@@ -310,25 +312,29 @@ def invitation_send(*, member: Member, email: str, now: datetime | None = None) 
     try:
         validate_email(email)
     except ValidationError:
-        raise Invalid("Enter a valid email address.", fields={"email": "Enter a valid email address."}) from None
+        raise Invalid(_("Enter a valid email address."), fields={"email": _("Enter a valid email address.")}) from None
     if identity_email(email) == identity_email(member.email):
-        raise Invalid("That is your own address.", fields={"email": "That is your own address."})
+        raise Invalid(_("That is your own address."), fields={"email": _("That is your own address.")})
     limit = referral_settings().invitations_per_day
     with transaction.atomic():
         Member.objects.select_for_update(no_key=True).filter(pk=member.pk).first()
         if Invitation.objects.filter(member=member, sent_at__gte=now - timedelta(days=1)).count() >= limit:
-            raise Conflict(f"You can send {limit} invitations a day; try again tomorrow.", code="rate_limited",
-                           fields={"email": f"At most {limit} invitations a day."})
+            raise Conflict(ngettext("You can send %(count)s invitation a day; try again tomorrow.",
+                                    "You can send %(count)s invitations a day; try again tomorrow.", limit) % {
+                "count": limit}, code="rate_limited", fields={"email": ngettext(
+                    "At most %(count)s invitation a day.", "At most %(count)s invitations a day.", limit) % {
+                    "count": limit}})
         if Invitation.objects.filter(member=member, email=email, sent_at__gte=now - timedelta(days=30)).exists():
-            raise Conflict("You invited this friend recently.", code="already_invited",
-                           fields={"email": "Already invited in the last 30 days."})
+            raise Conflict(_("You invited this friend recently."), code="already_invited",
+                           fields={"email": _("Already invited in the last 30 days.")})
         invitation = Invitation.objects.create(member=member, email=email, sent_at=now)
         link = f"{settings.SITE_URL}{reverse('feedback:referral-landing', args=[member.referral_code])}"
         messages_queue(now=now, items=[Outgoing(
             template="referral_invitation", purpose=Purpose.REFERRALS, to=email,
             key=f"referral_invitation:{invitation.pk}",
-            context={"inviter": member.first_name or "A friend", "offer": referral_settings().friend_offer,
-                     "url": link})])
+            # In the inviter's language (the friend is not a member: we know no other).
+            context={"inviter": member.first_name or _("A friend"), "offer": referral_settings().friend_offer,
+                     "url": link, "language": member.language or translation.get_language() or ""})])
     return invitation
 
 
@@ -348,7 +354,7 @@ def after_activities(*, member_ids, activity_types) -> None:
 def referral_code_check(*, code: str, field: str) -> None:
     """Refuse an unknown referral code before anything is saved (``Invalid`` naming ``field``)."""
     if not Member.objects.filter(referral_code__iexact=code.strip(), erased_at__isnull=True).exists():
-        raise Invalid("Unknown referral code.", code="unknown_code", fields={field: "Unknown referral code."})
+        raise Invalid(_("Unknown referral code."), code="unknown_code", fields={field: _("Unknown referral code.")})
 
 
 def referral_link_reported(*, friend: Member, code: str, source: str, device: str = "") -> dict:

@@ -9,9 +9,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Channel, Member
-from core import events
+from core import events, l10n
 from core.errors import Conflict, Invalid, NotFound
 from feedback.models import (
     CHOICE,
@@ -53,12 +54,15 @@ def _parse(question: SurveyQuestion, raw) -> list[tuple[int, int | None, str]]:
         except (TypeError, ValueError):
             score = None
         if score is None or not low <= score <= high or str(raw).strip() not in (str(score), f"{score}.0"):
-            raise Invalid(f"{question.text}: choose {low} to {high}.", fields={field: f"Choose {low} to {high}."})
+            raise Invalid(_("%(question)s: choose %(low)s to %(high)s.") % {"question": question.text, "low": low,
+                                                                              "high": high},
+                          fields={field: _("Choose %(low)s to %(high)s.") % {"low": low, "high": high}})
         return [(-1, score, "")]
     if question.kind in CHOICE:
         values = raw if isinstance(raw, list) else [raw]
         if question.kind == QuestionKind.SINGLE and len(values) > 1:
-            raise Invalid(f"{question.text}: choose one.", fields={field: "Choose one option."})
+            raise Invalid(_("%(question)s: choose one.") % {"question": question.text},
+                          fields={field: _("Choose one option.")})
         options = []
         for value in values:
             try:
@@ -66,12 +70,16 @@ def _parse(question: SurveyQuestion, raw) -> list[tuple[int, int | None, str]]:
             except (TypeError, ValueError):
                 index = -1
             if not 0 <= index < len(question.options):
-                raise Invalid(f"{question.text}: unknown option {value!r}.", fields={field: "Unknown option."})
+                raise Invalid(_("%(question)s: unknown option %(option)s.") % {"question": question.text,
+                                                                                 "option": repr(value)},
+                              fields={field: _("Unknown option.")})
             options.append(index)
         return [(index, None, "") for index in sorted(set(options))]
     text = str(raw).strip()
     if len(text) > 2000:
-        raise Invalid(f"{question.text}: at most 2,000 characters.", fields={field: "At most 2,000 characters."})
+        raise Invalid(_("%(question)s: at most %(count)s characters.") % {"question": question.text,
+                                                                           "count": l10n.number(2000)},
+                      fields={field: _("At most %(count)s characters.") % {"count": l10n.number(2000)}})
     return [(-1, None, text)] if text else []
 
 
@@ -96,26 +104,27 @@ def response_save(*, member: Member, survey_id: int, round: int, answers: dict, 
     now = now or timezone.now()
     survey = Survey.objects.filter(pk=survey_id).first()
     if survey is None:
-        raise NotFound("No such survey.", fields={"survey": "No such survey."})
+        raise NotFound(_("No such survey."), fields={"survey": _("No such survey.")})
     if not survey.is_open(now):
-        raise Conflict("This survey is closed.", code="survey_closed", fields={"survey": "This survey is closed."})
+        raise Conflict(_("This survey is closed."), code="survey_closed",
+                       fields={"survey": _("This survey is closed.")})
     if round != survey.round_at(now):
-        raise Conflict("This round of the survey is over; please start the current one.", code="wrong_round",
-                       fields={"round": "Not the current round."})
+        raise Conflict(_("This round of the survey is over; please start the current one."), code="wrong_round",
+                       fields={"round": _("Not the current round.")})
     if not is_for(survey=survey, member=member, now=now):
-        raise Conflict("This survey is not for you.", code="not_in_audience", fields={"survey": "Not for you."})
+        raise Conflict(_("This survey is not for you."), code="not_in_audience", fields={"survey": _("Not for you.")})
     questions = {q.pk: q for q in survey.questions.all()}
     known = {_field(q): q for q in questions.values()}
     unknown = [key for key in answers if key not in known]
     if unknown:
-        raise Invalid("Unknown questions.", fields={key: "No such question in this survey." for key in unknown})
+        raise Invalid(_("Unknown questions."), fields={key: _("No such question in this survey.") for key in unknown})
 
     with transaction.atomic():
-        response, _ = SurveyResponse.objects.select_for_update().get_or_create(
+        response, _created = SurveyResponse.objects.select_for_update().get_or_create(
             survey=survey, member=member, round=round, defaults={"started_at": now})
         if response.status == ResponseStatus.COMPLETED:
-            raise Conflict("You already answered this survey.", code="already_answered",
-                           fields={"survey": "Already answered."})
+            raise Conflict(_("You already answered this survey."), code="already_answered",
+                           fields={"survey": _("Already answered.")})
         stored = {}
         for answer in response.answers.all():
             stored.setdefault(answer.question_id, []).append((answer.option, answer.score, answer.text))
@@ -127,7 +136,7 @@ def response_save(*, member: Member, survey_id: int, round: int, answers: dict, 
             except Invalid as exc:
                 problems.update({k: v[0] for k, v in exc.fields.items()})
         if problems:
-            raise Invalid("Please check your answers.", fields=problems)
+            raise Invalid(_("Please check your answers."), fields=problems)
         rows, shown = {}, set()
         for question in questions.values():  # in order: a follow-up comes after its question
             parent = question.show_if_question_id
@@ -140,7 +149,7 @@ def response_save(*, member: Member, survey_id: int, round: int, answers: dict, 
             missing = {_field(questions[pk]): "Please answer this question." for pk in shown
                        if questions[pk].required and pk not in rows}
             if missing:
-                raise Invalid("Some questions still need an answer.", fields=missing)
+                raise Invalid(_("Some questions still need an answer."), fields=missing)
         response.answers.all().delete()
         SurveyAnswer.objects.bulk_create([
             SurveyAnswer(response=response, question_id=pk, option=option, score=score, text=text)

@@ -8,9 +8,11 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.models import ExternalId, Member, Partner
-from core import bulk
+from core import bulk, l10n
 from core.errors import Conflict, Invalid
 from rewards import rules
 from rewards.ledger import Posting, lock_members
@@ -124,7 +126,7 @@ def event_record(*, partner: Partner, event: EventInput) -> ActivityResult:
     """A partner's custom event (``app_installed``...) for rules of that type to reward."""
     link = ExternalId.objects.filter(partner=partner, external_id=event.member).values("member_id").first()
     if link is None:
-        raise Invalid("Unknown member.", code="unknown_member",
+        raise Invalid(_("Unknown member."), code="unknown_member",
                       fields={"member": f"No member with external_id {event.member!r}."})
     source_key = f"event:{partner.pk}:{event.event_id}"
     result = activities_record(items=[ActivityInput(
@@ -133,8 +135,8 @@ def event_record(*, partner: Partner, event: EventInput) -> ActivityResult:
     )])[0]
     if not result.created:
         if result.activity.type != event.type or result.activity.member_id != link["member_id"]:
-            raise Conflict("This event id was already used for a different event.", code="event_exists",
-                           fields={"event_id": "Already used for a different event."})
+            raise Conflict(_("This event id was already used for a different event."), code="event_exists",
+                           fields={"event_id": _("Already used for a different event.")})
         result.award = award_of_recorded(result.activity.pk, _points_of(result.activity.pk))
     result.activity_id = result.activity_id or (result.activity.pk if result.activity else None)
     return result
@@ -180,6 +182,11 @@ def _points_of(activity_id: int) -> int:
 
 
 
+def _birthday_gift(points: int) -> str:
+    return ngettext("%(count)s birthday point is yours. ", "%(count)s birthday points are yours. ", points) % {
+        "count": l10n.number(points)}
+
+
 def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int:
     """Record a birthday activity for members whose birthday is today in the program's time zone
     (29 February birthdays count on 28 February in other years), or was in the last
@@ -208,7 +215,7 @@ def birthdays_award(*, today: date | None = None, batch_size: int = 1000) -> int
                                   source_key=f"birthday:{member_id}:{day.year}", description="Happy birthday!")
                     for member_id in part])
                 notify(notes=[
-                    words.note(member_id, "/rewards/", gift=f"{result.award.points:,} birthday points are yours. "
+                    words.note(member_id, "/rewards/", gift=l10n.later(_birthday_gift, result.award.points)
                                if result.award.points else "")
                     for member_id, result in zip(part, results, strict=True) if result.created])
             created += sum(1 for result in results if result.created)

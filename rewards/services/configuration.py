@@ -6,6 +6,7 @@ from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, User
 from core.errors import Invalid
@@ -49,7 +50,7 @@ def rule_members_add(*, rule: EarningRule, member_ids: list[int]) -> int:
     from rewards.models import RuleMember
 
     if not rule.members_only:
-        raise Invalid("This rule is for everyone.", fields={"rule": "Not a members-only rule."})
+        raise Invalid(_("This rule is for everyone."), fields={"rule": _("Not a members-only rule.")})
     now = timezone.now()
     rows = [(rule.pk, member_id, now) for member_id in member_ids]
     fields = ("rule_id", "member_id", "created_at")
@@ -109,7 +110,7 @@ def earning_rule_save(*, rule: EarningRule, partner_ids: list[int] | None = None
                                                            if rule.pk else []))
     problems = earning_rule_problems(rule=rule, partner_ids=partner_ids, tier_ids=tier_ids)
     if problems:
-        raise Invalid("This rule cannot be saved.", fields=problems)
+        raise Invalid(_("This rule cannot be saved."), fields=problems)
     with transaction.atomic():
         created = rule.pk is None
         rule.save()

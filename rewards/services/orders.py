@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ExternalId, Member, Partner
 from accounts.selectors import partner_member_ids
@@ -284,7 +285,7 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
         cursor.execute(sql, params)
         outcome = {source_key: (member_id, activity_id) for source_key, member_id, activity_id in cursor.fetchall()}
     seen = []
-    for index, source_key, award, _ in plans:
+    for index, source_key, award, _plan in plans:
         order = orders[index]
         member_id, activity_id = outcome[source_key]
         if member_id is None:
@@ -360,7 +361,7 @@ def order_refund(*, partner: Partner, order_id: str, refund: RefundInput) -> Ref
     """
     head = Order.objects.filter(partner=partner, order_id=order_id).values("pk", "member_id").first()
     if head is None:
-        raise NotFound(f"No order {order_id!r}.", code="unknown_order", fields={"order_id": "No such order."})
+        raise NotFound(f"No order {order_id!r}.", code="unknown_order", fields={"order_id": _("No such order.")})
     with transaction.atomic():
         balances = lock_members([head["member_id"]])
         order = Order.objects.select_for_update().get(pk=head["pk"])
@@ -415,8 +416,8 @@ def _refund_replay(order: Order, done: Refund, refund: RefundInput) -> RefundRes
     sent_lines = [{"sku": line.sku, "quantity": line.quantity} for line in refund.lines]
     sent = sent_lines + ([{"amount": str(refund.amount)}] if refund.amount is not None else [])
     if sent != done.lines:
-        raise Conflict("This refund id was already used for a different refund.", code="refund_exists",
-                       fields={"refund_id": "Already used for a different refund."})
+        raise Conflict(_("This refund id was already used for a different refund."), code="refund_exists",
+                       fields={"refund_id": _("Already used for a different refund.")})
     return RefundResult(done.refund_id, order.order_id, "duplicate", done.amount, order.currency, done.points_reversed,
                         order.points, order.status)
 
@@ -427,8 +428,8 @@ def _apply_refund_to_lines(order: Order, lines: list[OrderLine], refund: RefundI
     keep = (merchandise - order.discount) / merchandise if merchandise else Decimal(0)
     remaining_total = order.total - order.refunded_amount
     if remaining_total <= 0:
-        raise Conflict("This order is already fully refunded.", code="already_refunded",
-                       fields={"order_id": "Already fully refunded."})
+        raise Conflict(_("This order is already fully refunded."), code="already_refunded",
+                       fields={"order_id": _("Already fully refunded.")})
     q4 = Decimal("0.0001")
 
     def net_left(line: OrderLine) -> Decimal:
@@ -447,7 +448,7 @@ def _apply_refund_to_lines(order: Order, lines: list[OrderLine], refund: RefundI
             if item.sku in wanted and wanted[item.sku] > left and f"lines.{index}.sku" not in errors:
                 errors[f"lines.{index}.quantity"] = f"Only {left} left to refund."
         if errors:
-            raise Invalid("Some refund lines are invalid.", fields=errors)
+            raise Invalid(_("Some refund lines are invalid."), fields=errors)
         value = Decimal(0)
         for sku, quantity in wanted.items():
             for line in lines:

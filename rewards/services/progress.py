@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.models import Member
@@ -148,10 +149,11 @@ def badge_saved(*, badge: Badge) -> None:
 def challenge_join(*, member: Member, challenge: Challenge) -> ChallengeEntry:
     now = timezone.now()
     if challenge.enrollment != Enrollment.OPT_IN:
-        raise Conflict("Everyone takes part in this challenge already.", code="automatic_challenge")
+        raise Conflict(_("Everyone takes part in this challenge already."), code="automatic_challenge")
     if not (challenge.is_active and challenge.starts_at <= now < challenge.ends_at):
-        raise Conflict("This challenge is not open.", code="challenge_closed")
-    entry, _ = ChallengeEntry.objects.get_or_create(member=member, challenge=challenge, defaults={"joined_at": now})
+        raise Conflict(_("This challenge is not open."), code="challenge_closed")
+    entry, _created = ChallengeEntry.objects.get_or_create(member=member, challenge=challenge,
+                                                           defaults={"joined_at": now})
     return entry
 
 

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, Member, Partner, User
 from accounts.selectors import partner_member_ids_query
 from accounts.services import CODE_ALPHABET
-from core import events
+from core import events, l10n
 from core.errors import Conflict, Invalid, NotFound
 from rewards.ledger import Posting, lock_members
 from rewards.models import (
@@ -36,9 +37,9 @@ def points_adjust(*, member: Member, points: int, reason: str, actor_user: User 
     """
     reason = (reason or "").strip()
     if not reason:
-        raise Invalid("A reason is required.", fields={"reason": "A reason is required."})
+        raise Invalid(_("A reason is required."), fields={"reason": _("A reason is required.")})
     if not points:
-        raise Invalid("Points must not be zero.", fields={"points": "Must not be zero."})
+        raise Invalid(_("Points must not be zero."), fields={"points": _("Must not be zero.")})
     program = current_program()
     with transaction.atomic():
         balances = lock_members([member.pk])
@@ -93,16 +94,17 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
         if reward.per_member_limit is not None:
             taken = Redemption.objects.filter(member=member, reward=reward).count()
             if taken >= reward.per_member_limit:
-                message = f"Limit reached: {reward.per_member_limit} per member."
+                message = _("Limit reached: %(count)s per member.") % {"count": reward.per_member_limit}
                 raise Conflict(message, code="limit_reached", fields={"reward": message})
         available = balances[member.pk].available
         if available < reward.points_cost:
-            message = f"Not enough points: {available} available, {reward.points_cost} needed."
+            message = _("Not enough points: %(available)s available, %(needed)s needed.") % {
+                "available": l10n.number(available), "needed": l10n.number(reward.points_cost)}
             raise Conflict(message, code="insufficient_points", fields={"reward": message})
         if reward.stock is not None:
             taken = Reward.objects.filter(pk=reward.pk, stock__gt=0).update(stock=F("stock") - 1)
             if not taken:
-                raise Conflict("Out of stock.", code="out_of_stock", fields={"reward": "Out of stock."})
+                raise Conflict(_("Out of stock."), code="out_of_stock", fields={"reward": _("Out of stock.")})
         posting = Posting(balances, now=now)
         entry = posting.debit_available(member.pk, reward.points_cost, kind=EntryKind.REDEEM,
                                         description=f"Redeemed: {reward.name}", actor_partner=partner)
@@ -110,7 +112,7 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
         posting.flush()
         redemption = Redemption.objects.create(member=member, reward=reward, points=reward.points_cost,
                                                entry_id=entry.pk, partner=partner, created_at=now)
-        for _ in range(5):
+        for _attempt in range(5):
             try:
                 with transaction.atomic():
                     Coupon.objects.create(
@@ -143,9 +145,9 @@ def coupon_use(*, code: str, partner: Partner, order_id: str = "") -> Coupon:
                 "coupon": coupon.code, "reward_id": coupon.reward_id, "order_id": order_id[:100],
                 "partner_id": partner.pk})
     if coupon is None:
-        raise NotFound("No such coupon.", code="unknown_coupon", fields={"code": "No such coupon."})
+        raise NotFound(_("No such coupon."), code="unknown_coupon", fields={"code": _("No such coupon.")})
     if not used:
         if coupon.used_at is not None:
-            raise Conflict("This coupon was already used.", code="coupon_used", fields={"code": "Already used."})
-        raise Conflict("This coupon has expired.", code="coupon_expired", fields={"code": "Expired."})
+            raise Conflict(_("This coupon was already used."), code="coupon_used", fields={"code": _("Already used.")})
+        raise Conflict(_("This coupon has expired."), code="coupon_expired", fields={"code": _("Expired.")})
     return coupon

@@ -22,9 +22,10 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, Member, User
-from core import events
+from core import events, l10n
 from core.errors import Invalid
 from core.events import Emitted
 from messaging.catalogue import wording
@@ -129,8 +130,8 @@ def tiers_evaluate(*, member_ids=None, now: datetime | None = None) -> TierRun:
             run.warned += 1
             keep_by = timezone.localtime(status.period_end, program.tz)
             notes.append(words["tier_warning"].note(member_id, "/rewards/tier/", tier=current.name,
-                                                      date=f"{keep_by:%-d %b %Y}",
-                                                      needed=describe_measure(program, decision.needed)))
+                                                      date=l10n.later(l10n.short_day, keep_by.date()),
+                                                      needed=l10n.later(describe_measure, program, decision.needed)))
             warnings.append(Emitted(member_id, {"tier": current.name, "period_end": status.period_end.isoformat(),
                                                 "needed": measure_str(program, decision.needed)}))
     _write(changed, run.changes, warnings)
@@ -205,10 +206,10 @@ def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: st
     """Staff put a member in a tier until a date (then the normal review applies). Audited."""
     reason = (reason or "").strip()
     if not reason:
-        raise Invalid("A reason is required.", fields={"reason": "A reason is required."})
+        raise Invalid(_("A reason is required."), fields={"reason": _("A reason is required.")})
     now = timezone.now()
     if until <= now:
-        raise Invalid("The end date must be in the future.", fields={"until": "Must be in the future."})
+        raise Invalid(_("The end date must be in the future."), fields={"until": _("Must be in the future.")})
     with transaction.atomic():
         status = MemberTier.objects.select_for_update().filter(member=member).first()
         program = current_program()
@@ -225,7 +226,8 @@ def tier_set_manually(*, member: Member, tier: Tier, until: datetime, reason: st
                                 subject=f"member:{member.pk}", before={"tier": str(before) if before else None},
                                 after={"tier": tier.name, "until": until.isoformat()}, reason=reason)
     notify(notes=[wording("tier_manual").note(member.pk, "/rewards/tier/", tier=tier.name,
-                                              date=f"{timezone.localtime(until, program.tz):%-d %b %Y}")])
+                                              date=l10n.later(l10n.short_day,
+                                                              timezone.localtime(until, program.tz).date()))])
     return status
 
 
@@ -242,13 +244,13 @@ def tier_thresholds_plan(*, thresholds: dict[int, Decimal], now: datetime | None
     program = current_program()
     now = now or timezone.now()
     if any(value < 0 for value in thresholds.values()):
-        raise Invalid("Thresholds cannot be negative.", fields={"thresholds": "Cannot be negative."})
+        raise Invalid(_("Thresholds cannot be negative."), fields={"thresholds": _("Cannot be negative.")})
     tiers = sorted(program.tiers, key=lambda t: t.rank)
     new_thresholds = {t.pk: thresholds.get(t.pk, t.threshold) for t in tiers}
     ordered = [new_thresholds[t.pk] for t in tiers]
     if ordered != sorted(ordered):
-        raise Invalid("A higher tier needs a threshold at least as high as the one below it.",
-                      fields={"thresholds": "Must not decrease from one tier to the next."})
+        raise Invalid(_("A higher tier needs a threshold at least as high as the one below it."),
+                      fields={"thresholds": _("Must not decrease from one tier to the next.")})
     now_measures = measures(program, member_ids=None, end=now)
     statuses = {s.member_id: s for s in MemberTier.objects.all()}
     base = next((t for t in tiers if new_thresholds[t.pk] == 0), None)

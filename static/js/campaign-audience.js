@@ -18,7 +18,7 @@
       var data = new FormData(form);
       if (match) { data.append("campaign_id", match[1]); }
       data.delete("member_list");  // an upload is read when the campaign is saved
-      box.textContent = "Counting…";
+      box.textContent = box.dataset.counting || "Counting…";
       fetch(endpoint, {method: "POST", body: data, credentials: "same-origin",
                        headers: {"X-Requested-With": "fetch"}})
         .then(function (response) { return response.json(); })
@@ -28,10 +28,10 @@
           } else {
             var words = [];
             Object.keys(answer.errors || {}).forEach(function (name) { words.push(answer.errors[name].join(" ")); });
-            box.textContent = "Not counted: " + words.join(" ");
+            box.textContent = (box.dataset.notCounted || "Not counted:") + " " + words.join(" ");
           }
         })
-        .catch(function () { box.textContent = "Could not count just now."; });
+        .catch(function () { box.textContent = box.dataset.failed || "Could not count just now."; });
     }
     form.addEventListener("input", function (event) {
       if (!event.target.closest(".module")) { return; }

@@ -34,7 +34,7 @@
   const copy = document.getElementById("copy-link");
   if (copy) {
     copy.addEventListener("click", function () {
-      navigator.clipboard.writeText(copy.dataset.link).then(function () { copy.textContent = "Copied"; },
+      navigator.clipboard.writeText(copy.dataset.link).then(function () { copy.textContent = copy.dataset.copied || "Copied"; },
         function () { document.getElementById("referral-link").select(); });
     });
   }
