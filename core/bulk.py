@@ -150,10 +150,17 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
             # In key order: two transactions inserting some of the same keys then take them in the
             # same order, so one waits for the other instead of each waiting on a key the other took
             # (a deadlock, seen in CI with six batches of the same orders sent in different orders).
-            source, params = _unnest(model, fields, sorted(rows, key=lambda values: _sortable(key_of(values))))
+            ordered = sorted(rows, key=lambda values: _sortable(key_of(values)))
             target = "" if any_conflict else f"({unique_columns})"
+            if len(ordered) == 1:
+                # One row (an idempotency key, one order's activity): plain VALUES, typed by the
+                # columns; building typed arrays would cost more than the statement.
+                source, params = "VALUES (" + ", ".join(["%s"] * len(columns)) + ")", list(ordered[0])
+            else:
+                source, params = _unnest(model, fields, ordered)
+                source = f"SELECT * FROM {source}"
             cursor.execute(
-                f'INSERT INTO "{table}" ({quoted}) SELECT * FROM {source} '
+                f'INSERT INTO "{table}" ({quoted}) {source} '
                 f"ON CONFLICT {target} DO NOTHING RETURNING id, {unique_columns}",
                 params,
             )
