@@ -1,11 +1,13 @@
 """``Idempotency-Key`` for partner writes.
 
 The first request with a key runs and its answer is stored in the same transaction as its
-effects. A retry with the same key and the same body gets that answer again (header
-``Idempotent-Replayed: true``); the same key with another body or path is refused with 422.
-Concurrent requests with one key queue on the key's unique index: the second waits for the
-first to commit, then replays it. Answers that are errors are not stored, so a corrected retry
-may reuse the key. Keys are kept for 7 days (``accounts.tasks.purge_idempotency_keys``).
+effects, by one INSERT at its end. A retry with the same key and the same body gets that answer
+again (header ``Idempotent-Replayed: true``); the same key with another body or path is refused
+with 422. Concurrent requests with one key meet on the key's unique index: the second, storing its
+answer, waits for the first to commit, finds the key taken, is rolled back whole and replays the
+first's answer (a retry that fails where the first succeeded, its points spent, replays it too).
+Answers that are errors are not stored, so a corrected retry may reuse the key. Keys are kept for
+7 days (``accounts.tasks.purge_idempotency_keys``).
 """
 
 import hashlib
@@ -13,16 +15,17 @@ import json
 import re
 from functools import wraps
 
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+from rest_framework.utils import encoders
 
 from accounts.models import IdempotencyRecord
 from accounts.schema import ErrorSerializer
 from core import bulk
-from core.errors import Invalid, Unprocessable
+from core.errors import DomainError, Invalid, Unprocessable
 from core.secrets import secret_decrypt, secret_encrypt
 
 HEADER = "Idempotency-Key"
@@ -71,30 +74,40 @@ def _idempotent(handler, secret_fields: tuple[str, ...], scope):
             if len(key) > 255:
                 raise Invalid("Idempotency-Key is too long.", fields={HEADER: "At most 200 characters here."})
         digest = _request_hash(request)
-        with transaction.atomic():
-            inserted = bulk.insert_new(
-                IdempotencyRecord, ("partner_id", "key", "method", "path", "request_hash", "created_at"),
-                [(request.user.pk, key, request.method, request.path[:255], digest, timezone.now())],
-                unique=("partner_id", "key"),
-            )
-            if not inserted:
-                # Taken: by a finished request (replay it) or one still running, whose insert we
-                # waited for on the unique index; either way it is committed now.
+        # The request runs first and its answer is stored last, in the same transaction: one
+        # statement for the key, not two. A key already taken (a retry of a finished request, or a
+        # request still running, whose insert we waited for on the unique index) rolls back all
+        # this request did and answers as the first did.
+        try:
+            with transaction.atomic():
+                response = handler(view, request, *args, **kwargs)
+                if response.status_code >= 400:
+                    return response  # not kept: a corrected retry may use the key again
+                stored = bulk.insert_new(
+                    IdempotencyRecord, ("partner_id", "key", "method", "path", "request_hash", "status_code",
+                                        "response_body", "created_at"),
+                    [(request.user.pk, key, request.method, request.path[:255], digest, response.status_code,
+                      # As the answer is rendered (microseconds kept): a replay is the same bytes of JSON.
+                      json.dumps(_sealed(response.data, secret_fields), cls=encoders.JSONEncoder), timezone.now())],
+                    unique=("partner_id", "key"),
+                )
+                if not stored:
+                    raise _Taken
+                return response
+        except _Taken:
+            return _replay(request, key, digest, secret_fields)
+        except (DomainError, APIException):
+            # A retry may fail where the first succeeded (its points are spent now): the first
+            # answer stands.
+            if IdempotencyRecord.objects.filter(partner_id=request.user.pk, key=key).exists():
                 return _replay(request, key, digest, secret_fields)
-            record_id = next(iter(inserted.values()))
-            response = handler(view, request, *args, **kwargs)
-            with connection.cursor() as cursor:
-                if response.status_code < 400:
-                    cursor.execute(
-                        f'UPDATE "{TABLE}" SET status_code = %s, response_body = %s WHERE id = %s',
-                        [response.status_code, json.dumps(_sealed(response.data, secret_fields),
-                                                          cls=DjangoJSONEncoder), record_id],
-                    )
-                else:
-                    cursor.execute(f'DELETE FROM "{TABLE}" WHERE id = %s', [record_id])
-            return response
+            raise
 
     return wrapper
+
+
+class _Taken(Exception):
+    """The key was taken by another request: undo this one."""
 
 
 def _sealed(data, fields: tuple[str, ...]):

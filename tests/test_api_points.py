@@ -47,6 +47,20 @@ class TestOrders:
         assert again["Idempotent-Replayed"] == "true"
         assert Order.objects.count() == 1
 
+    def test_a_retried_redemption_replays_the_coupon_even_when_the_points_are_gone(self, api, ada):
+        from rewards.services import points_adjust
+        from tests.factories import RewardFactory
+
+        points_adjust(member=ada, points=600, reason="goodwill")
+        reward = RewardFactory(name="5 EUR off", points_cost=500)
+        body = {"member": "cust-42", "reward": reward.pk}
+        first = post(api, "/api/v1/redemptions/", body, key="r-1")
+        again = post(api, "/api/v1/redemptions/", body, key="r-1")  # 100 points left: a new one would be 409
+        assert (first.status_code, again.status_code, again["Idempotent-Replayed"]) == (201, 201, "true")
+        assert again.json() == first.json()
+        plain = post(api, "/api/v1/redemptions/", body)
+        assert plain.status_code == 409 and api.get("/api/v1/members/cust-42/").json()["points"]["available"] == 100
+
     def test_the_same_key_with_another_body_is_422(self, api, ada):
         post(api, "/api/v1/orders/", order_payload("1001", "cust-42"), key="k-1")
         response = post(api, "/api/v1/orders/", order_payload("1002", "cust-42"), key="k-1")
