@@ -24,15 +24,15 @@ def partner_member_ids(partner, external_ids) -> dict[str, int]:
 
 def member_for_partner(*, partner: Partner, external_id: str, lock: bool = False) -> Member:
     """The member ``partner`` knows as ``external_id``, or ``NotFound`` naming the field."""
-    link = ExternalId.objects.filter(partner=partner, external_id=external_id).values("member_id").first()
-    if link is None:
+    members = Member.objects.select_for_update(no_key=True, of=("self",)) if lock else Member.objects
+    member = members.filter(external_ids__partner=partner, external_ids__external_id=external_id).first()
+    if member is None:
         raise NotFound(
             f"No member with external_id {external_id!r}.",
             code="unknown_member",
             fields={"member": f"No member with external_id {external_id!r}."},
         )
-    members = Member.objects.select_for_update(no_key=True) if lock else Member.objects
-    return members.get(pk=link["member_id"])
+    return member
 
 
 def partner_member_ids_query(partner: Partner):

@@ -48,16 +48,20 @@ def read_versions_again(**_) -> None:
 class ProcessCopy(Generic[T]):
     """One thing a process keeps, made by ``load()``, valid while its version stays the same."""
 
-    def __init__(self, name: str, load: Callable[[], T]):
+    def __init__(self, name: str, load: Callable[[], T], *, follows: tuple[str, ...] = ()):
+        """``follows``: the names of other copies whose change makes this one stale too (a copy
+        holding partners follows ``api-keys``, which moves when a partner is paused)."""
         self.key = f"process-copy:{name}"
+        self.keys = (self.key, *(f"process-copy:{other}" for other in follows))
         self.load = load
         self._lock = threading.Lock()
         self._value: T | None = None
         self._version = _UNREAD
-        _keys.append(self.key)
+        _keys.extend(key for key in self.keys if key not in _keys)
 
     def get(self) -> T:
-        version = _versions().get(self.key)
+        versions = _versions()
+        version = tuple(versions.get(key) for key in self.keys)
         with self._lock:
             if self._version is _UNREAD or self._version != version:
                 # The version read before loading: a change committed meanwhile is loaded again later.

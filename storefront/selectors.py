@@ -24,28 +24,36 @@ from storefront.origins import origin_of
 EMBED_PATHS = "/embed/v1/"
 
 
+class _Stores:
+    """Every store's embed by public key (with its partner), and every registered origin."""
+
+    def __init__(self):
+        self.by_key = {embed.public_key: embed for embed in StoreEmbed.objects.select_related("partner")}
+        self.origins = frozenset(origin for embed in self.by_key.values() for origin in embed.origins)
+
+
+# Kept by each process until a store's embed changes (storefront.services) or a partner is paused
+# or resumed (which moves the API keys' version): a widget call reads no store from the database.
+stores = ProcessCopy("embed-stores", _Stores, follows=("api-keys",))
+
+
 def store_for_key(public_key: str) -> StoreEmbed | None:
-    if not public_key or len(public_key) > 64:
-        return None
-    return StoreEmbed.objects.select_related("partner").filter(public_key=public_key).first()
+    return stores.get().by_key.get(public_key) if public_key else None
 
 
 def token_secrets(embed: StoreEmbed, *, now=None) -> list[str]:
     """The secrets a customer token of this store may be signed with: the current one, and the
     previous one for a day after a rotation."""
     now = now or timezone.now()
-    found = [secret_decrypt(embed.secret_encrypted)] if embed.secret_encrypted else []
-    if embed.previous_secret_encrypted and embed.previous_secret_until and embed.previous_secret_until > now:
-        found.append(secret_decrypt(embed.previous_secret_encrypted))
+    plain = embed.__dict__.get("_plain_secrets")
+    if plain is None:  # decrypted once per process copy of the embed
+        plain = embed.__dict__["_plain_secrets"] = tuple(
+            secret_decrypt(value) if value else "" for value in (embed.secret_encrypted,
+                                                                   embed.previous_secret_encrypted))
+    found = [plain[0]] if plain[0] else []
+    if plain[1] and embed.previous_secret_until and embed.previous_secret_until > now:
+        found.append(plain[1])
     return found
-
-
-def _all_origins() -> frozenset[str]:
-    return frozenset(origin for origins in StoreEmbed.objects.values_list("origins", flat=True) for origin in origins)
-
-
-# Every store's origins, kept by each process until a store changes its own (storefront.services).
-registered_origins = ProcessCopy("embed-origins", _all_origins)
 
 
 def cors_allows(sender, request, **kwargs) -> bool:
@@ -56,7 +64,7 @@ def cors_allows(sender, request, **kwargs) -> bool:
     if not origin or not request.path.startswith(EMBED_PATHS):
         return False
     if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        return origin in registered_origins.get()
+        return origin in stores.get().origins
     embed = store_for_key(request.headers.get("X-Store", ""))
     return embed is not None and origin in embed.origins
 

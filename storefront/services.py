@@ -13,7 +13,7 @@ from core.errors import Invalid
 from core.secrets import secret_encrypt
 from storefront.models import StoreEmbed
 from storefront.origins import ORIGIN, origin_of
-from storefront.selectors import registered_origins
+from storefront.selectors import stores
 
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_ORIGINS = 20
@@ -28,6 +28,7 @@ def store_embed_ensure(*, partner: Partner) -> StoreEmbed:
         with transaction.atomic():
             embed = StoreEmbed.objects.create(partner=partner, public_key="pk_live_" + secrets.token_urlsafe(18))
             AuditLog.objects.create(action="embed.created", actor_partner=partner, subject=f"embed:{embed.pk}")
+            stores.changed()
             return embed
     except IntegrityError:  # two first calls at once: the other made it
         return StoreEmbed.objects.get(partner=partner)
@@ -65,7 +66,7 @@ def store_embed_origins_set(*, partner: Partner, origins) -> StoreEmbed:
         embed.save(update_fields=["origins", "updated_at"])
         AuditLog.objects.create(action="embed.origins_changed", actor_partner=partner, subject=f"embed:{embed.pk}",
                                 before={"origins": before}, after={"origins": embed.origins})
-        registered_origins.changed()
+        stores.changed()
     return embed
 
 
@@ -84,4 +85,5 @@ def store_embed_secret_rotate(*, partner: Partner, now: datetime | None = None) 
         embed.save(update_fields=["secret_encrypted", "previous_secret_encrypted", "previous_secret_until",
                                   "updated_at"])
         AuditLog.objects.create(action="embed.secret_rotated", actor_partner=partner, subject=f"embed:{embed.pk}")
+        stores.changed()
     return secret

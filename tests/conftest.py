@@ -352,10 +352,12 @@ def _fresh_program():
     from accounts.authentication import forget_api_keys
     from messaging.catalogue import forget_wording
     from rewards.program import forget_program
+    from storefront.selectors import stores
 
     forget_program()
     forget_wording()
     forget_api_keys()
+    stores.forget()
     yield
     forget_program()
     forget_wording()
