@@ -27,6 +27,7 @@ T = TypeVar("T")
 VERSIONS_MAX_AGE = 1.0
 
 _keys: list[str] = []
+_followers: dict[str, list["ProcessCopy"]] = {}
 _local = threading.local()
 _UNREAD = object()
 
@@ -58,6 +59,8 @@ class ProcessCopy(Generic[T]):
         self._value: T | None = None
         self._version = _UNREAD
         _keys.extend(key for key in self.keys if key not in _keys)
+        for key in self.keys[1:]:
+            _followers.setdefault(key, []).append(self)
 
     def get(self) -> T:
         versions = _versions()
@@ -78,10 +81,15 @@ class ProcessCopy(Generic[T]):
         """After a change to what this copy holds: this process loads it again now (the change is
         visible to its own transaction), every other at its next request or task once the change
         is committed. Nothing is bumped for a change rolled back."""
-        self.forget()
+        self._forget_here()
         transaction.on_commit(self._bump)
 
-    def _bump(self) -> None:
+    def _forget_here(self) -> None:
         self.forget()
+        for follower in _followers.get(self.key, ()):
+            follower.forget()
+
+    def _bump(self) -> None:
+        self._forget_here()
         cache.set(self.key, uuid.uuid4().hex, timeout=None)
         _local.snapshot = None

@@ -122,6 +122,19 @@ class TestTheCustomerToken:
                 == 200
 
 
+    def test_a_paused_store_is_refused_at_once_and_served_again_when_resumed(self, tea_embed, ada, tea_shop):
+        from accounts.services import partner_set_active
+
+        key, secret = tea_embed
+        shopper = widget(key, token_mint(secret=secret, external_id="cust-42"))
+        assert shopper.get("/embed/v1/me/").status_code == 200  # the store is now in this process's copy
+        partner_set_active(partner=tea_shop, active=False)
+        refused = shopper.get("/embed/v1/me/")
+        assert refused.status_code == 401 and "Unknown store" in refused.json()["error"]["message"]
+        partner_set_active(partner=tea_shop, active=True)
+        assert shopper.get("/embed/v1/me/").json()["points"]["available"] == 620
+
+
 class TestOriginsAndCors:
     def test_a_registered_origin_gets_cors_and_another_gets_none_and_is_refused(self, tea_embed, ada):
         key, secret = tea_embed
