@@ -223,7 +223,10 @@ def review_approve(*, review_id: int, moderator: User | None, reason: str = "") 
     ``review_photo`` when it has photos), at most once: approving again, or again after an edit,
     gives nothing more while the first reward stands."""
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("product").get(pk=review_id)
+        # The review's row only (of=self), not the product's too: a member's edit of another review of
+        # the product checks its product key at commit, after changing the product's rating row,
+        # which this approval then waits for (a deadlock, seen with edits racing approvals).
+        review = Review.objects.select_for_update(of=("self",)).select_related("product").get(pk=review_id)
         if review.status == ModerationStatus.APPROVED:
             return review
         now = timezone.now()
@@ -263,7 +266,7 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
     if not reason:
         raise Invalid(_("Say why, for the member."), fields={"reason": _("A reason is required.")})
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("product").get(pk=review_id)
+        review = Review.objects.select_for_update(of=("self",)).select_related("product").get(pk=review_id)
         if review.status == ModerationStatus.REJECTED:
             return review
         now = timezone.now()
