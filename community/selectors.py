@@ -185,6 +185,11 @@ class RatingSummary:
     # (stars, count, percent of all), 5 stars first
     distribution: list[tuple[int, int, int]]
 
+    def reviews_with(self, stars: int | None) -> int:
+        """How many published reviews give ``stars`` stars (all of them when None): a page's count,
+        known without counting the reviews."""
+        return self.count if stars is None else next(count for n, count, _ in self.distribution if n == stars)
+
 
 def _summary(row: ProductRating | None) -> RatingSummary:
     count = row.count if row is not None else 0
