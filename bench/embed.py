@@ -21,6 +21,7 @@ def bench_embed(rows: list, Row, request, percentile, ensure_members, *, port: i
 
     from accounts.services import member_upsert_for_partner, partner_create
     from community.models import ModerationStatus, Product, Review
+    from community.services import product_ratings_recount
     from community.services.moderation import relevance
     from rewards.models import Reward
     from rewards.payloads import parse_order
@@ -57,6 +58,7 @@ def bench_embed(rows: list, Row, request, percentile, ensure_members, *, port: i
                               helpful_count=helpful, relevance=relevance(helpful=helpful, photos=0, text=text,
                                                                          published_at=published)))
     Review.objects.bulk_create(reviews)
+    product_ratings_recount(product_ids=[product.pk])  # written here without the review services
     with connections["default"].cursor() as cursor:
         cursor.execute("ANALYZE")  # as autovacuum would have by now: the plans of a store in use
     connections.close_all()

@@ -570,6 +570,7 @@ def bench_reviews(rows: list[Row]) -> None:
     from django.utils import timezone
 
     from community.models import ModerationStatus, Product, Review, ReviewPhoto
+    from community.services import product_ratings_recount
     from community.services.moderation import relevance
 
     now = timezone.now()
@@ -592,6 +593,7 @@ def bench_reviews(rows: list[Row]) -> None:
             ReviewPhoto.objects.bulk_create([
                 ReviewPhoto(review=review, image="reviews/bench.jpg", thumbnail="reviews/bench-thumb.jpg",
                             width=1200, height=900) for review in made if review.photo_count])
+        product_ratings_recount(product_ids=[product.pk])  # written here without the review services
     connections.close_all()
     vacuum()
     for sku, count in (("BENCH-1K", 1_000), ("BENCH-100K", 100_000)):

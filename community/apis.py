@@ -141,8 +141,8 @@ def reviews_page(request, *, product: Product) -> dict:
         reviews = selectors.product_reviews(product=product, sort=sort, rating=int(rating) if rating else None,
                                             with_photos=with_photos in ("true", "1"))
         paginator = Paginator(reviews, page_size)
-        if not rating and with_photos not in ("true", "1"):
-            paginator.count = summary.count
+        if with_photos not in ("true", "1"):
+            paginator.count = summary.reviews_with(int(rating) if rating else None)
         if number > max(paginator.num_pages, 1):
             raise NotFound("No such page.", code="unknown_page", fields={"page": "Past the last page."})
         page = paginator.page(number)

@@ -182,6 +182,39 @@ class Review(models.Model):
         return self.reward_activity_id is not None
 
 
+class ProductRating(models.Model):
+    """A product's rating summary: how many published reviews it has, their stars added up, and how
+    many of them give each number of stars. Kept by the review services in the transaction of every
+    change that publishes a review or takes one off the page (``community.services.ratings``), so the
+    product page reads one row instead of counting its reviews. No row: no published review yet."""
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, primary_key=True,
+                                   related_name="rating_summary")
+    count = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)  # their stars added up
+    stars_1 = models.PositiveIntegerField(default=0)
+    stars_2 = models.PositiveIntegerField(default=0)
+    stars_3 = models.PositiveIntegerField(default=0)
+    stars_4 = models.PositiveIntegerField(default=0)
+    stars_5 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        # The three figures cannot drift apart: a change that forgot one of them fails.
+        constraints = [
+            models.CheckConstraint(condition=models.Q(count=models.F("stars_1") + models.F("stars_2")
+                                                      + models.F("stars_3") + models.F("stars_4")
+                                                      + models.F("stars_5")),
+                                   name="product_rating_count_of_stars"),
+            models.CheckConstraint(condition=models.Q(total=models.F("stars_1") + 2 * models.F("stars_2")
+                                                      + 3 * models.F("stars_3") + 4 * models.F("stars_4")
+                                                      + 5 * models.F("stars_5")),
+                                   name="product_rating_total_of_stars"),
+        ]
+
+    def __str__(self):
+        return f"{self.count} reviews of product {self.product_id}"
+
+
 class ReviewPhoto(models.Model):
     review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="photos")
     # Private until the review is published (see community.views.private_media).

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.cache import cache
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, Sum, Window
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum, Window
 from django.db.models.functions import Rank
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,6 +20,7 @@ from community.models import (
     Answer,
     ModerationStatus,
     Product,
+    ProductRating,
     PublicProfile,
     Question,
     Review,
@@ -184,16 +185,31 @@ class RatingSummary:
     # (stars, count, percent of all), 5 stars first
     distribution: list[tuple[int, int, int]]
 
+    def reviews_with(self, stars: int | None) -> int:
+        """How many published reviews give ``stars`` stars (all of them when None): a page's count,
+        known without counting the reviews."""
+        return self.count if stars is None else next(count for n, count, _ in self.distribution if n == stars)
+
+
+def _summary(row: ProductRating | None) -> RatingSummary:
+    count = row.count if row is not None else 0
+    if not count:
+        return RatingSummary(0, None, [(n, 0, 0) for n in range(5, 0, -1)])
+    average = (Decimal(row.total) / count).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    stars = {n: getattr(row, f"stars_{n}") for n in range(1, 6)}
+    return RatingSummary(count, average, [(n, stars[n], round(100 * stars[n] / count)) for n in range(5, 0, -1)])
+
 
 def rating_summary(*, product: Product) -> RatingSummary:
-    """Average, count and a bar per star of the published reviews: one aggregate query."""
-    stars = {f"r{n}": Count("id", filter=Q(rating=n)) for n in range(1, 6)}
-    row = Review.objects.filter(product=product, status=ModerationStatus.APPROVED).aggregate(
-        count=Count("id"), total=Sum("rating"), **stars)
-    count = row["count"]
-    average = (Decimal(row["total"]) / count).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP) if count else None
-    distribution = [(n, row[f"r{n}"], round(100 * row[f"r{n}"] / count) if count else 0) for n in range(5, 0, -1)]
-    return RatingSummary(count, average, distribution)
+    """Average, count and a bar per star of the published reviews: one row, the product's
+    ``ProductRating``, however many reviews it has."""
+    return _summary(ProductRating.objects.filter(pk=product.pk).first())
+
+
+def rating_summaries(*, skus: list[str]) -> dict[str, RatingSummary]:
+    """``rating_summary`` of each product of a listing, by SKU, in one query (an unknown SKU: no reviews)."""
+    rows = {row.sku: row for row in ProductRating.objects.filter(product__sku__in=skus).annotate(sku=F("product__sku"))}
+    return {sku: _summary(rows.get(sku)) for sku in skus}
 
 
 def product_reviews(*, product: Product, sort: str = "relevant", rating: int | None = None,

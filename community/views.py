@@ -123,8 +123,8 @@ def _product_page(request, product, *, sent: tuple[str, int | None, forms.Form] 
     summary = selectors.rating_summary(product=product)
     paginator = Paginator(selectors.product_reviews(product=product, sort=sort, rating=rating,
                                                     with_photos=with_photos), REVIEWS_PER_PAGE)
-    if rating is None and not with_photos:
-        paginator.count = summary.count  # known already: saves a COUNT over the reviews
+    if not with_photos:
+        paginator.count = summary.reviews_with(rating)  # known already: saves a COUNT over the reviews
     page = paginator.get_page(request.GET.get("page"))
     sent_kind, sent_pk, sent_form = sent or ("", None, None)
     reviews = [(review, selectors.author_name(review.member),

@@ -4,13 +4,13 @@ and what the launcher, the stars and the reviews widget show."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Member, Partner
-from community.models import CommunitySettings, HelpfulVote, ModerationStatus, Product, Review
-from community.selectors import bought
+from community.models import CommunitySettings, HelpfulVote, Product, Review
+from community.selectors import bought, rating_summaries
 from core.process_cache import ProcessCopy
 from core.secrets import secret_decrypt
 from recommendations.selectors import recommendations_for_member
@@ -143,17 +143,11 @@ MAX_STARS_SKUS = 100
 
 
 def stars(*, skus: list[str]) -> dict[str, dict]:
-    """``{sku: {"average": "4.3", "count": 12}}`` for the products of a listing, in one query; a
-    product without published reviews has count 0 and no average."""
-    rows = (Review.objects.filter(product__sku__in=skus, status=ModerationStatus.APPROVED)
-            .values("product__sku").annotate(count=Count("id"), total=Sum("rating")).order_by())
-    found = {row["product__sku"]: row for row in rows}
-    out = {}
-    for sku in skus:
-        row = found.get(sku)
-        count = row["count"] if row else 0
-        out[sku] = {"count": count, "average": f"{row['total'] / count:.1f}" if count else None}
-    return out
+    """``{sku: {"average": "4.3", "count": 12}}`` for the products of a listing, in one query: the
+    product page's own summary, rounded the same way; a product without published reviews has
+    count 0 and no average."""
+    return {sku: {"count": summary.count, "average": str(summary.average) if summary.count else None}
+            for sku, summary in rating_summaries(skus=skus).items()}
 
 
 def reviewer_view(*, product: Product, member: Member | None, partner: Partner, review_ids: list[int]) -> dict:

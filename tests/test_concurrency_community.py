@@ -139,3 +139,37 @@ def test_one_friend_linked_from_two_requests_at_once_is_referred_once(tea_shop):
     assert sum(1 for r in results if isinstance(r, Referral)) == 1
     assert all(getattr(r, "code", "") == "already_referred" for r in results if isinstance(r, Exception))
     assert Referral.objects.filter(friend=friend).count() == 1
+
+
+def test_reviews_of_one_product_approved_and_edited_at_once_all_count_in_its_rating(tea_shop, staff):
+    """Eight approvals at once of a product's first reviews (its summary row made by one of them),
+    then four members editing their published reviews (off the page until a moderator looks again)
+    racing four approvals: no count lost. Moderators' decisions on one product wait for each other
+    (they lock the product's row); members' edits do not."""
+    from decimal import Decimal
+
+    from community.selectors import rating_summary
+
+    set_program(pending_days=0, expiry_policy="never")
+    kettle, _ = services.product_upsert(partner=tea_shop, sku="KETTLE-1", name="Glass kettle")
+
+    def write(n, rating):
+        return services.review_submit(member=customer(tea_shop, f"m{n}"), product=kettle,
+                                      data=ReviewInput(rating, f"Review {n}", f"Kettle review number {n}."))
+
+    reviews = [write(n, rating) for n, rating in enumerate((1, 2, 3, 4, 5, 1, 2, 3, 5, 5, 5, 5))]
+    results = run_concurrently(lambda i: services.review_approve(review_id=reviews[i].pk, moderator=staff), 8)
+    assert not [r for r in results if isinstance(r, Exception)]
+    summary = rating_summary(product=kettle)
+    assert (summary.count, summary.average) == (8, Decimal("2.6"))
+
+    def edit_or_approve(i):
+        if i < 4:
+            return write(i, 5)
+        return services.review_approve(review_id=reviews[i + 4].pk, moderator=staff)
+
+    results = run_concurrently(edit_or_approve, 8)
+    assert not [r for r in results if isinstance(r, Exception)]
+    summary = rating_summary(product=kettle)
+    assert (summary.count, summary.average) == (8, Decimal("3.9"))  # 1 + 2 + 3 + 5 x 5 = 31 stars
+    assert [count for _, count, _ in summary.distribution] == [5, 0, 1, 1, 1]  # 5 stars first

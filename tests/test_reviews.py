@@ -485,3 +485,74 @@ def test_a_shop_includes_the_reviews_fragment_with_its_json_ld_and_nothing_break
     assert "Boils fast &amp; looks great." in html and "Not yet moderated" not in html
     assert "4.0</strong> out of 5, from 1 review" in html and "verified buyer" in html
     assert client.get("/embed/v1/products/NO-SUCH/reviews.html").status_code == 404
+
+
+# --- The product's rating summary -------------------------------------------------------------------
+
+def shown(product) -> tuple:
+    """What the product page shows: (count, average, {stars: reviews}) from the product's summary."""
+    from community.selectors import rating_summary
+
+    summary = rating_summary(product=product)
+    return summary.count, summary.average, {stars: count for stars, count, _ in summary.distribution if count}
+
+
+def counted(product) -> tuple:
+    """The same figures counted afresh from the product's published reviews."""
+    from collections import Counter
+    from decimal import ROUND_HALF_UP, Decimal
+
+    ratings = list(Review.objects.filter(product=product, status=ModerationStatus.APPROVED)
+                   .values_list("rating", flat=True))
+    average = (Decimal(sum(ratings)) / len(ratings)).quantize(Decimal("0.1"), ROUND_HALF_UP) if ratings else None
+    return len(ratings), average, dict(Counter(ratings))
+
+
+def test_the_rating_summary_follows_every_change_to_what_is_published(buyer, bob, kettle, program, staff, client):
+    """Publish, approve again, edit, reject, hold after reports, hold for a banned word, the admin's
+    bulk action, erasure and auto-publish: after each, the summary the page reads is what counting
+    the published reviews gives."""
+    from decimal import Decimal
+
+    from accounts.services import member_erase
+
+    carol, dave, erin = (customer(program, name) for name in ("carol", "dave", "erin"))
+    teapot, _ = services.product_upsert(partner=program, sku="POT-1", name="Teapot")
+    by = {}
+    for member, rating, text in ((buyer, 5, "Boils in two minutes, and quietly."), (bob, 4, "Pours well, heavy."),
+                                 (carol, 2, "A flimsy lid that rattles."), (dave, 1, "Mine came with a crack.")):
+        by[member.pk] = write(member, kettle, rating=rating, title=f"{rating} stars", text=text)
+        services.review_approve(review_id=by[member.pk].pk, moderator=staff)
+    services.review_approve(review_id=write(bob, teapot, rating=5).pk, moderator=staff)
+
+    def step(expected):
+        assert shown(kettle) == counted(kettle) == expected
+        assert shown(teapot) == (1, Decimal("5.0"), {5: 1})  # the other product's summary is its own
+
+    step((4, Decimal("3.0"), {5: 1, 4: 1, 2: 1, 1: 1}))
+    services.review_approve(review_id=by[buyer.pk].pk, moderator=staff)  # approved again: counted once
+    step((4, Decimal("3.0"), {5: 1, 4: 1, 2: 1, 1: 1}))
+    write(buyer, kettle, rating=3, text="Second thoughts: it whistles when it boils.")  # an edit waits
+    step((3, Decimal("2.3"), {4: 1, 2: 1, 1: 1}))
+    services.review_approve(review_id=by[buyer.pk].pk, moderator=staff)
+    step((4, Decimal("2.5"), {4: 1, 3: 1, 2: 1, 1: 1}))
+    services.review_reject(review_id=by[dave.pk].pk, moderator=staff, reason="Off topic")
+    step((3, Decimal("3.0"), {4: 1, 3: 1, 2: 1}))
+    services.review_reject(review_id=write(erin, kettle, rating=5).pk, moderator=staff, reason="Off topic")
+    step((3, Decimal("3.0"), {4: 1, 3: 1, 2: 1}))  # never published: nothing to take away
+    for reporter in (buyer, carol, erin):
+        services.review_report(review_id=by[bob.pk].pk, member=reporter, reason="Not about the kettle")
+    step((2, Decimal("2.5"), {3: 1, 2: 1}))  # held after three reports
+    services.reviews_moderate(review_ids=[by[bob.pk].pk], approve=True, moderator=staff)  # the admin's action
+    step((3, Decimal("3.0"), {4: 1, 3: 1, 2: 1}))
+    services.community_settings_update(actor_user=staff, changes={"banned_words": "flimsy"})
+    step((2, Decimal("3.5"), {4: 1, 3: 1}))  # carol's is held for a banned word
+    member_erase(member=buyer, actor_user=None)
+    step((1, Decimal("4.0"), {4: 1}))
+    services.community_settings_update(actor_user=None, changes={"auto_publish_min_rating": 4})
+    frank = customer(program, "frank", email="frank@example.com")
+    place_order(program, "o-2", "frank", lines=(("KETTLE-1", 1, "30.00", "teaware"),))
+    assert write(frank, kettle, rating=5, text="Exactly as pictured, and it keeps warm.").status == \
+        ModerationStatus.APPROVED  # published at once
+    step((2, Decimal("4.5"), {5: 1, 4: 1}))
+    assert client.get("/products/KETTLE-1/").context["summary"].count == 2

@@ -21,6 +21,7 @@ from community.models import (
     Question,
     Review,
 )
+from community.services.ratings import ratings_remove
 from core.errors import Conflict, Invalid
 
 _LINK = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|io|ly|ru|info|biz|shop|xyz)\b", re.IGNORECASE)
@@ -106,30 +107,39 @@ def community_settings_update(*, actor_user: User | None, changes: dict) -> Comm
 
 def banned_words_recheck(*, banned: list[str], actor_user: User | None = None, chunk: int = 2000) -> int:
     """Flag (or unflag) everything against ``banned``; published posts that now contain a banned
-    word are held for moderation. Reads in chunks of primary keys so memory stays flat. Returns
-    how many published posts were held."""
-    held = 0
-    for model, text_of, kind in ((Review, lambda r: f"{r.title}\n{r.text}", "review"),
-                                 (Question, lambda q: q.text, "question"), (Answer, lambda a: a.text, "answer")):
-        last = 0
-        while True:
-            rows = list(model.objects.filter(pk__gt=last).exclude(status=ModerationStatus.REJECTED)
-                        .order_by("pk")[:chunk])
-            if not rows:
-                break
-            last = rows[-1].pk
-            changed = []
-            for row in rows:
-                hit = bool(banned_words_in(text_of(row), banned))
-                had = Flag.BANNED_WORD in row.flags
-                if hit == had:
-                    continue
-                row.flags = [f for f in row.flags if f != Flag.BANNED_WORD] + ([Flag.BANNED_WORD] if hit else [])
-                if hit and row.status == ModerationStatus.APPROVED:
-                    row.status = ModerationStatus.PENDING
-                    held += 1
-                    log(subject=f"{kind}:{row.pk}", action="held", actor_user=actor_user,
-                        reason="Contains a word added to the banned list.", flags=row.flags)
-                changed.append(row)
-            model.objects.bulk_update(changed, ["flags", "status"])
+    word are held for moderation (and held reviews leave their products' ratings). Reads in chunks
+    of primary keys so memory stays flat; the posts to change are read again, locked, so that a
+    moderator's decision meanwhile is neither overwritten nor taken off a rating twice. Returns how
+    many published posts were held."""
+    held, unpublished = 0, []
+    with transaction.atomic():
+        for model, text_of, kind in ((Review, lambda r: f"{r.title}\n{r.text}", "review"),
+                                     (Question, lambda q: q.text, "question"), (Answer, lambda a: a.text, "answer")):
+            last = 0
+            while True:
+                rows = list(model.objects.filter(pk__gt=last).exclude(status=ModerationStatus.REJECTED)
+                            .order_by("pk")[:chunk])
+                if not rows:
+                    break
+                last = rows[-1].pk
+                stale = [row.pk for row in rows
+                         if bool(banned_words_in(text_of(row), banned)) != (Flag.BANNED_WORD in row.flags)]
+                changed = []
+                for row in model.objects.select_for_update().filter(pk__in=stale).exclude(
+                        status=ModerationStatus.REJECTED).order_by("pk"):
+                    hit = bool(banned_words_in(text_of(row), banned))
+                    if hit == (Flag.BANNED_WORD in row.flags):
+                        continue
+                    row.flags = [f for f in row.flags if f != Flag.BANNED_WORD] + ([Flag.BANNED_WORD] if hit else [])
+                    if hit and row.status == ModerationStatus.APPROVED:
+                        row.status = ModerationStatus.PENDING
+                        held += 1
+                        log(subject=f"{kind}:{row.pk}", action="held", actor_user=actor_user,
+                            reason="Contains a word added to the banned list.", flags=row.flags)
+                        if model is Review:
+                            unpublished.append((row.product_id, row.rating))
+                    changed.append(row)
+                model.objects.bulk_update(changed, ["flags", "status"])
+        # Once, at the end: the summaries are shared rows, locked from here until commit.
+        ratings_remove(reviews=unpublished)
     return held

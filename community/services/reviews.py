@@ -30,6 +30,7 @@ from community.services.moderation import (
     relevance,
     text_flags,
 )
+from community.services.ratings import rating_add, ratings_remove
 from core import events
 from core.errors import Conflict, Invalid, NotFound
 from core.images import CleanImage, clean_image
@@ -165,6 +166,9 @@ def review_submit(*, member: Member, product: Product, data: ReviewInput, photos
             member=member, product=product,
             defaults={"rating": data.rating, "title": data.title, "text": data.text, "created_at": now})
         edited = not created
+        # An edit waits for a moderator again: off the page, and out of the rating, until then.
+        unpublished = edited and review.status == ModerationStatus.APPROVED
+        old_rating = review.rating
         review.rating, review.title, review.text = data.rating, data.title, data.text
         review.verified_buyer = verified
         review.status = ModerationStatus.PENDING
@@ -188,6 +192,8 @@ def review_submit(*, member: Member, product: Product, data: ReviewInput, photos
         review.photo_count = review.photos.count()
         review.save(update_fields=["photo_count"])
         log(subject=f"review:{review.pk}", action="edited" if edited else "submitted", flags=review.flags)
+        if unpublished:  # last, like every change of the product's shared summary row
+            ratings_remove(reviews=[(product.pk, old_rating)])
     minimum = settings.auto_publish_min_rating
     # First submissions only: an edit (of a review a moderator rejected, say) waits for a moderator.
     if minimum and created and verified and review.rating >= minimum and not review.flags and not review.photo_count:
@@ -217,7 +223,10 @@ def review_approve(*, review_id: int, moderator: User | None, reason: str = "") 
     ``review_photo`` when it has photos), at most once: approving again, or again after an edit,
     gives nothing more while the first reward stands."""
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("product").get(pk=review_id)
+        # The review's row only (of=self), not the product's too: a member's edit of another review of
+        # the product checks its product key at commit, after changing the product's rating row,
+        # which this approval then waits for (a deadlock, seen with edits racing approvals).
+        review = Review.objects.select_for_update(of=("self",)).select_related("product").get(pk=review_id)
         if review.status == ModerationStatus.APPROVED:
             return review
         now = timezone.now()
@@ -245,6 +254,8 @@ def review_approve(*, review_id: int, moderator: User | None, reason: str = "") 
             flags=review.flags)
         events.emit("review.approved", member_id=review.member_id, data={
             "review_id": review.pk, "sku": review.product.sku, "rating": review.rating})
+        # Last: the product's summary row is shared by every review of it, and stays locked until commit.
+        rating_add(product_id=review.product_id, stars=review.rating)
     return review
 
 
@@ -255,10 +266,11 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
     if not reason:
         raise Invalid(_("Say why, for the member."), fields={"reason": _("A reason is required.")})
     with transaction.atomic():
-        review = Review.objects.select_for_update().select_related("product").get(pk=review_id)
+        review = Review.objects.select_for_update(of=("self",)).select_related("product").get(pk=review_id)
         if review.status == ModerationStatus.REJECTED:
             return review
         now = timezone.now()
+        unpublished = review.status == ModerationStatus.APPROVED
         review.status, review.rejection_reason, review.moderated_at = ModerationStatus.REJECTED, reason, now
         review.featured = False
         if review.reward_activity_id is not None:
@@ -276,6 +288,8 @@ def review_reject(*, review_id: int, moderator: User | None, reason: str) -> Rev
         notify(purpose=Purpose.TRANSACTIONAL, notes=[wording("review_rejected").note(
             review.member_id, reverse("community:review", args=[review.product.sku]), product=review.product.name,
             reason=reason)])
+        if unpublished:
+            ratings_remove(reviews=[(review.product_id, review.rating)])
     return review
 
 
@@ -371,11 +385,14 @@ def review_report(*, review_id: int, member: Member, reason: str) -> Review:
             review.report_count += 1
             if Flag.REPORTED not in review.flags:
                 review.flags = [*review.flags, Flag.REPORTED]
-            if review.report_count >= REPORTS_TO_HOLD and review.status == ModerationStatus.APPROVED:
+            held = review.report_count >= REPORTS_TO_HOLD and review.status == ModerationStatus.APPROVED
+            if held:
                 review.status = ModerationStatus.PENDING
                 log(subject=f"review:{review.pk}", action="held",
                     reason=f"{review.report_count} members reported it.", flags=review.flags)
             review.save(update_fields=["report_count", "flags", "status"])
+            if held:
+                ratings_remove(reviews=[(review.product_id, review.rating)])
     except IntegrityError:
         raise Conflict(_("You already reported this review."), code="already_reported",
                        fields={"review": _("Already reported.")}) from None
