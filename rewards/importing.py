@@ -14,6 +14,7 @@ imported is recognised and not counted again, so the import can be re-run after 
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
 import queue
 import time
@@ -239,6 +240,9 @@ def _import_parallel(*, partner, columns, groups, batch_size, create_members, wo
     from django.db import connections
 
     connections.close_all()  # the workers must not share this process's database connection
+    # The workers share this process's memory until they write to it; the collector would write to
+    # every object it tracks (a copy of most of the heap in each worker). Frozen objects it leaves be.
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     inboxes = [context.Queue(maxsize=4) for _ in range(workers)]
     outbox = context.Queue()
