@@ -156,7 +156,8 @@ class Partner(models.Model):
 class ExternalId(models.Model):
     """The partner's own id for one of its customers, who is one of our members."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="external_ids")
+    # No index of its own: the unique (partner, external_id) index serves lookups by partner.
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="external_ids", db_index=False)
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="external_ids")
     external_id = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)

@@ -188,6 +188,33 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
         return {key_of(row): pk for pk, row in zip(ids, fresh, strict=True)}
 
 
+def upsert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, unique: str,
+           update: Sequence[str]) -> None:
+    """Insert ``rows`` (values for ``fields``); a row whose ``unique`` value (a field with a unique
+    index, such as a one-to-one primary key) is in the table already sets ``update`` there instead.
+    One ``INSERT ... SELECT FROM unnest ... ON CONFLICT DO UPDATE`` on PostgreSQL, in key order (two
+    writers of some of the same rows then wait for each other instead of deadlocking); the same
+    statement run per row on SQLite. Django's ``bulk_create(update_conflicts=True)`` does the same
+    with a model instance and a prepared expression per value: seconds for a hundred thousand rows."""
+    if not rows:
+        return
+    table = model._meta.db_table
+    columns = _columns(model, fields)
+    quoted = ", ".join(f'"{column}"' for column in columns)
+    (target,) = _columns(model, (unique,))
+    assignments = ", ".join(f'"{column}" = EXCLUDED."{column}"' for column in _columns(model, update))
+    conflict = f'ON CONFLICT ("{target}") DO UPDATE SET {assignments}'
+    with connection.cursor() as cursor:
+        if _postgres():
+            position = list(fields).index(unique)
+            ordered = sorted(rows, key=lambda values: values[position])
+            source, params = _unnest(model, fields, ordered)
+            cursor.execute(f'INSERT INTO "{table}" ({quoted}) SELECT * FROM {source} {conflict}', params)
+            return
+        cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join(["%s"] * len(columns))}) {conflict}',
+                           [_sqlite_row(row) for row in rows])
+
+
 def _sqlite_ids(cursor, table: str, count: int) -> list[int]:
     cursor.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
     first = cursor.fetchone()[0] + 1

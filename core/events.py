@@ -16,8 +16,8 @@ small JSON ``data``; the names of public events are the partner contract (PRODUC
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,8 +94,16 @@ EVENT_ID_PREFIX = "evt_"
 
 
 def new_event_id() -> str:
-    # The same form as the database makes them in one-statement writes: 'evt_' || gen_random_uuid() hex.
-    return EVENT_ID_PREFIX + uuid.uuid4().hex
+    """``evt_`` and 32 hex digits: the time in milliseconds (12), then 80 random bits (20), as in
+    a UUIDv7. Ids made one after another sort together, so the outbox's unique index grows at its
+    end instead of at a random page for each event (a random id cost a page read and write per
+    event once the index outgrew the cache). The SQL writers make them the same way (``_SQL_EVENT_ID``)."""
+    return f"{EVENT_ID_PREFIX}{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+_SQL_EVENT_ID = (f"'{EVENT_ID_PREFIX}' "
+                 "|| lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') "
+                 "|| left(replace(gen_random_uuid()::text, '-', ''), 20)")
 
 
 def emit(name: str, *, member_id: int | None, data: dict[str, Any] | None = None,
@@ -139,7 +147,7 @@ def outbox_insert_sql(name: str, *, select: str, now: str) -> str:
     if not CATALOGUE[name].public or CATALOGUE[name].reactions:
         raise ValueError(f"{name!r}: only public events without reactions can be written by SQL alone.")
     return (f'INSERT INTO "{OutboxEvent._meta.db_table}" (event_id, type, member_id, data, created_at) '
-            f"SELECT '{EVENT_ID_PREFIX}' || replace(gen_random_uuid()::text, '-', ''), '{name}', "
+            f"SELECT {_SQL_EVENT_ID}, '{name}', "
             f"announced.member_id, announced.data, {now} FROM ({select}) AS announced")
 
 

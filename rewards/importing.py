@@ -14,6 +14,7 @@ imported is recognised and not counted again, so the import can be re-run after 
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
 import queue
 import time
@@ -56,47 +57,66 @@ class ImportReport:
 class _PendingOrder:
     first_line: int
     last_line: int
-    rows: list[dict]
+    rows: list[list[str]]  # as the csv module reads them: a list of strings per row, no dict per row
+    key: str = ""  # the order id the rows share
 
 
-def _group(reader: Iterable[dict], start_line: int) -> Iterator[_PendingOrder]:
+class _Columns:
+    """Where each named column is in a row (the header's order); a column the file lacks, or a
+    short row, reads as empty, as csv.DictReader would have it."""
+
+    def __init__(self, header: list[str]):
+        self.position = {name: index for index, name in enumerate(header)}
+
+    def get(self, row: list[str], name: str) -> str:
+        index = self.position.get(name)
+        return row[index] if index is not None and index < len(row) else ""
+
+
+def _group(reader: Iterable[list[str]], columns: _Columns, start_line: int) -> Iterator[_PendingOrder]:
     current: _PendingOrder | None = None
-    for offset, row in enumerate(reader):
+    order_id = columns.position["order_id"]
+    offset = 0
+    for row in reader:
+        if not row:
+            continue  # a blank line, skipped as csv.DictReader skips it
         line = start_line + offset
-        if current is not None and row.get("order_id") == current.rows[0].get("order_id"):
+        offset += 1
+        key = row[order_id] if order_id < len(row) else ""
+        if current is not None and key == current.key:
             current.rows.append(row)
             current.last_line = line
             continue
         if current is not None:
             yield current
-        current = _PendingOrder(line, line, [row])
+        current = _PendingOrder(line, line, [row], key)
     if current is not None:
         yield current
 
 
 def _placed_at(value: str) -> str:
-    value = (value or "").strip()
+    value = value.strip()
     return f"{value}T00:00:00Z" if len(value) == 10 else value
 
 
-def _payload(group: _PendingOrder) -> dict:
-    head = group.rows[0]
+def _payload(group: _PendingOrder, columns: _Columns) -> dict:
+    get, head = columns.get, group.rows[0]
     payload = {
-        "order_id": head.get("order_id", "").strip(), "member": head.get("member", "").strip(),
-        "placed_at": _placed_at(head.get("placed_at")), "currency": head.get("currency", "").strip(),
-        "total": head.get("total", "").strip(),
+        "order_id": get(head, "order_id").strip(), "member": get(head, "member").strip(),
+        "placed_at": _placed_at(get(head, "placed_at")), "currency": get(head, "currency").strip(),
+        "total": get(head, "total").strip(),
         "lines": [],
     }
     for key in ORDER_FIELDS:
-        if head.get(key):
-            payload[key] = head[key].strip()
+        if value := get(head, key):
+            payload[key] = value.strip()
     for row in group.rows:
-        quantity = (row.get("quantity") or "").strip()
+        quantity = get(row, "quantity").strip()
         payload["lines"].append({
-            "sku": (row.get("sku") or "").strip(), "name": (row.get("name") or "").strip(),
-            "category": (row.get("category") or "").strip(),
+            "sku": get(row, "sku").strip(), "name": get(row, "name").strip(),
+            "category": get(row, "category").strip(),
             "quantity": int(quantity) if quantity.lstrip("-").isdigit() else quantity,
-            "unit_price": (row.get("unit_price") or "").strip(),
+            "unit_price": get(row, "unit_price").strip(),
         })
     return payload
 
@@ -114,8 +134,9 @@ def _describe(fields: dict) -> str:
 class _Writer:
     """Turns row groups into checked orders and records them in batches; counts what happened."""
 
-    def __init__(self, *, partner: Partner, batch_size: int, create_members: bool):
-        self.partner, self.batch_size, self.create_members = partner, batch_size, create_members
+    def __init__(self, *, partner: Partner, columns: _Columns, batch_size: int, create_members: bool):
+        self.partner, self.columns = partner, columns
+        self.batch_size, self.create_members = batch_size, create_members
         self.accepted_currencies = current_program().settings.accepted()
         self.report = ImportReport()
         self.batch: list[tuple[_PendingOrder, OrderInput]] = []
@@ -125,17 +146,17 @@ class _Writer:
         """Take one order's rows; True when a batch was written."""
         self.report.rows += len(group.rows)
         try:
-            order = parse_order(_payload(group), accepted_currencies=self.accepted_currencies)
+            order = parse_order(_payload(group, self.columns), accepted_currencies=self.accepted_currencies)
         except Invalid as exc:
             self.report.orders_rejected += 1
             self.report.problems.append(
-                f"{_where(group)}: order {group.rows[0].get('order_id', '')!r}: {_describe(exc.fields)}"
+                f"{_where(group)}: order {self.columns.get(group.rows[0], 'order_id')!r}: {_describe(exc.fields)}"
             )
             return False
         self.batch.append((group, order))
         if self.create_members and order.member not in self.profiles:
-            head = group.rows[0]
-            self.profiles[order.member] = {key: head[key].strip() for key in PROFILE_FIELDS if head.get(key)}
+            head, get = group.rows[0], self.columns.get
+            self.profiles[order.member] = {key: get(head, key).strip() for key in PROFILE_FIELDS if get(head, key)}
         if len(self.batch) >= self.batch_size:
             self.flush()
             return True
@@ -180,18 +201,20 @@ def import_orders(*, partner: Partner, lines: Iterable[str], batch_size: int = 1
     so workers never wait on each other's locks or create the same member twice.
     """
     started = time.monotonic()
-    reader = csv.DictReader(lines)
-    missing = [name for name in REQUIRED if name not in (reader.fieldnames or [])]
+    reader = csv.reader(lines)
+    header = next((row for row in reader if row), [])
+    missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise Invalid(f"The header lacks: {', '.join(missing)}.", fields={"header": f"Missing {', '.join(missing)}"})
-    groups = _group(reader, start_line=2)
+    columns = _Columns(header)
+    groups = _group(reader, columns, start_line=2)
     if not bulk.parallel_writers():
         workers = 1
     if workers > 1:
-        report = _import_parallel(partner=partner, groups=groups, batch_size=batch_size,
+        report = _import_parallel(partner=partner, columns=columns, groups=groups, batch_size=batch_size,
                                   create_members=create_members, workers=workers, progress=progress, started=started)
     else:
-        writer = _Writer(partner=partner, batch_size=batch_size, create_members=create_members)
+        writer = _Writer(partner=partner, columns=columns, batch_size=batch_size, create_members=create_members)
         for group in groups:
             if writer.add(group) and progress:
                 writer.report.seconds = time.monotonic() - started
@@ -212,15 +235,20 @@ def _first_line(problem: str) -> int:
 _CHUNK = 250  # orders per message to a worker: big enough to amortise pickling, small for flat memory
 
 
-def _import_parallel(*, partner, groups, batch_size, create_members, workers, progress, started) -> ImportReport:
+def _import_parallel(*, partner, columns, groups, batch_size, create_members, workers, progress, started
+                     ) -> ImportReport:
     from django.db import connections
 
     connections.close_all()  # the workers must not share this process's database connection
+    # The workers share this process's memory until they write to it; the collector would write to
+    # every object it tracks (a copy of most of the heap in each worker). Frozen objects it leaves be.
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     inboxes = [context.Queue(maxsize=4) for _ in range(workers)]
     outbox = context.Queue()
     processes = [
-        context.Process(target=_worker, args=(partner.pk, inbox, outbox, batch_size, create_members), daemon=True)
+        context.Process(target=_worker, args=(partner.pk, columns, inbox, outbox, batch_size, create_members),
+                        daemon=True)
         for inbox in inboxes
     ]
     for process in processes:
@@ -255,7 +283,7 @@ def _import_parallel(*, partner, groups, batch_size, create_members, workers, pr
 
     try:
         for group in groups:
-            member = (group.rows[0].get("member") or "").strip()
+            member = columns.get(group.rows[0], "member").strip()
             slot = zlib.crc32(member.encode()) % workers
             buffers[slot].append((group.first_line, group.last_line, group.rows))
             if len(buffers[slot]) >= _CHUNK:
@@ -284,12 +312,12 @@ def _import_parallel(*, partner, groups, batch_size, create_members, workers, pr
     return total
 
 
-def _worker(partner_id, inbox, outbox, batch_size, create_members) -> None:
+def _worker(partner_id, columns, inbox, outbox, batch_size, create_members) -> None:
     from django.db import connections
 
     connections.close_all()
     partner = Partner.objects.get(pk=partner_id)
-    writer = _Writer(partner=partner, batch_size=batch_size, create_members=create_members)
+    writer = _Writer(partner=partner, columns=columns, batch_size=batch_size, create_members=create_members)
     sent = ImportReport()
 
     def report_progress(kind: str) -> None:

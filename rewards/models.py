@@ -124,7 +124,7 @@ class Activity(models.Model):
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                                 db_index=False)
     type = models.CharField(max_length=50, help_text=_("A built-in type or a partner's custom type."))
-    source_key = models.CharField(max_length=255, unique=True)
+    source_key = models.CharField(max_length=255)
     occurred_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -132,6 +132,9 @@ class Activity(models.Model):
     class Meta:
         verbose_name_plural = _("activities")
         indexes = [models.Index(fields=["member", "type", "occurred_at"])]
+        # A constraint, not unique=True: that would add a second (LIKE) index on the key, which no
+        # query reads (keys are looked up whole) and every insert would pay for.
+        constraints = [models.UniqueConstraint(fields=["source_key"], name="activity_source_key_unique")]
 
     def __str__(self):
         return f"{self.type} · {self.source_key}"
@@ -224,7 +227,8 @@ class EntryKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One movement of points. Never updated, never deleted."""
 
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries")
+    # No index of its own: the (member, effective_at, id) index below serves every lookup by member.
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
     kind = models.CharField(max_length=10, choices=EntryKind.choices)
     available_delta = models.BigIntegerField(default=0)
     pending_delta = models.BigIntegerField(default=0)
@@ -345,7 +349,7 @@ class Order(models.Model):
 class OrderLine(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField()
-    sku = models.CharField(max_length=100, db_index=True)
+    sku = models.CharField(max_length=100)
     name = models.CharField(max_length=255, blank=True)
     category = models.CharField(max_length=100, blank=True)
     quantity = models.PositiveIntegerField()
@@ -357,6 +361,9 @@ class OrderLine(models.Model):
 
     class Meta:
         ordering = ["position"]
+        # SKUs are looked up whole (a member's purchase of a product): a plain index, without the
+        # second LIKE index that db_index=True adds on PostgreSQL and no query reads.
+        indexes = [models.Index(fields=["sku"], name="orderline_sku")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(refunded_quantity__lte=models.F("quantity")), name="line_refund_lte_qty"

@@ -30,7 +30,9 @@ from rewards.program import current_program, program_changed
 from rewards.services.activities import ActivityInput, activities_record
 from rewards.services.progress_hook import progress_check_after_commit  # noqa: F401  (part of this API)
 
-BONUS_BATCH = 1000
+# Bonuses per activities_record call: as many as one chunk of awards, so a chunk posts its bonuses
+# with one statement per table (its entries, lots, balances and events), not five.
+BONUS_BATCH = 5000
 
 
 def _moved(criterion: str, activity_type: str, activity_types) -> bool:
