@@ -1,5 +1,5 @@
 """The metrics, computed in the database: one aggregate query per figure, window functions for the
-RFM quintiles, one grouped query for the cohort table. Definitions: docs/metrics.md.
+RFM quintiles, one pass over the orders for the cohort table. Definitions: docs/metrics.md.
 
 "A purchase" is an order in the program's currency that was not refunded in full; its value is
 its total less what was refunded.
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Min, Q, Sum, Window
-from django.db.models.functions import ExtractMonth, ExtractYear, Rank
+from django.db.models.functions import ExtractMonth, ExtractYear, Rank, TruncMonth
 
 from accounts.models import Member
 from community.models import ModerationStatus, Review
@@ -138,16 +138,26 @@ def _month_number(tz):
 
 def cohort_counts(*, currency: str, end: datetime, tz) -> list[tuple[int, int, int]]:
     """(cohort month, months after, members who bought that month) for every cohort: members grouped
-    by the month (as year * 12 + month - 1) of their first purchase. One grouped query."""
-    base = purchases(currency=currency, end=end).annotate(month=_month_number(tz)).values("member_id", "month")
-    sql, params = base.query.sql_with_params()
-    query = (f"WITH p AS ({sql}), first AS (SELECT member_id, MIN(month) AS cohort FROM p GROUP BY member_id) "
-             "SELECT first.cohort, p.month - first.cohort, COUNT(DISTINCT p.member_id) FROM p "
-             "JOIN first ON first.member_id = p.member_id GROUP BY first.cohort, p.month - first.cohort "
-             "ORDER BY 1, 2")
+    by the month (as year * 12 + month - 1) of their first purchase. One pass over the orders: their
+    distinct (member, month) pairs, sorted by member, so the first month is a window over rows
+    already in order and each pair counts once without COUNT(DISTINCT); the month number is worked
+    out from the few hundred (cohort, month) groups, not per order."""
+    months = (purchases(currency=currency, end=end).annotate(month=TruncMonth("placed_at", tzinfo=tz))
+              .values("member_id", "month").distinct().order_by())
+    sql, params = months.query.sql_with_params()
+    query = (f"SELECT cohort, month, COUNT(*) FROM (SELECT month, MIN(month) OVER (PARTITION BY member_id) AS cohort "
+             f"FROM ({sql}) AS months) AS pairs GROUP BY cohort, month")
     with bulk.big_read() as cursor:
         cursor.execute(query, params)
-        return [(int(c), int(k), int(n)) for c, k, n in cursor.fetchall()]
+        found = [(_month_of(c), _month_of(m), int(n)) for c, m, n in cursor.fetchall()]
+    return sorted((c, m - c, n) for c, m, n in found)
+
+
+def _month_of(first_instant) -> int:
+    """The month number of a month's first local instant as the database returns it: a datetime
+    (PostgreSQL) or its text (SQLite), both written from "YYYY-MM"."""
+    text = str(first_instant)
+    return int(text[:4]) * 12 + int(text[5:7]) - 1
 
 
 def month_number(at: datetime, tz) -> int:
@@ -210,7 +220,7 @@ def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
     their R, F, M scores 1-5: the fifth of customers their rank falls in, 1 + 5 (rank - 1) // n,
     where tied customers share the lowest rank (RANK(), not NTILE: NTILE splits ties by member id,
     so two customers with the same history could land in different segments). With distinct
-    values this is NTILE(5)'s split."""
+    values each score holds a fifth of the customers, to within one."""
     def rank(field):
         return Window(Rank(), order_by=F(field).asc())
 
@@ -218,9 +228,10 @@ def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
             .annotate(orders=Count("pk"), revenue=Sum(VALUE), first=Min("placed_at"), last=Max("placed_at"))
             .annotate(r=rank("last"), f=rank("orders"), m=rank("revenue"))
             .order_by("member_id").values_list("member_id", "orders", "revenue", "first", "last", "r", "f", "m"))
-    found = list(bulk.read_rows(rows))
+    found = bulk.read_rows(rows)
     n = len(found)
-    return [RfmRow(*row[:5], *(1 + 5 * (int(rank) - 1) // n for rank in row[5:])) for row in found]
+    return [RfmRow(member_id, orders, revenue, first, last, 1 + 5 * (r - 1) // n, 1 + 5 * (f - 1) // n,
+                   1 + 5 * (m - 1) // n) for member_id, orders, revenue, first, last, r, f, m in found]
 
 
 # --- Program impact -------------------------------------------------------------------------------
