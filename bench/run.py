@@ -528,7 +528,7 @@ def bench_insights(rows: list[Row]) -> None:
     elapsed = time.perf_counter() - started
     customers = snapshot.model.get("bgnbd", {}).get("customers", 0)
     rows.append(Row(f"Insights nightly snapshot, {INSIGHT_ORDERS:,} orders, {customers:,} buyers (fit: "
-                    f"{'yes' if snapshot.model.get('fitted') else 'no'})", f"{elapsed:.1f} s", "< 60 s", elapsed < 60))
+                    f"{'yes' if snapshot.model.get('fitted') else 'no'})", f"{elapsed:.1f} s", "< 30 s", elapsed < 30))
 
     staff = get_user_model().objects.filter(email="bench-staff@example.com").first() or \
         get_user_model().objects.create_superuser("bench-staff@example.com", "bench-password-1")
