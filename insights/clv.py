@@ -73,24 +73,35 @@ class GammaGamma:
                 "customers": self.customers}
 
 
-def _bgnbd_terms(params, x, t_x, T):
-    """The log of the two terms of the BG/NBD likelihood (the second is -inf where x = 0)."""
-    r, alpha, a, b = params
-    common = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    first = (special.betaln(a, b + x) - special.betaln(a, b)) + common - (r + x) * np.log(alpha + T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        second = np.where(
-            x > 0,
-            special.betaln(a + 1, b + x - 1) - special.betaln(a, b) + common - (r + x) * np.log(alpha + t_x),
-            -np.inf,
-        )
-    return first, second
+def _bgnbd_likelihood(x, t_x, T, weights=None):
+    """The BG/NBD log-likelihood of these customers, as a function of the parameters. Each term
+    depends on the parameters through x, t_x or T alone, and each takes a few hundred values (whole
+    purchases, days): the special functions and logarithms are evaluated once per distinct value and
+    gathered per customer. The same numbers as evaluating them per customer, in the same order, so
+    the same fit, several times faster (the fit evaluates this some thousand times)."""
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    ux, xi = np.unique(x, return_inverse=True)
+    ut, ti = np.unique(t_x, return_inverse=True)
+    uT, Ti = np.unique(T, return_inverse=True)
+    repeat = x > 0
+
+    def log_likelihood(params) -> float:
+        r, alpha, a, b = params
+        common = special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
+        rx = (r + ux)[xi]
+        first = ((special.betaln(a, b + ux) - special.betaln(a, b)) + common)[xi] - rx * np.log(alpha + uT)[Ti]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # The second term is -inf where x = 0 (no repeat purchase to have been the last).
+            second = np.where(repeat, (special.betaln(a + 1, b + ux - 1) - special.betaln(a, b) + common)[xi]
+                              - rx * np.log(alpha + ut)[ti], -np.inf)
+        each = np.logaddexp(first, second)
+        return float(np.sum(each if weights is None else each * weights))
+
+    return log_likelihood
 
 
 def bgnbd_log_likelihood(params, x, t_x, T, weights=None) -> float:
-    first, second = _bgnbd_terms(params, x, t_x, T)
-    each = np.logaddexp(first, second)
-    return float(np.sum(each if weights is None else each * weights))
+    return _bgnbd_likelihood(x, t_x, T, weights)(params)
 
 
 def _compress(*columns):
@@ -123,9 +134,10 @@ def fit_bgnbd(x, t_x, T) -> BgNbd:
     """Maximum likelihood on the log of the parameters (all must be positive)."""
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     (ux, ut, uT), weights = _compress(x, t_x, T)
+    log_likelihood = _bgnbd_likelihood(ux, ut, uT, weights)
 
     def negative(log_params):
-        value = -bgnbd_log_likelihood(np.exp(log_params), ux, ut, uT, weights)
+        value = -log_likelihood(np.exp(log_params))
         return value if np.isfinite(value) else 1e300
 
     best = _maximise(negative, ([0.5, 5.0, 0.5, 2.0], [1.0, 1.0, 1.0, 1.0]))
@@ -154,11 +166,25 @@ def expected_purchases(model: BgNbd, horizon: float, x, t_x, T) -> np.ndarray:
     return numerator * p_alive(model, x, t_x, T)
 
 
+def _gamma_gamma_likelihood(m, x):
+    """The Gamma-Gamma log-likelihood of these customers, as a function of the parameters: the
+    gamma functions are evaluated once per distinct number of repeat purchases, the logarithms of
+    the data once (the same numbers as per customer, as in ``_bgnbd_likelihood``)."""
+    m, x = np.asarray(m, dtype=float), np.asarray(x, dtype=float)
+    ux, xi = np.unique(x, return_inverse=True)
+    log_m, log_x, mx = np.log(m), np.log(x), m * x
+
+    def log_likelihood(params) -> float:
+        p, q, v = params
+        px = (p * ux)[xi]
+        head = (special.gammaln(p * ux + q) - special.gammaln(p * ux) - special.gammaln(q) + q * np.log(v))[xi]
+        return float(np.sum(head + (px - 1) * log_m + px * log_x - (px + q) * np.log(v + mx)))
+
+    return log_likelihood
+
+
 def gamma_gamma_log_likelihood(params, m, x) -> float:
-    p, q, v = params
-    return float(np.sum(
-        special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q) + q * np.log(v)
-        + (p * x - 1) * np.log(m) + p * x * np.log(x) - (p * x + q) * np.log(v + m * x)))
+    return _gamma_gamma_likelihood(m, x)(params)
 
 
 def fit_gamma_gamma(m, x) -> GammaGamma | None:
@@ -170,8 +196,10 @@ def fit_gamma_gamma(m, x) -> GammaGamma | None:
     if not len(m):
         return None
 
+    log_likelihood = _gamma_gamma_likelihood(m, x)
+
     def negative(log_params):
-        value = -gamma_gamma_log_likelihood(np.exp(log_params), m, x)
+        value = -log_likelihood(np.exp(log_params))
         return value if np.isfinite(value) else 1e300
 
     found = _maximise(negative, ([1.0, 1.0, 1.0], [5.0, 3.0, 10.0]))

@@ -116,33 +116,27 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
 
 def _purchase_days(*, currency: str, end: datetime, tz):
     """Per member: (member ids, repeat days x, t_x and T in weeks, mean value of repeat days), from
-    one grouped query of purchase days (several orders on one day are one purchase, as in the
-    models' papers), streamed."""
+    the members' purchase days (several orders on one day are one purchase, as in the models'
+    papers) summed up per member in the database: one row per member comes back, not one per day."""
     days = (metrics.purchases(currency=currency, end=end).annotate(day=TruncDate("placed_at", tzinfo=tz))
-            .values("member_id", "day").annotate(value=Sum(metrics.VALUE)).order_by("member_id", "day")
-            .values_list("member_id", "day", "value"))
-    last_day = (end - timedelta(microseconds=1)).astimezone(tz).date()
-    ids, x, t_x, T, mean = [], [], [], [], []
-    current, first, latest, count, first_value, total = None, None, None, 0, 0.0, 0.0
-
-    def close():
-        ids.append(current)
-        x.append(count - 1)
-        t_x.append((latest - first).days / 7)
-        T.append((last_day - first).days / 7)
-        mean.append((total - first_value) / (count - 1) if count > 1 else 0.0)
-
-    for member_id, day, value in days.iterator(chunk_size=20_000):
-        if member_id != current:
-            if current is not None:
-                close()
-            current, first, count, first_value, total = member_id, day, 0, float(value), 0.0
-        latest = day
-        count += 1
-        total += float(value)
-    if current is not None:
-        close()
-    return np.array(ids), np.array(x, dtype=float), np.array(t_x), np.array(T), np.array(mean)
+            .values("member_id", "day").annotate(value=Sum(metrics.VALUE)).order_by())
+    sql, params = days.query.sql_with_params()
+    query = ("SELECT member_id, COUNT(*) - 1, MIN(day), MAX(day), SUM(CASE WHEN day > first_day THEN value ELSE 0 END) "
+             "FROM (SELECT member_id, day, value, MIN(day) OVER (PARTITION BY member_id) AS first_day "
+             f"FROM ({sql}) AS days) AS member_days GROUP BY member_id ORDER BY member_id")
+    with bulk.big_read() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return tuple(np.array([]) for _ in range(5))
+    ids, repeats, firsts, lasts, repeat_values = zip(*rows, strict=True)
+    x = np.array(repeats, dtype=float)
+    # Days as PostgreSQL's dates or SQLite's "YYYY-MM-DD": numpy reads both.
+    first, latest = np.array(firsts, dtype="datetime64[D]"), np.array(lasts, dtype="datetime64[D]")
+    last_day = np.datetime64((end - timedelta(microseconds=1)).astimezone(tz).date(), "D")
+    repeat_total = np.array([float(value) for value in repeat_values])
+    mean = np.divide(repeat_total, x, out=np.zeros_like(x), where=x > 0)
+    return (np.array(ids), x, (latest - first).astype(int) / 7, (last_day - first).astype(int) / 7, mean)
 
 
 def _predict(history, *, day: date):

@@ -82,6 +82,21 @@ def test_cohorts_group_members_by_their_first_purchase_month(history):
                                {"cohort": "2026-06", "size": 2, "shares": [100.0]}]
 
 
+def test_cohorts_follow_the_programs_time_zone(tea_shop):
+    """In Berlin, 31 May 22:30 UTC is already June: that first order puts its buyer in June's cohort."""
+    set_program(time_zone="Europe/Berlin", currency="EUR", pending_days=0, expiry_policy="never")
+    RuleFactory(name="1 per EUR")
+    for name in ("may", "june"):
+        customer(tea_shop, name, email=f"{name}@example.com")
+    for order_id, who, when in [("m1", "may", "2026-05-31 21:30"), ("m2", "may", "2026-07-02 10:00"),
+                                ("j1", "june", "2026-05-31 22:30"), ("j2", "june", "2026-07-31 21:30")]:
+        place_order(tea_shop, order_id, who, lines=(("TEA", 1, "10.00", "tea"),), placed_at=at(when))
+    # Berlin's July ends at 31 July 22:00 UTC, as the day computed here does.
+    cohorts = snapshot_compute(day=date(2026, 7, 31)).cohorts
+    assert cohorts["rows"] == [{"cohort": "2026-05", "size": 1, "shares": [100.0, 0.0, 100.0]},
+                               {"cohort": "2026-06", "size": 1, "shares": [100.0, 100.0]}]
+
+
 def test_a_month_not_over_is_marked_and_not_plotted_as_a_collapse(history, client, staff):
     """Seen in the demo: the current month plotted as revenue 0 and every cohort's last cell 0%."""
     from datetime import date
