@@ -72,11 +72,11 @@ class DemoShop:
             token = self.forged_token or token_mint(secret=token_secrets(embed)[0], external_id=self.customer)
         context = {"loyalty": self.loyalty_url, "public_key": embed.public_key, "token": token, "guest": guest,
                    "shop": embed.partner.name}
-        products = list(Product.objects.order_by("name")[:12])
         if url.path in ("", "/"):
-            return 200, _page({**context, "products": products})
+            return 200, _page({**context, "products": Product.objects.order_by("name")[:12]})
         if url.path.startswith("/products/"):
-            product = next((p for p in products if p.sku == url.path.split("/")[2]), None)
+            # Any product of the catalogue has its page, not only the twelve the front page lists.
+            product = Product.objects.filter(sku=url.path.split("/")[2]).first()
             if product is not None:
                 return 200, _page({**context, "product": product})
         return 404, b"Not found"

@@ -421,3 +421,18 @@ class TestFromTheReview:
         IdempotencyRecord.objects.filter(key="old-1").update(response_body={"secret": "sk_live_plain"})
         again = api.post("/api/v1/embed/rotate-secret/", headers={"Idempotency-Key": "old-1"})
         assert first.status_code == again.status_code == 200 and again.json() == {"secret": "sk_live_plain"}
+
+
+def test_the_demo_shop_has_a_page_for_every_product_not_only_those_its_front_page_lists(tea_embed, tea_shop):
+    from community.models import Product
+    from storefront.demo_shop import DemoShop
+
+    for n in range(13):
+        Product.objects.create(sku=f"A-{n}", name=f"A tea {n:02}")
+    Product.objects.create(sku="Z-1", name="Zebra tea")  # the 14th by name: not on the front page
+    shop = DemoShop(partner=tea_shop, customer="cust-42", loyalty_url="http://127.0.0.1:1")
+    status, front = shop.page("/?guest=1")
+    assert status == 200 and b"Zebra tea" not in front
+    status, page = shop.page("/products/Z-1/?guest=1")
+    assert status == 200 and b"Zebra tea" in page and b'sku="Z-1"' in page
+    assert shop.page("/products/NOPE/?guest=1")[0] == 404
