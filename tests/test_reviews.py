@@ -556,3 +556,27 @@ def test_the_rating_summary_follows_every_change_to_what_is_published(buyer, bob
         ModerationStatus.APPROVED  # published at once
     step((2, Decimal("4.5"), {5: 1, 4: 1}))
     assert client.get("/products/KETTLE-1/").context["summary"].count == 2
+
+
+def test_recount_ratings_repairs_a_summary_that_drifted_and_names_the_product(buyer, bob, kettle, program, staff):
+    """Reviews written around the services (a restore, an old release during the deploy that added
+    the summaries) leave a summary that is wrong: the command counts again and says which it fixed."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from community.models import ProductRating
+
+    teapot, _ = services.product_upsert(partner=program, sku="POT-1", name="Teapot")
+    services.review_approve(review_id=write(buyer, kettle, rating=5).pk, moderator=staff)
+    services.review_approve(review_id=write(bob, teapot, rating=3).pk, moderator=staff)
+    Review.objects.filter(product=kettle).update(rating=1)  # behind the services' back
+    assert shown(kettle) != counted(kettle)
+    out = StringIO()
+    call_command("recount_ratings", stdout=out)
+    assert out.getvalue().splitlines() == ["KETTLE-1: repaired", "2 products counted again, 1 summaries repaired."]
+    assert shown(kettle) == counted(kettle) == (1, counted(kettle)[1], {1: 1})
+    assert shown(teapot) == counted(teapot)
+    ProductRating.objects.filter(product=teapot).delete()  # a product whose summary row went missing
+    call_command("recount_ratings", "--sku", "POT-1", stdout=out)
+    assert shown(teapot) == counted(teapot) and ProductRating.objects.filter(product=teapot).exists()

@@ -57,13 +57,23 @@ def ratings_remove(*, reviews: Iterable[tuple[int, int]]) -> None:
                 "without the review services; product_ratings_recount rebuilds it.")
 
 
-def product_ratings_recount(*, product_ids: list[int]) -> None:
-    """Rebuild these products' summaries from their published reviews, for reviews written in bulk
-    without the review services (the benchmark's and the tests' large fixtures). Nothing else may
-    publish or unpublish these products' reviews meanwhile."""
+def product_ratings_recount(*, product_ids: list[int]) -> list[int]:
+    """Rebuild these products' summaries from their published reviews: after reviews were written
+    in bulk without the review services (the benchmark's and the tests' large fixtures), or to
+    repair a summary (``manage.py recount_ratings``). Returns the ids of the products whose summary
+    was wrong. The summaries are locked before the reviews are counted, so a review published
+    meanwhile waits and then adds to the recounted row."""
     stars = {f"stars_{n}": Count("id", filter=Q(rating=n)) for n in STARS}
-    rows = (Review.objects.filter(product_id__in=product_ids, status=ModerationStatus.APPROVED)
-            .values("product_id").annotate(count=Count("id"), total=Sum("rating"), **stars).order_by("product_id"))
     with transaction.atomic():
+        before = {row["product_id"]: row for row in ProductRating.objects.select_for_update()
+                  .filter(product_id__in=product_ids).order_by("product_id").values("product_id", *_FIGURES)}
+        rows = (Review.objects.filter(product_id__in=product_ids, status=ModerationStatus.APPROVED)
+                .values("product_id").annotate(count=Count("id"), total=Sum("rating"), **stars).order_by("product_id"))
+        after = {row["product_id"]: row for row in rows}
         ProductRating.objects.filter(product_id__in=product_ids).delete()
-        ProductRating.objects.bulk_create([ProductRating(**row) for row in rows])
+        ProductRating.objects.bulk_create([ProductRating(**row) for row in after.values()])
+
+    def figures(row: dict | None) -> tuple:
+        return tuple(row[name] for name in _FIGURES) if row else (0,) * len(_FIGURES)
+
+    return [pid for pid in sorted(set(before) | set(after)) if figures(before.get(pid)) != figures(after.get(pid))]
