@@ -39,26 +39,26 @@ def recipients(member_ids) -> dict[int, Recipient]:
                 for pk, email, phone, *channels in cursor.fetchall()}
 
 
+def _pairs(table: str, key: str, value: str, keys) -> dict:
+    """``{key: value}`` of the rows of ``table`` whose ``key`` is one of ``keys``: one query however
+    many keys (an array parameter on PostgreSQL)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    matches, params = bulk.any_of(key, keys)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {key}, {value} FROM {table} WHERE {matches}", params)
+        return dict(cursor.fetchall())
+
+
 def languages(member_ids) -> dict[int, str]:
     """Each member's own language (empty: the program's), one query however many members."""
-    ids = sorted(set(member_ids))
-    if not ids:
-        return {}
-    matches, params = bulk.any_of("id", ids)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, language FROM {Member._meta.db_table} WHERE {matches}", params)
-        return dict(cursor.fetchall())
+    return _pairs(Member._meta.db_table, "id", "language", member_ids)
 
 
 def suppressed(addresses) -> dict[str, str]:
     """Of these addresses, those on the suppression list, with the reason."""
-    addresses = sorted(set(addresses))
-    if not addresses:
-        return {}
-    matches, params = bulk.any_of("address", addresses)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT address, reason FROM {Suppression._meta.db_table} WHERE {matches}", params)
-        return dict(cursor.fetchall())
+    return _pairs(Suppression._meta.db_table, "address", "reason", addresses)
 
 
 def affordable_rewards(*, now: datetime, told_kind: str) -> list[tuple[int, int, str, int]]:

@@ -4,8 +4,10 @@ the widget API from a browser."""
 
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from accounts.models import Partner
+from core.secrets import secret_decrypt
 
 
 class StoreEmbed(models.Model):
@@ -25,3 +27,11 @@ class StoreEmbed(models.Model):
 
     def __str__(self):
         return f"{self.partner}: {self.public_key}"
+
+    @cached_property
+    def plain_secrets(self) -> tuple[str, str]:
+        """The current and the previous token secret in the clear ("" for none), decrypted once per
+        instance: each process keeps its stores' instances (``storefront.selectors.stores``) until
+        one changes."""
+        return tuple(secret_decrypt(value) if value else "" for value in (self.secret_encrypted,
+                                                                          self.previous_secret_encrypted))

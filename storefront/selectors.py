@@ -12,7 +12,6 @@ from accounts.models import Member, Partner
 from community.models import CommunitySettings, HelpfulVote, Product, Review
 from community.selectors import bought, rating_summaries
 from core.process_cache import ProcessCopy
-from core.secrets import secret_decrypt
 from recommendations.selectors import recommendations_for_member
 from rewards.member_data import member_api_points, member_api_progress
 from rewards.models import OrderLine
@@ -45,14 +44,10 @@ def token_secrets(embed: StoreEmbed, *, now=None) -> list[str]:
     """The secrets a customer token of this store may be signed with: the current one, and the
     previous one for a day after a rotation."""
     now = now or timezone.now()
-    plain = embed.__dict__.get("_plain_secrets")
-    if plain is None:  # decrypted once per process copy of the embed
-        plain = embed.__dict__["_plain_secrets"] = tuple(
-            secret_decrypt(value) if value else "" for value in (embed.secret_encrypted,
-                                                                   embed.previous_secret_encrypted))
-    found = [plain[0]] if plain[0] else []
-    if plain[1] and embed.previous_secret_until and embed.previous_secret_until > now:
-        found.append(plain[1])
+    current, previous = embed.plain_secrets
+    found = [current] if current else []
+    if previous and embed.previous_secret_until and embed.previous_secret_until > now:
+        found.append(previous)
     return found
 
 
