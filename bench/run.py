@@ -657,6 +657,14 @@ def main() -> None:
 
         bench_recommendations(rows, Row, ensure_members, vacuum, percentile)
         connections.close_all()
+    # The import and the progress runs over the members it creates come before the parts that add
+    # members of their own (reviews, surveys, messaging: 100,000 each at most), so that they measure
+    # the 1,000,000 rows over 109,596 members whether the whole bench runs or only they do.
+    if wanted("import"):
+        bench_import(rows)
+    if wanted("progress"):
+        bench_progress(rows)
+        connections.close_all()
     server = start_server()
     try:
         if wanted("ingest"):
@@ -676,10 +684,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    if wanted("import"):
-        bench_import(rows)
-    if wanted("progress"):
-        bench_progress(rows)
     if wanted("surveys"):
         bench_surveys(rows)
     if wanted("insights"):
