@@ -1,8 +1,8 @@
 """Rate limits per API key, shared by every web process through the cache (Redis in production).
 
 A fixed window: each key may make ``N`` calls per second, minute, hour or day, counted with the
-cache's atomic increment, so processes and machines sharing one Redis never let more than ``N``
-through in a window, however many there are. The window's start is the same for every process
+cache's atomic ``count`` (``core.cache``), so processes and machines sharing one Redis never let
+more than ``N`` through in a window, however many there are. The window's start is the same for every process
 (whole multiples of its length since the epoch). Every answer carries ``RateLimit-Limit``,
 ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the window ends); a refusal is 429
 with ``Retry-After``. A batch call counts once, like any call.
@@ -35,13 +35,8 @@ def rate_limit_take(*, key_id: int | str, rate: Rate, now: float | None = None) 
     index = int(now // rate.seconds)
     reset = max(1, int((index + 1) * rate.seconds - now + 0.999))
     name = f"ratelimit:{key_id}:{rate.seconds}:{index}"
-    # incr() is atomic in Redis and in-process; the first call of a window finds no counter and
-    # add()s it (one round trip on every other call). Two first calls at once: add() lets one win,
-    # and the other counts on top of it.
-    try:
-        used = cache.incr(name)
-    except ValueError:
-        used = 1 if cache.add(name, 1, timeout=rate.seconds + 5) else cache.incr(name)
+    # Atomic in Redis and in-process, one round trip: processes sharing one Redis count together.
+    used = cache.count(name, timeout=rate.seconds + 5)
     return used <= rate.calls, Window(rate.calls, max(0, rate.calls - used), reset)
 
 

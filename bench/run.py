@@ -33,6 +33,9 @@ SERVER_ENV = {
     "EMBED_RATE_LIMIT": "1000000/min",  # every bench call comes from one address
 }
 MEMBERS = 10_000
+# gunicorn's sync workers as docs/deploy.md advises for a machine: 2 x cores + 1 (a request holds its
+# worker while it waits on PostgreSQL and Redis, so one worker per core leaves the cores idle).
+WEB_WORKERS = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1) + 1)))
 CATEGORIES = ["tea", "coffee", "cups", "gifts"]
 
 
@@ -115,8 +118,8 @@ def start_server() -> subprocess.Popen:
     env = {**os.environ, **SERVER_ENV}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     server = subprocess.Popen(
-        [str(gunicorn), "loyalty_site.wsgi", "--workers", "2", "--threads", os.environ.get("BENCH_THREADS", "1"),
-         "--bind", f"127.0.0.1:{PORT}",
+        [str(gunicorn), "loyalty_site.wsgi", "--workers", str(WEB_WORKERS),
+         "--threads", os.environ.get("BENCH_THREADS", "1"), "--bind", f"127.0.0.1:{PORT}",
          "--log-level", "warning", "--timeout", "120"],
         cwd=ROOT, env=env,
     )
@@ -250,7 +253,8 @@ def bench_single(key: str, rows: list[Row]) -> None:
         health_rps = (len(h1) + len(h2)) / (h1_elapsed + h2_elapsed)
         ratio = order_rps / health_rps
         label = "with Idempotency-Key" if keyed else "no Idempotency-Key"
-        rows.append(Row(f"Single-order POST ({label}), 8 clients: throughput", f"{order_rps:,.0f} req/s"))
+        rows.append(Row(f"Single-order POST ({label}), 8 clients, gunicorn x {WEB_WORKERS}: throughput",
+                        f"{order_rps:,.0f} req/s"))
         rows.append(Row(f"Single-order POST ({label}): p50 / p95 latency",
                         f"{percentile(latencies, 50) * 1000:.1f} / {percentile(latencies, 95) * 1000:.1f} ms"))
         rows.append(Row("GET /healthz, same server, same 8 clients, around it", f"{health_rps:,.0f} req/s"))

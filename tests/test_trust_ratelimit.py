@@ -91,3 +91,21 @@ def test_a_malformed_api_rate_limit_stops_the_process(tmp_path):
                             capture_output=True, text=True, cwd=settings.BASE_DIR, timeout=60)
     assert result.returncode != 0
     assert "API_RATE_LIMIT" in result.stderr
+
+
+def test_calls_counted_at_once_from_many_threads_each_get_their_own_count_and_a_window_ends():
+    """The cache's count is atomic (Redis on the PostgreSQL pass, one connection per thread): 8
+    threads counting 50 calls each see every count from 1 to 400 exactly once, so a limit of N lets
+    exactly N through; the counter starts again once its window's time is up."""
+    import time
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.core.cache import cache
+
+    name = f"test-count:{uuid.uuid4().hex}"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(lambda _: [cache.count(name, timeout=1) for _ in range(50)], range(8)))
+    assert sorted(n for thread in counts for n in thread) == list(range(1, 401))
+    time.sleep(1.3)
+    assert cache.count(name, timeout=1) == 1
