@@ -227,6 +227,12 @@ def _sqlite_row(row: tuple) -> tuple:
     return tuple(connection.ops.adapt_datetimefield_value(v) if isinstance(v, datetime) else v for v in row)
 
 
+def db_values(*values) -> list:
+    """Parameters for raw SQL: timestamps in the form the ORM writes them (naive UTC text on SQLite,
+    where timestamps compare as text), everything else as it is."""
+    return list(_sqlite_row(values)) if not _postgres() else list(values)
+
+
 def _sqlite_insert(cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
     if not rows:
         return

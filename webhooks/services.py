@@ -169,9 +169,11 @@ def _body_of(delivery: WebhookDelivery) -> dict | None:
     the event is no longer kept (``OUTBOX_RETENTION_DAYS``: an endpoint re-enabled after a month)."""
     if delivery.payload is not None:
         return delivery.payload
-    if delivery.outbox_event is None:
+    event = None if delivery.outbox_event_id is None else next(iter(OutboxEvent.objects.raw(
+        f'SELECT * FROM "{OutboxEvent._meta.db_table}" WHERE id = %s', [delivery.outbox_event_id])), None)
+    if event is None:
         return None
-    event, partner_id = delivery.outbox_event, delivery.endpoint.partner_id
+    partner_id = delivery.endpoint.partner_id
     activity_id = event.data.get("activity_id")
     source = (selectors.activity_partners(activity_ids={activity_id}).get(activity_id) if activity_id else None) \
         or event.data.get("actor_partner_id") or event.data.get("partner_id")
@@ -277,31 +279,41 @@ def _limit() -> int | None:
     return None if settings.CELERY_TASK_ALWAYS_EAGER else settings.WEBHOOK_ENDPOINT_CONCURRENCY
 
 
+_DELIVERIES, _ENDPOINTS = WebhookDelivery._meta.db_table, WebhookEndpoint._meta.db_table
+_ATTEMPTS = WebhookAttempt._meta.db_table
+# Due and no worker holds it (``core.claims.unclaimed``), in SQL: a try is claimed and recorded by a
+# handful of plain statements (the ORM took longer to build them than PostgreSQL to run them).
+_DUE = "status = %s AND next_attempt_at <= %s AND (claimed_until IS NULL OR claimed_until <= %s)"
+
+
 def _claim(*, delivery_id: int | None, endpoint_id: int | None, now: datetime) -> WebhookDelivery | str:
     """Claim a due try: this delivery, or the endpoint's next due one, if fewer than the endpoint's
     limit are being sent. Claims on one endpoint take turns (its row is locked for the claim only)."""
+    until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
+    limit = _limit()
     with transaction.atomic():
-        if endpoint_id is None:
-            endpoint_id = WebhookDelivery.objects.filter(pk=delivery_id).values_list("endpoint_id", flat=True).first()
-        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
+        # The endpoint's row, locked; the claim below is a statement of its own, so its count of the
+        # tries in flight sees every claim committed while this one waited for the lock.
+        endpoint = next(iter(WebhookEndpoint.objects.raw(
+            f'SELECT * FROM "{_ENDPOINTS}" WHERE id = COALESCE(%s, (SELECT endpoint_id FROM "{_DELIVERIES}" '
+            f"WHERE id = %s)){bulk.lock_clause()}", [endpoint_id, delivery_id])), None)
         if endpoint is None:
             return "not due"
         if not endpoint.active:
             return "endpoint disabled"
-        limit = _limit()
-        if limit is not None and WebhookDelivery.objects.filter(endpoint=endpoint, claimed_until__gt=now).count() \
-                >= limit:
-            return "busy"  # the tries in flight, when done, take the next due one: this one included
-        due = WebhookDelivery.objects.filter(unclaimed(now), endpoint=endpoint, status=DeliveryStatus.PENDING,
-                                             next_attempt_at__lte=now)
-        if delivery_id is not None:
-            due = due.filter(pk=delivery_id)
-        delivery = due.select_related("outbox_event").select_for_update(skip_locked=True, of=("self",)) \
-            .order_by("next_attempt_at", "id").first()
+        only = "" if delivery_id is None else " AND id = %s"
+        room = "" if limit is None else \
+            f' AND (SELECT COUNT(*) FROM "{_DELIVERIES}" WHERE endpoint_id = %s AND claimed_until > %s) < %s'
+        params = [until, endpoint.pk, DeliveryStatus.PENDING, now, now, *([delivery_id] if only else []),
+                  *([endpoint.pk, now, limit] if room else [])]
+        delivery = next(iter(WebhookDelivery.objects.raw(
+            f'UPDATE "{_DELIVERIES}" SET claimed_until = %s WHERE id = (SELECT id FROM "{_DELIVERIES}" '
+            f"WHERE endpoint_id = %s AND {_DUE}{only} ORDER BY next_attempt_at, id LIMIT 1{bulk.skip_locked()})"
+            f"{room} RETURNING *", bulk.db_values(*params))), None)
         if delivery is None:
+            if room and WebhookDelivery.objects.filter(endpoint=endpoint, claimed_until__gt=now).count() >= limit:
+                return "busy"  # the tries in flight, when done, take the next due one: this one included
             return "not due"
-        delivery.claimed_until = now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS)
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(claimed_until=delivery.claimed_until)
     delivery.endpoint = endpoint
     return delivery
 
@@ -346,25 +358,34 @@ def _attempt(*, delivery_id: int | None, endpoint_id: int | None) -> tuple[str, 
         answer = post(endpoint.url, body.encode(), headers)
     ok = answer.status_code is not None and 200 <= answer.status_code < 300
     done = timezone.now()
+    attempts = delivery.attempts + 1
+    retry = None if ok or answer.status_code == 410 or payload is None else _delay(attempts, answer.retry_after)
+    if ok:
+        status, next_attempt_at = DeliveryStatus.SUCCEEDED, None
+    elif retry is None:
+        status, next_attempt_at = DeliveryStatus.FAILED, None
+    else:
+        status, next_attempt_at = DeliveryStatus.PENDING, done + retry
+    more = False
     with transaction.atomic():
-        attempts = delivery.attempts + 1
-        retry = None if ok or answer.status_code == 410 or payload is None else _delay(attempts, answer.retry_after)
-        fields = {"attempts": attempts, "claimed_until": None, "payload": payload}
-        if ok:
-            fields.update(status=DeliveryStatus.SUCCEEDED, delivered_at=done, next_attempt_at=None)
-        elif retry is None:
-            fields.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
-        else:
-            fields.update(next_attempt_at=done + retry)
-        # Only while the claim is ours: if it ran out and another worker took the try, theirs counts.
-        WebhookDelivery.objects.filter(pk=delivery.pk, claimed_until=delivery.claimed_until).update(**fields)
-        WebhookAttempt.objects.create(delivery=delivery, endpoint=endpoint, at=now, status_code=answer.status_code,
-                                      duration_ms=answer.duration_ms, error=answer.error[:300],
-                                      next_retry_at=fields.get("next_attempt_at"))
+        with bulk.pipeline(), connection.cursor() as cursor:  # one round trip on PostgreSQL
+            # Only while the claim is ours: if it ran out and another worker took the try, theirs counts.
+            cursor.execute(
+                f'UPDATE "{_DELIVERIES}" SET attempts = %s, claimed_until = NULL, payload = %s, status = %s, '
+                f"delivered_at = %s, next_attempt_at = %s WHERE id = %s AND claimed_until = %s",
+                bulk.db_values(attempts, None if payload is None else bulk.json_text(payload), status,
+                               done if ok else None, next_attempt_at, delivery.pk, delivery.claimed_until))
+            cursor.execute(
+                f'INSERT INTO "{_ATTEMPTS}" (delivery_id, endpoint_id, at, status_code, duration_ms, error, '
+                f"next_retry_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                bulk.db_values(delivery.pk, endpoint.pk, now, answer.status_code, answer.duration_ms,
+                               answer.error[:300], next_attempt_at))
+            if _limit() is not None:
+                cursor.execute(f'SELECT EXISTS (SELECT 1 FROM "{_DELIVERIES}" WHERE endpoint_id = %s AND {_DUE})',
+                               bulk.db_values(endpoint.pk, DeliveryStatus.PENDING, done, done))
+                more = bool(cursor.fetchone()[0])
         if payload is not None:  # a try that never left says nothing of the endpoint's health
             _endpoint_health(endpoint=endpoint, ok=ok, gone=answer.status_code == 410, now=done)
-        more = _limit() is not None and WebhookDelivery.objects.filter(
-            unclaimed(done), endpoint=endpoint, status=DeliveryStatus.PENDING, next_attempt_at__lte=done).exists()
     return ("delivered" if ok else ("retry" if retry else "gave up")), (endpoint.pk if more else None)
 
 
