@@ -165,13 +165,16 @@ def pytest_configure(config):
         app.conf.task_default_queue = queues["default"]
         app.conf.task_routes = settings.CELERY_TASK_ROUTES
         config.add_cleanup(lambda: delete_queues(*queues.values()))
-    # Each xdist worker gets its own Redis cache database, so clearing it between tests (login
-    # rate limits live there) never touches another worker's keys.
+    # Each xdist worker gets its own Redis cache database, the ones after CACHE_URL's (1 -> 2, 3...),
+    # so clearing it between tests (login rate limits live there) never touches another worker's
+    # keys, nor another run's that names another database.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     cache = settings.CACHES["default"]
     if worker and cache["BACKEND"].endswith("RedisCache"):
-        base = cache["LOCATION"].rsplit("/", 1)[0]
-        cache["LOCATION"] = f"{base}/{2 + int(worker.removeprefix('gw'))}"
+        base, _, database = cache["LOCATION"].rpartition("/")
+        if not database.isdigit():  # redis://host:port names database 0
+            base, database = cache["LOCATION"].rstrip("/"), "0"
+        cache["LOCATION"] = f"{base}/{(int(database) + 1 + int(worker.removeprefix('gw'))) % 16}"
 
 
 @pytest.fixture(autouse=True)
