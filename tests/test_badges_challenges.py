@@ -4,12 +4,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
-
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Member, Notification
 from core import bulk
