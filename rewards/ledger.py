@@ -1,12 +1,12 @@
 """Posting to the ledger: entries, lots and balances, written set-based.
 
 ``Posting`` is the only code that creates ledger entries, changes lots or writes a member's
-cached balances; ``pending_credits_sql`` and ``available_credits_sql`` write the same credits from
-inside one SQL statement (the order pipeline's pending points, bonuses' available points; on
-PostgreSQL). The caller must hold the members' row locks
-(``lock_members``) for the whole transaction; ``Posting`` then keeps the three in step in memory
-and ``flush()`` writes them with one statement per table, so a batch of a thousand orders costs a
-handful of queries.
+cached balances, except two SQL writers of the same credits from inside one statement on
+PostgreSQL: ``pending_credits_sql`` (the order pipeline's pending points) and
+``available_credits_sql`` (bonuses spendable at once: badges, challenges). The caller must hold
+the members' row locks (``lock_members``) for the whole transaction; ``Posting`` then keeps the
+three in step in memory and ``flush()`` writes them with one statement per table, so a batch of a
+thousand orders costs a handful of queries.
 
 Spending rule: points leave the lots that expire first (lots without expiry last, then oldest),
 so no order of spending could have saved a member points that this one lets expire.
