@@ -10,10 +10,12 @@ and a bonus is an activity with its own source key, so it is paid once.
 from __future__ import annotations
 
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageDraw, ImageFont
@@ -34,9 +36,10 @@ from rewards.services.progress_hook import progress_check_after_commit
 # Bonuses per activities_record call: as many as one chunk of awards, so a chunk posts its bonuses
 # with one statement per table (its entries, lots, balances and events), not five.
 BONUS_BATCH = 5000
-# Badge awards per transaction: on PostgreSQL one statement each; a chunk's members stay locked
-# for a fraction of a second.
-AWARD_CHUNK = 10000
+# Badge awards per transaction (on PostgreSQL one statement each: a chunk's members stay locked for
+# a fraction of a second), and how many chunks a backfill writes at once.
+AWARD_CHUNK = 5000
+AWARD_WORKERS = 2
 BONUS_TYPE = "badge_earned"
 
 
@@ -80,21 +83,46 @@ def _award_badges(wanted: list[tuple[int, BadgeLevel]], *, now: datetime) -> int
     if not wanted:
         return 0
     levels = {level.pk: level for _, level in wanted}
-    # By member: a member's levels go in the same chunk, so their row is locked and written once.
-    wanted = sorted(wanted, key=lambda pair: (pair[0], pair[1].pk))
+    chunks = _by_member(wanted)
+    if len(chunks) > 1 and bulk.parallel_writers():
+        # A backfill over everyone: chunks of other members on other connections at once, each in
+        # its own transaction (no two share a member, so none waits for another's locks); half of
+        # each chunk's time is the database's, which then works on more than one core.
+        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, AWARD_WORKERS)) as pool:
+            return sum(pool.map(lambda chunk: _award_chunk_alone(chunk, levels, now), chunks))
+    return sum(_award_chunk(chunk, levels, now) for chunk in chunks)
+
+
+def _by_member(wanted: list[tuple[int, BadgeLevel]]) -> list[list[tuple[int, int]]]:
+    """``(member id, level id)`` in chunks of about ``AWARD_CHUNK``, a member's levels all in one
+    chunk: their row is locked and written once, and by one transaction."""
+    chunks: list[list[tuple[int, int]]] = [[]]
+    for member_id, level in sorted(wanted, key=lambda pair: (pair[0], pair[1].pk)):
+        chunk = chunks[-1]
+        if len(chunk) >= AWARD_CHUNK and chunk[-1][0] != member_id:
+            chunk = []
+            chunks.append(chunk)
+        chunk.append((member_id, level.pk))
+    return chunks
+
+
+def _award_chunk_alone(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime) -> int:
+    try:
+        return _award_chunk(chunk, levels, now)
+    finally:
+        connections.close_all()  # this thread's own connection
+
+
+def _award_chunk(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime) -> int:
     words = wording("badge")
-    awarded = 0
-    for start in range(0, len(wanted), AWARD_CHUNK):
-        chunk = [(member_id, level.pk) for member_id, level in wanted[start:start + AWARD_CHUNK]]
-        with transaction.atomic():
-            if bulk.writes_in_one_statement():
-                fresh = [(member_id, levels[level_id]) for member_id, level_id in _award_at_once(chunk, levels, now)]
-            else:
-                fresh = _award_one_by_one(chunk, levels, now)
-            notify(notes=[words.note(member_id, "/rewards/badges/", badge=level.badge.name, level=level.name,
-                                     description=level.badge.description) for member_id, level in fresh])
-        awarded += len(fresh)
-    return awarded
+    with transaction.atomic():
+        if bulk.writes_in_one_statement():
+            fresh = [(member_id, levels[level_id]) for member_id, level_id in _award_at_once(chunk, levels, now)]
+        else:
+            fresh = _award_one_by_one(chunk, levels, now)
+        notify(notes=[words.note(member_id, "/rewards/badges/", badge=level.badge.name, level=level.name,
+                                 description=level.badge.description) for member_id, level in fresh])
+    return len(fresh)
 
 
 def _bonus_key(level_id: int, member_id: int) -> str:
