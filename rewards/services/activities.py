@@ -57,7 +57,8 @@ class ActivityInput:
 
 def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
     """Store activities and award what the rules give for them; an activity whose ``source_key``
-    was seen before is not stored or rewarded again."""
+    was seen before is not stored or rewarded again. Set amounts spendable at once (bonuses) go in
+    one SQL statement on PostgreSQL (``set_points_sql``), the same rows ``Posting`` would write."""
     if not items:
         return []
     program = current_program()

@@ -185,7 +185,7 @@ awarded AS (
     ON CONFLICT (member_id, level_id) DO NOTHING RETURNING member_id, level_id
 ),
 announced AS ({announce}),
-bonuses AS (
+bonuses AS (  -- source keys as _bonus_key makes them
     SELECT a.member_id, m.owed, NULL::bigint AS partner_id, '{BONUS_TYPE}' AS type,
            'badge:' || a.level_id || ':' || a.member_id AS source_key, (SELECT now FROM p) AS occurred_at,
            '{{}}'::jsonb AS properties, l.description, l.points, %s::timestamptz AS expires_at,
@@ -194,10 +194,10 @@ bonuses AS (
 ),
 {set_points_sql(source="bonuses", now="(SELECT now FROM p)")}
 SELECT a.member_id, a.level_id FROM awarded a"""
-    shown = sorted({level_id for _, level_id in chunk})
-    params = [now, shown, [levels[pk].badge.name for pk in shown], [levels[pk].badge.slug for pk in shown],
-              [levels[pk].name for pk in shown], [levels[pk].points_bonus for pk in shown],
-              [_bonus_description(levels[pk]) for pk in shown],
+    level_ids = sorted({level_id for _, level_id in chunk})
+    params = [now, level_ids, [levels[pk].badge.name for pk in level_ids], [levels[pk].badge.slug for pk in level_ids],
+              [levels[pk].name for pk in level_ids], [levels[pk].points_bonus for pk in level_ids],
+              [_bonus_description(levels[pk]) for pk in level_ids],
               [member_id for member_id, _ in chunk], [level_id for _, level_id in chunk],
               sorted({member_id for member_id, _ in chunk}),
               expires_at, expires_at.isoformat() if expires_at else None]
