@@ -1,11 +1,12 @@
 """Posting to the ledger: entries, lots and balances, written set-based.
 
 ``Posting`` is the only code that creates ledger entries, changes lots or writes a member's
-cached balances; ``pending_credits_sql`` writes the same pending credits from inside one SQL
-statement of the order pipeline (PostgreSQL). The caller must hold the members' row locks
-(``lock_members``) for the whole transaction; ``Posting`` then keeps the three in step in memory
-and ``flush()`` writes them with one statement per table, so a batch of a thousand orders costs a
-handful of queries.
+cached balances, except two SQL writers of the same credits from inside one statement on
+PostgreSQL: ``pending_credits_sql`` (the order pipeline's pending points) and
+``available_credits_sql`` (bonuses spendable at once: badges, challenges). The caller must hold
+the members' row locks (``lock_members``) for the whole transaction; ``Posting`` then keeps the
+three in step in memory and ``flush()`` writes them with one statement per table, so a batch of a
+thousand orders costs a handful of queries.
 
 Spending rule: points leave the lots that expire first (lots without expiry last, then oldest),
 so no order of spending could have saved a member points that this one lets expire.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -363,6 +364,67 @@ ledger_balances AS (
            last_activity_at = GREATEST("{members}".last_activity_at, t.last)
     FROM ledger_totals t WHERE "{members}".id = t.member_id
 )"""
+
+
+def available_credits_sql(*, source: str, now: str) -> str:
+    """``pending_credits_sql`` for points spendable at once (a badge's or a challenge's bonus on
+    PostgreSQL): CTEs that post an available credit for each row of the CTE ``source``, with the
+    columns ``member_id, owed, activity_id, points, expires_at, expires_at_text, description,
+    effective_at`` (points > 0; ``owed`` is the member's debt as the statement's lock read it).
+    Writes what ``credit_available``, ``touch_activity`` and ``flush`` write for the same credits,
+    in ``activity_id`` order within a member: each credit repays what is still owed first, the
+    rest is spendable and opens a lot; the entries, their ``points.earned`` events, the lots, and
+    the members' balances and inactivity clocks. Precondition: the same statement locked the
+    members first (FOR NO KEY UPDATE, in key order) and read ``owed`` there.
+    tests/test_badges_challenges.py pins both writers to the same rows."""
+    entries, lots, members = LedgerEntry._meta.db_table, PointsLot._meta.db_table, Member._meta.db_table
+    data = ("jsonb_build_object('points', c.points, 'available_delta', c.points - c.repay, 'pending_delta', 0, "
+            "'owed_delta', -c.repay, 'pending', false, 'available_at', NULL, 'expires_at', c.expires_at_text, "
+            "'description', c.description, 'reason', '', 'activity_id', c.activity_id, 'actor_partner_id', NULL)")
+    announce = events.outbox_insert_sql("points.earned", now=now,
+                                        select=f"SELECT c.member_id, {data} AS data FROM ledger_credits c")
+    return f"""
+ledger_credits AS (
+    -- What each credit repays: the debt left after the member's earlier credits of this statement.
+    SELECT c.*, LEAST(c.points, GREATEST(c.owed - COALESCE(SUM(c.points) OVER (
+               PARTITION BY c.member_id ORDER BY c.activity_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+           ), 0), 0)) AS repay
+    FROM {source} c
+),
+ledger_entries AS (
+    INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, expires_at,
+                             description, reason, effective_at, created_at)
+    SELECT c.member_id, '{EntryKind.EARN.value}', c.points - c.repay, 0, -c.repay, c.activity_id, c.expires_at,
+           c.description, '', c.effective_at, {now}
+    FROM ledger_credits c
+    RETURNING id, member_id, available_delta, expires_at
+),
+ledger_lots AS (
+    INSERT INTO "{lots}" (member_id, entry_id, points, remaining, expires_at, created_at)
+    SELECT e.member_id, e.id, e.available_delta, e.available_delta, e.expires_at, {now}
+    FROM ledger_entries e WHERE e.available_delta > 0
+),
+ledger_events AS ({announce}),
+ledger_totals AS (
+    SELECT c.member_id, SUM(c.points - c.repay) AS available, SUM(c.repay) AS repaid, MAX(c.effective_at) AS last
+    FROM ledger_credits c GROUP BY c.member_id
+),
+ledger_balances AS (
+    UPDATE "{members}" SET points_available = "{members}".points_available + t.available,
+           points_owed = "{members}".points_owed - t.repaid,
+           last_activity_at = GREATEST("{members}".last_activity_at, t.last)
+    FROM ledger_totals t WHERE "{members}".id = t.member_id
+)"""
+
+
+def run_sql(sql: str, params: list) -> list[tuple]:
+    """Run a one-statement write built with the CTEs above and return its rows (PostgreSQL)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The planner cannot see into the statement's own rows and guesses millions of them: with
+        # JIT on it would spend longer compiling the statement than running it.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 ENTRY_FIELDS = ("member_id", "kind", "available_delta", "pending_delta", "owed_delta", "activity_id",

@@ -4,16 +4,31 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from accounts.models import Notification
-from rewards.models import ChallengeEntry, MemberBadge
-from rewards.services import activity_record
+from accounts.models import Member, Notification
+from core import bulk
+from core.models import OutboxEvent
+from rewards.models import ChallengeEntry, LedgerEntry, MemberBadge, PointsLot
+from rewards.selectors import ledger_discrepancies
+from rewards.services import activity_record, reward_redeem
 from rewards.services.progress import badge_backfill, badges_evaluate, challenge_join, challenges_evaluate
 from rewards.services.tiers import tier_set_manually
-from tests.factories import ChallengeFactory, customer, make_badge, make_tiers, place_order, refund, set_program
+from tests.factories import (
+    ChallengeFactory,
+    RewardFactory,
+    RuleFactory,
+    customer,
+    make_badge,
+    make_tiers,
+    place_order,
+    refund,
+    set_program,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +136,91 @@ def test_a_new_badge_is_backfilled_for_members_who_already_qualify(tea_shop, ada
     assert held(ada) == ["reviewer:Bronze", "reviewer:Silver"]
     assert held(grace) == ["reviewer:Bronze"]
     assert badge_backfill(badge_id=badge.pk) == 0
+
+
+def _in_debt(partner, external_id):
+    """A member who spent 80 points, then had the order that earned them refunded: owes 80."""
+    member = customer(partner, external_id, email=f"{external_id}@{partner.pk}.example.com")
+    place_order(partner, f"{external_id}-1", external_id, lines=(("TEA-1", 1, "100.00", "tea"),),
+                placed_at=timezone.now() - timedelta(days=30))
+    reward_redeem(member=member, reward=RewardFactory(points_cost=80))
+    refund(partner, f"{external_id}-1", refund_id=f"{external_id}-r")
+    member.refresh_from_db()
+    assert (member.points_available, member.points_owed) == (0, 80)
+    return member
+
+
+def _bonus_rows(members: dict) -> dict:
+    by_id = {m.pk: x for x, m in members.items()}
+    mine = {"member__in": members.values()}
+    badges = LedgerEntry.objects.filter(activity__type="badge_earned", **mine)
+    return {
+        "entries": sorted((by_id[e.member_id], e.description, e.kind, e.available_delta, e.pending_delta,
+                           e.owed_delta, e.expires_at, e.effective_at) for e in badges),
+        "lots": sorted((by_id[lot.member_id], lot.entry.description, lot.points, lot.remaining, lot.expires_at)
+                       for lot in PointsLot.objects.filter(entry__in=badges)),
+        "events": sorted((by_id[e.member_id], e.type, sorted((k, v) for k, v in e.data.items() if k != "activity_id"))
+                         for e in OutboxEvent.objects.filter(type__in=("points.earned", "badge.awarded"), **mine)
+                         if e.type == "badge.awarded" or e.data["description"].startswith("Badge")),
+        "balances": [Member.objects.filter(pk=members[x].pk).values_list(
+            "points_available", "points_pending", "points_owed", "last_activity_at").get() for x in sorted(members)],
+        "notes": sorted((by_id[n.member_id], n.title) for n in Notification.objects.filter(kind="badge", **mine)),
+    }
+
+
+@pytest.mark.postgres
+def test_bonuses_in_one_statement_and_through_posting_write_the_same_rows(tea_shop, coffee_bar, monkeypatch):
+    """On PostgreSQL a badge's bonuses are posted by one SQL statement (``available_credits_sql``),
+    elsewhere through ``Posting``: the same awards leave the same rows, a debt repaid first."""
+    set_program(pending_days=14, expiry_policy="rolling", expiry_months=12, time_zone="UTC", currency="EUR")
+    RuleFactory(name="1 per EUR")
+    groups = {}
+    for partner in (tea_shop, coffee_bar):
+        groups[partner] = {"debtor": _in_debt(partner, "debtor"),
+                           "fresh": customer(partner, "fresh", email=f"fresh@{partner.pk}.example.com")}
+        for number in range(3):
+            review(groups[partner]["debtor"], f"{partner.pk}-d{number}")
+        review(groups[partner]["fresh"], f"{partner.pk}-f")
+    badge = make_badge("Reviewer", "activity_count", ("Bronze", 1, 50), ("Silver", 2, 40), ("Gold", 3, 0),
+                       activity_type="review_approved")
+    now = (timezone.now() + timedelta(minutes=1)).replace(microsecond=250000)
+
+    def award(partner):
+        ids = [m.pk for m in groups[partner].values()]
+        return badges_evaluate(member_ids=ids, badge_ids=[badge.pk], now=now)
+
+    with CaptureQueriesContext(connection) as one:
+        assert award(tea_shop) == 4
+    monkeypatch.setattr(bulk, "writes_in_one_statement", lambda: False)
+    with CaptureQueriesContext(connection) as general:
+        assert award(coffee_bar) == 4
+
+    first = _bonus_rows(groups[tea_shop])
+    assert first == _bonus_rows(groups[coffee_bar])
+    # The debtor's 50 and 40 first repay the 80 owed: 10 spendable, in one lot of 10.
+    assert [row[:6] for row in first["entries"]] == [
+        ("debtor", "Badge: Reviewer (Bronze)", "earn", 0, 0, -50),
+        ("debtor", "Badge: Reviewer (Silver)", "earn", 10, 0, -30),
+        ("fresh", "Badge: Reviewer (Bronze)", "earn", 50, 0, 0),
+    ]
+    assert [row[2:4] for row in first["lots"]] == [(10, 10), (50, 50)]
+    assert [b[:3] for b in first["balances"]] == [(10, 0, 0), (50, 0, 0)]
+    assert [b[3] for b in first["balances"]] == [now, now]
+    earned = [data for persona, kind, data in first["events"] if persona == "debtor" and kind == "points.earned"]
+    assert [kind for _, kind, _ in first["events"]] == ["badge.awarded"] * 3 + ["points.earned"] * 2 + [
+        "badge.awarded", "points.earned"]
+    assert earned[0] == sorted({
+        "points": 50, "available_delta": 0, "pending_delta": 0, "owed_delta": -50, "pending": False,
+        "available_at": None, "expires_at": (now + timedelta(days=365)).isoformat(),
+        "description": "Badge: Reviewer (Bronze)", "reason": "", "actor_partner_id": None}.items())
+    # The two writers really are two: the bonuses of a run in one statement, against several.
+    writes = [sum(q["sql"].lstrip().upper().startswith(("INSERT", "WITH", "UPDATE", "COPY"))
+                  for q in c.captured_queries) for c in (one, general)]
+    assert writes[0] < writes[1], writes
+    # Run again: nothing more is awarded or paid, and the books balance.
+    monkeypatch.undo()
+    assert badge_backfill(badge_id=badge.pk) == 0
+    assert list(ledger_discrepancies()) == []
 
 
 def test_badges_get_a_drawn_default_image(ada):

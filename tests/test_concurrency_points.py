@@ -174,3 +174,31 @@ def test_two_inserts_of_the_same_activities_in_opposite_orders_do_not_deadlock(a
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sorted(list(results[0]) + list(results[1])) == [row[3] for row in rows]
     assert Activity.objects.filter(source_key__startswith="order:x:").count() == 3000
+
+
+def test_four_backfills_of_a_badge_at_once_award_and_pay_each_level_once(tea_shop, ada):
+    # A badge saved twice in a row queues two backfills, and the nightly run may meet them: each
+    # level is awarded once, its bonus paid once, a debt repaid once, the books balanced.
+    from accounts.models import Notification
+    from rewards.models import MemberBadge
+    from rewards.services import activity_record
+    from rewards.services.progress import badge_backfill
+    from tests.factories import make_badge
+
+    members = [ada] + [customer(tea_shop, f"cust-{n}", email=f"c{n}@example.com") for n in range(30)]
+    for member in members:
+        for number in range(2):
+            activity_record(member=member, type="review_approved", source_key=f"review:{member.pk}:{number}",
+                            description="Review approved")
+    badge = make_badge("Reviewer", "activity_count", ("Bronze", 1, 50), ("Silver", 2, 70),
+                       activity_type="review_approved")
+
+    results = run_concurrently(lambda i: badge_backfill(badge_id=badge.pk), 4)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert sum(results) == 2 * len(members)
+    assert MemberBadge.objects.count() == 2 * len(members)
+    assert Notification.objects.filter(kind="badge").count() == 2 * len(members)
+    assert LedgerEntry.objects.filter(activity__type="badge_earned").count() == 2 * len(members)
+    ada.refresh_from_db()
+    assert ada.points_available == 120
+    assert list(ledger_discrepancies()) == []

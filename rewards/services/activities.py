@@ -12,10 +12,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import ExternalId, Member, Partner
-from core import bulk, l10n
+from core import bulk, events, l10n
 from core.errors import Conflict, Invalid
 from rewards import rules
-from rewards.ledger import Posting, lock_members
+from rewards.ledger import Posting, available_credits_sql, lock_members, run_sql
 from rewards.models import (
     Activity,
     ActivityType,
@@ -57,11 +57,14 @@ class ActivityInput:
 
 def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
     """Store activities and award what the rules give for them; an activity whose ``source_key``
-    was seen before is not stored or rewarded again."""
+    was seen before is not stored or rewarded again. Set amounts spendable at once (bonuses) go in
+    one SQL statement on PostgreSQL (``set_points_sql``), the same rows ``Posting`` would write."""
     if not items:
         return []
     program = current_program()
     now = timezone.now()
+    if bulk.writes_in_one_statement() and all(_spendable_now(item, now) for item in items):
+        return _record_set_points_at_once(items, program=program, now=now)
     with transaction.atomic():
         balances = lock_members(item.member_id for item in items)
         # The unique source key decides what is new, also against a concurrent copy.
@@ -110,6 +113,96 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
         created = [item for item, result in zip(items, results, strict=True) if result.created]
         progress_check_after_commit(member_ids=[item.member_id for item in created],
                                     activity_types=[item.type for item in created])
+    return results
+
+
+def _spendable_now(item: ActivityInput, now: datetime) -> bool:
+    """A set amount (a badge's or a challenge's bonus) that is spendable at once: no rule to evaluate."""
+    return item.points is not None and not (item.pending_until is not None and item.pending_until > now)
+
+
+def set_points_sql(*, source: str, now: str) -> str:
+    """CTEs that record an activity with a set amount spendable at once (a badge's or a
+    challenge's bonus) for each row of the CTE ``source`` and post its points: the columns
+    ``member_id, owed, partner_id, type, source_key, occurred_at, properties, description, points,
+    expires_at, expires_at_text`` (one row per source key; ``owed`` as ``available_credits_sql``
+    wants it). A source key seen before, also by a concurrent statement, is turned away by its
+    unique index and earns nothing; the CTE ``set_points_activities`` holds ``id, source_key,
+    member_id`` of those inserted. The same rows as ``activities_record`` writes through ``Posting``.
+    Precondition: the statement locked the members first (FOR NO KEY UPDATE, in key order)."""
+    activity = Activity._meta.db_table
+    return f"""
+set_points_activities AS (
+    -- In key order, as bulk.insert_new inserts: two statements sharing keys cannot deadlock.
+    INSERT INTO "{activity}" (member_id, partner_id, type, source_key, occurred_at, properties, created_at)
+    SELECT s.member_id, s.partner_id, s.type, s.source_key, s.occurred_at, s.properties, {now}
+    FROM {source} s ORDER BY s.source_key
+    ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
+),
+set_points_credits AS (
+    SELECT s.member_id, s.owed, a.id AS activity_id, s.points, s.expires_at, s.expires_at_text, s.description,
+           s.occurred_at AS effective_at
+    FROM set_points_activities a JOIN {source} s ON s.source_key = a.source_key WHERE s.points > 0
+),
+{available_credits_sql(source="set_points_credits", now=now)}"""
+
+
+def _record_set_points_at_once(items: list[ActivityInput], *, program, now: datetime) -> list[ActivityResult]:
+    """``activities_record`` for set amounts spendable at once, in one SQL statement (PostgreSQL):
+    locks the members (in key order), then ``set_points_sql``."""
+    first: dict[str, ActivityInput] = {}
+    for item in items:
+        first.setdefault(item.source_key, item)
+    todo = list(first.values())
+    expiries: dict[datetime, datetime | None] = {}
+    for item in todo:
+        if item.points > 0 and item.occurred_at not in expiries:
+            expiries[item.occurred_at] = program.expires_at(item.occurred_at)
+    columns = list(zip(*[
+        (item.member_id, item.partner.pk if item.partner else None, item.type, item.source_key, item.occurred_at,
+         bulk.json_text(item.properties or {}), item.description, item.points,
+         expiries.get(item.occurred_at) if item.points > 0 else None)
+        for item in todo
+    ], strict=True))
+    expiry_texts = [at.isoformat() if at else None for at in columns[8]]
+    sql = f"""
+WITH p AS (SELECT %s::timestamptz AS now),
+v AS (
+    SELECT u.member_id, u.partner_id, u.type, u.source_key, u.occurred_at, u.properties::jsonb AS properties,
+           u.description, u.points, u.expires_at, u.expires_at_text
+    FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::text[],
+                %b::bigint[], %b::timestamptz[], %b::text[])
+         AS u (member_id, partner_id, type, source_key, occurred_at, properties, description, points, expires_at,
+               expires_at_text)
+),
+m AS (
+    SELECT id AS member_id, points_owed AS owed FROM "{Member._meta.db_table}" WHERE id = ANY(%b::bigint[])
+    ORDER BY id FOR NO KEY UPDATE
+),
+source AS (SELECT v.*, m.owed FROM v JOIN m ON m.member_id = v.member_id),
+{set_points_sql(source="source", now="(SELECT now FROM p)")}
+SELECT a.source_key, a.id FROM set_points_activities a"""
+    params = [now, *[list(column) for column in columns], expiry_texts, sorted({item.member_id for item in todo})]
+    inserted = dict(run_sql(sql, params))
+    known = {}
+    if len(inserted) < len(items):
+        known = {a.source_key: a for a in Activity.objects.filter(
+            source_key__in=[item.source_key for item in items if item.source_key not in inserted])}
+    results, claimed = [], set()
+    for item in items:
+        activity_id = inserted.get(item.source_key)
+        if activity_id is None or item.source_key in claimed:
+            activity = known.get(item.source_key)
+            results.append(ActivityResult(activity, created=False, activity_id=activity.pk if activity else None))
+            continue
+        claimed.add(item.source_key)
+        results.append(ActivityResult(None, created=True, activity_id=activity_id, award=AwardResult(
+            points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
+            expires_at=expiries.get(item.occurred_at) if item.points > 0 else None)))
+    events.relay_after_commit()
+    created = [item for item, result in zip(items, results, strict=True) if result.created]
+    progress_check_after_commit(member_ids=[item.member_id for item in created],
+                                activity_types=[item.type for item in created])
     return results
 
 

@@ -10,10 +10,12 @@ and a bonus is an activity with its own source key, so it is paid once.
 from __future__ import annotations
 
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageDraw, ImageFont
@@ -25,14 +27,20 @@ from core.events import Emitted
 from messaging.catalogue import wording
 from messaging.services import notify
 from rewards import criteria
+from rewards.ledger import run_sql
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
 from rewards.program import current_program, program_changed
-from rewards.services.activities import ActivityInput, activities_record
-from rewards.services.progress_hook import progress_check_after_commit  # noqa: F401  (part of this API)
+from rewards.services.activities import ActivityInput, activities_record, set_points_sql
+from rewards.services.progress_hook import progress_check_after_commit
 
 # Bonuses per activities_record call: as many as one chunk of awards, so a chunk posts its bonuses
 # with one statement per table (its entries, lots, balances and events), not five.
 BONUS_BATCH = 5000
+# Badge awards per transaction (on PostgreSQL one statement each: a chunk's members stay locked for
+# a fraction of a second), and how many chunks a backfill writes at once.
+AWARD_CHUNK = 5000
+AWARD_WORKERS = 2
+BONUS_TYPE = "badge_earned"
 
 
 def _moved(criterion: str, activity_type: str, activity_types) -> bool:
@@ -75,31 +83,129 @@ def _award_badges(wanted: list[tuple[int, BadgeLevel]], *, now: datetime) -> int
     if not wanted:
         return 0
     levels = {level.pk: level for _, level in wanted}
-    awarded = 0
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start:start + 5000]
-        with transaction.atomic():
-            # The unique (member, level) index decides: a badge someone else just awarded is skipped.
-            inserted = bulk.insert_new(MemberBadge, ("member_id", "level_id", "awarded_at"),
-                                       [(member_id, level.pk, now) for member_id, level in chunk],
-                                       unique=("member_id", "level_id"))
-            fresh = [(member_id, levels[level_id]) for member_id, level_id in inserted]
-            events.emit_many("badge.awarded", [
-                Emitted(member_id, {"badge": level.badge.name, "slug": level.badge.slug, "level": level.name})
-                for member_id, level in fresh])
-            bonuses = [
-                ActivityInput(member_id=member_id, type="badge_earned", source_key=f"badge:{level.pk}:{member_id}",
-                              occurred_at=now, description=f"Badge: {level.badge.name} ({level.name})",
-                              points=level.points_bonus)
-                for member_id, level in fresh if level.points_bonus
-            ]
-            for offset in range(0, len(bonuses), BONUS_BATCH):
-                activities_record(items=bonuses[offset:offset + BONUS_BATCH])
-            words = wording("badge")
-            notify(notes=[words.note(member_id, "/rewards/badges/", badge=level.badge.name, level=level.name,
-                                     description=level.badge.description) for member_id, level in fresh])
-        awarded += len(fresh)
-    return awarded
+    chunks = _by_member(wanted)
+    if len(chunks) > 1 and bulk.parallel_writers():
+        # A backfill over everyone: chunks of other members on other connections at once, each in
+        # its own transaction (no two share a member, so none waits for another's locks); half of
+        # each chunk's time is the database's, which then works on more than one core.
+        with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, AWARD_WORKERS)) as pool:
+            return sum(pool.map(lambda chunk: _award_chunk_alone(chunk, levels, now), chunks))
+    return sum(_award_chunk(chunk, levels, now) for chunk in chunks)
+
+
+def _by_member(wanted: list[tuple[int, BadgeLevel]]) -> list[list[tuple[int, int]]]:
+    """``(member id, level id)`` in chunks of about ``AWARD_CHUNK``, a member's levels all in one
+    chunk: their row is locked and written once, and by one transaction."""
+    chunks: list[list[tuple[int, int]]] = [[]]
+    for member_id, level in sorted(wanted, key=lambda pair: (pair[0], pair[1].pk)):
+        chunk = chunks[-1]
+        if len(chunk) >= AWARD_CHUNK and chunk[-1][0] != member_id:
+            chunk = []
+            chunks.append(chunk)
+        chunk.append((member_id, level.pk))
+    return chunks
+
+
+def _award_chunk_alone(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime) -> int:
+    try:
+        return _award_chunk(chunk, levels, now)
+    finally:
+        connections.close_all()  # this thread's own connection
+
+
+def _award_chunk(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime) -> int:
+    words = wording("badge")
+    with transaction.atomic():
+        if bulk.writes_in_one_statement():
+            fresh = [(member_id, levels[level_id]) for member_id, level_id in _award_at_once(chunk, levels, now)]
+        else:
+            fresh = _award_one_by_one(chunk, levels, now)
+        notify(notes=[words.note(member_id, "/rewards/badges/", badge=level.badge.name, level=level.name,
+                                 description=level.badge.description) for member_id, level in fresh])
+    return len(fresh)
+
+
+def _bonus_key(level_id: int, member_id: int) -> str:
+    return f"badge:{level_id}:{member_id}"
+
+
+def _bonus_description(level: BadgeLevel) -> str:
+    return f"Badge: {level.badge.name} ({level.name})"
+
+
+def _award_one_by_one(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime
+                      ) -> list[tuple[int, BadgeLevel]]:
+    # The unique (member, level) index decides: a badge someone else just awarded is skipped.
+    inserted = bulk.insert_new(MemberBadge, ("member_id", "level_id", "awarded_at"),
+                               [(member_id, level_id, now) for member_id, level_id in chunk],
+                               unique=("member_id", "level_id"))
+    fresh = [(member_id, levels[level_id]) for member_id, level_id in inserted]
+    events.emit_many("badge.awarded", [Emitted(member_id, _awarded_data(level)) for member_id, level in fresh])
+    bonuses = [
+        ActivityInput(member_id=member_id, type=BONUS_TYPE, source_key=_bonus_key(level.pk, member_id),
+                      occurred_at=now, description=_bonus_description(level), points=level.points_bonus)
+        for member_id, level in fresh if level.points_bonus
+    ]
+    for offset in range(0, len(bonuses), BONUS_BATCH):
+        activities_record(items=bonuses[offset:offset + BONUS_BATCH])
+    return fresh
+
+
+def _awarded_data(level: BadgeLevel) -> dict:
+    return {"badge": level.badge.name, "slug": level.badge.slug, "level": level.name}
+
+
+def _award_at_once(chunk: list[tuple[int, int]], levels: dict[int, BadgeLevel], now: datetime
+                   ) -> list[tuple[int, int]]:
+    """``_award_one_by_one`` in one SQL statement (PostgreSQL): locks the members (in key order),
+    inserts the badges the unique (member, level) index lets in, announces them, and records
+    their bonuses with ``set_points_sql`` (entries, lots, balances and events with them); only
+    the pairs ``(member id, level id)`` go in and come back. Returns the pairs awarded."""
+    member, member_badge = Member._meta.db_table, MemberBadge._meta.db_table
+    expires_at = current_program().expires_at(now)
+    data = "jsonb_build_object('badge', l.badge, 'slug', l.slug, 'level', l.name)"
+    announce = events.outbox_insert_sql(
+        "badge.awarded", now="(SELECT now FROM p)",
+        select=f"SELECT a.member_id, {data} AS data FROM awarded a JOIN levels l ON l.id = a.level_id")
+    sql = f"""
+WITH p AS (SELECT %s::timestamptz AS now),
+levels AS (
+    SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])
+           AS l (id, badge, slug, name, points, description)
+),
+wanted AS (SELECT * FROM unnest(%b::bigint[], %b::bigint[]) AS w (member_id, level_id)),
+m AS (
+    SELECT id AS member_id, points_owed AS owed FROM "{member}" WHERE id = ANY(%b::bigint[])
+    ORDER BY id FOR NO KEY UPDATE
+),
+awarded AS (
+    INSERT INTO "{member_badge}" (member_id, level_id, awarded_at)
+    SELECT w.member_id, w.level_id, (SELECT now FROM p) FROM wanted w JOIN m ON m.member_id = w.member_id
+    ORDER BY w.member_id, w.level_id
+    ON CONFLICT (member_id, level_id) DO NOTHING RETURNING member_id, level_id
+),
+announced AS ({announce}),
+bonuses AS (  -- source keys as _bonus_key makes them
+    SELECT a.member_id, m.owed, NULL::bigint AS partner_id, '{BONUS_TYPE}' AS type,
+           'badge:' || a.level_id || ':' || a.member_id AS source_key, (SELECT now FROM p) AS occurred_at,
+           '{{}}'::jsonb AS properties, l.description, l.points, %s::timestamptz AS expires_at,
+           %s::text AS expires_at_text
+    FROM awarded a JOIN levels l ON l.id = a.level_id JOIN m ON m.member_id = a.member_id WHERE l.points > 0
+),
+{set_points_sql(source="bonuses", now="(SELECT now FROM p)")}
+SELECT a.member_id, a.level_id FROM awarded a"""
+    level_ids = sorted({level_id for _, level_id in chunk})
+    params = [now, level_ids, [levels[pk].badge.name for pk in level_ids], [levels[pk].badge.slug for pk in level_ids],
+              [levels[pk].name for pk in level_ids], [levels[pk].points_bonus for pk in level_ids],
+              [_bonus_description(levels[pk]) for pk in level_ids],
+              [member_id for member_id, _ in chunk], [level_id for _, level_id in chunk],
+              sorted({member_id for member_id, _ in chunk}),
+              expires_at, expires_at.isoformat() if expires_at else None]
+    fresh = run_sql(sql, params)
+    events.relay_after_commit()
+    paid = sorted({member_id for member_id, level_id in fresh if levels[level_id].points_bonus})
+    progress_check_after_commit(member_ids=paid, activity_types=[BONUS_TYPE] if paid else [])
+    return fresh
 
 
 def badge_backfill(*, badge_id: int) -> int:
