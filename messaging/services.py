@@ -291,6 +291,7 @@ def _in_their_words(notes: list[Note]) -> list[Note]:
         return notes
     languages = selectors.languages(note.member_id for note in todo)
     words: dict[tuple[str, str], catalogue.Wording] = {}
+    said: dict[tuple, tuple[str, str]] = {}
     written = {}
     for language in sorted({catalogue.language_of(languages.get(n.member_id)) for n in todo}):
         with translation.override(language):
@@ -300,9 +301,22 @@ def _in_their_words(notes: list[Note]) -> list[Note]:
                 found = words.get((note.kind, language))
                 if found is None:
                     found = words[(note.kind, language)] = catalogue.wording(note.kind, language)
-                written[index] = Note(note.member_id, note.kind, found.title(**note.values),
-                                      found.body(**note.values), note.url, language=language)
+                title, body = _said(found, note.values, said, (note.kind, language))
+                written[index] = Note(note.member_id, note.kind, title, body, note.url, language=language)
     return [written.get(index, note) for index, note in enumerate(notes)]
+
+
+def _said(found: catalogue.Wording, values: dict, said: dict, kind: tuple[str, str]) -> tuple[str, str]:
+    """A wording's title and body for these values, made once for all the notes that say the same
+    (a badge's level told to a hundred thousand members at once)."""
+    try:
+        key = (*kind, *sorted(values.items()))
+        hash(key)
+    except TypeError:  # a value that cannot be a key (a list): made for this note alone
+        return found.title(**values), found.body(**values)
+    if key not in said:
+        said[key] = found.title(**values), found.body(**values)
+    return said[key]
 
 
 def _hand_to_store(notes: list[Note], purpose: str) -> None:
