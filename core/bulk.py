@@ -313,6 +313,26 @@ def update(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]) -> 
                            [_sqlite_row((*row[1:], row[0])) for row in rows])
 
 
+def commit_without_waiting(on: bool = True) -> None:
+    """For work that can simply be run again, such as an import: this connection's commits no longer
+    wait for the write-ahead log to reach the disk (PostgreSQL's ``synchronous_commit = off``; it
+    writes it within a fraction of a second). A crash can lose the last commits, never half of one,
+    and the data stays consistent. ``on=False`` makes commits wait again: the next one then waits
+    for every one before it. Nothing on SQLite."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit = {'off' if on else 'on'}")
+
+
+def leave_room_for_updates(schema_editor, table: str, percent: int) -> None:
+    """For a migration: fill new pages of ``table`` only to ``percent``, so that an update of a row
+    finds room for the new version on its own page (PostgreSQL's HOT update: no new entry in
+    any index). For tables whose rows are rewritten often, such as the members' cached balances.
+    Nothing on SQLite, which has no such setting."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(f'ALTER TABLE "{table}" SET (fillfactor = {int(percent)})')
+
+
 @contextmanager
 def big_read():
     """A transaction for one large aggregate or sort: on PostgreSQL with room to sort in memory."""

@@ -166,10 +166,11 @@ class _Writer:
         if not self.batch:
             return
         report = self.report
+        member_ids = None
         if self.create_members:
             for attempt in range(3):
                 try:
-                    _, created = members_ensure_for_partner(partner=self.partner, rows=self.profiles)
+                    member_ids, created = members_ensure_for_partner(partner=self.partner, rows=self.profiles)
                     break
                 except OperationalError as exc:
                     # Two workers whose new customers share an email can still meet head on;
@@ -177,7 +178,8 @@ class _Writer:
                     if "deadlock" not in str(exc) or attempt == 2:
                         raise
             report.members_created += created
-        results = orders_record(partner=self.partner, orders=[order for _, order in self.batch])
+        results = orders_record(partner=self.partner, orders=[order for _, order in self.batch],
+                                member_ids=member_ids)
         for (group, _), result in zip(self.batch, results, strict=True):
             if result.status == "accepted":
                 report.orders_accepted += 1
@@ -325,11 +327,14 @@ def _worker(partner_id, columns, inbox, outbox, batch_size, create_members) -> N
         _merge(sent, part)
         outbox.put((kind, part))
 
+    # Safe to run again, so no commit waits for the disk but the last: it waits for all before it.
+    bulk.commit_without_waiting()
     try:
         while (chunk := inbox.get()) is not None:
             for first, last, rows in chunk:
                 if writer.add(_PendingOrder(first, last, rows)):
                     report_progress("progress")
+        bulk.commit_without_waiting(on=False)
         writer.flush()
     finally:
         report_progress("done")

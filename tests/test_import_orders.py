@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from django.core.management import call_command
 
@@ -26,8 +28,6 @@ def csv_file(tmp_path):
 
 
 def run(path, partner="Tea Shop", *extra):
-    import io
-
     out, err = io.StringIO(), io.StringIO()
     code = 0
     try:
@@ -53,6 +53,9 @@ def test_import_keeps_good_orders_and_reports_bad_rows_by_line(csv_file, tea_sho
     # A customer whose email already belongs to a member is linked, not duplicated.
     assert ExternalId.objects.get(external_id="alice-1").member_id == alice.pk
     assert Order.objects.get(order_id="1002").lines.count() == 2
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "every balance equals the sum of its ledger entries" in out.getvalue()
 
 
 def test_running_the_import_again_counts_nothing_twice(csv_file, tea_shop):
@@ -100,3 +103,39 @@ def test_parallel_import_gives_the_same_result_as_one_process(tea_shop):
     assert sum(Member.objects.values_list("points_available", flat=True)) == 6000
     again = import_orders(partner=tea_shop, lines=[row + "\n" for row in rows], workers=2, batch_size=50)
     assert (again.orders_accepted, again.orders_duplicate) == (0, 600)
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "every balance equals the sum of its ledger entries" in out.getvalue()
+
+
+def test_each_batch_reads_the_partners_customer_ids_once(tmp_path, tea_shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="1 per EUR")
+    rows = ["order_id,member,placed_at,currency,total,sku,name,category,quantity,unit_price"]
+    rows += [f"{number},cust-{number % 7},2026-01-05,EUR,10.00,TEA-1,Tea,tea,1,10.00" for number in range(1, 121)]
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with CaptureQueriesContext(connection) as queries:
+        code, out, _ = run(path, "Tea Shop", "--batch-size", "60", "--workers", "1")
+    assert code == 0 and "120 orders imported" in out
+    # members_ensure_for_partner reads them; the order writer takes its answer instead of reading again.
+    reads = [q for q in queries if q["sql"].startswith('SELECT external_id, member_id FROM "accounts_externalid"')]
+    assert len(reads) == 2
+
+
+def test_an_order_still_protects_its_member_from_deletion(csv_file, tea_shop):
+    from django.db.models import ProtectedError
+
+    set_program(pending_days=0, expiry_policy="never")
+    RuleFactory(name="1 per EUR")
+    run(csv_file)
+    member = Order.objects.get(order_id="1001").member
+    # The order's member and partner have no database constraint of their own (the activity's
+    # hold them); Django still refuses to delete what an order points at.
+    with pytest.raises(ProtectedError):
+        member.delete()
+    with pytest.raises(ProtectedError):
+        tea_shop.delete()

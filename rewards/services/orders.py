@@ -52,8 +52,13 @@ def _rejected(order: OrderInput, *, code: str, message: str, fields: dict) -> Or
     })
 
 
-def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderResult]:
+def orders_record(*, partner: Partner, orders: list[OrderInput],
+                  member_ids: dict[str, int] | None = None) -> list[OrderResult]:
     """Record orders and award their points, each order on its own.
+
+    ``member_ids``: ``{external id: member id}`` for the orders' customers when the caller has just
+    read them (an import, after ``members_ensure_for_partner``): a batch that locks its members
+    late does not read them again. A customer missing from it is an unknown member.
 
     Guarantees: an order id is counted once per partner, whatever arrives twice (in one batch, in
     two batches, concurrently: the activity's unique key decides, and the loser reports a
@@ -80,7 +85,8 @@ def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderRe
         # inside the transaction: around it, psycopg refuses to switch autocommit back while the
         # pipeline still holds the COMMIT's answer: a 500 on every call in the bench.)
         with transaction.atomic(savepoint=False), bulk.pipeline() if len(todo) < LOCK_LATE_FROM else nullcontext():
-            _record_orders(partner=partner, program=program, orders=orders, todo=todo, results=results)
+            _record_orders(partner=partner, program=program, orders=orders, todo=todo, results=results,
+                           member_ids=member_ids)
     for index, first in repeats:
         # The same order twice in one batch: the second is a duplicate of the first.
         original, order = results[first], orders[index]
@@ -101,7 +107,7 @@ def orders_record(*, partner: Partner, orders: list[OrderInput]) -> list[OrderRe
 LOCK_LATE_FROM = 50
 
 
-def _record_orders(*, partner, program, orders, todo, results) -> None:
+def _record_orders(*, partner, program, orders, todo, results, member_ids=None) -> None:
     capped = any(s.cap_per_day is not None or s.cap_per_month is not None
                  for s in program.specs if s.activity_type == ActivityType.ORDER)
     # Caps read what a member already earned today: that read must happen under the lock.
@@ -115,7 +121,8 @@ def _record_orders(*, partner, program, orders, todo, results) -> None:
             activity_type=ActivityType.ORDER, now=now,
         )
     else:
-        balances, links = None, partner_member_ids(partner, {orders[i].member for i in todo})
+        balances = None
+        links = member_ids if member_ids is not None else partner_member_ids(partner, {orders[i].member for i in todo})
         inserted = bulk.insert_new(Activity, ACTIVITY_FIELDS, [
             (links[orders[i].member], partner.pk, ActivityType.ORDER, source[i], orders[i].placed_at, "{}", now)
             for i in todo if orders[i].member in links
