@@ -609,7 +609,8 @@ def bench_reviews(rows: list[Row]) -> None:
     for sku, count in (("BENCH-1K", 1_000), ("BENCH-100K", 100_000)):
         for label, query in (("first page, most relevant", ""), ("newest", "?sort=newest"),
                              ("3 stars only", "?rating=3"), ("page 50", "?page=50")):
-            request("GET", f"/products/{sku}/{query}")  # warm up
+            for _ in range(2 * WEB_WORKERS):  # warm up: each worker's first page loads its templates
+                request("GET", f"/products/{sku}/{query}")
             latencies = []
             for _ in range(60):
                 started = time.perf_counter()
