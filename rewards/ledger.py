@@ -331,6 +331,15 @@ def _announce(entries: list[Entry]) -> None:
         events.emit_many(name, items)
 
 
+def _earned_data_sql(*, available: str, pending: str, owed: str, available_at: str) -> str:
+    """``entry_event_data`` of an earning entry, in SQL over a credit ``c`` (``c.points``,
+    ``c.expires_at_text``, ``c.description``, ``c.activity_id``), given its moves as SQL."""
+    return (f"jsonb_build_object('points', c.points, 'available_delta', {available}, 'pending_delta', {pending}, "
+            f"'owed_delta', {owed}, 'pending', ({pending}) > 0, 'available_at', {available_at}, "
+            "'expires_at', c.expires_at_text, 'description', c.description, 'reason', '', "
+            "'activity_id', c.activity_id, 'actor_partner_id', NULL)")
+
+
 def pending_credits_sql(*, source: str, now: str) -> str:
     """The ledger's part of a one-statement write (``rewards.services.orders`` on PostgreSQL): CTEs
     that post a pending credit for each row of the CTE ``source``, with the columns ``member_id,
@@ -342,9 +351,7 @@ def pending_credits_sql(*, source: str, now: str) -> str:
     Precondition: the same statement locked the members first (FOR NO KEY UPDATE, in key order).
     tests/test_order_pipeline.py pins both writers to the same rows."""
     entries, members = LedgerEntry._meta.db_table, Member._meta.db_table
-    data = ("jsonb_build_object('points', c.points, 'available_delta', 0, 'pending_delta', c.points, "
-            "'owed_delta', 0, 'pending', true, 'available_at', c.available_at_text, 'expires_at', c.expires_at_text, "
-            "'description', c.description, 'reason', '', 'activity_id', c.activity_id, 'actor_partner_id', NULL)")
+    data = _earned_data_sql(available="0", pending="c.points", owed="0", available_at="c.available_at_text")
     announce = events.outbox_insert_sql("points.earned", now=now,
                                         select=f"SELECT c.member_id, {data} AS data FROM {source} c")
     return f"""
@@ -378,9 +385,7 @@ def available_credits_sql(*, source: str, now: str) -> str:
     members first (FOR NO KEY UPDATE, in key order) and read ``owed`` there.
     tests/test_badges_challenges.py pins both writers to the same rows."""
     entries, lots, members = LedgerEntry._meta.db_table, PointsLot._meta.db_table, Member._meta.db_table
-    data = ("jsonb_build_object('points', c.points, 'available_delta', c.points - c.repay, 'pending_delta', 0, "
-            "'owed_delta', -c.repay, 'pending', false, 'available_at', NULL, 'expires_at', c.expires_at_text, "
-            "'description', c.description, 'reason', '', 'activity_id', c.activity_id, 'actor_partner_id', NULL)")
+    data = _earned_data_sql(available="c.points - c.repay", pending="0", owed="-c.repay", available_at="NULL")
     announce = events.outbox_insert_sql("points.earned", now=now,
                                         select=f"SELECT c.member_id, {data} AS data FROM ledger_credits c")
     return f"""

@@ -74,10 +74,7 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
             for item in items
         ], unique="source_key")
         results: list[ActivityResult | None] = [None] * len(items)
-        repeated = [index for index, item in enumerate(items) if item.source_key not in inserted]
-        if repeated:
-            known = {a.source_key: a for a in Activity.objects.filter(
-                source_key__in=[items[index].source_key for index in repeated])}
+        known = _recorded_before(items, inserted)
         posting = Posting(balances, now=now)
         caps = CapTracker(program, balances.keys(), [item.occurred_at for item in items])
         tier_ids = member_tier_ids(balances) if program.rules_need_tiers else {}
@@ -87,17 +84,14 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
         for index, item in enumerate(items):
             activity_id = inserted.get(item.source_key)
             if activity_id is None or item.source_key in claimed:
-                activity = known.get(item.source_key) if repeated else None
-                results[index] = ActivityResult(activity, created=False, activity_id=activity.pk if activity else None)
+                results[index] = _not_new(known.get(item.source_key))
                 continue
             claimed.add(item.source_key)
             if item.points is not None:
                 pending = item.pending_until is not None and item.pending_until > now and item.points > 0
-                earning = Earning(item.member_id, activity_id, item.occurred_at, item.description, AwardResult(
-                    points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
-                    expires_at=program.expires_at(item.occurred_at) if item.points > 0 else None,
-                    pending=pending, available_at=item.pending_until if pending else None,
-                ), [])
+                earning = Earning(item.member_id, activity_id, item.occurred_at, item.description, _set_award(
+                    item, expires_at=program.expires_at(item.occurred_at),
+                    available_at=item.pending_until if pending else None), [])
             else:
                 occasion = rules.Occasion(activity_type=item.type, at=item.occurred_at,
                                           partner_id=item.partner.pk if item.partner else None,
@@ -114,6 +108,25 @@ def activities_record(*, items: list[ActivityInput]) -> list[ActivityResult]:
         progress_check_after_commit(member_ids=[item.member_id for item in created],
                                     activity_types=[item.type for item in created])
     return results
+
+
+def _recorded_before(items: list[ActivityInput], inserted) -> dict[str, Activity]:
+    """The activities of the items whose source key was seen before: they earn nothing again."""
+    keys = [item.source_key for item in items if item.source_key not in inserted]
+    return {a.source_key: a for a in Activity.objects.filter(source_key__in=keys)} if keys else {}
+
+
+def _not_new(activity: Activity | None) -> ActivityResult:
+    return ActivityResult(activity, created=False, activity_id=activity.pk if activity else None)
+
+
+def _set_award(item: ActivityInput, *, expires_at: datetime | None,
+               available_at: datetime | None = None) -> AwardResult:
+    """What a set amount earns, told as one rule named after the activity; pending when it becomes
+    available later."""
+    return AwardResult(points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
+                       expires_at=expires_at if item.points > 0 else None, pending=available_at is not None,
+                       available_at=available_at)
 
 
 def _spendable_now(item: ActivityInput, now: datetime) -> bool:
@@ -184,21 +197,16 @@ source AS (SELECT v.*, m.owed FROM v JOIN m ON m.member_id = v.member_id),
 SELECT a.source_key, a.id FROM set_points_activities a"""
     params = [now, *[list(column) for column in columns], expiry_texts, sorted({item.member_id for item in todo})]
     inserted = dict(run_sql(sql, params))
-    known = {}
-    if len(inserted) < len(items):
-        known = {a.source_key: a for a in Activity.objects.filter(
-            source_key__in=[item.source_key for item in items if item.source_key not in inserted])}
+    known = _recorded_before(items, inserted)
     results, claimed = [], set()
     for item in items:
         activity_id = inserted.get(item.source_key)
         if activity_id is None or item.source_key in claimed:
-            activity = known.get(item.source_key)
-            results.append(ActivityResult(activity, created=False, activity_id=activity.pk if activity else None))
+            results.append(_not_new(known.get(item.source_key)))
             continue
         claimed.add(item.source_key)
-        results.append(ActivityResult(None, created=True, activity_id=activity_id, award=AwardResult(
-            points=item.points, rules=[{"rule_id": None, "name": item.description, "points": item.points}],
-            expires_at=expiries.get(item.occurred_at) if item.points > 0 else None)))
+        results.append(ActivityResult(None, created=True, activity_id=activity_id,
+                                      award=_set_award(item, expires_at=expiries.get(item.occurred_at))))
     events.relay_after_commit()
     created = [item for item, result in zip(items, results, strict=True) if result.created]
     progress_check_after_commit(member_ids=[item.member_id for item in created],
