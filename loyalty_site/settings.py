@@ -87,7 +87,7 @@ MIDDLEWARE = [
     "core.middleware.LocaleMiddleware",  # after the session: a member's language is kept in it
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "core.middleware.CSPMiddleware",  # django-csp's, not for the partner API's JSON
     "allauth.account.middleware.AccountMiddleware",
     "rewards.middleware.program_timezone",
 ]

@@ -101,6 +101,16 @@ def test_a_post_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page(api):
     assert (response.status_code, error_of(response)["code"]) == (404, "not_found")
 
 
+def test_pages_carry_the_content_security_policy_and_the_partner_apis_json_does_not(api, alice_client):
+    # A policy tells a browser what a page may load and run: the API's answers are no page.
+    for response in (api.get("/api/v1/rewards/"), send(api, "post", "/api/v1/orders/", b"{}")):
+        assert response["Content-Type"].startswith("application/json")
+        assert "Content-Security-Policy" not in response
+        assert response["X-Content-Type-Options"] == "nosniff"  # the rest of the security headers stay
+    for response in (alice_client.get("/dashboard/"), Client().get("/api/docs/"), Client().get("/healthz")):
+        assert "script-src 'self'" in response["Content-Security-Policy"], response.request["PATH_INFO"]
+
+
 @pytest.mark.parametrize("external_id", ["ada\u200b", "\u202eada", "a\u2066b", "ada\u00ad"])
 def test_invisible_characters_in_an_external_id_are_refused(api, external_id):
     response = api.post("/api/v1/members/", {"external_id": external_id}, format="json")
