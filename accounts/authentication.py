@@ -32,10 +32,6 @@ def api_keys_changed() -> None:
     _keys.changed()
 
 
-def forget_api_keys() -> None:
-    _keys.forget()
-
-
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Resolve the key by its SHA-256; a revoked key or a paused partner is refused (401)."""
 

@@ -27,6 +27,7 @@ T = TypeVar("T")
 VERSIONS_MAX_AGE = 1.0
 
 _keys: list[str] = []
+_copies: list["ProcessCopy"] = []
 _followers: dict[str, list["ProcessCopy"]] = {}
 _local = threading.local()
 _UNREAD = object()
@@ -39,6 +40,14 @@ def _versions() -> dict:
         snapshot = (now, cache.get_many(_keys))
         _local.snapshot = snapshot
     return snapshot[1]
+
+
+def forget_all() -> None:
+    """Every copy is loaded again at its next use, and versions read again (tests start each from
+    their own database)."""
+    for copy in _copies:
+        copy.forget()
+    _local.snapshot = None
 
 
 def read_versions_again(**_) -> None:
@@ -59,6 +68,7 @@ class ProcessCopy(Generic[T]):
         self._value: T | None = None
         self._version = _UNREAD
         _keys.extend(key for key in self.keys if key not in _keys)
+        _copies.append(self)
         for key in self.keys[1:]:
             _followers.setdefault(key, []).append(self)
 

@@ -249,7 +249,3 @@ def _rows() -> dict:
 def wording_changed() -> None:
     """After staff reworded a kind: every process reads the words again once that is committed."""
     _rows_copy.changed()
-
-
-def forget_wording() -> None:
-    _rows_copy.forget()

@@ -186,8 +186,3 @@ def program_changed() -> None:
     """After a rule, a tier, a badge, a challenge or a setting changed: every process reads the
     program again once the change is committed (this one at once)."""
     _program.changed()
-
-
-def forget_program() -> None:
-    """Drop this process's copy (tests start each from its own database)."""
-    _program.forget()

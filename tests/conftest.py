@@ -350,17 +350,10 @@ def sms_outbox(mailoutbox):
 
 @pytest.fixture(autouse=True)
 def _fresh_program():
-    # Each process keeps the program's rules until they change; a test starts from what is in its
-    # own database.
-    from accounts.authentication import forget_api_keys
-    from messaging.catalogue import forget_wording
-    from rewards.program import forget_program
-    from storefront.selectors import stores
+    # Each process keeps the program's rules, its keys, open referrals... until they change; a test
+    # starts from what is in its own database.
+    from core.process_cache import forget_all
 
-    forget_program()
-    forget_wording()
-    forget_api_keys()
-    stores.forget()
+    forget_all()
     yield
-    forget_program()
-    forget_wording()
+    forget_all()

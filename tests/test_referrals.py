@@ -135,6 +135,36 @@ def test_the_first_qualifying_order_converts_and_both_rewards_stay_pending_for_t
     assert services.referrals_settle(now=later) == 0  # run again: nothing more
 
 
+def test_orders_of_members_in_no_open_referral_ask_the_database_nothing_about_referrals(ada, tea_shop):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    bob, carol = friend(tea_shop, "bob"), friend(tea_shop, "carol")
+    link(ada, bob)
+    order(tea_shop, "o-1", "carol", "30.00")  # the process reads the open referrals' friends once
+    with CaptureQueriesContext(connection) as carols:
+        order(tea_shop, "o-2", "carol", "30.00")
+    assert not [q for q in carols.captured_queries if "feedback_referral" in q["sql"]]
+    order(tea_shop, "o-3", "bob", "30.00")  # bob's is open: his order converts it
+    assert Referral.objects.get(friend=bob).status == ReferralStatus.CONVERTED
+
+
+def test_an_order_that_raced_the_link_is_caught_by_the_nightly_settle(ada, tea_shop):
+    from feedback.selectors import open_referral_friend_ids
+
+    bob = friend(tea_shop, "bob")
+    assert open_referral_friend_ids([bob.pk]) == []  # this process has read the open referrals
+    # Linked by another process, whose change this process has not heard of yet when bob orders.
+    Referral.objects.create(referrer=ada, friend=bob, source="code", status=ReferralStatus.SIGNED_UP)
+    order(tea_shop, "o-1", "bob", "35.00")
+    assert Referral.objects.get().status == ReferralStatus.SIGNED_UP
+    assert services.referrals_settle() == 0  # nothing to reward yet: the return window is open
+    referral = Referral.objects.get()
+    assert referral.status == ReferralStatus.CONVERTED and referral.order.order_id == "o-1"
+    ada.refresh_from_db()
+    assert ada.points_pending == 500
+
+
 def test_a_refund_in_the_return_window_voids_both_rewards(ada, tea_shop):
     bob = friend(tea_shop, "bob")
     link(ada, bob)

@@ -51,7 +51,8 @@ def two_servers(tmp_path):
     if not cache["BACKEND"].endswith("RedisCache"):
         pytest.skip("needs a shared cache (CACHE_URL=redis://...)")
     database_url = settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # Tasks run in the server that queues them (no broker): what one process does shows in its answers.
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "CELERY_BROKER_URL")}
     env.update(DATABASE_URL=database_url, CACHE_URL=cache["LOCATION"], API_RATE_LIMIT="100000/min")
     gunicorn = Path(sys.executable).with_name("gunicorn")
     ports, processes = [free_port(), free_port()], []
@@ -114,3 +115,32 @@ def test_a_changed_earning_rule_applies_in_every_process_from_the_next_order(two
     rule.points_per_unit = Decimal("3")
     earning_rule_save(rule=rule)
     assert [order(second, "1003"), order(first, "1004")] == [30, 30]
+
+
+def test_a_referral_linked_in_one_process_converts_on_the_friends_next_order_in_another(two_servers, tea_shop):
+    from accounts.models import Member
+    from accounts.services import members_ensure_for_partner
+    from feedback.models import Referral, ReferralStatus
+    from feedback.services import referral_link
+
+    first, second = two_servers
+    set_program(pending_days=14, expiry_policy="never", time_zone="UTC", accepted_currencies="EUR")
+    RuleFactory(name="1 per EUR")
+    _, raw = api_key_create(partner=tea_shop, name="till", scopes=ALL_SCOPES)
+    ids, _ = members_ensure_for_partner(partner=tea_shop, rows={"ada": {"email": "ada@example.com"},
+                                                                "bob": {"email": "bob@example.com"}})
+
+    def order(port: int, order_id: str, member: str) -> None:
+        status, body = call(port, raw, "POST", "/api/v1/orders/", {
+            "order_id": order_id, "member": member, "placed_at": timezone.now().isoformat(), "currency": "EUR",
+            "total": "30.00", "lines": [{"sku": "TEA-1", "name": "Tea", "category": "tea", "quantity": 1,
+                                         "unit_price": "30.00"}]})
+        assert status == 201, body
+
+    # Both processes read the open referrals (none) with an order of someone else's.
+    order(first, "1001", "ada")
+    order(second, "1002", "ada")
+    ada, bob = Member.objects.get(pk=ids["ada"]), Member.objects.get(pk=ids["bob"])
+    referral_link(friend=bob, code=ada.referral_code, source="code")  # here: a third process
+    order(second, "1003", "bob")
+    assert Referral.objects.get(friend=bob).status == ReferralStatus.CONVERTED

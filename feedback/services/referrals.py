@@ -21,7 +21,7 @@ from accounts.models import ExternalId, Member, User
 from core import events
 from core.errors import Conflict, DomainError, Invalid
 from feedback.models import Invitation, Referral, ReferralSettings, ReferralStatus, RewardKind
-from feedback.selectors import open_referral_friend_ids
+from feedback.selectors import open_referral_friend_ids, open_referrals_changed
 from messaging.models import Purpose
 from messaging.services import Outgoing, messages_queue
 from rewards.ledger import lock_members
@@ -134,6 +134,7 @@ def referral_link(*, friend: Member, code: str, source: str, device: str = "",
         except IntegrityError:  # a concurrent link of the same friend won
             raise Invalid(_("This member was already referred."), code="already_referred",
                           fields={"referral_code": _("Already referred.")}) from None
+        open_referrals_changed()  # the friend's orders are checked from now on, in every process
         for other in alike.exclude(pk=referral.pk).filter(status=ReferralStatus.SIGNED_UP):
             other.flags = sorted(set(other.flags) | set(flags))
             other.status = ReferralStatus.HELD
@@ -229,12 +230,20 @@ def _void(referral: Referral, *, reason: str, actor_user: User | None, now: date
                              actor_user=actor_user)
     referral.status, referral.void_reason, referral.voided_at = ReferralStatus.VOID, reason, now
     referral.save()
+    open_referrals_changed()
 
 
 def referrals_settle(*, now: datetime | None = None) -> int:
     """Converted referrals whose order's return window has ended are rewarded: their pending points
-    become available with the order's (the points engine does that), and coupons are issued now."""
+    become available with the order's (the points engine does that), and coupons are issued now.
+    First, the friends' orders of the last two days that raced their referral's link (recorded by a
+    process that had not seen the link yet, see ``open_referral_friend_ids``) are checked."""
     now = now or timezone.now()
+    waiting = Referral.objects.filter(status__in=(ReferralStatus.SIGNED_UP, ReferralStatus.HELD), order__isnull=True)
+    raced = set(Order.objects.filter(member_id__in=waiting.values("friend_id"), created_at__gte=now - timedelta(days=2))
+                .values_list("member_id", flat=True))
+    if raced:
+        referrals_check(friend_ids=sorted(raced), now=now)
     config = referral_settings()
     done = 0
     for referral_id in Referral.objects.filter(status=ReferralStatus.CONVERTED,
@@ -252,6 +261,8 @@ def referrals_settle(*, now: datetime | None = None) -> int:
             if kind == RewardKind.COUPON and reward is not None:
                 _coupon(referral, member_id=member_id, reward=reward, now=now)
         done += 1
+    if done:
+        open_referrals_changed()
     return done
 
 
