@@ -2,8 +2,8 @@
 
 Each process remembers the keys it looked up (one query fewer on every call) until any key or
 partner changes: revoking a key, changing its limit, pausing a partner calls
-``accounts.services.api_keys_changed``, and every process looks keys up again from its next request
-on (``core.process_cache``).
+``accounts.services.api_keys_changed``, and every process looks keys up again within 0.1 s
+(``core.process_cache``).
 """
 
 from rest_framework import authentication, exceptions, permissions

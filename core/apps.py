@@ -11,8 +11,9 @@ class CoreConfig(AppConfig):
         from celery.signals import task_prerun
         from django.core.signals import request_started
 
-        from core.process_cache import read_versions_again
+        from core.process_cache import read_versions_again, read_versions_at_request_start
 
-        # Each request and each task sees every change committed before it began.
-        request_started.connect(read_versions_again, dispatch_uid="core.process_cache.request")
+        # Each task sees every change committed before it began; each request, every change
+        # committed 0.1 s before it began.
+        request_started.connect(read_versions_at_request_start, dispatch_uid="core.process_cache.request")
         task_prerun.connect(read_versions_again, dispatch_uid="core.process_cache.task", weak=False)

@@ -3,7 +3,7 @@
 Every order needs both; reading them from the database each time would double the cost of a
 small order. A process keeps them until they change (``core.process_cache``): the service that
 changes a rule, a tier, a badge, a challenge or a setting calls ``program_changed()``, and every
-process reads them again at its next request or task after the change is committed.
+process reads them again within 0.1 s of the change's commit (at its next task).
 """
 
 import calendar

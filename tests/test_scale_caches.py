@@ -1,6 +1,6 @@
 """What each process keeps in memory agrees across processes: two web servers of their own, on the
-test database and the shared cache, refuse a revoked key and apply a changed earning rule from the
-very next call, with no wait."""
+test database and the shared cache, refuse a revoked key, apply a changed earning rule and check a
+new referral 0.1 s after the change (``REQUEST_VERSIONS_MAX_AGE``), well within the second asked."""
 
 import json
 import os
@@ -18,6 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.services import api_key_create, api_key_revoke
+from core.process_cache import REQUEST_VERSIONS_MAX_AGE
 from rewards.services import earning_rule_save
 from tests.conftest import ALL_SCOPES
 from tests.factories import RuleFactory, set_program
@@ -79,23 +80,20 @@ def two_servers(tmp_path):
             process.wait(timeout=10)
 
 
-def test_a_revoked_key_is_refused_by_every_process_from_the_next_call(two_servers, tea_shop):
+def test_a_revoked_key_is_refused_by_every_process_within_a_tenth_of_a_second(two_servers, tea_shop):
     first, second = two_servers
     key, raw = api_key_create(partner=tea_shop, name="till", scopes=ALL_SCOPES)
     # Each process has looked the key up and keeps it.
     assert [call(port, raw)[0] for port in (first, second, first, second)] == [200, 200, 200, 200]
 
     api_key_revoke(api_key=key, reason="leaked")
-    revoked_at = time.monotonic()
+    time.sleep(REQUEST_VERSIONS_MAX_AGE)
     answers = [call(port, raw) for port in (second, first)]
-    took = time.monotonic() - revoked_at
-    print(f"\nboth processes refused the revoked key {took * 1000:.0f} ms after it was revoked")
     assert [status for status, _ in answers] == [401, 401]
     assert answers[0][1]["error"]["message"] == "This API key has been revoked."
-    assert took < 1
 
 
-def test_a_changed_earning_rule_applies_in_every_process_from_the_next_order(two_servers, tea_shop):
+def test_a_changed_earning_rule_applies_in_every_process_a_tenth_of_a_second_later(two_servers, tea_shop):
     first, second = two_servers
     set_program(pending_days=0, expiry_policy="never", time_zone="UTC", accepted_currencies="EUR")
     rule = RuleFactory(name="1 per EUR")
@@ -114,10 +112,11 @@ def test_a_changed_earning_rule_applies_in_every_process_from_the_next_order(two
 
     rule.points_per_unit = Decimal("3")
     earning_rule_save(rule=rule)
+    time.sleep(REQUEST_VERSIONS_MAX_AGE)
     assert [order(second, "1003"), order(first, "1004")] == [30, 30]
 
 
-def test_a_referral_linked_in_one_process_converts_on_the_friends_next_order_in_another(two_servers, tea_shop):
+def test_a_referral_linked_in_one_process_converts_on_the_friends_order_in_another(two_servers, tea_shop):
     from accounts.models import Member
     from accounts.services import members_ensure_for_partner
     from feedback.models import Referral, ReferralStatus
@@ -142,5 +141,6 @@ def test_a_referral_linked_in_one_process_converts_on_the_friends_next_order_in_
     order(second, "1002", "ada")
     ada, bob = Member.objects.get(pk=ids["ada"]), Member.objects.get(pk=ids["bob"])
     referral_link(friend=bob, code=ada.referral_code, source="code")  # here: a third process
+    time.sleep(REQUEST_VERSIONS_MAX_AGE)
     order(second, "1003", "bob")
     assert Referral.objects.get(friend=bob).status == ReferralStatus.CONVERTED
