@@ -72,6 +72,13 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
             return
         super().process_request(request)
 
+    def process_response(self, request, response):
+        if request.path_info.startswith("/api/"):
+            # Always English, whatever Accept-Language says: no Vary on it (caches may share answers).
+            response.headers.setdefault("Content-Language", settings.LANGUAGE_CODE)
+            return response
+        return super().process_response(request, response)
+
 
 # The partner API's answers: JSON for partners' servers, which no browser shows as a page.
 PARTNER_API = "/api/v1/"

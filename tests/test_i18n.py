@@ -439,6 +439,7 @@ def test_partners_send_a_members_language_and_the_api_answers_in_english_whateve
     assert refused.status_code == 400
     assert refused.json()["error"]["fields"]["language"] == ['"xx" is not a valid choice.']
     assert refused["Content-Language"] == "en"
+    assert "Accept-Language" not in refused.get("Vary", "")  # the answer does not vary with it
     birthday = api.post("/api/v1/members/", {"external_id": "cust-9", "birthday": "2099-01-01"}, format="json",
                         HTTP_ACCEPT_LANGUAGE="de")
     assert birthday.json()["error"]["fields"]["birthday"] == ["Must be a date between 1900-01-01 and today."]

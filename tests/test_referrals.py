@@ -139,7 +139,8 @@ def test_orders_of_members_in_no_open_referral_ask_the_database_nothing_about_re
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    bob, carol = friend(tea_shop, "bob"), friend(tea_shop, "carol")
+    bob = friend(tea_shop, "bob")
+    friend(tea_shop, "carol")
     link(ada, bob)
     order(tea_shop, "o-1", "carol", "30.00")  # the process reads the open referrals' friends once
     with CaptureQueriesContext(connection) as carols:
