@@ -16,6 +16,7 @@ Callers pass values already in database form: ints, strings, ``Decimal``, aware 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -134,39 +135,34 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
     With ``any_conflict``, a row clashing on any unique constraint is left out (PostgreSQL)."""
     if not rows:
         return {}
-    table = model._meta.db_table
-    columns = _columns(model, fields)
     uniques = (unique,) if isinstance(unique, str) else tuple(unique)
-    unique_columns = ", ".join(f'"{column}"' for column in _columns(model, uniques))
     positions = [list(fields).index(name) for name in uniques]
 
     def key_of(values):
         return values[positions[0]] if len(positions) == 1 else tuple(values[p] for p in positions)
 
-    quoted = ", ".join(f'"{column}"' for column in columns)
     inserted: dict = {}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # In key order: two transactions inserting some of the same keys then take them in the
-            # same order, so one waits for the other instead of each waiting on a key the other took
-            # (a deadlock, seen in CI with six batches of the same orders sent in different orders).
-            ordered = sorted(rows, key=lambda values: _sortable(key_of(values)))
-            target = "" if any_conflict else f"({unique_columns})"
-            if len(ordered) == 1:
+            if len(rows) == 1:
                 # One row (an idempotency key, one order's activity): plain VALUES, typed by the
                 # columns; building typed arrays would cost more than the statement.
-                source, params = "VALUES (" + ", ".join(["%s"] * len(columns)) + ")", list(ordered[0])
+                sql, params = _insert_new_sql(model, tuple(fields), uniques, any_conflict, one=True), list(rows[0])
             else:
-                source, params = _unnest(model, fields, ordered)
-                source = f"SELECT * FROM {source}"
-            cursor.execute(
-                f'INSERT INTO "{table}" ({quoted}) {source} '
-                f"ON CONFLICT {target} DO NOTHING RETURNING id, {unique_columns}",
-                params,
-            )
+                # In key order: two transactions inserting some of the same keys then take them in
+                # the same order, so one waits for the other instead of each waiting on a key the
+                # other took (a deadlock, seen in CI with six batches of the same orders sent in
+                # different orders).
+                ordered = sorted(rows, key=lambda values: _sortable(key_of(values)))
+                sql = _insert_new_sql(model, tuple(fields), uniques, any_conflict, one=False)
+                params = _unnest(model, fields, ordered)[1]
+            cursor.execute(sql, params)
             for pk, *key in cursor.fetchall():
                 inserted[key[0] if len(key) == 1 else tuple(key)] = pk
             return inserted
+        table = model._meta.db_table
+        columns = _columns(model, fields)
+        unique_columns = ", ".join(f'"{column}"' for column in _columns(model, uniques))
         existing = set()
         row_mark = "(" + ", ".join(["%s"] * len(positions)) + ")"
         for start in range(0, len(rows), 300):
@@ -186,6 +182,22 @@ def insert_new(model: type[Model], fields: Sequence[str], rows: Sequence[tuple],
         ids = _sqlite_ids(cursor, table, len(fresh))
         _sqlite_insert(cursor, table, ["id", *columns], [(pk, *row) for pk, row in zip(ids, fresh, strict=True)])
         return {key_of(row): pk for pk, row in zip(ids, fresh, strict=True)}
+
+
+@functools.cache
+def _insert_new_sql(model: type[Model], fields: tuple[str, ...], uniques: tuple[str, ...], any_conflict: bool, *,
+                    one: bool) -> str:
+    """``insert_new``'s statement on PostgreSQL, made once per table and shape (building it showed
+    in a single order's profile)."""
+    quoted = ", ".join(f'"{column}"' for column in _columns(model, fields))
+    unique_columns = ", ".join(f'"{column}"' for column in _columns(model, uniques))
+    if one:
+        source = "VALUES (" + ", ".join(["%s"] * len(fields)) + ")"
+    else:
+        source = f"SELECT * FROM {_unnest(model, fields, [])[0]}"
+    target = "" if any_conflict else f"({unique_columns})"
+    return (f'INSERT INTO "{model._meta.db_table}" ({quoted}) {source} '
+            f"ON CONFLICT {target} DO NOTHING RETURNING id, {unique_columns}")
 
 
 def upsert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple], *, unique: str,

@@ -101,6 +101,15 @@ def test_a_post_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page(api):
     assert (response.status_code, error_of(response)["code"]) == (404, "not_found")
 
 
+def test_the_api_answers_json_to_calls_that_accept_it_and_406_to_those_that_do_not(api):
+    for accept in ("", "*/*", "application/json", "application/json; q=0.9, text/html; q=0.8"):
+        response = api.get("/api/v1/rewards/", **({"HTTP_ACCEPT": accept} if accept else {}))
+        assert (response.status_code, response["Content-Type"]) == (200, "application/json"), accept
+    refused = api.get("/api/v1/rewards/", HTTP_ACCEPT="application/xml")
+    assert refused.status_code == 406 and error_of(refused)["code"] == "not_acceptable"
+    assert api.get("/api/v1/rewards/?format=xml").status_code == 404  # no such format: DRF's own answer
+
+
 def test_pages_carry_the_content_security_policy_and_the_partner_apis_json_does_not(api, alice_client):
     # A policy tells a browser what a page may load and run: the API's answers are no page.
     for response in (api.get("/api/v1/rewards/"), send(api, "post", "/api/v1/orders/", b"{}")):
