@@ -353,7 +353,9 @@ def _fresh_program():
     # Each process keeps the program's rules, its keys, open referrals... until they change; a test
     # starts from what is in its own database.
     from core.process_cache import forget_all
+    from rewards.reactions import progress_checks
 
     forget_all()
     yield
     forget_all()
+    progress_checks.flush()  # a test's progress checks are sent before the next test starts

@@ -1,6 +1,6 @@
 """Queues by kind of work: every task and every scheduled job goes to the queue of its kind, and
 with real workers a webhooks queue stuck on a slow partner endpoint does not delay the points
-engine's work."""
+engine's work. Progress checks of one process are gathered into one task."""
 
 import time
 from datetime import timedelta
@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from tests.conftest import WorkerHandle, start_worker
-from tests.factories import RuleFactory, customer, place_order, set_program
+from tests.factories import RuleFactory, customer, make_tiers, place_order, set_program
 from tests.receiver import Receiver
 
 
@@ -112,3 +112,46 @@ def test_a_webhooks_queue_stuck_on_a_slow_endpoint_does_not_delay_releasing_pend
         assert took < 5
     finally:
         receiver.stop()
+
+
+def test_progress_checks_of_a_process_are_gathered_for_a_quarter_second_then_sent_as_one(settings):
+    from rewards.reactions import ProgressChecks
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent = []
+    checks = ProgressChecks(lambda members, types: sent.append((members, types)), wait=0.25, most=4)
+    checks.add({3, 1}, {"order"})
+    checks.add({2}, {"review"})  # moments later: the same task
+    assert sent == []
+    time.sleep(0.4)
+    assert sent == [([1, 2, 3], ["order", "review"])]
+    checks.add({5, 6, 7, 8}, {"order"})  # as many as it holds at most: sent at once
+    assert sent[1:] == [([5, 6, 7, 8], ["order"])]
+    checks.add({9}, {"order"})
+    checks.flush()  # what the process does when it exits
+    checks.flush()
+    assert sent[2:] == [([9], ["order"])]
+    time.sleep(0.4)
+    assert len(sent) == 3  # the timer of the last batch found nothing left to send
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_orders_moments_apart_move_their_members_up_through_one_task(pools, tea_shop):
+    from rewards.models import MemberTier
+
+    set_program(pending_days=0, expiry_policy="never", time_zone="UTC", accepted_currencies="EUR")
+    RuleFactory(name="1 per EUR")
+    make_tiers(("Bronze", 0), ("Silver", 20))
+    ledger = pools("ledger", ("ledger", "default"))
+    members = [customer(tea_shop, f"cust-{n}") for n in range(3)]
+    sent_at = time.monotonic()
+    for n in range(3):
+        place_order(tea_shop, f"100{n}", f"cust-{n}", lines=(("TEA-1", 1, "25.00", "tea"),))
+
+    def silver():
+        return MemberTier.objects.filter(member__in=members, tier__name="Silver").count() == 3
+
+    ledger.wait_for(silver, timeout=20, what="the three members to reach Silver")
+    print(f"\nthree orders' members moved up {time.monotonic() - sent_at:.2f} s after the first order")
+    assert ledger.log().count("rewards.evaluate_progress[") == 2  # one task: received, then succeeded
