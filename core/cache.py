@@ -10,7 +10,8 @@ to share: the pool under it does the connection handling.
 Both caches can ``count(key, timeout=)``: add one to a counter that starts with its first count and
 lives ``timeout`` seconds from then (the rate limits' windows). Django's ``incr`` asks Redis whether
 the key exists before incrementing it, and needs an ``add`` first for a new window: two or three
-round trips on every API call where this takes one.
+round trips on every API call where this takes one (a Lua script: the count and the window's
+expiry at its first count, atomic in Redis).
 """
 
 from django.core.cache.backends.locmem import LocMemCache
@@ -30,19 +31,24 @@ class SharedClientRedisCacheClient(RedisCacheClient):
         return client
 
 
+_COUNT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+
+
 class SharedClientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+        self._count_scripts: dict[int, object] = {}
 
     def count(self, key, *, timeout: int, version=None) -> int:
         key = self.make_and_validate_key(key, version=version)
-        # One round trip: both commands go in one write (a pipeline, not a transaction: each is
-        # atomic on its own, and a counter another process started meanwhile is not reset by NX).
-        pipe = self._cache.get_client(key, write=True).pipeline(transaction=False)
-        pipe.set(key, 0, ex=timeout, nx=True)
-        pipe.incr(key)
-        return pipe.execute()[1]
+        # One command, atomic in Redis: a script that counts and starts the clock at the first count
+        # (a pipeline of SET NX EX and INCR cost redis-py a fifth more of the client's time).
+        client = self._cache.get_client(key, write=True)
+        script = self._count_scripts.get(id(client))
+        if script is None:
+            script = self._count_scripts[id(client)] = client.register_script(_COUNT)
+        return script(keys=[key], args=[timeout])
 
 
 class CountingLocMemCache(LocMemCache):

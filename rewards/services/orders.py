@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -187,9 +188,11 @@ def _record_orders(*, partner, program, orders, todo, results, member_ids=None) 
     posting.flush()
 
 
+@functools.cache
 def _at_once_sql(*, orders: int, lines: int) -> str:
-    """The one statement of ``_record_orders_at_once``. Parameters, in order: the time of writing,
-    the order rows (``_AT_ONCE_ORDER`` each), the line rows (``_AT_ONCE_LINE`` each), the partner."""
+    """The one statement of ``_record_orders_at_once``, made once per number of orders and lines.
+    Parameters, in order: the time of writing, the order rows (``_AT_ONCE_ORDER`` each), the line
+    rows (``_AT_ONCE_LINE`` each), the partner."""
     activity, order, line = Activity._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
     member, link = Member._meta.db_table, ExternalId._meta.db_table
     now = "(SELECT now FROM p)"
