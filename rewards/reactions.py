@@ -52,9 +52,10 @@ class ProgressChecks:
     sent as one ``evaluate_progress`` task: a web process taking 100 orders a second sends a few
     tasks, not 100 (sending one cost 1.1 ms of a single order's 2.8 ms of Python in a store with
     tiers and badges, measured). At ``most`` members it sends at once; at the end of each task
-    (``rewards.apps``) and when the process exits, it sends what it holds. A process killed outright loses at most ``wait`` seconds of checks, as one
-    killed between a commit and its task always could: the nightly pass (``nightly_progress``)
-    checks everyone. With eager tasks (the embedded default, tests) it sends at once."""
+    (``rewards.apps``) and when the process exits, it sends what it holds. A process killed
+    outright loses at most ``wait`` seconds of checks, as one killed between a commit and its task
+    always could: the nightly pass (``nightly_progress``) checks everyone. With eager tasks (the
+    embedded default, tests) it sends at once."""
 
     def __init__(self, send: Callable[[list[int], list[str]], None], *, wait: float = 0.25, most: int = 5000):
         self.send, self.wait, self.most = send, wait, most
