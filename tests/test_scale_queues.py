@@ -2,6 +2,7 @@
 with real workers a webhooks queue stuck on a slow partner endpoint does not delay the points
 engine's work. Progress checks of one process are gathered into one task."""
 
+import re
 import time
 from datetime import timedelta
 
@@ -154,4 +155,7 @@ def test_orders_moments_apart_move_their_members_up_through_one_task(pools, tea_
 
     ledger.wait_for(silver, timeout=20, what="the three members to reach Silver")
     print(f"\nthree orders' members moved up {time.monotonic() - sent_at:.2f} s after the first order")
-    assert ledger.log().count("rewards.evaluate_progress[") == 2  # one task: received, then succeeded
+    # The worker logs the task's success just after its commit: wait for the line, then count.
+    ledger.wait_for(lambda: re.search(r"rewards\.evaluate_progress\[[^\]]+\] succeeded", ledger.log()), timeout=10,
+                    what="the task's success in the log")
+    assert len(re.findall(r"rewards\.evaluate_progress\[[^\]]+\] received", ledger.log())) == 1  # one task
