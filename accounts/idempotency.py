@@ -49,18 +49,27 @@ def _request_hash(request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.body).hexdigest()
 
 
-def idempotent(handler=None, *, secret_fields: tuple[str, ...] = (), scope=None):
+def idempotent(handler=None, *, secret_fields: tuple[str, ...] = (), scope=None, answer=None):
     """Make a partner write replayable by its ``Idempotency-Key``. ``secret_fields`` name fields of
     the answer that hold a secret shown once (a rotated signing secret): they are kept encrypted
     (``core.secrets``) in the stored answer, so a database dump does not reveal them. ``scope(request)``
     gives the keys of one caller of the partner a namespace of their own (each shopper of a store's
-    widgets): another caller's key is then never theirs to replay or to take."""
+    widgets): another caller's key is then never theirs to replay or to take.
+
+    ``answer(outcome)`` gives ``(status, data)`` for the outcome of the handler's one service call,
+    as the handler answers it: the service then carries the record in its own write
+    (``core.bulk.Carry``: one order's one statement, no transaction around it) instead of the
+    handler running in a transaction that ends with the record. Only for a handler whose every
+    write is that one service call's, and whose service carries the record in every write it makes."""
     if handler is None:
-        return lambda function: _idempotent(function, secret_fields, scope)
-    return _idempotent(handler, secret_fields, scope)
+        return lambda function: _idempotent(function, secret_fields, scope, answer)
+    return _idempotent(handler, secret_fields, scope, answer)
 
 
-def _idempotent(handler, secret_fields: tuple[str, ...], scope):
+FIELDS = ("partner_id", "key", "method", "path", "request_hash", "status_code", "response_body", "created_at")
+
+
+def _idempotent(handler, secret_fields: tuple[str, ...], scope, answer):
     @wraps(handler)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get(HEADER)
@@ -74,27 +83,32 @@ def _idempotent(handler, secret_fields: tuple[str, ...], scope):
             if len(key) > 255:
                 raise Invalid("Idempotency-Key is too long.", fields={HEADER: "At most 200 characters here."})
         digest = _request_hash(request)
-        # The request runs first and its answer is stored last, in the same transaction: one
-        # statement for the key, not two. A key already taken (a retry of a finished request, or a
-        # request still running, whose insert we waited for on the unique index) rolls back all
-        # this request did and answers as the first did.
+
+        def record(status_code: int, data) -> tuple:
+            # As the answer is rendered (microseconds kept): a replay is the same bytes of JSON.
+            return (request.user.pk, key, request.method, request.path[:255], digest, status_code,
+                    json.dumps(_sealed(data, secret_fields), cls=encoders.JSONEncoder), timezone.now())
+
+        # The request runs first and its answer is stored last, with its effects: one statement
+        # for the key, not two. A key already taken (a retry of a finished request, or a request
+        # still running, whose insert we waited for on the unique index) undoes all this request
+        # did, and it answers as the first did.
         try:
+            if answer is not None:
+                carry = bulk.Carry(IdempotencyRecord, FIELDS, lambda outcome: record(*answer(outcome)),
+                                   unique=("partner_id", "key"))
+                with bulk.carrying(carry):
+                    response = handler(view, request, *args, **kwargs)
+                if not carry.done and response.status_code < 400:
+                    _store(record(response.status_code, response.data))  # it wrote nothing (a duplicate)
+                return response
             with transaction.atomic():
                 response = handler(view, request, *args, **kwargs)
                 if response.status_code >= 400:
                     return response  # not kept: a corrected retry may use the key again
-                stored = bulk.insert_new(
-                    IdempotencyRecord, ("partner_id", "key", "method", "path", "request_hash", "status_code",
-                                        "response_body", "created_at"),
-                    [(request.user.pk, key, request.method, request.path[:255], digest, response.status_code,
-                      # As the answer is rendered (microseconds kept): a replay is the same bytes of JSON.
-                      json.dumps(_sealed(response.data, secret_fields), cls=encoders.JSONEncoder), timezone.now())],
-                    unique=("partner_id", "key"),
-                )
-                if not stored:
-                    raise _Taken
+                _store(record(response.status_code, response.data))
                 return response
-        except _Taken:
+        except (_Taken, bulk.Carry.Taken):
             return _replay(request, key, digest, secret_fields)
         except (DomainError, APIException):
             # A retry may fail where the first succeeded (its points are spent now): the first
@@ -104,6 +118,11 @@ def _idempotent(handler, secret_fields: tuple[str, ...], scope):
             raise
 
     return wrapper
+
+
+def _store(row: tuple) -> None:
+    if not bulk.insert_new(IdempotencyRecord, FIELDS, [row], unique=("partner_id", "key")):
+        raise _Taken
 
 
 class _Taken(Exception):

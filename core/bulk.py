@@ -19,11 +19,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 COPY_FROM = 200  # rows; below this one INSERT beats the extra round trips of COPY
@@ -378,3 +378,79 @@ def parallel_writers() -> bool:
     """Whether other processes can write beside this one now: PostgreSQL, outside a transaction
     (others cannot see an open transaction's rows, and an SQLite file has one writer)."""
     return _postgres() and not connection.in_atomic_block
+
+
+# --- A row carried by a write ------------------------------------------------------------------------
+
+class Carry:
+    """A row that must be written with a request's effects or not at all (an idempotency record),
+    its last values known only from the outcome: ``row(outcome)`` gives the whole row. The writer
+    that makes the effects stores it with them (``carried()`` hands it over): a one-statement write
+    inserts it in its statement (``statement_sql`` and ``statement``), any other at the end of its
+    transaction (``store``). A write that changes nothing leaves the row to its owner. A row whose
+    unique key is taken raises ``Carry.Taken``, and what was written with it is undone."""
+
+    class Taken(Exception):
+        """The carried row's unique key is taken."""
+
+    def __init__(self, model: type[Model], fields: Sequence[str], row, *, unique: Sequence[str]):
+        self.model, self.fields, self.row, self.unique = model, tuple(fields), row, tuple(unique)
+        self.done = False
+
+    def store(self, outcome) -> None:
+        """Insert the row in the caller's transaction."""
+        if not insert_new(self.model, self.fields, [self.row(outcome)], unique=self.unique):
+            raise Carry.Taken
+        self.done = True
+
+    def statement_sql(self, *, after: str) -> str:
+        """A ``WITH`` part inserting the row (the parameters: ``row(outcome)``) if the part named
+        ``after`` gave any row. A taken key fails the whole statement: run it inside ``statement()``,
+        and set ``done`` when ``after`` gave a row."""
+        return _carry_sql(self.model, self.fields, after)
+
+    @contextmanager
+    def statement(self):
+        """Around the statement that carries the row: its taken key becomes ``Carry.Taken``. Inside
+        a transaction the statement gets a savepoint, so that the transaction outlives the error."""
+        try:
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():
+                yield
+        except IntegrityError as exc:
+            if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) in _unique_constraints(
+                    self.model, self.unique):
+                raise Carry.Taken from exc
+            raise
+
+
+@functools.cache
+def _unique_constraints(model: type[Model], fields: tuple[str, ...]) -> set[str]:
+    columns = set(_columns(model, fields))
+    return {constraint.name for constraint in model._meta.constraints
+            if set(_columns(model, getattr(constraint, "fields", ()))) == columns}
+
+
+@functools.cache
+def _carry_sql(model: type[Model], fields: tuple[str, ...], after: str) -> str:
+    quoted = ", ".join(f'"{column}"' for column in _columns(model, fields))
+    typed = ", ".join(f"%s::{model._meta.get_field(name).db_type(connection)}" for name in fields)
+    return f'INSERT INTO "{model._meta.db_table}" ({quoted}) SELECT {typed} WHERE EXISTS (SELECT FROM {after})'
+
+
+_CARRY: ContextVar[Carry | None] = ContextVar("carry", default=None)
+
+
+@contextmanager
+def carrying(carry: Carry):
+    """Hand ``carry`` to the write the block makes (``carried()``)."""
+    token = _CARRY.set(carry)
+    try:
+        yield carry
+    finally:
+        _CARRY.reset(token)
+
+
+def carried() -> Carry | None:
+    """The row the write being made must carry, if one is waiting."""
+    carry = _CARRY.get()
+    return None if carry is None or carry.done else carry

@@ -245,6 +245,11 @@ def _order_body(result) -> dict:
     return body
 
 
+def _order_answer(result) -> tuple[int, dict]:
+    """A recorded order's status code and body (the idempotency record carried with it holds them)."""
+    return (status.HTTP_201_CREATED if result.status == "accepted" else status.HTTP_200_OK), _order_body(result)
+
+
 def _balance(member) -> dict:
     member.refresh_from_db(fields=["points_available", "points_pending", "points_owed"])
     return {"available": member.points_available, "pending": member.points_pending, "owed": member.points_owed}
@@ -281,7 +286,7 @@ class OrderCreateApi(APIView):
         "this order id was already recorded with the same content (nothing is counted twice); 409 when it was "
         "recorded with different content.",
     )
-    @idempotent
+    @idempotent(answer=_order_answer)
     def post(self, request):
         order = parse_order(request.data, accepted_currencies=current_program().settings.accepted())
         result = services.order_record(partner=request.user, order=order)
@@ -290,8 +295,8 @@ class OrderCreateApi(APIView):
             if error["code"] == "order_exists":
                 raise Conflict(error["message"], code=error["code"], fields=error["fields"])
             raise Invalid(error["message"], code=error["code"], fields=error["fields"])
-        code = status.HTTP_201_CREATED if result.status == "accepted" else status.HTTP_200_OK
-        return Response(_order_body(result), status=code)
+        code, body = _order_answer(result)
+        return Response(body, status=code)
 
 
 class OrderBatchApi(APIView):

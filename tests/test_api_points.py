@@ -68,6 +68,17 @@ class TestOrders:
         assert response.json()["error"]["code"] == "idempotency_key_reused"
         assert Order.objects.count() == 1
 
+    def test_an_order_sent_again_under_a_new_key_is_a_duplicate_and_that_answer_replays(self, api, ada):
+        payload = order_payload("1001", "cust-42")
+        post(api, "/api/v1/orders/", payload, key="k-1")
+        again = post(api, "/api/v1/orders/", payload, key="k-2")
+        replayed = post(api, "/api/v1/orders/", payload, key="k-2")
+        assert (again.status_code, again.json()["status"], again.json()["points"]) == (200, "duplicate", 10)
+        assert (replayed.status_code, replayed["Idempotent-Replayed"]) == (200, "true")
+        assert replayed.json() == again.json()
+        assert post(api, "/api/v1/orders/", order_payload("1002", "cust-42"), key="k-2").status_code == 422
+        assert LedgerEntry.objects.filter(kind="earn").count() == 1
+
     def test_the_same_order_without_a_key_is_a_200_duplicate_and_counted_once(self, api, ada):
         payload = order_payload("1001", "cust-42")
         post(api, "/api/v1/orders/", payload)

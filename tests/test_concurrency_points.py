@@ -61,6 +61,46 @@ def test_twenty_posts_of_one_order_with_one_key_record_one_order_and_one_award(a
     assert ada.points_pending == 25
 
 
+@pytest.mark.parametrize("pending_days", [14, 0], ids=["one statement", "general path"])
+def test_twenty_different_orders_sent_at_once_with_one_key_record_only_one(api, ada, pending_days):
+    """The key's record is written with the order (in its one statement when the points wait, at the
+    end of its transaction when they are available at once): the request that takes the key keeps
+    its order, the others are refused and leave nothing behind."""
+    from accounts.models import IdempotencyRecord
+
+    set_program(pending_days=pending_days, expiry_policy="never", accepted_currencies="EUR")
+    responses = run_concurrently(
+        lambda i: client_for(api).post("/api/v1/orders/", order_payload(f"o-{i}", "cust-42"), format="json",
+                                       HTTP_IDEMPOTENCY_KEY="one-key"),
+        20,
+    )
+    assert sorted(r.status_code for r in responses) == [201] + [422] * 19
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 422} == {"idempotency_key_reused"}
+    winner = next(r.json()["order_id"] for r in responses if r.status_code == 201)
+    assert list(Order.objects.values_list("order_id", flat=True)) == [winner]
+    assert IdempotencyRecord.objects.get().response_body["order_id"] == winner
+    ada.refresh_from_db()
+    assert ada.points_pending + ada.points_available == 10
+    assert list(ledger_discrepancies()) == []
+
+
+def test_a_key_costs_a_single_order_no_statement_of_its_own(api, ada):
+    """On PostgreSQL a new order with pending points is one statement, and its key's record rides in it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api.post("/api/v1/orders/", order_payload("p-0", "cust-42"), format="json")  # the process's caches filled
+    with CaptureQueriesContext(connection) as plain:
+        assert api.post("/api/v1/orders/", order_payload("p-1", "cust-42"), format="json").status_code == 201
+    payload = order_payload("p-2", "cust-42")
+    with CaptureQueriesContext(connection) as keyed:
+        first = api.post("/api/v1/orders/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert first.status_code == 201
+    assert len(keyed.captured_queries) == len(plain.captured_queries) == 1
+    again = api.post("/api/v1/orders/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+    assert (again.status_code, again["Idempotent-Replayed"], again.json()) == (201, "true", first.json())
+
+
 def test_twenty_posts_of_one_order_without_a_key_still_count_it_once(api, ada):
     payload = order_payload("1001", "cust-42")
     responses = run_concurrently(lambda i: client_for(api).post("/api/v1/orders/", payload, format="json"), 20)

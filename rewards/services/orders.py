@@ -78,16 +78,21 @@ def orders_record(*, partner: Partner, orders: list[OrderInput],
         else:
             first_index[order.order_id] = index
             todo.append(index)
+    # One order carries its request's idempotency record, if it has one, in the write it makes.
+    carry = bulk.carried() if len(todo) == 1 else None
     if todo and not _record_orders_at_once(partner=partner, program=program, orders=orders, todo=todo,
-                                           results=results):
-        # No savepoint: nothing in here raises for a duplicate, so a caller's transaction (the
-        # idempotency record) and this one can be the same. A few orders: their writes go out in
-        # one PostgreSQL pipeline, which waits only where a result is read. (The pipeline sits
-        # inside the transaction: around it, psycopg refuses to switch autocommit back while the
-        # pipeline still holds the COMMIT's answer: a 500 on every call in the bench.)
-        with transaction.atomic(savepoint=False), bulk.pipeline() if len(todo) < LOCK_LATE_FROM else nullcontext():
+                                           results=results, carry=carry):
+        # No savepoint in a caller's transaction: nothing in here raises for a duplicate, so the
+        # two can be one; but a carried row whose key is taken raises, and undoes only this. A few
+        # orders: their writes go out in one PostgreSQL pipeline, which waits only where a result is
+        # read. (The pipeline sits inside the transaction: around it, psycopg refuses to switch
+        # autocommit back while the pipeline still holds the COMMIT's answer: a 500 on every call.)
+        with (transaction.atomic(savepoint=carry is not None),
+              bulk.pipeline() if len(todo) < LOCK_LATE_FROM else nullcontext()):
             _record_orders(partner=partner, program=program, orders=orders, todo=todo, results=results,
                            member_ids=member_ids)
+            if carry is not None and results[todo[0]].status == "accepted":
+                carry.store(results[todo[0]])
     for index, first in repeats:
         # The same order twice in one batch: the second is a duplicate of the first.
         original, order = results[first], orders[index]
@@ -189,10 +194,11 @@ def _record_orders(*, partner, program, orders, todo, results, member_ids=None) 
 
 
 @functools.cache
-def _at_once_sql(*, orders: int, lines: int) -> str:
-    """The one statement of ``_record_orders_at_once``, made once per number of orders and lines.
-    Parameters, in order: the time of writing, the order rows (``_AT_ONCE_ORDER`` each), the line
-    rows (``_AT_ONCE_LINE`` each), the partner."""
+def _at_once_sql(*, orders: int, lines: int, carried: str = "") -> str:
+    """The one statement of ``_record_orders_at_once``, made once per number of orders and lines
+    (and carried row: ``core.bulk.Carry``). Parameters, in order: the time of writing, the order
+    rows (``_AT_ONCE_ORDER`` each), the line rows (``_AT_ONCE_LINE`` each), the partner three
+    times, the carried row."""
     activity, order, line = Activity._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
     member, link = Member._meta.db_table, ExternalId._meta.db_table
     now = "(SELECT now FROM p)"
@@ -232,7 +238,7 @@ credits AS (
            v.expires_at_text, v.description, v.placed_at AS effective_at
     FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
 ),
-{pending_credits_sql(source="credits", now=now)}
+{pending_credits_sql(source="credits", now=now)}{f", carried AS ({carried})" if carried else ""}
 SELECT v.source_key, m.member_id, a.id FROM v_orders v
 LEFT JOIN m ON m.external_id = v.external_id LEFT JOIN a ON a.source_key = v.source_key
 """
@@ -246,13 +252,14 @@ _NO_LINES = ("SELECT NULL::text, NULL::integer, NULL::text, NULL::text, NULL::te
              "WHERE false")
 
 
-def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
+def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bulk.Carry | None = None) -> bool:
     """The common case of the API, in one SQL statement: a few new orders whose points wait out the
     return window, and no capped rule. Locks the members (in key order), inserts activities (the
     unique source key turns away copies), orders, lines and pending entries, and raises the pending
     balances, all at once. Returns False, having written nothing, when the orders need the general
     path (points available at once must repay debt and open lots, which needs the balances). Being
-    one statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips."""
+    one statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips.
+    ``carry``, for one order: a row to write in the statement if the order is recorded."""
     # Members-only rules (a campaign's multiplier) need the members before anything is written.
     if not bulk.writes_in_one_statement() or len(todo) >= LOCK_LATE_FROM or program.rules_need_members or any(
         s.cap_per_day is not None or s.cap_per_month is not None
@@ -289,9 +296,13 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
                          award.expires_at.isoformat() if award.expires_at else None, f"Order {order.order_id}"]
         for position, line in enumerate(order.lines):
             line_params += [source_key, position, line.sku, line.name, line.category, line.quantity, line.unit_price]
-    sql = _at_once_sql(orders=len(plans), lines=len(line_params) // 7)
+    sql = _at_once_sql(orders=len(plans), lines=len(line_params) // 7,
+                       carried=carry.statement_sql(after="a") if carry else "")
     params = [now, *order_params, *line_params, partner.pk, partner.pk, partner.pk]
-    with connection.cursor() as cursor:
+    if carry:
+        index, _source_key, award, _given = plans[0]
+        params += carry.row(OrderResult(orders[index].order_id, orders[index].member, "accepted", award=award))
+    with carry.statement() if carry else nullcontext(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         outcome = {source_key: (member_id, activity_id) for source_key, member_id, activity_id in cursor.fetchall()}
     seen = []
@@ -305,6 +316,8 @@ def _record_orders_at_once(*, partner, program, orders, todo, results) -> bool:
             seen.append(index)
         else:
             results[index] = OrderResult(order.order_id, order.member, "accepted", award=award, member_id=member_id)
+            if carry:
+                carry.done = True  # the statement wrote it beside the order
     if seen:
         _report_recorded(partner, orders, seen, results)
     events.relay_after_commit()
