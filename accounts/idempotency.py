@@ -1,13 +1,14 @@
 """``Idempotency-Key`` for partner writes.
 
-The first request with a key runs and its answer is stored in the same transaction as its
-effects, by one INSERT at its end. A retry with the same key and the same body gets that answer
-again (header ``Idempotent-Replayed: true``); the same key with another body or path is refused
-with 422. Concurrent requests with one key meet on the key's unique index: the second, storing its
-answer, waits for the first to commit, finds the key taken, is rolled back whole and replays the
-first's answer (a retry that fails where the first succeeded, its points spent, replays it too).
-Answers that are errors are not stored, so a corrected retry may reuse the key. Keys are kept for
-7 days (``accounts.tasks.purge_idempotency_keys``).
+The first request with a key runs and its answer is stored with its effects: by one INSERT at
+the end of a transaction around the request, or, for a single order, inside the order's own write
+(``core.bulk.Carry``: in its one statement, with no transaction around it). A retry with the same
+key and the same body gets that answer again (header ``Idempotent-Replayed: true``); the same key
+with another body or path is refused with 422. Concurrent requests with one key meet on the key's
+unique index: the second, storing its answer, waits for the first to commit, finds the key taken,
+is rolled back whole and replays the first's answer (a retry that fails where the first succeeded,
+its points spent, replays it too). Answers that are errors are not stored, so a corrected retry
+may reuse the key. Keys are kept for 7 days (``accounts.tasks.purge_idempotency_keys``).
 """
 
 import hashlib

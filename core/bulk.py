@@ -433,7 +433,11 @@ def _unique_constraints(model: type[Model], fields: tuple[str, ...]) -> set[str]
 @functools.cache
 def _carry_sql(model: type[Model], fields: tuple[str, ...], after: str) -> str:
     quoted = ", ".join(f'"{column}"' for column in _columns(model, fields))
-    typed = ", ".join(f"%s::{model._meta.get_field(name).db_type(connection)}" for name in fields)
+    # Strings as text, not varchar(n): a cast would cut a long one short, an assignment refuses it.
+    types = [model._meta.get_field(name).db_type(connection) for name in fields]
+    typed = ", ".join("%s::" + ("text" if kind.startswith("varchar") else kind.replace("timestamp with time zone",
+                                                                                        "timestamptz"))
+                      for kind in types)
     return f'INSERT INTO "{model._meta.db_table}" ({quoted}) SELECT {typed} WHERE EXISTS (SELECT FROM {after})'
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -194,62 +195,67 @@ def _record_orders(*, partner, program, orders, todo, results, member_ids=None) 
 
 
 @functools.cache
-def _at_once_sql(*, orders: int, lines: int, carried: str = "") -> str:
-    """The one statement of ``_record_orders_at_once``, made once per number of orders and lines
-    (and carried row: ``core.bulk.Carry``). Parameters, in order: the time of writing, the order
-    rows (``_AT_ONCE_ORDER`` each), the line rows (``_AT_ONCE_LINE`` each), the partner three
-    times, the carried row."""
+def _at_once_sql(*, carried: str = "") -> str:
+    """The one statement of ``_record_orders_at_once``, made once (and once with a carried row:
+    ``core.bulk.Carry``). Parameters, in order: the time of writing, the orders as one JSON array
+    of objects (``_AT_ONCE_ORDER`` names their fields), the lines as another (``_AT_ONCE_LINE``),
+    the partner three times, the carried row. The same text for any number of orders and lines,
+    so PostgreSQL prepares it once, and short enough for psycopg to keep its conversion (at most
+    4,096 bytes and 50 parameters; converting it again cost 0.27 ms of each call's 2.3)."""
     activity, order, line = Activity._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
     member, link = Member._meta.db_table, ExternalId._meta.db_table
-    now = "(SELECT now FROM p)"
-    return f"""
+    now = "(TABLE p)"
+    # v: the orders, w: their lines (short names: the text stays under psycopg's 4,096 bytes). m
+    # looks each customer up by the index (LIMIT keeps it a nested loop: the planner takes the JSON
+    # for 100 orders, and scanned all the partner's customers for them, 1.1 ms).
+    sql = f"""
 WITH p AS (SELECT %s::timestamptz AS now),
-v_orders (source_key, external_id, order_id, placed_at, currency, total, shipping, tax, discount, points,
-          rules_applied, content_hash, available_at, expires_at, available_at_text, expires_at_text, description)
-    AS (VALUES {", ".join([_AT_ONCE_ORDER] * orders)}),
-v_lines (source_key, position, sku, name, category, quantity, unit_price)
-    AS ({f"VALUES {', '.join([_AT_ONCE_LINE] * lines)}" if lines else _NO_LINES}),
+v AS (SELECT * FROM json_to_recordset(%s::json) AS v({_AT_ONCE_ORDER})),
+w AS (SELECT * FROM json_to_recordset(%s::json) AS w({_AT_ONCE_LINE})),
 m AS (
-    SELECT x.external_id, m.id AS member_id FROM "{member}" m JOIN "{link}" x ON x.member_id = m.id
-    WHERE x.partner_id = %s AND x.external_id IN (SELECT external_id FROM v_orders)
+    SELECT x.external_id, m.id AS member_id FROM (SELECT DISTINCT external_id FROM v) e
+    JOIN LATERAL (SELECT x.external_id, x.member_id FROM "{link}" x
+                  WHERE x.partner_id = %s AND x.external_id = e.external_id LIMIT 1) x ON true
+    JOIN "{member}" m ON m.id = x.member_id
     ORDER BY m.id FOR NO KEY UPDATE OF m
 ),
 a AS (
     INSERT INTO "{activity}" (member_id, partner_id, type, source_key, occurred_at, properties, created_at)
     SELECT m.member_id, %s, '{ActivityType.ORDER.value}', v.source_key, v.placed_at, '{{}}'::jsonb, {now}
-    FROM v_orders v JOIN m ON m.external_id = v.external_id
+    FROM v JOIN m ON m.external_id = v.external_id
     ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
 ),
 o AS (
     INSERT INTO "{order}" (activity_id, partner_id, order_id, member_id, placed_at, currency, total, shipping, tax,
                            discount, refunded_amount, status, points, rules_applied, content_hash, created_at)
     SELECT a.id, %s, v.order_id, a.member_id, v.placed_at, v.currency, v.total, v.shipping, v.tax, v.discount,
-           0, '{OrderStatus.PLACED.value}', v.points, v.rules_applied, v.content_hash, {now}
-    FROM a JOIN v_orders v ON v.source_key = a.source_key
+           0, '{OrderStatus.PLACED.value}', v.points, v.rules_applied::jsonb, v.content_hash, {now}
+    FROM a JOIN v ON v.source_key = a.source_key
 ),
 l AS (
     INSERT INTO "{line}" (order_id, position, sku, name, category, quantity, unit_price, refunded_quantity,
                           refunded_value)
     SELECT a.id, w.position, w.sku, w.name, w.category, w.quantity, w.unit_price, 0, 0
-    FROM a JOIN v_lines w ON w.source_key = a.source_key
+    FROM a JOIN w ON w.source_key = a.source_key
 ),
 credits AS (
     SELECT a.member_id, a.id AS activity_id, v.points, v.available_at, v.expires_at, v.available_at_text,
            v.expires_at_text, v.description, v.placed_at AS effective_at
-    FROM a JOIN v_orders v ON v.source_key = a.source_key WHERE v.points > 0
+    FROM a JOIN v ON v.source_key = a.source_key WHERE v.points > 0
 ),
 {pending_credits_sql(source="credits", now=now)}{f", carried AS ({carried})" if carried else ""}
-SELECT v.source_key, m.member_id, a.id FROM v_orders v
+SELECT v.source_key, m.member_id, a.id FROM v
 LEFT JOIN m ON m.external_id = v.external_id LEFT JOIN a ON a.source_key = v.source_key
 """
+    return "\n".join(line.strip() for line in sql.splitlines() if line.strip())  # no indents, as short
 
 
-_AT_ONCE_ORDER = ("(%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s::numeric, %s::numeric, %s::numeric, "
-                  "%s::numeric, %s::bigint, %s::jsonb, %s::text, %s::timestamptz, %s::timestamptz, %s::text, %s::text, "
-                  "%s::text)")
-_AT_ONCE_LINE = "(%s::text, %s::integer, %s::text, %s::text, %s::text, %s::integer, %s::numeric)"
-_NO_LINES = ("SELECT NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::numeric "
-             "WHERE false")
+_AT_ONCE_ORDER = ("source_key text, external_id text, order_id text, placed_at timestamptz, currency text, "
+                  "total numeric, shipping numeric, tax numeric, discount numeric, points bigint, rules_applied text, "
+                  "content_hash text, available_at timestamptz, expires_at timestamptz, available_at_text text, "
+                  "expires_at_text text, description text")
+_AT_ONCE_LINE = ("source_key text, position integer, sku text, name text, category text, quantity integer, "
+                 "unit_price numeric")
 
 
 def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bulk.Carry | None = None) -> bool:
@@ -286,19 +292,25 @@ def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bu
         plans.append((index, f"order:{partner.pk}:{order.order_id}", award, earning.results))
     # Activities go in in key order, as bulk.insert_new puts them: two statements sharing orders cannot deadlock.
     plans.sort(key=lambda plan: plan[1])
-    order_params, line_params = [], []
+    order_rows, line_rows = [], []
     for index, source_key, award, given in plans:
         order = orders[index]
-        order_params += [source_key, order.member, order.order_id, order.placed_at, order.currency, order.total,
-                         order.shipping, order.tax, order.discount, award.points, rules.applied_json_text(given),
-                         order.content_hash(), award.available_at, award.expires_at,
-                         award.available_at.isoformat() if award.available_at else None,
-                         award.expires_at.isoformat() if award.expires_at else None, f"Order {order.order_id}"]
-        for position, line in enumerate(order.lines):
-            line_params += [source_key, position, line.sku, line.name, line.category, line.quantity, line.unit_price]
-    sql = _at_once_sql(orders=len(plans), lines=len(line_params) // 7,
-                       carried=carry.statement_sql(after="a") if carry else "")
-    params = [now, *order_params, *line_params, partner.pk, partner.pk, partner.pk]
+        available_at = award.available_at.isoformat() if award.available_at else None
+        expires_at = award.expires_at.isoformat() if award.expires_at else None
+        # Times as isoformat() writes them (microseconds kept), amounts as str() does: exact in JSON.
+        order_rows.append({
+            "source_key": source_key, "external_id": order.member, "order_id": order.order_id,
+            "placed_at": order.placed_at.isoformat(), "currency": order.currency, "total": str(order.total),
+            "shipping": str(order.shipping), "tax": str(order.tax), "discount": str(order.discount),
+            "points": award.points, "rules_applied": rules.applied_json_text(given),
+            "content_hash": order.content_hash(), "available_at": available_at, "expires_at": expires_at,
+            "available_at_text": available_at, "expires_at_text": expires_at, "description": f"Order {order.order_id}",
+        })
+        line_rows += [{"source_key": source_key, "position": position, "sku": line.sku, "name": line.name,
+                       "category": line.category, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+                      for position, line in enumerate(order.lines)]
+    sql = _at_once_sql(carried=carry.statement_sql(after="a") if carry else "")
+    params = [now, json.dumps(order_rows), json.dumps(line_rows), partner.pk, partner.pk, partner.pk]
     if carry:
         index, _source_key, award, _given = plans[0]
         params += carry.row(OrderResult(orders[index].order_id, orders[index].member, "accepted", award=award))
