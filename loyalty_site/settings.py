@@ -83,11 +83,13 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # core.middleware's Authentication, Message and CSP middleware: Django's and django-csp's, for
+    # pages only (the partner API passes them over).
+    "core.middleware.AuthenticationMiddleware",
     "core.middleware.LocaleMiddleware",  # after the session: a member's language is kept in it
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "core.middleware.CSPMiddleware",  # django-csp's, not for the partner API's JSON
+    "core.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "rewards.middleware.program_timezone",
 ]
