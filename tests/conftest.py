@@ -153,17 +153,7 @@ def pytest_configure(config):
         # Queues of this run's own, and of this xdist worker's own (each has its own test database
         # and its own Celery worker): nothing left by an earlier run, or sent by the other, reaches
         # them. Workers the tests start read the same names from the environment.
-        run = f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-        queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUES}
-        for kind, name in queues.items():
-            os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
-        settings.TASK_QUEUES = queues
-        settings.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
-        settings.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
-        from loyalty_site.celery import app
-
-        app.conf.task_default_queue = queues["default"]
-        app.conf.task_routes = settings.CELERY_TASK_ROUTES
+        queues = use_queues(f"tests-{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
         config.add_cleanup(lambda: delete_queues(*queues.values()))
     # Each xdist worker gets its own Redis cache database, the ones after CACHE_URL's (1 -> 2, 3...),
     # so clearing it between tests (login rate limits live there) never touches another worker's
@@ -183,6 +173,26 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+def use_queues(run: str) -> dict[str, str]:
+    """Send this process's tasks to queues named after ``run`` (one per kind of work), and give
+    the same names to the workers the tests start (through the environment)."""
+    from loyalty_site.celery import app
+
+    queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUE_VARIABLES}
+    for kind, name in queues.items():
+        os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
+    settings.TASK_QUEUES = queues
+    settings.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
+    settings.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
+    app.conf.task_default_queue = queues["default"]
+    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    # Celery builds its router once per process: after an earlier test sent a task, new routes were
+    # ignored (CI: a crash test's tries went to a queue nobody read).
+    app.amqp.flush_routes()
+    app.amqp.__dict__.pop("router", None)
+    return queues
 
 
 def delete_queues(*names: str) -> None:

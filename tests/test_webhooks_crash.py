@@ -11,7 +11,7 @@ import pytest
 from accounts.services import members_ensure_for_partner, partner_create
 from core.models import OutboxEvent
 from core.tasks import relay_outbox
-from tests.conftest import WorkerHandle, delete_queues, start_worker
+from tests.conftest import WorkerHandle, delete_queues, start_worker, use_queues
 from tests.receiver import Receiver
 from webhooks.models import WebhookDelivery
 from webhooks.services import deliveries_due, endpoint_create
@@ -21,44 +21,32 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 BURST = 150
 
 
-def routes_changed(app) -> None:
-    """Celery builds its router once per process: after an earlier test in this process sent a
-    delivery, new routes were ignored and this test's tries went to a queue nobody read (CI: 130
-    of 150 never tried)."""
-    app.amqp.flush_routes()
-    app.amqp.__dict__.pop("router", None)
-
-
 @pytest.fixture
 def workers(tmp_path, settings):
     """Start real workers on queues of this test's own (their tasks and the webhook tries), each
     stopped at the end."""
-    from loyalty_site.celery import app
-
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    default, hooks = f"crash-{uuid.uuid4().hex[:8]}", f"hooks-{uuid.uuid4().hex[:8]}"
-    before = (app.conf.task_default_queue, app.conf.task_routes)
-    app.conf.task_default_queue, app.conf.task_routes = default, {"webhooks.deliver": {"queue": hooks}}
-    routes_changed(app)
+    run = settings.TASK_QUEUES["default"]
+    queues = use_queues(f"crash-{uuid.uuid4().hex[:8]}")
     handles = []
 
     def start(name, *, threads=0, **env):
         log = tmp_path / f"{name}.log"
-        env = {"CELERY_VISIBILITY_TIMEOUT": "10", "WEBHOOKS_ALLOW_PRIVATE": "1", "WEBHOOKS_QUEUE": hooks, **env}
-        handle = WorkerHandle(start_worker(log, queue=default, queues=f"{default},{hooks}", extra_env=env,
+        env = {"CELERY_VISIBILITY_TIMEOUT": "10", "WEBHOOKS_ALLOW_PRIVATE": "1", **env}
+        consumed = f"{queues['default']},{queues['webhooks']}"
+        handle = WorkerHandle(start_worker(log, queue=queues["default"], queues=consumed, extra_env=env,
                                            threads=threads), tmp_path, log)
         handles.append(handle)
         handle.wait_for(lambda: " ready." in handle.log(), timeout=60, what=f"{name} to start")
         return handle
 
     yield start
-    app.conf.task_default_queue, app.conf.task_routes = before
-    routes_changed(app)
+    use_queues(run)
     for handle in handles:
         if handle.process.poll() is None:
             handle.process.kill()
             handle.process.wait(timeout=10)
-    delete_queues(default, hooks)
+    delete_queues(*queues.values())
 
 
 @pytest.mark.celery_worker
