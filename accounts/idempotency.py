@@ -109,7 +109,7 @@ def _idempotent(handler, secret_fields: tuple[str, ...], scope, answer):
                     return response  # not kept: a corrected retry may use the key again
                 _store(record(response.status_code, response.data))
                 return response
-        except (_Taken, bulk.Carry.Taken):
+        except bulk.Carry.Taken:
             return _replay(request, key, digest, secret_fields)
         except (DomainError, APIException):
             # A retry may fail where the first succeeded (its points are spent now): the first
@@ -122,12 +122,9 @@ def _idempotent(handler, secret_fields: tuple[str, ...], scope, answer):
 
 
 def _store(row: tuple) -> None:
+    """Insert the record in the caller's transaction; a key taken by another request undoes it."""
     if not bulk.insert_new(IdempotencyRecord, FIELDS, [row], unique=("partner_id", "key")):
-        raise _Taken
-
-
-class _Taken(Exception):
-    """The key was taken by another request: undo this one."""
+        raise bulk.Carry.Taken
 
 
 def _sealed(data, fields: tuple[str, ...]):
