@@ -175,17 +175,18 @@ def _fresh_cache():
     yield
 
 
-def use_queues(run: str) -> dict[str, str]:
+def use_queues(run: str, *, target=settings) -> dict[str, str]:
     """Send this process's tasks to queues named after ``run`` (one per kind of work), and give
-    the same names to the workers the tests start (through the environment)."""
+    the same names to the workers the tests start (through the environment). ``target``: the
+    settings to change (a test's ``settings`` fixture, which puts them back after the test)."""
     from loyalty_site.celery import app
 
     queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUE_VARIABLES}
     for kind, name in queues.items():
         os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
-    settings.TASK_QUEUES = queues
-    settings.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
-    settings.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
+    target.TASK_QUEUES = queues
+    target.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
+    target.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
     app.conf.task_default_queue = queues["default"]
     app.conf.task_routes = settings.CELERY_TASK_ROUTES
     # Celery builds its router once per process: after an earlier test sent a task, new routes were
@@ -193,6 +194,19 @@ def use_queues(run: str) -> dict[str, str]:
     app.amqp.flush_routes()
     app.amqp.__dict__.pop("router", None)
     return queues
+
+
+@pytest.fixture
+def own_queues(settings):
+    """Queues of the test's own for the workers and beats it starts: the session's worker
+    (``celery_worker``), once an earlier test in the same process started it, consumes the run's
+    queues and took some of their tasks (CI: a progress task, a beat's scheduled runs). Changed
+    through the ``settings`` fixture: a change made beside its overrides was lost with them."""
+    run = settings.TASK_QUEUES["default"]
+    queues = use_queues(f"{run}-{uuid.uuid4().hex[:6]}", target=settings)
+    yield queues
+    use_queues(run, target=settings)
+    delete_queues(*queues.values())
 
 
 def delete_queues(*names: str) -> None:

@@ -46,7 +46,7 @@ def marks(path: Path) -> list[float]:
     return [float(line.split()[0]) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_two_beats_send_each_job_once_and_the_second_takes_over_when_the_first_dies(tmp_path):
+def test_two_beats_send_each_job_once_and_the_second_takes_over_when_the_first_dies(tmp_path, own_queues):
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
     ran = tmp_path / "ran.txt"

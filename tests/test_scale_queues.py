@@ -4,14 +4,13 @@ engine's work. Progress checks of one process are gathered into one task."""
 
 import re
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from tests.conftest import WorkerHandle, delete_queues, start_worker, use_queues
+from tests.conftest import WorkerHandle, start_worker
 from tests.factories import RuleFactory, customer, make_tiers, place_order, set_program
 from tests.receiver import Receiver
 
@@ -48,13 +47,9 @@ def test_every_task_and_every_scheduled_job_goes_to_the_queue_of_its_kind():
 
 
 @pytest.fixture
-def pools(tmp_path, settings):
-    """Real workers, one pool per kind of work as docs/deploy.md runs them, each stopped at the end.
-    On queues of the test's own: the session's worker (``celery_worker``), if an earlier test started
-    it, consumes the run's queues, and took tasks these tests count in their workers' logs."""
+def pools(tmp_path, settings, own_queues):
+    """Real workers, one pool per kind of work as docs/deploy.md runs them, each stopped at the end."""
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    run = settings.TASK_QUEUES["default"]
-    queues = use_queues(f"{run}-{uuid.uuid4().hex[:6]}")
     handles = []
 
     def start(name: str, kinds: tuple[str, ...], **env):
@@ -71,8 +66,6 @@ def pools(tmp_path, settings):
         if handle.process.poll() is None:
             handle.process.kill()
             handle.process.wait(timeout=10)
-    use_queues(run)
-    delete_queues(*queues.values())
 
 
 @pytest.mark.celery_worker

@@ -4,14 +4,13 @@ endpoint keeps as many tries in flight as its limit allows, never more."""
 
 import signal
 import time
-import uuid
 
 import pytest
 
 from accounts.services import members_ensure_for_partner, partner_create
 from core.models import OutboxEvent
 from core.tasks import relay_outbox
-from tests.conftest import WorkerHandle, delete_queues, start_worker, use_queues
+from tests.conftest import WorkerHandle, start_worker
 from tests.receiver import Receiver
 from webhooks.models import WebhookDelivery
 from webhooks.services import deliveries_due, endpoint_create
@@ -22,12 +21,11 @@ BURST = 150
 
 
 @pytest.fixture
-def workers(tmp_path, settings):
+def workers(tmp_path, settings, own_queues):
     """Start real workers on queues of this test's own (their tasks and the webhook tries), each
     stopped at the end."""
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    run = settings.TASK_QUEUES["default"]
-    queues = use_queues(f"crash-{uuid.uuid4().hex[:8]}")
+    queues = own_queues
     handles = []
 
     def start(name, *, threads=0, **env):
@@ -41,12 +39,10 @@ def workers(tmp_path, settings):
         return handle
 
     yield start
-    use_queues(run)
     for handle in handles:
         if handle.process.poll() is None:
             handle.process.kill()
             handle.process.wait(timeout=10)
-    delete_queues(*queues.values())
 
 
 @pytest.mark.celery_worker
