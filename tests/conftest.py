@@ -184,11 +184,9 @@ def use_queues(run: str, *, target=settings) -> dict[str, str]:
     queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUE_VARIABLES}
     for kind, name in queues.items():
         os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
-    target.TASK_QUEUES = queues
-    target.CELERY_TASK_DEFAULT_QUEUE = queues["default"]
-    target.CELERY_TASK_ROUTES = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
-    app.conf.task_default_queue = queues["default"]
-    app.conf.task_routes = settings.CELERY_TASK_ROUTES
+    routes = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
+    target.TASK_QUEUES, target.CELERY_TASK_DEFAULT_QUEUE, target.CELERY_TASK_ROUTES = queues, queues["default"], routes
+    app.conf.task_default_queue, app.conf.task_routes = queues["default"], routes
     # Celery builds its router once per process: after an earlier test sent a task, new routes were
     # ignored (CI: a crash test's tries went to a queue nobody read).
     app.amqp.flush_routes()

@@ -25,14 +25,13 @@ def workers(tmp_path, settings, own_queues):
     """Start real workers on queues of this test's own (their tasks and the webhook tries), each
     stopped at the end."""
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    queues = own_queues
     handles = []
 
     def start(name, *, threads=0, **env):
         log = tmp_path / f"{name}.log"
         env = {"CELERY_VISIBILITY_TIMEOUT": "10", "WEBHOOKS_ALLOW_PRIVATE": "1", **env}
-        consumed = f"{queues['default']},{queues['webhooks']}"
-        handle = WorkerHandle(start_worker(log, queue=queues["default"], queues=consumed, extra_env=env,
+        consumed = f"{own_queues['default']},{own_queues['webhooks']}"
+        handle = WorkerHandle(start_worker(log, queue=own_queues["default"], queues=consumed, extra_env=env,
                                            threads=threads), tmp_path, log)
         handles.append(handle)
         handle.wait_for(lambda: " ready." in handle.log(), timeout=60, what=f"{name} to start")
