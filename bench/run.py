@@ -507,6 +507,8 @@ def _pandas_reference(*, end, tz, currency):
     import pandas as pd
     import psycopg
 
+    from insights import metrics
+
     started = time.perf_counter()
     with psycopg.connect(DATABASE_URL) as conn:
         frame = pd.read_sql(
@@ -518,10 +520,11 @@ def _pandas_reference(*, end, tz, currency):
     local = pd.to_datetime(frame["placed_at"], utc=True).dt.tz_convert(str(tz))
     frame["month"] = local.dt.year * 12 + local.dt.month - 1
     first = frame.groupby("member_id")["month"].min().rename("cohort")
-    frame = frame.join(first, on="member_id")
-    frame["k"] = frame["month"] - frame["cohort"]
-    cohorts = sorted((int(c), int(k), int(n)) for (c, k), n in
-                     frame.groupby(["cohort", "k"])["member_id"].nunique().items())
+    # The cohorts the page shows: the last twelve months'.
+    shown, _ = metrics.last_months(end=end, tz=tz, count=metrics.COHORTS)
+    recent = frame.join(first, on="member_id").query("cohort >= @shown")
+    cohorts = sorted((int(c), int(k), int(n)) for (c, k), n in recent.assign(k=recent["month"] - recent["cohort"])
+                     .groupby(["cohort", "k"])["member_id"].nunique().items())
     per = frame.groupby("member_id").agg(orders=("activity_id", "size"), revenue=("value", "sum"),
                                          last=("placed_at", "max")).reset_index()
 
@@ -584,8 +587,9 @@ def bench_insights(rows: list[Row]) -> None:
     for turn in ("sql", "pandas", "pandas", "sql"):
         if turn == "sql":
             begin = time.perf_counter()
-            sql_cohorts = metrics.cohort_counts(currency=currency, end=end, tz=program.tz)
-            sql_rfm = sorted((row.member_id, row.r, row.f, row.m) for row in metrics.rfm(currency=currency, end=end))
+            found = metrics.rfm(currency=currency, end=end, tz=program.tz)
+            sql_cohorts = metrics.cohort_counts(found, end=end, tz=program.tz)
+            sql_rfm = sorted((row.member_id, row.r, row.f, row.m) for row in found)
             sql_seconds += time.perf_counter() - begin
         else:
             seconds, pandas_cohorts, pandas_rfm = _pandas_reference(end=end, tz=program.tz, currency=currency)

@@ -8,11 +8,28 @@ its total less what was refunded.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import BigIntegerField, Count, DecimalField, ExpressionWrapper, F, Max, Min, Q, Sum, Window
+from django.db.models import (
+    Aggregate,
+    BigIntegerField,
+    Case,
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Cast, Rank, Round, TruncMonth
 
 from accounts.models import Member
@@ -119,13 +136,20 @@ def month_unfinished(end: datetime, tz) -> bool:
     return (local.day, local.hour, local.minute, local.second, local.microsecond) != (1, 0, 0, 0, 0)
 
 
+def last_months(*, end: datetime, tz, count: int) -> tuple[int, list[datetime]]:
+    """The number of the first of the ``count`` calendar months up to ``end`` (the month it falls
+    in the last), and each one's first local instant."""
+    current = month_number(end - timedelta(microseconds=1), tz)
+    first = current - count + 1
+    return first, [datetime(n // 12, n % 12 + 1, 1, tzinfo=tz) for n in range(first, current + 1)]
+
+
 def monthly(*, currency: str, end: datetime, tz, months: int = 12) -> list[dict]:
     """Revenue, orders and active members per calendar month, the last ``months`` up to ``end``;
     the month ``end`` falls in is marked ``partial``."""
-    current = month_number(end - timedelta(microseconds=1), tz)
-    first = current - months + 1
-    start = datetime(first // 12, first % 12 + 1, 1, tzinfo=tz)
-    found = {_month_of(row["month"]): row for row in purchases(currency=currency, start=start, end=end)
+    first, starts = last_months(end=end, tz=tz, count=months)
+    current = first + months - 1
+    found = {_month_of(row["month"]): row for row in purchases(currency=currency, start=starts[0], end=end)
              .annotate(month=TruncMonth("placed_at", tzinfo=tz)).values("month")
              .annotate(orders=Count("pk"), revenue=Sum(VALUE), active=Count("member_id", distinct=True)).order_by()}
     out = []
@@ -137,28 +161,50 @@ def monthly(*, currency: str, end: datetime, tz, months: int = 12) -> list[dict]
     return out
 
 
-# --- Cohorts --------------------------------------------------------------------------------------
+# --- Cohorts ---------------------------------------------------------------------------------------
 
-def cohort_counts(*, currency: str, end: datetime, tz) -> list[tuple[int, int, int]]:
-    """(cohort month, months after, members who bought that month) for every cohort: members grouped
-    by the month (as year * 12 + month - 1) of their first purchase. One pass over the orders: their
-    distinct (member, month) pairs, sorted by member, so the first month is a window over rows
-    already in order and each pair counts once without COUNT(DISTINCT); the month number is worked
-    out from the few hundred (cohort, month) groups, not per order."""
-    months = (purchases(currency=currency, end=end).annotate(month=TruncMonth("placed_at", tzinfo=tz))
-              .values("member_id", "month").distinct().order_by())
-    sql, params = months.query.sql_with_params()
-    query = (f"SELECT cohort, month, COUNT(*) FROM (SELECT month, MIN(month) OVER (PARTITION BY member_id) AS cohort "
-             f"FROM ({sql}) AS months) AS pairs GROUP BY cohort, month")
-    with bulk.big_read() as cursor:
-        cursor.execute(query, params)
-        found = [(_month_of(c), _month_of(m), int(n)) for c, m, n in cursor.fetchall()]
-    return sorted((c, m - c, n) for c, m, n in found)
+COHORTS = 12  # the page shows the cohorts of the last twelve months
+
+
+class _MonthsBought(Aggregate):
+    """The months a member bought in, as bits of a whole number: bit k for the k-th of the cohort
+    months (``last_months``), bit 0 for any month before them. One expression inside the RFM
+    pass, so the cohorts cost no pass over the orders of their own."""
+    function = "BIT_OR"
+    template = "%(function)s(CAST(1 AS bigint) << %(expressions)s)"
+    output_field = BigIntegerField()
+
+    def __init__(self, starts: list[datetime]):
+        # Newest month first: most orders are recent, and the first true WHEN ends the CASE.
+        number = Case(*[When(placed_at__gte=start, then=Value(k)) for k, start in reversed(list(enumerate(starts, 1)))],
+                      default=Value(0), output_field=IntegerField())
+        super().__init__(number)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # SQLite has no BIT_OR: the distinct powers of two, summed, are the same bits.
+        return self.as_sql(compiler, connection, function="SUM", template="%(function)s(DISTINCT 1 << %(expressions)s)",
+                           **extra)
+
+
+def cohort_counts(rows: list[RfmRow], *, end: datetime, tz) -> list[tuple[int, int, int]]:
+    """(cohort month, months after, members who bought that month) for the cohorts of the last
+    ``COHORTS`` months: members grouped by the month (as year * 12 + month - 1) of their first
+    purchase, from the months each bought in (``RfmRow.months``). Members who bought before those
+    months belong to older cohorts and are left out; members with the same months count once per
+    pattern (at most 2 ** 12 of them), not once each."""
+    first, _ = last_months(end=end, tz=tz, count=COHORTS)
+    patterns = Counter(row.months for row in rows if not row.months & 1)
+    counts: Counter[tuple[int, int]] = Counter()
+    for bits, members in patterns.items():
+        bought = [k for k in range(1, COHORTS + 1) if bits >> k & 1]
+        for k in bought:
+            counts[(first + bought[0] - 1, k - bought[0])] += members
+    return sorted((c, k, n) for (c, k), n in counts.items())
 
 
 def _month_of(first_instant) -> int:
-    """The month number of a month's first local instant: a datetime (the ORM, PostgreSQL) or its
-    text (SQLite through a cursor), both written from "YYYY-MM"."""
+    """The month number of a month's first local instant as the ORM gives it (its text begins
+    "YYYY-MM" on either database)."""
     text = str(first_instant)
     return int(text[:4]) * 12 + int(text[5:7]) - 1
 
@@ -168,7 +214,8 @@ def month_number(at: datetime, tz) -> int:
     return local.year * 12 + local.month - 1
 
 
-def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int = 12, partial: bool = False) -> dict:
+def cohort_table(counts: list[tuple[int, int, int]], *, current: int, last: int = COHORTS,
+                 partial: bool = False) -> dict:
     """The heatmap: the last ``last`` cohorts up to month ``current``, each with its size and the
     share of it buying in month 0, 1, 2, ... after its first purchase (month 0 is always 100%).
     ``partial``: month ``current`` is not over (every row's last share is so far)."""
@@ -216,26 +263,31 @@ class RfmRow:
     r: int
     f: int
     m: int
+    months: int  # the months of the last COHORTS the member bought in, as bits (``_MonthsBought``)
 
 
-def rfm(*, currency: str, end: datetime) -> list[RfmRow]:
-    """Every member with a purchase before ``end``: orders, revenue, first and last purchase, and
-    their R, F, M scores 1-5: the fifth of customers their rank falls in, 1 + 5 (rank - 1) // n,
-    where tied customers share the lowest rank (RANK(), not NTILE: NTILE splits ties by member id,
-    so two customers with the same history could land in different segments). With distinct
-    values each score holds a fifth of the customers, to within one."""
+def rfm(*, currency: str, end: datetime, tz) -> list[RfmRow]:
+    """Every member with a purchase before ``end``: orders, revenue, first and last purchase, the
+    months of the last ``COHORTS`` they bought in (in ``tz``, the program's), and their R, F, M
+    scores 1-5: the fifth of customers their rank falls in, 1 + 5 (rank - 1) // n, where tied
+    customers share the lowest rank (RANK(), not NTILE: NTILE splits ties by member id, so two
+    customers with the same history could land in different segments). With distinct values each
+    score holds a fifth of the customers, to within one."""
     def rank(field):
         return Window(Rank(), order_by=F(field).asc())
 
+    _, starts = last_months(end=end, tz=tz, count=COHORTS)
     rows = (purchases(currency=currency, end=end).values("member_id")
-            .annotate(orders=Count("*"), revenue=Sum(THOUSANDTHS), first=Min("placed_at"), last=Max("placed_at"))
+            .annotate(orders=Count("*"), revenue=Sum(THOUSANDTHS), first=Min("placed_at"), last=Max("placed_at"),
+                      months=_MonthsBought(starts))
             .annotate(r=rank("last"), f=rank("orders"), m=rank("revenue"))
-            .order_by("member_id").values_list("member_id", "orders", "revenue", "first", "last", "r", "f", "m"))
+            .order_by("member_id").values_list("member_id", "orders", "revenue", "first", "last", "r", "f", "m",
+                                               "months"))
     found = bulk.read_rows(rows)
     n = len(found)
     return [RfmRow(member_id, orders, Decimal(revenue).scaleb(-3), first, last, 1 + 5 * (r - 1) // n,
-                   1 + 5 * (f - 1) // n, 1 + 5 * (m - 1) // n)
-            for member_id, orders, revenue, first, last, r, f, m in found]
+                   1 + 5 * (f - 1) // n, 1 + 5 * (m - 1) // n, months)
+            for member_id, orders, revenue, first, last, r, f, m, months in found]
 
 
 # --- Program impact -------------------------------------------------------------------------------

@@ -59,13 +59,13 @@ def snapshot_compute(*, day: date | None = None, run: SnapshotRun | None = None)
     overview["liability"] = metrics.liability(point_value=point_value)
     overview["monthly"] = metrics.monthly(currency=currency, end=end, tz=tz)
 
+    _step(run, "RFM segments")
+    rows = metrics.rfm(currency=currency, end=end, tz=tz)
+
     _step(run, "Cohorts")
-    cohorts = metrics.cohort_table(metrics.cohort_counts(currency=currency, end=end, tz=tz),
+    cohorts = metrics.cohort_table(metrics.cohort_counts(rows, end=end, tz=tz),
                                    current=metrics.month_number(end - timedelta(microseconds=1), tz),
                                    partial=metrics.month_unfinished(end, tz))
-
-    _step(run, "RFM segments")
-    rows = metrics.rfm(currency=currency, end=end)
 
     _step(run, "Fitting the CLV models")
     history = _purchase_days(currency=currency, end=end, tz=tz)

@@ -97,6 +97,48 @@ def test_cohorts_follow_the_programs_time_zone(tea_shop):
                                {"cohort": "2026-06", "size": 1, "shares": [100.0, 100.0]}]
 
 
+def test_cohorts_of_twenty_months_of_random_orders_match_a_count_by_hand(tea_shop):
+    """The last twelve cohorts, counted from the months each member bought in: members whose first
+    purchase is older are in none of them even when they bought since; orders at a month's first
+    local instant count in that month; an order refunded in full is no purchase."""
+    from collections import defaultdict
+    from random import Random
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    set_program(time_zone="Europe/Berlin", currency="EUR", pending_days=0, expiry_policy="never")
+    rng = Random(18)
+    # 20 months up to July 2026 (month numbers as year * 12 + month - 1): December 2024 to July 2026.
+    last_month = 2026 * 12 + 6
+    bought = defaultdict(set)
+    for m in range(40):
+        name = f"m{m}"
+        customer(tea_shop, name, email=f"{name}@example.com")
+        for n in range(rng.randint(1, 5)):
+            month = last_month - rng.randrange(20)
+            if rng.random() < 0.2:  # the first local instant of the month: 23:00 or 22:00 UTC the day before
+                when = datetime(month // 12, month % 12 + 1, 1, tzinfo=berlin)
+            else:
+                when = datetime(month // 12, month % 12 + 1, rng.randint(1, 28), rng.randint(0, 23), tzinfo=berlin)
+            place_order(tea_shop, f"{name}-{n}", name, lines=(("TEA", 1, "10.00", "tea"),), placed_at=when)
+            if rng.random() < 0.15:
+                refund(tea_shop, f"{name}-{n}", refund_id="all")
+            else:
+                bought[name].add(month)
+    expected = defaultdict(lambda: defaultdict(int))
+    for months in bought.values():
+        cohort = min(months)
+        if cohort > last_month - 12:
+            for month in months:
+                expected[cohort][month - cohort] += 1
+    rows = [{"cohort": f"{c // 12}-{c % 12 + 1:02d}", "size": expected[c][0],
+             "shares": [round(100 * expected[c][k] / expected[c][0], 1) for k in range(last_month - c + 1)]}
+            for c in sorted(expected)]
+    assert len(rows) >= 5  # the draw gives several cohorts inside the window and members outside it
+    assert any(min(months) <= last_month - 12 < max(months) for months in bought.values())
+    assert snapshot_compute(day=date(2026, 7, 31)).cohorts["rows"] == rows
+
+
 def test_a_month_not_over_is_marked_and_not_plotted_as_a_collapse(history, client, staff):
     """Seen in the demo: the current month plotted as revenue 0 and every cohort's last cell 0%."""
     from datetime import date
