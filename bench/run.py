@@ -715,6 +715,11 @@ def main() -> None:
             bench_ingest(key, rows)
         if wanted("single"):
             bench_single(key, rows)
+        if wanted("sustained"):
+            from bench.sustained import bench_sustained
+
+            bench_sustained(key, rows, Row, port=PORT, env={**os.environ, **SERVER_ENV}, root=ROOT, members=MEMBERS,
+                            web_workers=WEB_WORKERS)
         if wanted("ingest_webhooks"):
             from bench.webhooks import bench_ingest_with_webhooks
 
