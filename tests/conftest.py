@@ -179,9 +179,14 @@ def use_queues(run: str, *, target=settings) -> dict[str, str]:
     """Send this process's tasks to queues named after ``run`` (one per kind of work), and give
     the same names to the workers the tests start (through the environment). ``target``: the
     settings to change (a test's ``settings`` fixture, which puts them back after the test)."""
+    return route_to({kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUE_VARIABLES},
+                    target=target)
+
+
+def route_to(queues: dict[str, str], *, target=settings) -> dict[str, str]:
+    """Send this process's tasks, and the workers' the tests start, to these queues (by kind)."""
     from loyalty_site.celery import app
 
-    queues = {kind: run if kind == "default" else f"{run}-{kind}" for kind in settings.TASK_QUEUE_VARIABLES}
     for kind, name in queues.items():
         os.environ[settings.TASK_QUEUE_VARIABLES[kind]] = name
     routes = {task: {"queue": queues[kind]} for task, kind in settings.TASK_KINDS.items()}
@@ -200,10 +205,11 @@ def own_queues(settings):
     (``celery_worker``), once an earlier test in the same process started it, consumes the run's
     queues and took some of their tasks (CI: a progress task, a beat's scheduled runs). Changed
     through the ``settings`` fixture: a change made beside its overrides was lost with them."""
-    run = settings.TASK_QUEUES["default"]
-    queues = use_queues(f"{run}-{uuid.uuid4().hex[:6]}", target=settings)
+    before = dict(settings.TASK_QUEUES)
+    queues = use_queues(f"{before['default']}-{uuid.uuid4().hex[:6]}", target=settings)
     yield queues
-    use_queues(run, target=settings)
+    # The names as they were: on SQLite they are the plain kinds, which use_queues does not make.
+    route_to(before, target=settings)
     delete_queues(*queues.values())
 
 
