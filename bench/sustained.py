@@ -6,7 +6,6 @@ queues: the tiers, badges and outbox relays of those orders."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -80,18 +79,6 @@ def _wrk(script: Path, path: str, *, port: int, seconds: int, args: tuple = ()) 
     return json.loads(line.removeprefix("RESULT "))
 
 
-def _waiting(app, queues: list[str]) -> int:
-    """Tasks waiting in the broker's queues (a queue nobody declared yet holds none)."""
-    from amqp.exceptions import ChannelError
-
-    waiting = 0
-    with app.connection_for_write() as conn:
-        for queue in queues:
-            with contextlib.suppress(ChannelError):
-                waiting += conn.default_channel.queue_declare(queue, passive=True).message_count
-    return waiting
-
-
 def bench_sustained(key: str, rows: list, Row, *, port: int, env: dict, root: Path, members: int,
                     web_workers: int) -> None:
     from django.conf import settings
@@ -99,7 +86,7 @@ def bench_sustained(key: str, rows: list, Row, *, port: int, env: dict, root: Pa
     from django.utils import timezone
 
     from core.models import OutboxEvent
-    from loyalty_site.celery import app
+    from loyalty_site.celery import app, tasks_waiting
 
     if shutil.which("wrk") is None:
         from cluster.__main__ import apt_install  # as `make cluster` installs its Debian packages
@@ -147,12 +134,12 @@ def bench_sustained(key: str, rows: list, Row, *, port: int, env: dict, root: Pa
             time.sleep(0.5)
         _wrk(script, "/", port=port, seconds=WARM_UP_SECONDS, args=(key, "W", placed, str(members)))
         result = _wrk(script, "/", port=port, seconds=SECONDS, args=(key, "L", placed, str(members)))
-        queued = _waiting(app, queues)
+        queued = tasks_waiting(queues)
         ended = time.monotonic()
-        while _waiting(app, queues) and time.monotonic() - ended < DRAIN_SECONDS:
+        while tasks_waiting(queues) and time.monotonic() - ended < DRAIN_SECONDS:
             time.sleep(0.5)
         drained = time.monotonic() - ended
-        left = _waiting(app, queues)
+        left = tasks_waiting(queues)
     finally:
         for process in (beat, worker):
             process.terminate()

@@ -303,15 +303,13 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
-def eager_tasks(settings):
+def eager_tasks():
     """Tasks run inline when queued, whatever the broker: for tests about what queues a task,
     not about the worker (those use ``celery_worker``). The code that asks sees it too."""
-    from loyalty_site.celery import app
+    from loyalty_site.celery import tasks_inline
 
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield
-    app.conf.task_always_eager = before
+    with tasks_inline():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.test.utils import override_settings
 
 from accounts.demo import DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD, DEMO_STAFF_EMAIL, DEMO_STAFF_PASSWORD
-from loyalty_site.celery import app as celery_app
+from loyalty_site.celery import tasks_inline
 
 
 class Command(BaseCommand):
@@ -30,15 +30,13 @@ class Command(BaseCommand):
         # whole when the command returns, and no worker checks members' progress beside it. Each
         # app seeds in one transaction that takes members in no set order; a worker locking the
         # members of the last app's orders at the same time deadlocked with it (CI on PostgreSQL).
-        eager = celery_app.conf.task_always_eager
-        celery_app.conf.task_always_eager = True
         try:
             # The messages are in the outbox (the admin's message log shows them), delivered nowhere.
-            with override_settings(EMAIL_DELIVERY_BACKEND="django.core.mail.backends.dummy.EmailBackend",
-                                   SMS_BACKEND="messaging.sms.MemoryBackend", CELERY_TASK_ALWAYS_EAGER=True):
+            with tasks_inline(), override_settings(
+                    EMAIL_DELIVERY_BACKEND="django.core.mail.backends.dummy.EmailBackend",
+                    SMS_BACKEND="messaging.sms.MemoryBackend"):
                 self._seed(shop_url=shop_url.rstrip("/"))
         finally:
-            celery_app.conf.task_always_eager = eager
             trace.setLevel(level)
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
         url = url.rstrip("/")
