@@ -295,6 +295,21 @@ def lock_table(model: type[Model]) -> None:
             cursor.execute(f'LOCK TABLE "{model._meta.db_table}" IN EXCLUSIVE MODE')
 
 
+# PostgreSQL's codes for a transaction it gave up so that another could go on: a deadlock, and a
+# serialization failure. Trying the same work again, from the start, succeeds.
+_GAVE_UP = {"40P01", "40001"}
+
+
+def gave_way(exc: BaseException) -> bool:
+    """Whether ``exc`` (a ``django.db.OperationalError``) says the database aborted this transaction
+    in favour of a concurrent one (PostgreSQL: deadlock detected, serialization failure; SQLite:
+    the database stayed locked past the timeout), so that the same work can simply be tried again."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) in _GAVE_UP:
+        return True
+    return "database is locked" in str(exc)
+
+
 def aware(value):
     """A timestamp read by raw SQL, as an aware datetime (SQLite hands them back as UTC text)."""
     if isinstance(value, str):

@@ -175,7 +175,7 @@ class _Writer:
                 except OperationalError as exc:
                     # Two workers whose new customers share an email can still meet head on;
                     # PostgreSQL picks one to fail, and it simply tries again.
-                    if "deadlock" not in str(exc) or attempt == 2:
+                    if not bulk.gave_way(exc) or attempt == 2:
                         raise
             report.members_created += created
         results = orders_record(partner=self.partner, orders=[order for _, order in self.batch],

@@ -242,3 +242,78 @@ def test_four_backfills_of_a_badge_at_once_award_and_pay_each_level_once(tea_sho
     ada.refresh_from_db()
     assert ada.points_available == 120
     assert list(ledger_discrepancies()) == []
+
+
+
+@pytest.mark.celery_worker
+def test_a_progress_check_that_loses_a_deadlock_runs_again_and_awards_the_badge(tea_shop, ada, celery_worker):
+    # A transaction elsewhere holds Bob, then wants Ada; the worker's progress check of both took
+    # Ada (key order) and waits for Bob. PostgreSQL aborts the check (it has waited longest); the
+    # check runs again a moment later, and both members get their badge and its bonus.
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    from loyalty_site.celery import tasks_inline
+    from rewards.ledger import lock_members
+    from rewards.models import MemberBadge
+    from rewards.services import activity_record
+    from rewards.tasks import evaluate_progress
+    from tests.factories import make_badge
+
+    bob = customer(tea_shop, "cust-43", email="bob@example.com")
+    with tasks_inline():  # their checks done here, before the badge exists: the worker gets only ours
+        for member in (ada, bob):
+            activity_record(member=member, type="review_approved", source_key=f"review:{member.pk}",
+                            description="Review approved")
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 50), activity_type="review_approved")
+    first, second = sorted([ada.pk, bob.pk])
+    holding = threading.Event()
+    other: list = []
+
+    def the_other_transaction():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL deadlock_timeout = '20s'")  # so the check is the one to go
+                lock_members([second])
+                holding.set()
+                _wait_for_a_backend_waiting_on_a_lock()
+                lock_members([first])
+            other.append("committed")
+        except Exception as exc:  # noqa: BLE001  the assertion below shows it
+            other.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=the_other_transaction)
+    thread.start()
+    assert holding.wait(timeout=10)
+    evaluate_progress.delay([ada.pk, bob.pk], ["review_approved"])
+    thread.join(timeout=30)
+    assert other == ["committed"]
+    celery_worker.wait_for(lambda: MemberBadge.objects.filter(member__in=[ada, bob]).count() == 2,
+                           what="both badges after the deadlock")
+    assert "deadlock detected" in celery_worker.log()
+    for member in (ada, bob):
+        member.refresh_from_db()
+        assert member.points_available == 50
+    assert list(ledger_discrepancies()) == []
+
+
+def _wait_for_a_backend_waiting_on_a_lock(timeout: float = 10) -> None:
+    """On this connection, until another connection to this database waits for a row lock."""
+    import time
+
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction sees one snapshot otherwise
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("nobody waited for a lock")

@@ -304,7 +304,8 @@ def _complete(challenge: Challenge, member_ids: list[int], entries: dict, now: d
         # Completed once: only entries still open are closed, so a second run finds nothing to do.
         still_open = ChallengeEntry.objects.select_for_update().filter(
             challenge=challenge, member_id__in=member_ids, completed_at__isnull=True)
-        closing = list(still_open.values_list("member_id", flat=True))
+        # In key order: the bonuses below lock the members a batch at a time.
+        closing = sorted(still_open.values_list("member_id", flat=True))
         ChallengeEntry.objects.filter(challenge=challenge, member_id__in=closing).update(completed_at=now)
         events.emit_many("challenge.completed", [Emitted(m, {"challenge_id": challenge.pk, "challenge": challenge.name})
                                                  for m in closing])
