@@ -302,10 +302,10 @@ def _complete(challenge: Challenge, member_ids: list[int], entries: dict, now: d
         bulk.insert_new(ChallengeEntry, ("challenge_id", "member_id", "joined_at", "completed_at"),
                         [(challenge.pk, m, now, None) for m in new], unique=("member_id", "challenge_id"))
         # Completed once: only entries still open are closed, so a second run finds nothing to do.
+        # In key order: the entries here, and the members the bonuses below lock a batch at a time.
         still_open = ChallengeEntry.objects.select_for_update().filter(
-            challenge=challenge, member_id__in=member_ids, completed_at__isnull=True)
-        # In key order: the bonuses below lock the members a batch at a time.
-        closing = sorted(still_open.values_list("member_id", flat=True))
+            challenge=challenge, member_id__in=member_ids, completed_at__isnull=True).order_by("member_id")
+        closing = list(still_open.values_list("member_id", flat=True))
         ChallengeEntry.objects.filter(challenge=challenge, member_id__in=closing).update(completed_at=now)
         events.emit_many("challenge.completed", [Emitted(m, {"challenge_id": challenge.pk, "challenge": challenge.name})
                                                  for m in closing])
