@@ -245,7 +245,6 @@ def test_four_backfills_of_a_badge_at_once_award_and_pay_each_level_once(tea_sho
     assert list(ledger_discrepancies()) == []
 
 
-
 @pytest.mark.celery_worker
 def test_a_progress_check_that_loses_a_deadlock_runs_again_and_awards_the_badge(tea_shop, ada, celery_worker):
     # A transaction elsewhere holds Bob, then wants Ada; the worker's progress check of both took
