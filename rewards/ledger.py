@@ -1,9 +1,8 @@
 """Posting to the ledger: entries, lots and balances, written set-based.
 
 ``Posting`` is the only code that creates ledger entries, changes lots or writes a member's
-cached balances, except two SQL writers of the same credits from inside one statement on
-PostgreSQL: ``pending_credits_sql`` (the order pipeline's pending points) and
-``available_credits_sql`` (bonuses spendable at once: badges, challenges). The caller must hold
+cached balances, except one SQL writer of the same credits from inside one statement on
+PostgreSQL: ``credits_sql`` (orders' points; badges' and challenges' bonuses). The caller must hold
 the members' row locks (``lock_members``) for the whole transaction; ``Posting`` then keeps the
 three in step in memory and ``flush()`` writes them with one statement per table, so a batch of a
 thousand orders costs a handful of queries.
@@ -340,85 +339,73 @@ def _earned_data_sql(*, available: str, pending: str, owed: str, available_at: s
             "'activity_id', c.activity_id, 'actor_partner_id', NULL)")
 
 
-def pending_credits_sql(*, source: str, now: str) -> str:
-    """The ledger's part of a one-statement write (``rewards.services.orders`` on PostgreSQL): CTEs
-    that post a pending credit for each row of the CTE ``source``, with the columns ``member_id,
-    activity_id, points, available_at, expires_at, available_at_text, expires_at_text, description,
-    effective_at`` (points > 0; the ``_text`` columns are the times as ``isoformat()`` writes them,
-    for the event). Writes what ``credit_pending``, ``touch_activity`` and ``flush`` write for the
-    same credits: the entries, their ``points.earned`` events with ``entry_event_data``'s data, and
-    the members' pending balances and inactivity clocks. ``now`` is the SQL of the time of writing.
-    Precondition: the same statement locked the members first (FOR NO KEY UPDATE, in key order).
-    tests/test_order_pipeline.py pins both writers to the same rows."""
-    entries, members = LedgerEntry._meta.db_table, Member._meta.db_table
-    data = _earned_data_sql(available="0", pending="c.points", owed="0", available_at="c.available_at_text")
-    announce = events.outbox_insert_sql("points.earned", now=now,
-                                        select=f"SELECT c.member_id, {data} AS data FROM {source} c")
-    return f"""
-ledger_entries AS (
-    INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, available_at,
-                             expires_at, description, reason, effective_at, created_at)
-    SELECT c.member_id, '{EntryKind.EARN.value}', 0, c.points, 0, c.activity_id, c.available_at, c.expires_at,
-           c.description, '', c.effective_at, {now}
-    FROM {source} c
-),
-ledger_events AS ({announce}),
-ledger_totals AS (
-    SELECT c.member_id, SUM(c.points) AS points, MAX(c.effective_at) AS last FROM {source} c GROUP BY c.member_id
-),
-ledger_balances AS (
-    UPDATE "{members}" SET points_pending = "{members}".points_pending + t.points,
-           last_activity_at = GREATEST("{members}".last_activity_at, t.last)
-    FROM ledger_totals t WHERE "{members}".id = t.member_id
-)"""
-
-
-def available_credits_sql(*, source: str, now: str) -> str:
-    """``pending_credits_sql`` for points spendable at once (a badge's or a challenge's bonus on
-    PostgreSQL): CTEs that post an available credit for each row of the CTE ``source``, with the
-    columns ``member_id, owed, activity_id, points, expires_at, expires_at_text, description,
-    effective_at`` (points > 0; ``owed`` is the member's debt as the statement's lock read it).
-    Writes what ``credit_available``, ``touch_activity`` and ``flush`` write for the same credits,
-    in ``activity_id`` order within a member: each credit repays what is still owed first, the
-    rest is spendable and opens a lot; the entries, their ``points.earned`` events, the lots, and
-    the members' balances and inactivity clocks. Precondition: the same statement locked the
-    members first (FOR NO KEY UPDATE, in key order) and read ``owed`` there.
-    tests/test_badges_challenges.py pins both writers to the same rows."""
+def credits_sql(*, source: str, now: str, spendable: bool = True) -> str:
+    """The ledger's part of a one-statement write on PostgreSQL (orders' points; a badge's or a
+    challenge's bonuses): CTEs that post a credit for each row of the CTE ``source``, with the
+    columns ``member_id, owed, activity_id, points, available_at, expires_at, available_at_text,
+    expires_at_text, description, effective_at`` (points > 0; ``owed`` is the member's debt as the
+    statement's lock read it; the ``_text`` columns are the times as ``isoformat()`` writes them,
+    for the event). A row with an ``available_at`` is pending until then; one without is spendable
+    at once and, in ``activity_id`` order within a member, repays what is still owed first, the
+    rest opening a lot. Writes what ``credit_pending``, ``credit_available``, ``touch_activity`` and
+    ``flush`` write for the same credits: the entries, their ``points.earned`` events with
+    ``entry_event_data``'s data, the lots, and the members' balances and inactivity clocks (one
+    UPDATE per member: a row changes once per statement). With ``spendable=False`` every row is
+    pending (``owed`` is not read): a shorter text, which the order pipeline needs to stay under
+    psycopg's 4,096 bytes for a single order (``rewards.services.orders._at_once_sql``). ``now``
+    is the SQL of the time of writing. Precondition: the same statement locked the members first
+    (FOR NO KEY UPDATE, in key order). tests/test_order_pipeline.py and
+    tests/test_badges_challenges.py pin it to the rows ``Posting`` writes."""
     entries, lots, members = LedgerEntry._meta.db_table, PointsLot._meta.db_table, Member._meta.db_table
-    data = _earned_data_sql(available="c.points - c.repay", pending="0", owed="-c.repay", available_at="NULL")
+    data = _earned_data_sql(available="c.available", pending="c.pending", owed="-c.repay",
+                            available_at="c.available_at_text")
     announce = events.outbox_insert_sql("points.earned", now=now,
                                         select=f"SELECT c.member_id, {data} AS data FROM ledger_credits c")
-    return f"""
-ledger_credits AS (
-    -- What each credit repays: the debt left after the member's earlier credits of this statement.
-    SELECT c.*, LEAST(c.points, GREATEST(c.owed - COALESCE(SUM(c.points) OVER (
-               PARTITION BY c.member_id ORDER BY c.activity_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-           ), 0), 0)) AS repay
+    if spendable:
+        credits = f"""
+ledger_repaid AS (
+    -- What each spendable credit repays: the debt left after the member's earlier ones here.
+    SELECT c.*, CASE WHEN c.available_at IS NULL THEN LEAST(c.points, GREATEST(c.owed - COALESCE(SUM(c.points)
+        OVER (PARTITION BY c.member_id, c.available_at IS NULL ORDER BY c.activity_id
+              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0), 0)) ELSE 0 END AS repay
     FROM {source} c
 ),
-ledger_entries AS (
-    INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, expires_at,
-                             description, reason, effective_at, created_at)
-    SELECT c.member_id, '{EntryKind.EARN.value}', c.points - c.repay, 0, -c.repay, c.activity_id, c.expires_at,
-           c.description, '', c.effective_at, {now}
-    FROM ledger_credits c
-    RETURNING id, member_id, available_delta, expires_at
-),
+ledger_credits AS (
+    SELECT c.*, CASE WHEN c.available_at IS NULL THEN c.points - c.repay ELSE 0 END AS available,
+           CASE WHEN c.available_at IS NULL THEN 0 ELSE c.points END AS pending
+    FROM ledger_repaid c
+),"""
+        lots_cte = f"""
 ledger_lots AS (
     INSERT INTO "{lots}" (member_id, entry_id, points, remaining, expires_at, created_at)
     SELECT e.member_id, e.id, e.available_delta, e.available_delta, e.expires_at, {now}
     FROM ledger_entries e WHERE e.available_delta > 0
-),
+),"""
+        balances = ("points_available = u.points_available + t.available, "
+                    "points_pending = u.points_pending + t.pending, points_owed = u.points_owed - t.repaid")
+        returning = " RETURNING id, member_id, available_delta, expires_at"  # for the lots
+    else:
+        credits = f"ledger_credits AS (SELECT c.*, 0 AS repay, 0 AS available, c.points AS pending FROM {source} c),"
+        lots_cte = ""
+        balances = "points_pending = u.points_pending + t.pending"
+        returning = ""
+    return f"""{credits}
+ledger_entries AS (
+    INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, available_at,
+                             expires_at, description, reason, effective_at, created_at)
+    SELECT c.member_id, '{EntryKind.EARN.value}', c.available, c.pending, -c.repay, c.activity_id, c.available_at,
+           c.expires_at, c.description, '', c.effective_at, {now}
+    FROM ledger_credits c{returning}
+),{lots_cte}
 ledger_events AS ({announce}),
 ledger_totals AS (
-    SELECT c.member_id, SUM(c.points - c.repay) AS available, SUM(c.repay) AS repaid, MAX(c.effective_at) AS last
+    SELECT c.member_id, SUM(c.available) AS available, SUM(c.pending) AS pending, SUM(c.repay) AS repaid,
+           MAX(c.effective_at) AS last
     FROM ledger_credits c GROUP BY c.member_id
 ),
 ledger_balances AS (
-    UPDATE "{members}" SET points_available = "{members}".points_available + t.available,
-           points_owed = "{members}".points_owed - t.repaid,
-           last_activity_at = GREATEST("{members}".last_activity_at, t.last)
-    FROM ledger_totals t WHERE "{members}".id = t.member_id
+    UPDATE "{members}" u SET {balances}, last_activity_at = GREATEST(u.last_activity_at, t.last)
+    FROM ledger_totals t WHERE u.id = t.member_id
 )"""
 
 

@@ -170,7 +170,7 @@ def _bonus_rows(members: dict) -> dict:
 
 @pytest.mark.postgres
 def test_bonuses_in_one_statement_and_through_posting_write_the_same_rows(tea_shop, coffee_bar, monkeypatch):
-    """On PostgreSQL a badge's bonuses are posted by one SQL statement (``available_credits_sql``),
+    """On PostgreSQL a badge's bonuses are posted by one SQL statement (``credits_sql``),
     elsewhere through ``Posting``: the same awards leave the same rows, a debt repaid first."""
     set_program(pending_days=14, expiry_policy="rolling", expiry_months=12, time_zone="UTC", currency="EUR")
     RuleFactory(name="1 per EUR")

@@ -15,7 +15,7 @@ from accounts.models import ExternalId, Member, Partner
 from core import bulk, events, l10n
 from core.errors import Conflict, Invalid
 from rewards import rules
-from rewards.ledger import Posting, available_credits_sql, lock_members, run_sql
+from rewards.ledger import Posting, credits_sql, lock_members, run_sql
 from rewards.models import (
     Activity,
     ActivityType,
@@ -138,7 +138,7 @@ def set_points_sql(*, source: str, now: str) -> str:
     """CTEs that record an activity with a set amount spendable at once (a badge's or a
     challenge's bonus) for each row of the CTE ``source`` and post its points: the columns
     ``member_id, owed, partner_id, type, source_key, occurred_at, properties, description, points,
-    expires_at, expires_at_text`` (one row per source key; ``owed`` as ``available_credits_sql``
+    expires_at, expires_at_text`` (one row per source key; ``owed`` as ``credits_sql``
     wants it). A source key seen before, also by a concurrent statement, is turned away by its
     unique index and earns nothing; the CTE ``set_points_activities`` holds ``id, source_key,
     member_id`` of those inserted. The same rows as ``activities_record`` writes through ``Posting``.
@@ -153,11 +153,11 @@ set_points_activities AS (
     ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
 ),
 set_points_credits AS (
-    SELECT s.member_id, s.owed, a.id AS activity_id, s.points, s.expires_at, s.expires_at_text, s.description,
-           s.occurred_at AS effective_at
+    SELECT s.member_id, s.owed, a.id AS activity_id, s.points, NULL::timestamptz AS available_at, s.expires_at,
+           NULL::text AS available_at_text, s.expires_at_text, s.description, s.occurred_at AS effective_at
     FROM set_points_activities a JOIN {source} s ON s.source_key = a.source_key WHERE s.points > 0
 ),
-{available_credits_sql(source="set_points_credits", now=now)}"""
+{credits_sql(source="set_points_credits", now=now)}"""
 
 
 def _record_set_points_at_once(items: list[ActivityInput], *, program, now: datetime) -> list[ActivityResult]:

@@ -19,7 +19,7 @@ from core import bulk, events
 from core.errors import Conflict, Invalid, NotFound
 from rewards import rules
 from rewards.currencies import money_str, quantum
-from rewards.ledger import Posting, lock_and_claim, lock_members, pending_credits_sql
+from rewards.ledger import Posting, credits_sql, lock_and_claim, lock_members
 from rewards.models import (
     Activity,
     ActivityType,
@@ -195,13 +195,15 @@ def _record_orders(*, partner, program, orders, todo, results, member_ids=None) 
 
 
 @functools.cache
-def _at_once_sql(*, carried: str = "") -> str:
-    """The one statement of ``_record_orders_at_once``, made once (and once with a carried row:
-    ``core.bulk.Carry``). Parameters, in order: the time of writing, the orders as one JSON array
-    of objects (``_AT_ONCE_ORDER`` names their fields), the lines as another (``_AT_ONCE_LINE``),
-    the partner three times, the carried row. The same text for any number of orders and lines,
-    so PostgreSQL prepares it once, and short enough for psycopg to keep its conversion (at most
-    4,096 bytes and 50 parameters; converting it again cost 0.27 ms of each call's 2.3)."""
+def _at_once_sql(*, carried: str = "", spendable: bool = False) -> str:
+    """The one statement of ``_record_orders_at_once``, made once per shape: with a carried row
+    (``core.bulk.Carry``) or not, with points spendable at once (``credits_sql``) or only pending.
+    Parameters, in order: the time of writing, the orders as one JSON array of objects
+    (``_AT_ONCE_ORDER`` names their fields), the lines as another (``_AT_ONCE_LINE``), the partner
+    three times, the carried row. The same text for any number of orders and lines, so PostgreSQL
+    prepares it once. The pending-only texts (an API order in its return window) are short enough
+    for psycopg to keep their conversion (at most 4,096 bytes and 50 parameters; converting again
+    cost 0.27 ms of each call's 2.3); the spendable ones are longer, converted once per call."""
     activity, order, line = Activity._meta.db_table, Order._meta.db_table, OrderLine._meta.db_table
     member, link = Member._meta.db_table, ExternalId._meta.db_table
     now = "(TABLE p)"
@@ -213,7 +215,8 @@ WITH p AS (SELECT %s::timestamptz AS now),
 v AS (SELECT * FROM json_to_recordset(%s::json) AS v({_AT_ONCE_ORDER})),
 w AS (SELECT * FROM json_to_recordset(%s::json) AS w({_AT_ONCE_LINE})),
 m AS (
-    SELECT x.external_id, m.id AS member_id FROM (SELECT DISTINCT external_id FROM v) e
+    SELECT x.external_id, m.id AS member_id{", m.points_owed AS owed" if spendable else ""}
+    FROM (SELECT DISTINCT external_id FROM v) e
     JOIN LATERAL (SELECT x.external_id, x.member_id FROM "{link}" x
                   WHERE x.partner_id = %s AND x.external_id = e.external_id LIMIT 1) x ON true
     JOIN "{member}" m ON m.id = x.member_id
@@ -239,15 +242,18 @@ l AS (
     FROM a JOIN w ON w.source_key = a.source_key
 ),
 credits AS (
-    SELECT a.member_id, a.id AS activity_id, v.points, v.available_at, v.expires_at, v.available_at_text,
-           v.expires_at_text, v.description, v.placed_at AS effective_at
-    FROM a JOIN v ON v.source_key = a.source_key WHERE v.points > 0
+    SELECT a.member_id,{" m.owed," if spendable else ""} a.id AS activity_id, v.points, v.available_at,
+           v.expires_at, v.available_at_text, v.expires_at_text, v.description, v.placed_at AS effective_at
+    FROM a JOIN v ON v.source_key = a.source_key{" JOIN m ON m.member_id = a.member_id" if spendable else ""}
+    WHERE v.points > 0
 ),
-{pending_credits_sql(source="credits", now=now)}{f", carried AS ({carried})" if carried else ""}
+{credits_sql(source="credits", now=now, spendable=spendable)}{f", carried AS ({carried})" if carried else ""}
 SELECT v.source_key, m.member_id, a.id FROM v
 LEFT JOIN m ON m.external_id = v.external_id LEFT JOIN a ON a.source_key = v.source_key
 """
-    return "\n".join(line.strip() for line in sql.splitlines() if line.strip())  # no indents, as short
+    # No indents, comments or spaces after commas (no literal in it has one), as short.
+    lines = (line.strip() for line in sql.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("--")).replace(", ", ",")
 
 
 _AT_ONCE_ORDER = ("source_key text, external_id text, order_id text, placed_at timestamptz, currency text, "
@@ -259,15 +265,17 @@ _AT_ONCE_LINE = ("source_key text, position integer, sku text, name text, catego
 
 
 def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bulk.Carry | None = None) -> bool:
-    """The common case of the API, in one SQL statement: a few new orders whose points wait out the
-    return window, and no capped rule. Locks the members (in key order), inserts activities (the
-    unique source key turns away copies), orders, lines and pending entries, and raises the pending
-    balances, all at once. Returns False, having written nothing, when the orders need the general
-    path (points available at once must repay debt and open lots, which needs the balances). Being
-    one statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips.
+    """Orders on PostgreSQL, one or a thousand, in one SQL statement: locks the members (in key
+    order), inserts activities (the unique source key turns away copies), orders, lines, and the
+    ledger's entries, lots, events and balances (``credits_sql``: pending points, or points
+    spendable at once that repay a debt first), all at once. Each order's data goes over once, not
+    once per table it lands in, and nothing comes back but the ids. Returns False, having written
+    nothing, when the orders need the general path: SQLite, a capped order rule (caps read what was
+    earned today under the lock), a members-only rule (a campaign's multiplier). Being one
+    statement, it is atomic without a transaction around it: no BEGIN and COMMIT round trips.
     ``carry``, for one order: a row to write in the statement if the order is recorded."""
     # Members-only rules (a campaign's multiplier) need the members before anything is written.
-    if not bulk.writes_in_one_statement() or len(todo) >= LOCK_LATE_FROM or program.rules_need_members or any(
+    if not bulk.writes_in_one_statement() or program.rules_need_members or any(
         s.cap_per_day is not None or s.cap_per_month is not None
         for s in program.specs if s.activity_type == ActivityType.ORDER
     ):
@@ -286,16 +294,14 @@ def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bu
         earning = evaluate_award(program=program, caps=caps, member_id=0, activity_id=0, occasion=occasion,
                                  description=f"Order {order.order_id}",
                                  pending_until=program.available_at(order.placed_at), now=now, awards=[])
-        award = earning.award
-        if award.points > 0 and not award.pending:
-            return False
-        plans.append((index, f"order:{partner.pk}:{order.order_id}", award, earning.results))
+        plans.append((index, f"order:{partner.pk}:{order.order_id}", earning.award, earning.results))
     # Activities go in in key order, as bulk.insert_new puts them: two statements sharing orders cannot deadlock.
     plans.sort(key=lambda plan: plan[1])
     order_rows, line_rows = [], []
     for index, source_key, award, given in plans:
         order = orders[index]
-        available_at = award.available_at.isoformat() if award.available_at else None
+        # Pending points carry the time they become available; points spendable now carry none.
+        available_at = award.available_at.isoformat() if award.pending and award.available_at else None
         expires_at = award.expires_at.isoformat() if award.expires_at else None
         # Times as isoformat() writes them (microseconds kept), amounts as str() does: exact in JSON.
         order_rows.append({
@@ -309,7 +315,8 @@ def _record_orders_at_once(*, partner, program, orders, todo, results, carry: bu
         line_rows += [{"source_key": source_key, "position": position, "sku": line.sku, "name": line.name,
                        "category": line.category, "quantity": line.quantity, "unit_price": str(line.unit_price)}
                       for position, line in enumerate(order.lines)]
-    sql = _at_once_sql(carried=carry.statement_sql(after="a") if carry else "")
+    spendable = any(award.points > 0 and not award.pending for _index, _key, award, _given in plans)
+    sql = _at_once_sql(carried=carry.statement_sql(after="a") if carry else "", spendable=spendable)
     params = [now, json.dumps(order_rows), json.dumps(line_rows), partner.pk, partner.pk, partner.pk]
     if carry:
         index, _source_key, award, _given = plans[0]
