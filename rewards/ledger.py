@@ -330,22 +330,21 @@ def _announce(entries: list[Entry]) -> None:
         events.emit_many(name, items)
 
 
-def _earned_data_sql(*, available: str, pending: str, owed: str, available_at: str) -> str:
-    """``entry_event_data`` of an earning entry, in SQL over a credit ``c`` (``c.points``,
-    ``c.expires_at_text``, ``c.description``, ``c.activity_id``), given its moves as SQL."""
-    return (f"jsonb_build_object('points', c.points, 'available_delta', {available}, 'pending_delta', {pending}, "
-            f"'owed_delta', {owed}, 'pending', ({pending}) > 0, 'available_at', {available_at}, "
-            "'expires_at', c.expires_at_text, 'description', c.description, 'reason', '', "
+def _earned_data_sql() -> str:
+    """``entry_event_data`` of an earning entry, in SQL over a row ``c`` of ``credits_sql``."""
+    return ("jsonb_build_object('points', c.points, 'available_delta', c.available, 'pending_delta', c.pending, "
+            "'owed_delta', -c.repay, 'pending', c.pending > 0, 'available_at', c.available_at, "
+            "'expires_at', c.expires_at, 'description', c.description, 'reason', '', "
             "'activity_id', c.activity_id, 'actor_partner_id', NULL)")
 
 
 def credits_sql(*, source: str, now: str, spendable: bool = True) -> str:
     """The ledger's part of a one-statement write on PostgreSQL (orders' points; a badge's or a
     challenge's bonuses): CTEs that post a credit for each row of the CTE ``source``, with the
-    columns ``member_id, owed, activity_id, points, available_at, expires_at, available_at_text,
-    expires_at_text, description, effective_at`` (points > 0; ``owed`` is the member's debt as the
-    statement's lock read it; the ``_text`` columns are the times as ``isoformat()`` writes them,
-    for the event). A row with an ``available_at`` is pending until then; one without is spendable
+    columns ``member_id, owed, activity_id, points, available_at, expires_at, description,
+    effective_at`` (points > 0; ``owed`` is the member's debt as the statement's lock read it; the
+    two times as text, as ``isoformat()`` writes them, which the events carry as they are). A row
+    with an ``available_at`` is pending until then; one without is spendable
     at once and, in ``activity_id`` order within a member, repays what is still owed first, the
     rest opening a lot. Writes what ``credit_pending``, ``credit_available``, ``touch_activity`` and
     ``flush`` write for the same credits: the entries, their ``points.earned`` events with
@@ -357,8 +356,7 @@ def credits_sql(*, source: str, now: str, spendable: bool = True) -> str:
     (FOR NO KEY UPDATE, in key order). tests/test_order_pipeline.py and
     tests/test_badges_challenges.py pin it to the rows ``Posting`` writes."""
     entries, lots, members = LedgerEntry._meta.db_table, PointsLot._meta.db_table, Member._meta.db_table
-    data = _earned_data_sql(available="c.available", pending="c.pending", owed="-c.repay",
-                            available_at="c.available_at_text")
+    data = _earned_data_sql()
     announce = events.outbox_insert_sql("points.earned", now=now,
                                         select=f"SELECT c.member_id, {data} AS data FROM ledger_credits c")
     if spendable:
@@ -393,8 +391,8 @@ ledger_lots AS (
 ledger_entries AS (
     INSERT INTO "{entries}" (member_id, kind, available_delta, pending_delta, owed_delta, activity_id, available_at,
                              expires_at, description, reason, effective_at, created_at)
-    SELECT c.member_id, '{EntryKind.EARN.value}', c.available, c.pending, -c.repay, c.activity_id, c.available_at,
-           c.expires_at, c.description, '', c.effective_at, {now}
+    SELECT c.member_id, '{EntryKind.EARN.value}', c.available, c.pending, -c.repay, c.activity_id,
+           c.available_at::timestamptz, c.expires_at::timestamptz, c.description, '', c.effective_at, {now}
     FROM ledger_credits c{returning}
 ),{lots_cte}
 ledger_events AS ({announce}),

@@ -57,7 +57,7 @@ def _rows(partner) -> dict:
     orders = Order.objects.filter(partner=partner).order_by("order_id")
     return {
         "orders": [(o.order_id, by_id[o.member_id], o.placed_at, o.total, o.points, o.status, o.content_hash,
-                    [(item["rule"]["name"], item["points"]) for item in o.rules_applied]) for o in orders],
+                    o.rules_applied) for o in orders],
         "lines": list(OrderLine.objects.filter(order__partner=partner).order_by("order__order_id", "position")
                       .values_list("order__order_id", "position", "sku", "quantity", "unit_price", "category")),
         "entries": [(by_id[e.member_id], e.activity.order.order_id, e.kind, e.available_delta, e.pending_delta,
@@ -95,6 +95,9 @@ def test_one_statement_and_the_general_path_write_the_same_rows(tea_shop, coffee
     assert _rows(tea_shop) == _rows(coffee_bar)
     first = _rows(tea_shop)
     assert first["balances"][0][:3] == (0, 82, 0) and first["balances"][1][:3] == (0, 60, 0)
+    # Each rule applied with its whole spec, kept for refunds, in the order the rules ran.
+    assert [(item["rule"]["name"], item["rule"]["kind"], item["points"]) for item in first["orders"][0][7]] == [
+        ("1 per EUR", "per_currency", 33), ("Tea: 1 more per EUR", "per_currency", 25)]
     assert first["events"][0][2]["available_at"] == (PLACED[0] + timedelta(days=14)).isoformat()
     # The two writers really are two: one statement for each order sent, against several.
     writes = [sum(q["sql"].lstrip().upper().startswith(("INSERT", "WITH", "UPDATE")) for q in c.captured_queries)

@@ -153,8 +153,8 @@ set_points_activities AS (
     ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key, member_id
 ),
 set_points_credits AS (
-    SELECT s.member_id, s.owed, a.id AS activity_id, s.points, NULL::timestamptz AS available_at, s.expires_at,
-           NULL::text AS available_at_text, s.expires_at_text, s.description, s.occurred_at AS effective_at
+    SELECT s.member_id, s.owed, a.id AS activity_id, s.points, NULL::text AS available_at,
+           s.expires_at_text AS expires_at, s.description, s.occurred_at AS effective_at
     FROM set_points_activities a JOIN {source} s ON s.source_key = a.source_key WHERE s.points > 0
 ),
 {credits_sql(source="set_points_credits", now=now)}"""
