@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -12,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import AuditLog, Member, Partner, User
 from accounts.selectors import partner_member_ids_query
-from accounts.services import CODE_ALPHABET
+from accounts.services import random_codes
 from core import events, l10n
 from core.errors import Conflict, Invalid, NotFound
 from rewards.ledger import Posting, lock_members
@@ -64,7 +63,7 @@ def points_adjust(*, member: Member, points: int, reason: str, actor_user: User 
 
 
 def coupon_code_generate() -> str:
-    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    raw = random_codes(1, 12)[0]
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
