@@ -25,6 +25,7 @@ from rewards.services import (
     order_record,
     order_refund,
     program_settings_update,
+    reward_redeem,
 )
 
 
@@ -120,6 +121,19 @@ def place_order(partner, order_id: str, member: str, **kwargs):
 
 def refund(partner, order_id: str, **payload):
     return order_refund(partner=partner, order_id=order_id, refund=parse_refund(payload))
+
+
+def in_debt(partner, external_id: str):
+    """A member who spent 80 points, then had the order that earned them refunded: owes 80 (with a
+    rule of 1 point per EUR and a return window under 30 days)."""
+    member = customer(partner, external_id, email=f"{external_id}@{partner.pk}.example.com")
+    place_order(partner, f"{external_id}-1", external_id, lines=(("TEA-1", 1, "100.00", "tea"),),
+                placed_at=timezone.now() - timedelta(days=30))
+    reward_redeem(member=member, reward=RewardFactory(points_cost=80))
+    refund(partner, f"{external_id}-1", refund_id=f"{external_id}-r")
+    member.refresh_from_db()
+    assert (member.points_available, member.points_owed) == (0, 80)
+    return member
 
 
 def make_tiers(*specs):

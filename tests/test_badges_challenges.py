@@ -15,14 +15,14 @@ from core import bulk
 from core.models import OutboxEvent
 from rewards.models import ChallengeEntry, LedgerEntry, MemberBadge, PointsLot
 from rewards.selectors import ledger_discrepancies
-from rewards.services import activity_record, reward_redeem
+from rewards.services import activity_record
 from rewards.services.progress import badge_backfill, badges_evaluate, challenge_join, challenges_evaluate
 from rewards.services.tiers import tier_set_manually
 from tests.factories import (
     ChallengeFactory,
-    RewardFactory,
     RuleFactory,
     customer,
+    in_debt,
     make_badge,
     make_tiers,
     place_order,
@@ -138,18 +138,6 @@ def test_a_new_badge_is_backfilled_for_members_who_already_qualify(tea_shop, ada
     assert badge_backfill(badge_id=badge.pk) == 0
 
 
-def _in_debt(partner, external_id):
-    """A member who spent 80 points, then had the order that earned them refunded: owes 80."""
-    member = customer(partner, external_id, email=f"{external_id}@{partner.pk}.example.com")
-    place_order(partner, f"{external_id}-1", external_id, lines=(("TEA-1", 1, "100.00", "tea"),),
-                placed_at=timezone.now() - timedelta(days=30))
-    reward_redeem(member=member, reward=RewardFactory(points_cost=80))
-    refund(partner, f"{external_id}-1", refund_id=f"{external_id}-r")
-    member.refresh_from_db()
-    assert (member.points_available, member.points_owed) == (0, 80)
-    return member
-
-
 def _bonus_rows(members: dict) -> dict:
     by_id = {m.pk: x for x, m in members.items()}
     mine = {"member__in": members.values()}
@@ -176,7 +164,7 @@ def test_bonuses_in_one_statement_and_through_posting_write_the_same_rows(tea_sh
     RuleFactory(name="1 per EUR")
     groups = {}
     for partner in (tea_shop, coffee_bar):
-        groups[partner] = {"debtor": _in_debt(partner, "debtor"),
+        groups[partner] = {"debtor": in_debt(partner, "debtor"),
                            "fresh": customer(partner, "fresh", email=f"fresh@{partner.pk}.example.com")}
         for number in range(3):
             review(groups[partner]["debtor"], f"{partner.pk}-d{number}")

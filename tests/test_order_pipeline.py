@@ -17,15 +17,14 @@ from core.models import OutboxEvent
 from rewards.models import LedgerEntry, Order, OrderLine, PointsLot
 from rewards.payloads import parse_order
 from rewards.selectors import ledger_discrepancies
-from rewards.services import orders_record, reward_redeem
+from rewards.services import orders_record
 from tests.factories import (
-    RewardFactory,
     RuleFactory,
     customer,
+    in_debt,
     make_tiers,
     order_payload,
     place_order,
-    refund,
     set_program,
 )
 
@@ -105,18 +104,6 @@ def test_one_statement_and_the_general_path_write_the_same_rows(tea_shop, coffee
     assert writes[0] == 5 and writes[1] >= 3 * 4, writes
 
 
-def _in_debt(partner, external_id):
-    """A member who spent 80 points, then had the order that earned them refunded: owes 80."""
-    member = customer(partner, external_id, email=f"{external_id}@{partner.pk}.example.com")
-    place_order(partner, f"{external_id}-0", external_id, lines=(("TEA-1", 1, "100.00", "cups"),),
-                placed_at=timezone.now() - timedelta(days=60))
-    reward_redeem(member=member, reward=RewardFactory(points_cost=80))
-    refund(partner, f"{external_id}-0", refund_id=f"{external_id}-r")
-    member.refresh_from_db()
-    assert (member.points_available, member.points_owed) == (0, 80)
-    return member
-
-
 def _spendable_rows(members: dict) -> dict:
     by_id = {m.pk: x for x, m in members.items()}
     earned = LedgerEntry.objects.filter(member__in=members.values(), kind="earn", activity__order__isnull=False,
@@ -150,7 +137,7 @@ def test_a_batch_spendable_at_once_writes_the_same_rows_both_ways_and_repays_a_d
     ]
     members, answers, queries = {}, {}, {}
     for partner in (tea_shop, coffee_bar):
-        members[partner] = {"debtor": _in_debt(partner, "debtor"),
+        members[partner] = {"debtor": in_debt(partner, "debtor"),
                             "fresh": customer(partner, "fresh", email=f"fresh@{partner.pk}.example.com")}
         orders = [parse_order(order_payload(order_id, who, lines=(("TEA-1", 1, eur, "cups"),), placed_at=when),
                               accepted_currencies={"EUR"}) for order_id, who, eur, when in batch]
