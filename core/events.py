@@ -139,7 +139,7 @@ def emit_many(name: str, items: Iterable[Emitted], *, occurred_at: datetime | No
 def outbox_insert_sql(name: str, *, select: str, now: str) -> str:
     """An INSERT of ``name`` events into the outbox for each row of ``select`` (columns
     ``member_id`` and ``data``, a jsonb), for writers that announce their change inside the same SQL
-    statement as the change (``rewards.ledger.pending_credits_sql``); ``now`` is the SQL of the
+    statement as the change (``rewards.ledger.credits_sql``); ``now`` is the SQL of the
     creation time. Event ids are made as ``new_event_id`` makes them. The caller then calls
     ``relay_after_commit``."""
     from core.models import OutboxEvent

@@ -115,9 +115,6 @@ def post_earning(posting: Posting, earning: Earning) -> None:
         posting.credit_available(earning.member_id, award.points, kind=EntryKind.EARN, **common)
 
 
-
-
-
 def award_of_recorded(activity_id: int, points: int, rules_given: list[dict] | None = None) -> AwardResult:
     """The award an already recorded activity earned, for answering a duplicate. Orders keep their
     breakdown in ``rules_applied``; other activities in their ``PointsAward`` rows."""
