@@ -198,9 +198,10 @@ def _record_orders(*, partner, program, orders, todo, results, member_ids=None) 
 def _at_once_sql(*, carried: str = "", spendable: bool = False) -> str:
     """The one statement of ``_record_orders_at_once``, made once per shape: with a carried row
     (``core.bulk.Carry``) or not, with points spendable at once (``credits_sql``) or only pending.
-    Parameters, in order: the time of writing, the orders as one JSON array of objects
-    (``_AT_ONCE_ORDER`` names their fields), the lines as another (``_AT_ONCE_LINE``), the partner
-    three times, the carried row. The same text for any number of orders and lines, so PostgreSQL
+    Parameters, in order: the time of writing, the specs of the rules applied as one JSON array,
+    the orders as another, of objects (``_AT_ONCE_ORDER`` names their fields; ``applied`` holds
+    ``[spec's index, points]`` pairs), the lines as a third (``_AT_ONCE_LINE``), the partner three
+    times, the carried row. The same text for any number of orders and lines, so PostgreSQL
     prepares it once. The pending-only texts (an API order in its return window) are short enough
     for psycopg to keep their conversion (at most 4,096 bytes and 50 parameters; converting again
     cost 0.27 ms of each call's 2.3); the spendable ones are longer, converted once per call."""
