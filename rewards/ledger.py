@@ -344,12 +344,12 @@ def credits_sql(*, source: str, now: str, spendable: bool = True) -> str:
     columns ``member_id, owed, activity_id, points, available_at, expires_at, description,
     effective_at`` (points > 0; ``owed`` is the member's debt as the statement's lock read it; the
     two times as text, as ``isoformat()`` writes them, which the events carry as they are). A row
-    with an ``available_at`` is pending until then; one without is spendable
-    at once and, in ``activity_id`` order within a member, repays what is still owed first, the
-    rest opening a lot. Writes what ``credit_pending``, ``credit_available``, ``touch_activity`` and
-    ``flush`` write for the same credits: the entries, their ``points.earned`` events with
-    ``entry_event_data``'s data, the lots, and the members' balances and inactivity clocks (one
-    UPDATE per member: a row changes once per statement). With ``spendable=False`` every row is
+    with an ``available_at`` is pending until then; one without is spendable at once and, in
+    ``activity_id`` order within a member, repays what is still owed first, the rest opening a lot.
+    Writes what ``credit_pending``, ``credit_available``, ``touch_activity`` and ``flush`` write
+    for the same credits: the entries, their ``points.earned`` events with ``entry_event_data``'s
+    data, the lots, and the members' balances and inactivity clocks (one UPDATE per member: a row
+    changes once per statement). With ``spendable=False`` every row is
     pending (``owed`` is not read): a shorter text, which the order pipeline needs to stay under
     psycopg's 4,096 bytes for a single order (``rewards.services.orders._at_once_sql``). ``now``
     is the SQL of the time of writing. Precondition: the same statement locked the members first

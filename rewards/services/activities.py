@@ -138,8 +138,8 @@ def set_points_sql(*, source: str, now: str) -> str:
     """CTEs that record an activity with a set amount spendable at once (a badge's or a
     challenge's bonus) for each row of the CTE ``source`` and post its points: the columns
     ``member_id, owed, partner_id, type, source_key, occurred_at, properties, description, points,
-    expires_at, expires_at_text`` (one row per source key; ``owed`` as ``credits_sql``
-    wants it). A source key seen before, also by a concurrent statement, is turned away by its
+    expires_at`` (one row per source key; ``owed`` and ``expires_at``, as text, as ``credits_sql``
+    wants them). A source key seen before, also by a concurrent statement, is turned away by its
     unique index and earns nothing; the CTE ``set_points_activities`` holds ``id, source_key,
     member_id`` of those inserted. The same rows as ``activities_record`` writes through ``Posting``.
     Precondition: the statement locked the members first (FOR NO KEY UPDATE, in key order)."""
@@ -154,10 +154,14 @@ set_points_activities AS (
 ),
 set_points_credits AS (
     SELECT s.member_id, s.owed, a.id AS activity_id, s.points, NULL::text AS available_at,
-           s.expires_at_text AS expires_at, s.description, s.occurred_at AS effective_at
+           s.expires_at, s.description, s.occurred_at AS effective_at
     FROM set_points_activities a JOIN {source} s ON s.source_key = a.source_key WHERE s.points > 0
 ),
 {credits_sql(source="set_points_credits", now=now)}"""
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 def _record_set_points_at_once(items: list[ActivityInput], *, program, now: datetime) -> list[ActivityResult]:
@@ -174,19 +178,17 @@ def _record_set_points_at_once(items: list[ActivityInput], *, program, now: date
     columns = list(zip(*[
         (item.member_id, item.partner.pk if item.partner else None, item.type, item.source_key, item.occurred_at,
          bulk.json_text(item.properties or {}), item.description, item.points,
-         expiries.get(item.occurred_at) if item.points > 0 else None)
+         _iso(expiries.get(item.occurred_at)) if item.points > 0 else None)
         for item in todo
     ], strict=True))
-    expiry_texts = [at.isoformat() if at else None for at in columns[8]]
     sql = f"""
 WITH p AS (SELECT %s::timestamptz AS now),
 v AS (
     SELECT u.member_id, u.partner_id, u.type, u.source_key, u.occurred_at, u.properties::jsonb AS properties,
-           u.description, u.points, u.expires_at, u.expires_at_text
+           u.description, u.points, u.expires_at
     FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::timestamptz[], %b::text[], %b::text[],
-                %b::bigint[], %b::timestamptz[], %b::text[])
-         AS u (member_id, partner_id, type, source_key, occurred_at, properties, description, points, expires_at,
-               expires_at_text)
+                %b::bigint[], %b::text[])
+         AS u (member_id, partner_id, type, source_key, occurred_at, properties, description, points, expires_at)
 ),
 m AS (
     SELECT id AS member_id, points_owed AS owed FROM "{Member._meta.db_table}" WHERE id = ANY(%b::bigint[])
@@ -195,7 +197,7 @@ m AS (
 source AS (SELECT v.*, m.owed FROM v JOIN m ON m.member_id = v.member_id),
 {set_points_sql(source="source", now="(SELECT now FROM p)")}
 SELECT a.source_key, a.id FROM set_points_activities a"""
-    params = [now, *[list(column) for column in columns], expiry_texts, sorted({item.member_id for item in todo})]
+    params = [now, *[list(column) for column in columns], sorted({item.member_id for item in todo})]
     inserted = dict(run_sql(sql, params))
     known = _recorded_before(items, inserted)
     results, claimed = [], set()

@@ -188,8 +188,7 @@ announced AS ({announce}),
 bonuses AS (  -- source keys as _bonus_key makes them
     SELECT a.member_id, m.owed, NULL::bigint AS partner_id, '{BONUS_TYPE}' AS type,
            'badge:' || a.level_id || ':' || a.member_id AS source_key, (SELECT now FROM p) AS occurred_at,
-           '{{}}'::jsonb AS properties, l.description, l.points, %s::timestamptz AS expires_at,
-           %s::text AS expires_at_text
+           '{{}}'::jsonb AS properties, l.description, l.points, %s::text AS expires_at
     FROM awarded a JOIN levels l ON l.id = a.level_id JOIN m ON m.member_id = a.member_id WHERE l.points > 0
 ),
 {set_points_sql(source="bonuses", now="(SELECT now FROM p)")}
@@ -200,7 +199,7 @@ SELECT a.member_id, a.level_id FROM awarded a"""
               [_bonus_description(levels[pk]) for pk in level_ids],
               [member_id for member_id, _ in chunk], [level_id for _, level_id in chunk],
               sorted({member_id for member_id, _ in chunk}),
-              expires_at, expires_at.isoformat() if expires_at else None]
+              expires_at.isoformat() if expires_at else None]
     fresh = run_sql(sql, params)
     events.relay_after_commit()
     paid = sorted({member_id for member_id, level_id in fresh if levels[level_id].points_bonus})
