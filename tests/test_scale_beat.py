@@ -69,13 +69,10 @@ def test_two_beats_send_each_job_once_and_the_second_takes_over_when_the_first_d
         leader, standby = senders[0], waiting[0]
         sent = sent_at(tmp_path / f"{leader}.log")
         span = sent[-1] - sent[0]
-        # Each sent once, and run once (the worker may be a little behind on a busy machine).
-        worker.wait_for(lambda: len(marks(ran)) >= len(sent), timeout=30, what="the worker to run what was sent")
-        print(f"\ntwo beats: the every-second job sent {len(sent)} times in {span:.1f} s by the {leader} beat, "
-              f"run {len(marks(ran))} times; the {standby} beat waiting")
+        print(f"\ntwo beats: the every-second job sent {len(sent)} times in {span:.1f} s by the {leader} beat; "
+              f"the {standby} beat waiting")
         assert span >= 6
         assert len(sent) <= span + 2  # twice as many if both beats sent it
-        assert len(marks(ran)) == len(sent)
 
         # The sending beat dies without a word; the other takes over within seconds.
         beats[leader].send_signal(signal.SIGKILL)
@@ -84,16 +81,23 @@ def test_two_beats_send_each_job_once_and_the_second_takes_over_when_the_first_d
         standby_log = tmp_path / f"{standby}.log"
         worker.wait_for(lambda: SENT in standby_log.read_text(), timeout=30, what="the other beat to take over")
         time.sleep(4)
-        taken = sent_at(standby_log)
-        worker.wait_for(lambda: len(marks(ran)) >= len(sent) + len(taken), timeout=30,
-                        what="the worker to run what was sent")
+        # Stopped before counting: a beat still running sends while the count is read.
+        beats[standby].terminate()
+        beats[standby].wait(timeout=10)
+        sent, taken = sent_at(tmp_path / f"{leader}.log"), sent_at(standby_log)
         gap = taken[0] - killed_at
         print(f"after the kill: the {standby} beat sent its first {gap:.1f} s later, then {len(taken)} in "
               f"{taken[-1] - taken[0]:.1f} s")
         assert "holds the lock and sends" in standby_log.read_text()
         assert gap < 10
         assert len(taken) <= taken[-1] - taken[0] + 2
-        assert len(marks(ran)) == len(sent) + len(taken)
+        # Each sent once, and run once (the worker may be a little behind on a busy machine). The
+        # kill may fall between a send's log line and the send itself: one job at most may be missing.
+        total = len(sent) + len(taken)
+        worker.wait_for(lambda: len(marks(ran)) >= total - 1, timeout=30, what="the worker to run what was sent")
+        time.sleep(1)
+        print(f"sent {total} times by the two beats, run {len(marks(ran))} times")
+        assert total - 1 <= len(marks(ran)) <= total
     finally:
         for process in [*beats.values(), worker.process]:
             if process.poll() is None:
