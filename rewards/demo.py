@@ -21,6 +21,7 @@ from rewards.models import (
     Tier,
 )
 from rewards.payloads import parse_order, parse_refund
+from rewards.program import program_changed
 from rewards.services import (
     earning_rule_save,
     order_refund,
@@ -181,6 +182,7 @@ def _seed_progress(*, now, staff) -> None:
                              description="Join, then spend 60 EUR before the deadline.",
                              starts_at=now - timedelta(days=3), ends_at=now + timedelta(days=11),
                              enrollment=Enrollment.OPT_IN, reward_points=150)
+    program_changed()  # as the admin does after saving a challenge
     progress_evaluate()
 
 

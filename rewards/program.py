@@ -22,6 +22,8 @@ from rewards.models import Badge, Challenge, EarningRule, ExpiryPolicy, ProgramS
 from rewards.rules import RuleSpec
 
 MEMBERS_ONLY_LATE = timedelta(days=30)
+# Work reported this late still counts towards a challenge if it happened inside its dates.
+CHALLENGE_LATE = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def load_program() -> Program:
     return Program(
         settings=program_settings, specs=specs, tiers=tuple(Tier.objects.order_by("rank")),
         has_badges=Badge.objects.filter(is_active=True).exists(),
-        has_challenges=Challenge.objects.filter(is_active=True, ends_at__gt=now).exists(),
+        has_challenges=Challenge.objects.filter(is_active=True, ends_at__gt=now - CHALLENGE_LATE).exists(),
     )
 
 

@@ -172,6 +172,14 @@ class ChallengeFactory(StaffSavedFactory):
     starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
     ends_at = factory.LazyAttribute(lambda challenge: challenge.starts_at + timedelta(days=7))
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from rewards.program import program_changed
+
+        challenge = super()._create(model_class, *args, **kwargs)
+        program_changed()  # as the admin does after saving a challenge
+        return challenge
+
 
 class BadgeFactory(StaffSavedFactory):
     """``BadgeFactory(name="Reviewer", criterion="activity_count", levels=[("Bronze", 1, 0)])``: the

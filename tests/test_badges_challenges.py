@@ -258,6 +258,23 @@ class TestChallenges:
         ada.refresh_from_db()
         assert ada.points_available == 300
 
+    def test_work_inside_the_dates_reported_up_to_two_days_after_the_end_still_counts(
+            self, ada, django_capture_on_commit_callbacks, eager_tasks):
+        start = timezone.now() - timedelta(days=10)
+        yesterday, three_days_ago = (
+            ChallengeFactory(name=name, criterion="activity_count", activity_type="review_approved",
+                             threshold=Decimal(1), starts_at=start, ends_at=timezone.now() - timedelta(days=days),
+                             reward_points=points)
+            for name, days, points in (("Ended yesterday", 1, 100), ("Ended three days ago", 3, 1000)))
+        # Nothing else is tracked (no tiers, no badges): the check after the review is for the
+        # challenge that ended yesterday alone; the older one is closed.
+        with django_capture_on_commit_callbacks(execute=True):
+            review(ada, 1, at=start + timedelta(days=5))
+        assert ChallengeEntry.objects.get(member=ada, challenge=yesterday).completed_at is not None
+        assert not ChallengeEntry.objects.filter(member=ada, challenge=three_days_ago).exists()
+        ada.refresh_from_db()
+        assert ada.points_available == 100
+
     def test_a_challenge_completes_once(self, ada, may):
         for number in range(4):
             review(ada, number, at=timezone.now())
@@ -338,3 +355,24 @@ def test_what_is_left_reads_as_english_for_one_and_for_many():
         "orders in 3 more months in a row"
     assert criteria.to_go("distinct_categories", activity_type="", needed=Decimal(1), currency="EUR") == \
         "orders from 1 more category"
+
+
+def test_a_check_that_changes_nothing_reads_only_what_can_have_moved(ada, django_capture_on_commit_callbacks,
+                                                                      eager_tasks):
+    """The check after each activity runs in the worker for every member who did something: with
+    no challenge running it reads none, and it reads erased members once, only when someone qualifies."""
+    from rewards.services.progress import progress_evaluate
+
+    make_badge("Reviewer", "activity_count", ("Bronze", 1, 0), activity_type="review_approved")
+    with django_capture_on_commit_callbacks(execute=True):
+        review(ada, 1)
+    assert held(ada) == ["reviewer:Bronze"]
+    with CaptureQueriesContext(connection) as checked:
+        assert progress_evaluate(member_ids=[ada.pk], activity_types=["review_approved"])["badges"] == 0
+    statements = [query["sql"] for query in checked.captured_queries]
+    assert not any("rewards_challenge" in sql for sql in statements)
+    assert sum('"erased_at" IS NOT NULL' in sql for sql in statements) == 1
+    # The badge and its levels, the measure, erased members, and the award that finds it held (one
+    # statement on PostgreSQL, a read and the next id elsewhere); savepoints aside.
+    work = [sql for sql in statements if not sql.startswith(("SAVEPOINT", "RELEASE", "SET LOCAL"))]
+    assert len(work) <= 6, work

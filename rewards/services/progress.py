@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.files.base import ContentFile
 from django.db import connections, transaction
@@ -29,7 +29,7 @@ from messaging.services import notify
 from rewards import criteria
 from rewards.ledger import run_sql
 from rewards.models import Badge, BadgeLevel, Challenge, ChallengeEntry, Enrollment, MemberBadge
-from rewards.program import current_program, program_changed
+from rewards.program import CHALLENGE_LATE, current_program, program_changed
 from rewards.services.activities import ActivityInput, activities_record, set_points_sql
 from rewards.services.progress_hook import progress_check_after_commit
 
@@ -62,20 +62,23 @@ def badges_evaluate(*, member_ids=None, badge_ids=None, activity_types=None, now
     """Award every badge level members now meet and do not hold. Returns how many were awarded."""
     now = now or timezone.now()
     program = current_program()
+    if badge_ids is None and not program.has_badges:
+        return 0
     badges = Badge.objects.filter(is_active=True).prefetch_related("levels")
     if badge_ids is not None:
         badges = badges.filter(pk__in=list(badge_ids))
     badges = [b for b in badges if _moved(b.criterion, b.activity_type, activity_types)]
     if not badges:
         return 0
-    skip = _erased(member_ids)
     wanted: list[tuple[int, BadgeLevel]] = []
     for badge in badges:
         values = criteria.values(badge.criterion, activity_type=badge.activity_type, member_ids=member_ids,
                                  currency=program.settings.currency, now=now)
         for level in badge.levels.all():
-            wanted.extend((member_id, level) for member_id, value in values.items()
-                          if value >= level.threshold and member_id not in skip)
+            wanted.extend((member_id, level) for member_id, value in values.items() if value >= level.threshold)
+    if wanted:
+        skip = _erased(member_ids)
+        wanted = [(member_id, level) for member_id, level in wanted if member_id not in skip]
     return _award_badges(wanted, now=now)
 
 
@@ -269,10 +272,14 @@ def challenges_evaluate(*, member_ids=None, activity_types=None, now: datetime |
     its goal, and pay their rewards. Returns how many completions were recorded."""
     now = now or timezone.now()
     program = current_program()
+    if not program.has_challenges:
+        return 0
     # Work reported a little late still counts if it happened inside the challenge's dates.
-    challenges = Challenge.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now - timedelta(days=2))
+    challenges = Challenge.objects.filter(is_active=True, starts_at__lte=now, ends_at__gt=now - CHALLENGE_LATE)
     challenges = [c for c in challenges.select_related("reward_badge__badge")
                   if _moved(c.criterion, c.activity_type, activity_types)]
+    if not challenges:
+        return 0
     completed = 0
     skip = _erased(member_ids)
     for challenge in challenges:
