@@ -1,9 +1,10 @@
-"""The program's settings and active earning rules, kept in each process.
+"""The program's settings, active earning rules, tiers and badges, kept in each process.
 
-Every order needs both; reading them from the database each time would double the cost of a
-small order. A process keeps them until they change (``core.process_cache``): the service that
-changes a rule, a tier, a badge, a challenge or a setting calls ``program_changed()``, and every
-process reads them again within 0.1 s of the change's commit (at its next task).
+Every order needs the settings and rules, every check of a member's progress the tiers and
+badges; reading them from the database each time would double the cost of a small order. A
+process keeps them until they change (``core.process_cache``): the service that changes a rule, a
+tier, a badge, a challenge or a setting calls ``program_changed()``, and every process reads them
+again within 0.1 s of the change's commit (at its next task).
 """
 
 import calendar
@@ -58,7 +59,7 @@ class Program:
     settings: ProgramSettings
     specs: tuple[RuleSpec, ...]
     tiers: tuple[Tier, ...] = ()
-    has_badges: bool = False
+    badges: tuple[Badge, ...] = ()  # the active ones, their levels read with them
     has_challenges: bool = False
 
     @cached_property
@@ -93,7 +94,7 @@ class Program:
     @property
     def tracks_progress(self) -> bool:
         """Whether anything (tiers, badges, challenges) must be re-checked after a member's activity."""
-        return bool(self.tiers) or self.has_badges or self.has_challenges
+        return bool(self.tiers) or bool(self.badges) or self.has_challenges
 
     @property
     def tz(self) -> ZoneInfo:
@@ -172,7 +173,7 @@ def load_program() -> Program:
     now = timezone.now()
     return Program(
         settings=program_settings, specs=specs, tiers=tuple(Tier.objects.order_by("rank")),
-        has_badges=Badge.objects.filter(is_active=True).exists(),
+        badges=tuple(Badge.objects.filter(is_active=True).prefetch_related("levels")),
         has_challenges=Challenge.objects.filter(is_active=True, ends_at__gt=now - CHALLENGE_LATE).exists(),
     )
 

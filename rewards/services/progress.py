@@ -62,11 +62,10 @@ def badges_evaluate(*, member_ids=None, badge_ids=None, activity_types=None, now
     """Award every badge level members now meet and do not hold. Returns how many were awarded."""
     now = now or timezone.now()
     program = current_program()
-    if badge_ids is None and not program.has_badges:
-        return 0
-    badges = Badge.objects.filter(is_active=True).prefetch_related("levels")
-    if badge_ids is not None:
-        badges = badges.filter(pk__in=list(badge_ids))
+    if badge_ids is None:
+        badges = program.badges  # kept with the program: read again when a badge is saved
+    else:
+        badges = Badge.objects.filter(is_active=True, pk__in=list(badge_ids)).prefetch_related("levels")
     badges = [b for b in badges if _moved(b.criterion, b.activity_type, activity_types)]
     if not badges:
         return 0
