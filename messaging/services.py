@@ -286,24 +286,29 @@ def _in_their_words(notes: list[Note]) -> list[Note]:
     """Each note of a kind of message written in its member's language (staff's words for that
     language, or its defaults), its values shown that language's way; one read of the members'
     languages and one wording per kind and language, however many notes."""
-    todo = [note for note in notes if note.values is not None]
+    todo = [index for index, note in enumerate(notes) if note.values is not None]
     if not todo:
         return notes
-    languages = selectors.languages(note.member_id for note in todo)
-    words: dict[tuple[str, str], catalogue.Wording] = {}
+    languages = selectors.languages(notes[index].member_id for index in todo)
+    language_of: dict[str | None, str] = {}  # a member's stored language -> the one its words are in
+    in_language: dict[str, list[int]] = {}
+    for index in todo:
+        stored = languages.get(notes[index].member_id)
+        if stored not in language_of:
+            language_of[stored] = catalogue.language_of(stored)
+        in_language.setdefault(language_of[stored], []).append(index)
     said: dict[tuple, tuple[str, str]] = {}
-    written = {}
-    for language in sorted({catalogue.language_of(languages.get(n.member_id)) for n in todo}):
+    written = list(notes)
+    for language in sorted(in_language):
+        words: dict[str, catalogue.Wording] = {}
         with translation.override(language):
-            for index, note in enumerate(notes):
-                if note.values is None or catalogue.language_of(languages.get(note.member_id)) != language:
-                    continue
-                found = words.get((note.kind, language))
-                if found is None:
-                    found = words[(note.kind, language)] = catalogue.wording(note.kind, language)
-                title, body = _said(found, note.values, said, (note.kind, language))
+            for index in in_language[language]:
+                note = notes[index]
+                if note.kind not in words:
+                    words[note.kind] = catalogue.wording(note.kind, language)
+                title, body = _said(words[note.kind], note.values, said, (note.kind, language))
                 written[index] = Note(note.member_id, note.kind, title, body, note.url, language=language)
-    return [written.get(index, note) for index, note in enumerate(notes)]
+    return written
 
 
 def _said(found: catalogue.Wording, values: dict, said: dict, kind: tuple[str, str]) -> tuple[str, str]:

@@ -443,3 +443,31 @@ def test_partners_send_a_members_language_and_the_api_answers_in_english_whateve
     birthday = api.post("/api/v1/members/", {"external_id": "cust-9", "birthday": "2099-01-01"}, format="json",
                         HTTP_ACCEPT_LANGUAGE="de")
     assert birthday.json()["error"]["fields"]["birthday"] == ["Must be a date between 1900-01-01 and today."]
+
+
+def test_one_call_tells_members_in_several_languages_each_in_their_own_and_in_order(alice, bob):
+    """``notify`` with notes of a kind for members of three languages (German, English, and an
+    Austrian German it does not have: German), and a campaign's note already in words: each member
+    gets theirs, in the order given."""
+    from datetime import date
+
+    from accounts.models import Notification
+    from accounts.services import member_update_profile
+    from messaging import catalogue
+    from messaging.services import Note, notify
+    from tests.conftest import make_portal_member
+
+    carol = make_portal_member("carol@example.com", first_name="Carol", language="de-at")
+    member_update_profile(member=alice, language="de")
+    words = catalogue.wording("points_expiring", "en")
+    notify(notes=[words.note(alice.pk, "/rewards/", points=1250, date=date(2027, 3, 3)),
+                  Note(bob.pk, "campaign", "Spring tea week", "Double points on green tea.", "/rewards/"),
+                  words.note(bob.pk, "/rewards/", points=1250, date=date(2027, 3, 3)),
+                  words.note(carol.pk, "/rewards/", points=40, date=date(2027, 3, 3))])
+    told = [(n.member_id, n.title) for n in Notification.objects.order_by("pk")]
+    assert told == [
+        (alice.pk, "1.250 Ihrer Punkte verfallen am 3. März 2027"),
+        (bob.pk, "Spring tea week"),
+        (bob.pk, "1,250 of your points expire on 3 March 2027"),
+        (carol.pk, "40 Ihrer Punkte verfallen am 3. März 2027"),
+    ]
